@@ -1,0 +1,156 @@
+"""The gateway's exception tree. Every error maps to an HTTP status and a stable code.
+
+GatewayError
+├── ConfigError                  (start-up only; never reaches a client)
+├── ClientError                  4xx: the caller did something we refuse
+│   ├── Unauthenticated          401 unauthenticated
+│   ├── StepUpRequired           401 insufficient_user_authentication (RFC 9470)
+│   ├── Forbidden                403 forbidden
+│   ├── BlockedByPolicy          403 blocked_by_policy
+│   ├── NotFound                 404 not_found
+│   ├── MaskedValueWrite         409 masked_value_write
+│   ├── RequestTooLarge          413 request_too_large
+│   ├── UnsupportedUpgrade       426/501 upgrade_refused
+│   ├── EntryValidationFailed    422 entry_validation_failed
+│   └── RateLimited              429 rate_limited
+└── ServerError                  5xx: something between us and the CRM failed
+    ├── UpstreamUnavailable      502 upstream_unavailable
+    ├── UpstreamTimeout          504 upstream_timeout
+    ├── ResponseTooLarge         502 response_too_large
+    ├── ResponseRewriteFailed    502 response_rewrite_failed  (fail closed)
+    ├── PolicyUnavailable        503 policy_unavailable       (fail closed)
+    └── AuditUnavailable         503 audit_unavailable        (strict audit mode)
+
+This module is a leaf: it imports nothing from the gateway.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class GatewayError(Exception):
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal_error"
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+    def to_body(self, request_id: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"error": self.code, "message": self.message}
+        if self.details:
+            body["details"] = self.details
+        if request_id:
+            body["request_id"] = request_id
+        return body
+
+
+class ConfigError(GatewayError):
+    code = "config_error"
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems or [message]
+
+
+class ClientError(GatewayError):
+    status = 400
+    code = "bad_request"
+
+
+class Unauthenticated(ClientError):
+    status = 401
+    code = "unauthenticated"
+
+
+class StepUpRequired(ClientError):
+    status = 401
+    code = "insufficient_user_authentication"
+
+    def __init__(
+        self, message: str, *, acr_values: str | None = None, max_age: int | None = None
+    ) -> None:
+        super().__init__(message)
+        self.acr_values = acr_values
+        self.max_age = max_age
+
+
+class Forbidden(ClientError):
+    status = 403
+    code = "forbidden"
+
+
+class BlockedByPolicy(ClientError):
+    status = 403
+    code = "blocked_by_policy"
+
+
+class NotFound(ClientError):
+    status = 404
+    code = "not_found"
+
+
+class MaskedValueWrite(ClientError):
+    status = 409
+    code = "masked_value_write"
+
+
+class RequestTooLarge(ClientError):
+    status = 413
+    code = "request_too_large"
+
+
+class UnsupportedUpgrade(ClientError):
+    status = 501
+    code = "upgrade_refused"
+
+
+class EntryValidationFailed(ClientError):
+    status = 422
+    code = "entry_validation_failed"
+
+
+class RateLimited(ClientError):
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ServerError(GatewayError):
+    status = 500
+    code = "internal_error"
+
+
+class UpstreamUnavailable(ServerError):
+    status = 502
+    code = "upstream_unavailable"
+
+
+class UpstreamTimeout(ServerError):
+    status = 504
+    code = "upstream_timeout"
+
+
+class ResponseTooLarge(ServerError):
+    status = 502
+    code = "response_too_large"
+
+
+class ResponseRewriteFailed(ServerError):
+    status = 502
+    code = "response_rewrite_failed"
+
+
+class PolicyUnavailable(ServerError):
+    status = 503
+    code = "policy_unavailable"
+
+
+class AuditUnavailable(ServerError):
+    status = 503
+    code = "audit_unavailable"

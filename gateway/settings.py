@@ -1,0 +1,274 @@
+"""Typed settings: the only reader of configuration files and environment variables.
+
+Load order: built-in defaults < YAML file < environment (`CRM_GATEWAY__SECTION__KEY=value`,
+double underscore between levels; values are parsed as YAML scalars, so `true`, `30`
+and `[a, b]` work) < command-line flags (applied by `cli.py` via `with_overrides`).
+
+Every problem is reported at once with its dotted path (`upstream.url: ...`), so
+`crm-gateway check-config` can print them all. A default that only needs
+`upstream.url` works.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from gateway.errors import ConfigError
+
+ENV_PREFIX = "CRM_GATEWAY__"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ListenSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    workers: int = Field(1, ge=1, le=64)
+    # Seconds a client may take to send the request line and headers (slowloris guard).
+    header_timeout: float = Field(10.0, gt=0)
+    # Idle keep-alive between requests.
+    keepalive_timeout: float = Field(75.0, gt=0)
+    max_line_size: int = Field(8190, ge=1024)
+    max_field_size: int = Field(8190, ge=1024)
+    # The gateway's own name in Via.
+    via_name: str = "crm-gateway"
+
+
+class UpstreamSettings(_Section):
+    url: str = ""
+    connect_timeout: float = Field(5.0, gt=0)
+    read_timeout: float = Field(30.0, gt=0)
+    total_timeout: float = Field(300.0, gt=0)
+    pool_size: int = Field(100, ge=1)
+    pool_per_host: int = Field(0, ge=0)
+    keepalive_timeout: float = Field(30.0, ge=0)
+    # Forward the client's Host header (some CRMs build absolute links from it).
+    preserve_host: bool = False
+    verify_tls: bool = True
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if v and not (v.startswith("http://") or v.startswith("https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return v.rstrip("/")
+
+
+class LimitSettings(_Section):
+    max_request_body: int = Field(10 * 1024 * 1024, ge=0)
+    max_response_body: int = Field(64 * 1024 * 1024, ge=0)  # buffered rewrites
+    max_streamed_response: int = Field(0, ge=0)  # 0 = unlimited when streaming
+    # Decompression of upstream bodies before masking.
+    max_decompressed_body: int = Field(256 * 1024 * 1024, ge=0)
+    max_decompression_ratio: int = Field(200, ge=1)
+
+
+class ForwardedSettings(_Section):
+    # Client networks whose X-Forwarded-*/Forwarded headers are believed. Empty: none.
+    trusted_proxies: tuple[str, ...] = ()
+    # Emit X-Forwarded-For/-Proto/-Host (and always Via) to the CRM.
+    emit_x_forwarded: bool = True
+    emit_forwarded: bool = False
+
+
+class RouteSettings(_Section):
+    """A route rule. `path` is a glob on the normalised path (`/api/contacts/*`)."""
+
+    path: str
+    methods: tuple[str, ...] = ()
+    sensitive: bool = True
+    public: bool = False
+    websocket: bool = False
+    report_only: bool = False
+    catalog_route: str | None = None
+
+
+class IdentitySettings(_Section):
+    # The directory of subjects (YAML or CSV) the security team manages.
+    directory: Path = Path("config/directory.yaml")
+    # Header carrying an API key (in addition to `Authorization: Bearer`).
+    api_key_header: str = "X-Api-Key"
+    # Identity headers the CRM trusts: set by the gateway only, client copies removed.
+    upstream_identity_headers: dict[str, str] = Field(default_factory=dict)
+    # Headers always removed from client requests (identity spoofing).
+    strip_request_headers: tuple[str, ...] = (
+        "X-Remote-User",
+        "X-Forwarded-User",
+        "X-Auth-Request-User",
+        "X-Gateway-Subject",
+        "X-Gateway-Clearance",
+    )
+
+
+class PolicySettings(_Section):
+    # static: the action table derived from `static_table` (no OPA);
+    # managed: the gateway supervises `opa run --server --watch rego/`;
+    # external: an OPA server at `url`.
+    engine: Literal["static", "managed", "external"] = "managed"
+    url: str = "http://127.0.0.1:8181"
+    decision_path: str = "crm/gateway/decision"
+    rego_dir: Path = Path("rego")
+    opa_binary: str = ""  # empty: PATH, then .tools/bin/opa
+    timeout: float = Field(0.05, gt=0)
+    report_only: bool = False
+    purpose_header: str = "X-Purpose"
+    justification_header: str = "X-Justification"
+
+
+class RedisSettings(_Section):
+    url: str = ""  # empty: in-memory state (single process only)
+    required: bool = False
+
+
+class ClassificationSettings(_Section):
+    taxonomy: Path = Path("config/taxonomy.yaml")
+    catalog: Path = Path("config/crm/demo.yaml")
+    pseudonym_key_env: str = "CRM_GATEWAY_PSEUDONYM_KEY"
+    # What to do with a write carrying a masked placeholder: reject (409) or strip.
+    masked_write: Literal["reject", "strip"] = "reject"
+    entry_validation: bool = False
+
+
+class AuditSettings(_Section):
+    sinks: tuple[str, ...] = ("stdout",)
+    file: Path = Path("var/audit/audit.jsonl")
+    spool_dir: Path = Path("var/audit/spool")
+    stream: str = "crm-gateway:audit"
+    hmac_key_env: str = "CRM_GATEWAY_AUDIT_KEY"
+    strict_levels: tuple[str, ...] = ()
+
+
+class LoggingSettings(_Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["json", "console"] = "json"
+
+
+class AdminSettings(_Section):
+    prefix: str = "/_gateway"
+    # Networks allowed to call admin endpoints other than health/ready/metrics.
+    allowed_networks: tuple[str, ...] = ("127.0.0.1/32", "::1/128")
+
+
+class Settings(_Section):
+    environment: Literal["development", "production"] = "development"
+    listen: ListenSettings = ListenSettings()
+    upstream: UpstreamSettings = UpstreamSettings()
+    limits: LimitSettings = LimitSettings()
+    forwarded: ForwardedSettings = ForwardedSettings()
+    routes: tuple[RouteSettings, ...] = ()
+    identity: IdentitySettings = IdentitySettings()
+    policy: PolicySettings = PolicySettings()
+    redis: RedisSettings = RedisSettings()
+    classification: ClassificationSettings = ClassificationSettings()
+    audit: AuditSettings = AuditSettings()
+    logging: LoggingSettings = LoggingSettings()
+    admin: AdminSettings = AdminSettings()
+    # Where relative paths in this file are resolved from (the config file's project root).
+    base_dir: Path = REPO_ROOT
+
+    @model_validator(mode="after")
+    def _production_needs_redis(self) -> Settings:
+        if self.environment == "production" and not self.redis.url:
+            raise ValueError(
+                "environment is production but redis.url is empty: several replicas "
+                "would not share revocations, grants or rate limits"
+            )
+        return self
+
+    def path(self, p: Path) -> Path:
+        return p if p.is_absolute() else self.base_dir / p
+
+    def with_overrides(self, **dotted: Any) -> Settings:
+        """Return a copy with `section.key` overrides applied and re-validated."""
+        data = self.model_dump()
+        for key, value in dotted.items():
+            if value is None:
+                continue
+            _set_dotted(data, key.split("."), value)
+        return _validate(data)
+
+
+def _set_dotted(data: dict[str, Any], parts: list[str], value: Any) -> None:
+    node = data
+    for part in parts[:-1]:
+        nxt = node.get(part)
+        if not isinstance(nxt, dict):
+            nxt = {}
+            node[part] = nxt
+        node = nxt
+    node[parts[-1]] = value
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, raw in environ.items():
+        if not key.startswith(ENV_PREFIX):
+            continue
+        parts = [p.lower() for p in key[len(ENV_PREFIX) :].split("__") if p]
+        if parts:
+            _set_dotted(out, parts, yaml.safe_load(raw) if raw else raw)
+    return out
+
+
+def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    for k, v in extra.items():
+        if isinstance(v, Mapping) and isinstance(base.get(k), dict):
+            _merge(base[k], v)
+        else:
+            base[k] = v
+    return base
+
+
+def format_problems(exc: ValidationError) -> list[str]:
+    problems = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = err["msg"].removeprefix("Value error, ")
+        problems.append(f"{loc}: {msg}")
+    return problems
+
+
+def _validate(data: Mapping[str, Any]) -> Settings:
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        problems = format_problems(exc)
+        raise ConfigError(f"{len(problems)} configuration error(s)", problems) from exc
+
+
+def load_settings(
+    path: str | Path | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Read YAML (optional), apply environment overrides, validate once."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        try:
+            text = p.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot read {p}: {exc.strerror}") from exc
+        try:
+            loaded = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{p}: not valid YAML: {exc}") from exc
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{p}: the top level must be a mapping")
+        data = loaded or {}
+        data.setdefault("base_dir", str(_project_root_for(p)))
+    _merge(data, _env_overrides(os.environ if environ is None else environ))
+    return _validate(data)
+
+
+def _project_root_for(config_file: Path) -> Path:
+    """Config files in `<root>/config/` resolve relative paths from `<root>`."""
+    parent = config_file.resolve().parent
+    return parent.parent if parent.name == "config" else parent

@@ -1,0 +1,41 @@
+"""Every Redis key and channel the gateway uses, in one place.
+
+All keys share the prefix so one Redis can serve several gateways (set
+`prefix` per deployment). Modules of `gateway.state` build keys only here.
+"""
+
+from __future__ import annotations
+
+PREFIX = "crmgw"
+
+
+def key(*parts: str) -> str:
+    return ":".join((PREFIX, *parts))
+
+
+# Revocation (identity): a hash of revoked subject ids, a version counter, a channel.
+REVOKED = key("revoked")
+REVOCATION_VERSION = key("revoked", "version")
+REVOCATION_CHANNEL = key("revoked", "events")
+
+# Rate limits (request guard).
+def ratelimit(scope: str, ident: str) -> str:
+    return key("rl", scope, ident)
+
+
+# Grants and approvals (policy input).
+GRANTS = key("grants")
+GRANTS_VERSION = key("grants", "version")
+GRANTS_CHANNEL = key("grants", "events")
+
+# Audit stream (events for the SIEM shipper).
+AUDIT_STREAM = key("audit")
+AUDIT_GROUP = "shippers"
+
+# Anomaly counters.
+def anomaly(kind: str, subject: str, window: str) -> str:
+    return key("anomaly", kind, subject, window)
+
+
+# Change notifications (policy/config reloads).
+CHANGES_CHANNEL = key("changes")
