@@ -1,0 +1,107 @@
+"""What enforcement did to one response, in a form the audit event can carry.
+
+The report never holds a customer value: only record ids (which the audit trail
+needs to say *whose* data was seen), categories, levels, outcomes and counts.
+It is filled on the hot path, so the enforcer adds whole batches (one per
+record plan) instead of one call per field, and the totals are expanded only
+when `to_audit()` is called.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from gateway.core.model import Action, Verb
+
+OUTCOMES = ("clear", "masked", "generalised", "pseudonymised", "redacted", "dropped", "blocked")
+
+_OUTCOME = {
+    Verb.ALLOW: "clear",
+    Verb.MASK: "masked",
+    Verb.GENERALISE: "generalised",
+    Verb.PSEUDONYMISE: "pseudonymised",
+    Verb.REDACT: "redacted",
+    Verb.DROP: "dropped",
+    Verb.BLOCK: "blocked",
+}
+
+FieldKey = tuple[str, str, str]  # (category, level, outcome)
+
+
+def outcome_of(action: Action) -> str:
+    return _OUTCOME[action.verb]
+
+
+@dataclass(slots=True)
+class EnforcementReport:
+    """Counters for one response; `max_ids` bounds the list of record ids kept."""
+
+    max_ids: int = 200
+    fields: Counter[FieldKey] = field(default_factory=Counter)
+    record_ids: list[str] = field(default_factory=list)
+    records_seen: int = 0
+    records_dropped: int = 0
+    ids_total: int = 0
+    grades: Counter[str] = field(default_factory=Counter)
+    tiers: Counter[str] = field(default_factory=Counter)
+    clear_records: Counter[str] = field(default_factory=Counter)  # level -> records
+    bulk_limited: Counter[str] = field(default_factory=Counter)  # level -> records masked
+    detectors: Counter[str] = field(default_factory=Counter)
+    rules_matched: Counter[str] = field(default_factory=Counter)  # rule reason -> records
+    blocked_reason: str | None = None
+    _batches: Counter[tuple[FieldKey, ...]] = field(default_factory=Counter)
+
+    def add_field(self, category: str, level: str, outcome: str, n: int = 1) -> None:
+        self.fields[(category, level, outcome)] += n
+
+    def add_batch(self, batch: tuple[FieldKey, ...]) -> None:
+        """One record's worth of fixed-plan fields; expanded lazily."""
+        self._batches[batch] += 1
+
+    def add_record(self, record_id: str | None, grade: str | None, tier: str | None) -> None:
+        self.records_seen += 1
+        if record_id is not None:
+            self.ids_total += 1
+            if len(self.record_ids) < self.max_ids:
+                self.record_ids.append(record_id)
+        if grade is not None:
+            self.grades[grade] += 1
+        if tier is not None:
+            self.tiers[tier] += 1
+
+    def field_counts(self) -> Counter[FieldKey]:
+        total = Counter(self.fields)
+        for batch, times in self._batches.items():
+            for key in batch:
+                total[key] += times
+        return total
+
+    def max_clear_level(self, rank: dict[str, int]) -> str | None:
+        """The highest level shown in clear (the response's effective level)."""
+        levels = [lvl for (_, lvl, out), n in self.field_counts().items() if out == "clear" and n]
+        return max(levels, key=lambda lv: rank.get(lv, -1)) if levels else None
+
+    def to_audit(self) -> dict[str, Any]:
+        """Ids, categories, levels and counts only: no customer values."""
+        by_outcome: dict[str, dict[str, dict[str, int]]] = {}
+        for (category, level, outcome), n in sorted(self.field_counts().items()):
+            by_outcome.setdefault(outcome, {}).setdefault(level, {})[category] = n
+        return {
+            "records": {
+                "seen": self.records_seen,
+                "dropped": self.records_dropped,
+                "ids": list(self.record_ids),
+                "ids_total": self.ids_total,
+                "ids_truncated": self.ids_total > len(self.record_ids),
+                "clear_by_level": dict(sorted(self.clear_records.items())),
+                "bulk_limited_by_level": dict(sorted(self.bulk_limited.items())),
+            },
+            "grades": dict(sorted(self.grades.items())),
+            "tiers": dict(sorted(self.tiers.items())),
+            "fields": by_outcome,
+            "detectors": dict(sorted(self.detectors.items())),
+            "record_rules": dict(sorted(self.rules_matched.items())),
+            "blocked": self.blocked_reason,
+        }
