@@ -1,0 +1,107 @@
+# Obligations: what the gateway must do besides applying the table (audit
+# detail, step-up, bulk limits, purpose and justification prompts, cache TTL).
+package crm.gateway
+
+obligations := {
+	"audit_level": _audit_level,
+	"step_up": _step_up,
+	"acr_values": _acr_values,
+	"max_clear_records": _max_clear_records,
+	"bulk_action": _bulk_action,
+	"cache_ttl": _cache_ttl,
+	"purpose_required": _purpose_required,
+	"justification_required": _justification_required,
+}
+
+_audit_level := "critical" if _break_glass_applied
+
+else := "detailed" if _audit_detailed
+
+else := "basic"
+
+# Denials, clear high levels and records of sensitive grades are audited in detail.
+_audit_detailed if not allow
+
+_audit_detailed if _limit >= _threshold(_config.audit.detailed_from)
+
+_audit_detailed if {
+	some grade in _config.audit.detailed_grades
+	_grade_visible(grade)
+}
+
+default _step_up := false
+
+_step_up if {
+	allow
+	_step_up_needed
+}
+
+_step_up if {
+	allow
+	count(_grants_awaiting_mfa) > 0
+}
+
+_acr_values := _config.step_up_acr_values if _step_up
+
+else := null
+
+# Per-level limits on records shown in clear; a bulk_export grant lifts them up
+# to its level (all levels below the top when it names none).
+_max_clear_records := {level: n |
+	some level, n in _config.bulk.max_clear_records
+	not _bulk_lifted(level)
+}
+
+_bulk_lifted(level) if {
+	some grant in _valid_grants
+	grant.type == "bulk_export"
+	_bulk_grant_reaches(grant, level)
+}
+
+_bulk_grant_reaches(grant, level) if _level_rank[level] <= _grant_level(grant)
+
+_bulk_grant_reaches(grant, level) if {
+	not grant.level
+	_level_rank[level] < _top
+}
+
+# An export past a remaining limit is refused; a view past it is masked.
+_bulk_action := "block" if {
+	input.request.operation == "export"
+	count(_max_clear_records) > 0
+} else := "mask"
+
+# Shorter caching when a grant or the partner's access is about to expire.
+_cache_ttl := _config.cache.short_ttl if _expiring_soon
+
+else := _config.cache.ttl
+
+_expiring_soon if {
+	some grant in _valid_grants
+	_ends_soon(grant.expires)
+}
+
+_expiring_soon if {
+	input.subject.partner == true
+	_ends_soon(input.subject.partner_expires)
+}
+
+_ends_soon(stamp) if {
+	time.parse_rfc3339_ns(stamp) - _now_ns <= _config.cache.expiring_within_seconds * 1000000000
+}
+
+# The caller would see purpose-bound levels in clear if a purpose were declared.
+default _purpose_required := false
+
+_purpose_required if {
+	allow
+	not _purpose_ok
+	_limit_excluding("purpose") >= _threshold(_config.purpose_required_from)
+}
+
+default _justification_required := false
+
+_justification_required if {
+	allow
+	count(_break_glass_grants) > 0
+}
