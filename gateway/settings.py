@@ -34,9 +34,10 @@ class ListenSettings(_Section):
     port: int = Field(8080, ge=0, le=65535)
     workers: int = Field(1, ge=1, le=64)
     # Seconds a client may take to send the request line and headers (slowloris guard).
-    header_timeout: float = Field(10.0, gt=0)
-    # Idle keep-alive between requests.
-    keepalive_timeout: float = Field(75.0, gt=0)
+    # aiohttp uses one timer for this and for idle keep-alive between requests.
+    header_timeout: float = Field(15.0, gt=0)
+    # Seconds between two chunks of a request body before the request is abandoned.
+    body_timeout: float = Field(30.0, gt=0)
     max_line_size: int = Field(8190, ge=1024)
     max_field_size: int = Field(8190, ge=1024)
     # The gateway's own name in Via.
@@ -268,6 +269,47 @@ class AuditSettings(_Section):
     stream: str = "crm-gateway:audit"
     hmac_key_env: str = "CRM_GATEWAY_AUDIT_KEY"
     strict_levels: tuple[str, ...] = ()
+    # Emitter: bounded queue, batch size, breaker pause, durable-write deadline (seconds).
+    queue_size: int = Field(50_000, ge=1)
+    batch_size: int = Field(500, ge=1)
+    breaker_cooldown: float = Field(1.0, gt=0)
+    durable_timeout: float = Field(0.5, gt=0)
+    # Approximate MAXLEN trimming of the stream; 0 = never trim (trim after archiving instead).
+    stream_maxlen: int = Field(0, ge=0)
+    # Integrity: dev HMAC key file (used only when the env var is unset outside production),
+    # Ed25519 seal key (PEM; the public key is written next to it), seal cadence.
+    dev_key_file: Path = Path("var/audit/dev-hmac.key")
+    seal_key_file: Path = Path("var/audit/seal-ed25519.pem")
+    seal_every: int = Field(1000, ge=1)
+    seal_interval: float = Field(10.0, gt=0)
+    # Record ids per event; bigger responses continue in linked follow-up events.
+    ids_per_event: int = Field(500, ge=1)
+    # File sink rotation.
+    file_max_bytes: int = Field(100 * 1024 * 1024, ge=1024)
+    file_backups: int = Field(5, ge=0)
+    # Shipper (consumer group on the stream).
+    shipper_group: str = "shippers"
+    shipper_batch: int = Field(500, ge=1)
+    claim_idle_ms: int = Field(60_000, ge=1)
+    # RFC 5424 syslog (TCP, or TLS when syslog_tls) and CEF over the same transport.
+    syslog_host: str = "127.0.0.1"
+    syslog_port: int = Field(6514, ge=1, le=65535)
+    syslog_tls: bool = True
+    syslog_ca_file: Path | None = None
+    syslog_cert_file: Path | None = None
+    syslog_key_file: Path | None = None
+    syslog_app_name: str = "crm-gateway"
+    syslog_sd_id: str = "crmaudit@32473"
+    cef_vendor: str = "crm-gateway"
+    cef_product: str = "CRM Access Gateway"
+    # Splunk HEC: token read from the env var; ack polling when hec_ack.
+    hec_url: str = ""
+    hec_token_env: str = "CRM_GATEWAY_HEC_TOKEN"
+    hec_ack: bool = True
+    hec_ack_timeout: float = Field(30.0, gt=0)
+    hec_sourcetype: str = "crm:audit:ocsf"
+    hec_index: str = ""
+    hec_verify_tls: bool = True
 
 
 class LoggingSettings(_Section):

@@ -14,3 +14,14 @@ def connect(url: str, *, timeout: float = 1.0) -> aioredis.Redis:
         health_check_interval=30,
         decode_responses=False,
     )
+
+
+async def ping(url: str, *, timeout: float = 1.0) -> bool:
+    """Readiness: can we reach Redis right now?"""
+    client = connect(url, timeout=timeout)
+    try:
+        return bool(await client.ping())
+    except (aioredis.RedisError, OSError):
+        return False
+    finally:
+        await client.aclose()

@@ -1,0 +1,97 @@
+# crm-gateway: the two commands a newcomer needs are `make demo` and `make test`.
+# Both are idempotent and work on a fresh Debian machine as root.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(VENV)/bin/pip
+TOOLS  := .tools/bin
+OPA_VERSION := v1.22.3
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lint unit integration e2e rego-test bench deps tools venv clean help
+
+help:
+	@echo "make demo   - install and run the demo CRM behind the gateway (with a local OPA)"
+	@echo "make test   - install test dependencies, start real Redis/OPA, run everything"
+	@echo "make lint   - ruff, ruff format --check, mypy --strict, import-linter, opa fmt/check"
+	@echo "make bench  - run the benchmarks in bench/ and write bench/REPORT.md"
+
+# --- installation -----------------------------------------------------------
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+	  { echo "Python >= 3.11 is required (found $$($(PYTHON) --version))"; exit 1; }
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -e '.[dev,bench]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+# System packages: redis-server for tests; nginx and wrk for benchmarks.
+deps:
+	@missing=""; \
+	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  else \
+	    echo "missing:$$missing - install it with your package manager (Debian: apt-get install$$missing)"; exit 1; \
+	  fi; \
+	fi
+
+# OPA: on PATH, else cached in .tools/bin, else built with `go install`.
+tools: $(TOOLS)/opa
+
+$(TOOLS)/opa:
+	@mkdir -p $(TOOLS)
+	@if command -v opa >/dev/null 2>&1; then \
+	  ln -sf "$$(command -v opa)" $(TOOLS)/opa; echo "using opa from PATH: $$(command -v opa)"; \
+	elif command -v go >/dev/null 2>&1; then \
+	  echo "building OPA $(OPA_VERSION) with go install (first run only, a few minutes)"; \
+	  GOBIN="$(CURDIR)/$(TOOLS)" go install github.com/open-policy-agent/opa@$(OPA_VERSION); \
+	else \
+	  echo "OPA is needed: put 'opa' ($(OPA_VERSION)) on PATH, or install Go so make can build it"; \
+	  echo "  see https://www.openpolicyagent.org/docs/latest/#running-opa"; exit 1; \
+	fi
+
+# --- the two commands -------------------------------------------------------
+
+demo: venv tools
+	$(VENV)/bin/crm-gateway demo
+
+test: venv deps tools
+	$(MAKE) --no-print-directory lint
+	$(MAKE) --no-print-directory rego-test
+	$(VENV)/bin/pytest -q -p no:cacheprovider tests
+
+# --- pieces ------------------------------------------------------------------
+
+lint: venv
+	$(VENV)/bin/ruff check gateway tests bench
+	$(VENV)/bin/ruff format --check gateway tests bench
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+rego-test: tools
+	$(TOOLS)/opa fmt --fail --list rego
+	$(TOOLS)/opa check --strict --schema rego/schema rego
+	$(TOOLS)/opa test --coverage --format=json rego > .tools/rego-coverage.json || { $(TOOLS)/opa test -v rego; exit 1; }
+	@$(PY) -c 'import json; c=json.load(open(".tools/rego-coverage.json"))["coverage"]; print(f"rego line coverage: {c:.1f}%"); exit(c < 90)'
+
+unit: venv
+	$(VENV)/bin/pytest -q tests/unit
+
+integration: venv deps tools
+	$(VENV)/bin/pytest -q tests/integration tests/contract
+
+e2e: venv tools
+	$(VENV)/bin/pytest -q tests/e2e
+
+bench: venv deps tools
+	$(PY) bench/run.py
+
+clean:
+	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache var

@@ -1,0 +1,71 @@
+"""health (liveness), ready (upstream, OPA and Redis reachable), metrics (Prometheus)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+from aiohttp import web
+
+from gateway.errors import NotFound
+from gateway.stages import STAGES
+from gateway.state.client import ping
+
+
+def _json(body: object, status: int = 200) -> web.Response:
+    resp = web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+async def health(request: web.Request) -> web.Response:
+    stages = request.app[STAGES]
+    body: dict[str, object] = {"status": "ok"}
+    if stages.settings.policy.report_only:
+        body["report_only"] = True
+        body["warning"] = "REPORT-ONLY MODE: responses are NOT masked"
+    return _json(body)
+
+
+async def ready(request: web.Request) -> web.Response:
+    stages = request.app[STAGES]
+    settings = stages.settings
+    upstream_ok, policy_ok, redis_ok = await asyncio.gather(
+        stages.upstream.reachable(),
+        stages.policy.ready(),
+        ping(settings.redis.url) if settings.redis.url else _true(),
+    )
+    checks = {
+        "upstream": upstream_ok,
+        "policy": policy_ok,
+        "redis": redis_ok if settings.redis.url else "not configured",
+    }
+    ok = upstream_ok and policy_ok and redis_ok
+    body: dict[str, object] = {"status": "ready" if ok else "not ready", "checks": checks}
+    if settings.policy.report_only:
+        body["report_only"] = True
+    return _json(body, 200 if ok else 503)
+
+
+async def _true() -> bool:
+    return True
+
+
+async def metrics(request: web.Request) -> web.Response:
+    stages = request.app[STAGES]
+    body, content_type = stages.metrics.render(stages)
+    resp = web.Response(body=body)
+    resp.headers["Content-Type"] = content_type
+    return resp
+
+
+async def not_found(request: web.Request) -> web.Response:
+    err = NotFound("no such gateway endpoint")
+    return _json(err.to_body(), err.status)
+
+
+def add_routes(app: web.Application, prefix: str) -> None:
+    app.router.add_get(f"{prefix}/health", health)
+    app.router.add_get(f"{prefix}/ready", ready)
+    app.router.add_get(f"{prefix}/metrics", metrics)
+    app.router.add_route("*", prefix + "/{tail:.*}", not_found)

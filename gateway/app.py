@@ -1,0 +1,87 @@
+"""`create_app(settings)`: wiring only. Every long-lived client is opened in a
+cleanup context and closed on shutdown, in reverse order."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from gateway import admin
+from gateway.audit.emitter import AuditEmitter
+from gateway.core import headers as h
+from gateway.core.catalog import Catalog
+from gateway.core.masking import Masker
+from gateway.core.taxonomy import Taxonomy
+from gateway.errors import ConfigError
+from gateway.handler import handle
+from gateway.identity import Identity, RequestGuard, strip_spoofable_names, upstream_identity_headers
+from gateway.monitor.metrics import Metrics
+from gateway.policy.engine import PolicyEngine
+from gateway.routes import RouteTable
+from gateway.settings import Settings
+from gateway.stages import STAGES, Stages
+from gateway.state.grants import open_grant_store
+from gateway.upstream import Upstream
+
+SETTINGS = web.AppKey("settings", Settings)
+
+
+def create_app(settings: Settings) -> web.Application:
+    if not settings.upstream.url:
+        raise ConfigError("upstream.url is required", ["upstream.url: required (the CRM's base URL)"])
+    app = web.Application(client_max_size=settings.limits.max_request_body or 2**62)
+    app[SETTINGS] = settings
+    app.cleanup_ctx.append(_stages_ctx)
+    admin.add_routes(app, settings.admin.prefix)
+    app.router.add_route("*", "/{tail:.*}", handle)
+    return app
+
+
+def _pseudonym_key(settings: Settings) -> bytes:
+    env = settings.classification.pseudonym_key_env
+    key = os.environ.get(env, "")
+    if key:
+        return key.encode()
+    if settings.environment == "production":
+        raise ConfigError(f"{env} must be set in production (pseudonymisation key)")
+    return b"crm-gateway-development-pseudonym-key"
+
+
+async def _stages_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    taxonomy = Taxonomy.load(settings.path(settings.classification.taxonomy))
+    catalog = Catalog.load(settings.path(settings.classification.catalog))
+    upstream = Upstream.open(settings.upstream)
+    audit = await AuditEmitter.open(settings)
+    grants = await open_grant_store(settings)
+    identity = await Identity.open(settings)
+    policy = await PolicyEngine.open(
+        settings, taxonomy=taxonomy, taxonomy_policy=taxonomy.to_policy(), grants=grants,
+        revocations=identity.revocations,
+    )
+    try:
+        app[STAGES] = Stages(
+            settings=settings,
+            upstream=upstream,
+            identity=identity,
+            guard=RequestGuard.from_settings(settings, identity.ratelimiter),
+            policy=policy,
+            taxonomy=taxonomy,
+            catalog=catalog,
+            masker=Masker(taxonomy, _pseudonym_key(settings)),
+            audit=audit,
+            metrics=Metrics(),
+            routes=RouteTable(settings.routes),
+            trusted_proxies=h.parse_networks(settings.forwarded.trusted_proxies),
+            spoofable_headers=strip_spoofable_names(settings),
+            identity_headers=lambda subject: upstream_identity_headers(settings, subject),
+        )
+        yield
+    finally:
+        await policy.close()
+        await identity.close()
+        await grants.close()
+        await upstream.close()
+        await audit.close()

@@ -1,0 +1,85 @@
+"""Start-up validation shared by `check-config` and `serve`: every problem, with its path."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from gateway.errors import ConfigError
+from gateway.settings import Settings, load_settings
+
+
+def check_config(path: Path) -> list[str]:
+    """Return every problem in the file and in what it points to (empty = OK)."""
+    try:
+        settings = load_settings(path)
+    except ConfigError as exc:
+        return exc.problems
+    problems: list[str] = []
+    if not settings.upstream.url:
+        problems.append("upstream.url: required (the CRM's base URL)")
+    problems += _check_file(settings, "classification.taxonomy", settings.classification.taxonomy, _taxonomy)
+    problems += _check_file(settings, "classification.catalog", settings.classification.catalog, _catalog)
+    problems += _check_file(settings, "identity.directory", settings.identity.directory, _directory)
+    if settings.policy.engine == "managed":
+        rego = settings.path(settings.policy.rego_dir)
+        if not rego.is_dir():
+            problems.append(f"policy.rego_dir: {rego} is not a directory")
+        if not _opa_binary(settings):
+            problems.append(
+                "policy.opa_binary: no `opa` found on PATH or in .tools/bin (run `make tools`)"
+            )
+    if settings.environment == "production" and settings.policy.report_only:
+        problems.append("policy.report_only: report-only mode in production leaves data unmasked")
+    return problems
+
+
+def _opa_binary(settings: Settings) -> str | None:
+    if settings.policy.opa_binary:
+        return settings.policy.opa_binary if Path(settings.policy.opa_binary).exists() else None
+    local = settings.base_dir / ".tools" / "bin" / "opa"
+    return str(local) if local.exists() else shutil.which("opa")
+
+
+def _check_file(settings: Settings, key: str, rel: Path, loader: Any) -> list[str]:
+    path = settings.path(rel)
+    if not path.exists():
+        return [f"{key}: {path} does not exist"]
+    try:
+        loader(path)
+    except (ValueError, ConfigError, OSError) as exc:
+        lines = str(exc).splitlines() or [type(exc).__name__]
+        return [f"{key}: {path}: {line}" for line in lines]
+    return []
+
+
+def _taxonomy(path: Path) -> None:
+    from gateway.core.taxonomy import Taxonomy
+
+    Taxonomy.load(path)
+
+
+def _catalog(path: Path) -> None:
+    from gateway.core.catalog import Catalog
+
+    Catalog.load(path)
+
+
+def _directory(path: Path) -> None:
+    from gateway.identity.directory import Directory
+
+    Directory.load(path)
+
+
+def explain_sample_file(settings: Settings, crm: str | None, sample: Path, level: str) -> str:
+    from gateway.core.catalog import Catalog
+    from gateway.core.explain import explain_sample, format_rows
+    from gateway.core.taxonomy import Taxonomy
+
+    taxonomy = Taxonomy.load(settings.path(settings.classification.taxonomy))
+    catalog = Catalog.load(Path(crm) if crm else settings.path(settings.classification.catalog))
+    doc = orjson.loads(sample.read_bytes())
+    return format_rows(explain_sample(taxonomy, catalog, None, doc, level))

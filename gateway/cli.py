@@ -1,0 +1,195 @@
+"""The `crm-gateway` command.
+
+    crm-gateway serve --config FILE [--upstream URL] [--listen HOST:PORT] [--workers N]
+    crm-gateway demo [--listen HOST:PORT] [--crm-listen HOST:PORT]
+    crm-gateway check-config FILE
+    crm-gateway explain --crm CATALOG --sample FILE [--level L2]
+    crm-gateway explain --user ID --route /api/customers/{id} [--method GET] [--config FILE]
+    crm-gateway users revoke ID --reason TEXT [--by WHO] [--config FILE]
+    crm-gateway users hash-key KEY
+    crm-gateway audit verify FILE | --stream [--config FILE]
+    crm-gateway audit ship --to SINK [--config FILE] [--once]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from gateway.errors import ConfigError
+from gateway.settings import REPO_ROOT, Settings, load_settings
+
+DEFAULT_CONFIG = REPO_ROOT / "config" / "gateway.yaml"
+
+
+def _host_port(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit():
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {value!r}")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def _load(path: str | None, **overrides: object) -> Settings:
+    cfg = Path(path) if path else (DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None)
+    settings = load_settings(cfg)
+    return settings.with_overrides(**overrides) if overrides else settings
+
+
+def _listen_overrides(listen: tuple[str, int] | None) -> dict[str, object]:
+    if listen is None:
+        return {}
+    return {"listen.host": listen[0], "listen.port": listen[1]}
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from gateway.server import serve
+
+    settings = _load(
+        args.config,
+        **{"upstream.url": args.upstream, "listen.workers": args.workers},
+        **_listen_overrides(args.listen),
+    )
+    return serve(settings)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from gateway.demo.runner import run_demo
+
+    return run_demo(
+        config=Path(args.config) if args.config else REPO_ROOT / "config" / "demo.yaml",
+        listen=args.listen,
+        crm_listen=args.crm_listen,
+    )
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    from gateway.checks import check_config
+
+    problems = check_config(Path(args.file))
+    if problems:
+        for p in problems:
+            print(f"error: {p}", file=sys.stderr)
+        print(f"{args.file}: {len(problems)} problem(s)", file=sys.stderr)
+        return 1
+    print(f"{args.file}: OK")
+    return 0
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    if args.sample:
+        from gateway.checks import explain_sample_file
+
+        print(explain_sample_file(_load(args.config), args.crm, Path(args.sample), args.level))
+        return 0
+    if not args.route or not (args.user or args.subject):
+        print("explain: give --sample FILE, or --route with --user ID or --subject FILE", file=sys.stderr)
+        return 2
+    from gateway.policy.explain import explain_decision
+
+    settings = _load(args.config)
+    print(asyncio.run(explain_decision(settings, args.user, args.subject, args.route, args.method)))
+    return 0
+
+
+def cmd_users(args: argparse.Namespace) -> int:
+    if args.users_cmd == "hash-key":
+        from gateway.identity.apikeys import hash_api_key
+
+        print(hash_api_key(args.key))
+        return 0
+    from gateway.identity.revocation import revoke_user
+
+    settings = _load(args.config)
+    asyncio.run(revoke_user(settings, args.id, args.reason, args.by))
+    print(f"revoked {args.id}: every gateway sharing {settings.redis.url or 'this process'} refuses it")
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    settings = _load(args.config)
+    if args.audit_cmd == "verify":
+        from gateway.audit.verify import verify_cli
+
+        return verify_cli(settings, args.file, stream=args.stream)
+    from gateway.audit.shipper import ship
+
+    stats = asyncio.run(ship(settings, args.to, once=args.once))
+    print(stats)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="crm-gateway",
+        description="Tiered customer-information authorization in front of a legacy CRM.",
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("serve", help="run the gateway in front of a CRM")
+    s.add_argument("--config", help=f"YAML settings (default {DEFAULT_CONFIG.relative_to(REPO_ROOT)})")
+    s.add_argument("--upstream", help="the CRM's base URL, e.g. http://127.0.0.1:8000")
+    s.add_argument("--listen", type=_host_port, help="HOST:PORT to listen on (default 127.0.0.1:8080)")
+    s.add_argument("--workers", type=int, help="worker processes sharing the port (default 1)")
+    s.set_defaults(func=cmd_serve)
+
+    d = sub.add_parser("demo", help="run the bundled demo CRM behind the gateway, with a local OPA")
+    d.add_argument("--config", help="demo settings (default config/demo.yaml)")
+    d.add_argument("--listen", type=_host_port, default=("127.0.0.1", 8080), help="gateway HOST:PORT")
+    d.add_argument("--crm-listen", type=_host_port, default=("127.0.0.1", 8081), help="demo CRM HOST:PORT")
+    d.set_defaults(func=cmd_demo)
+
+    c = sub.add_parser("check-config", help="validate a settings file and everything it points to")
+    c.add_argument("file")
+    c.set_defaults(func=cmd_check_config)
+
+    e = sub.add_parser("explain", help="show how a sample is classified, or a subject's decision table")
+    e.add_argument("--config")
+    e.add_argument("--crm", help="field catalog (config/crm/NAME.yaml)")
+    e.add_argument("--sample", help="a JSON response body to classify")
+    e.add_argument("--level", default="L1", help="caller clearance for --sample (default L1)")
+    e.add_argument("--user", help="a subject id from the directory")
+    e.add_argument("--subject", help="a JSON file describing a subject")
+    e.add_argument("--route", help="a route template, e.g. /api/customers/{id}")
+    e.add_argument("--method", default="GET")
+    e.set_defaults(func=cmd_explain)
+
+    u = sub.add_parser("users", help="revoke departed staff; hash API keys for the directory")
+    usub = u.add_subparsers(dest="users_cmd", required=True)
+    r = usub.add_parser("revoke", help="refuse a subject on every replica at once")
+    r.add_argument("id")
+    r.add_argument("--reason", required=True)
+    r.add_argument("--by", default="cli")
+    r.add_argument("--config")
+    k = usub.add_parser("hash-key", help="print the directory hash of an API key")
+    k.add_argument("key")
+    u.set_defaults(func=cmd_users)
+
+    a = sub.add_parser("audit", help="verify the audit chain; ship events to a SIEM")
+    asub = a.add_subparsers(dest="audit_cmd", required=True)
+    v = asub.add_parser("verify", help="check an audit file or the Redis stream for tampering")
+    v.add_argument("file", nargs="?")
+    v.add_argument("--stream", action="store_true", help="verify the Redis stream instead of a file")
+    v.add_argument("--config")
+    sh = asub.add_parser("ship", help="consume the Redis stream into a SIEM sink")
+    sh.add_argument("--to", required=True, help="sink name from audit settings")
+    sh.add_argument("--once", action="store_true", help="ship what is there, then exit")
+    sh.add_argument("--config")
+    a.set_defaults(func=cmd_audit)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

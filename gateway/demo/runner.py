@@ -1,0 +1,90 @@
+"""`crm-gateway demo`: the demo CRM and the gateway in one process, with a managed OPA.
+
+Prints ready-to-paste curl commands for demo users of different clearance and
+stops cleanly on Ctrl-C (the OPA child is stopped by the gateway's shutdown).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import yaml
+from aiohttp import web
+
+from gateway.settings import load_settings
+
+Listen = tuple[str, int]
+
+
+def demo_users(directory: Path) -> list[dict[str, Any]]:
+    """The demo keys documented in the demo directory (`demo_keys:`), if present."""
+    try:
+        raw = yaml.safe_load(directory.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return []
+    keys = raw.get("demo_keys") if isinstance(raw, dict) else None
+    return [k for k in keys or [] if isinstance(k, dict) and "key" in k]
+
+
+def banner(gateway_url: str, crm_url: str, users: list[dict[str, Any]]) -> str:
+    lines = [
+        "",
+        f"demo CRM     {crm_url}   (the legacy CRM, unprotected: do not expose it)",
+        f"crm-gateway  {gateway_url}   (what staff should use)",
+        "",
+        "Try the same page as callers of different clearance:",
+    ]
+    for u in users:
+        note = u.get("note", "")
+        lines.append(f"  # {u.get('id', '?')}: {note}")
+        lines.append(
+            f"  curl -s -H 'Authorization: Bearer {u['key']}' "
+            f"'{gateway_url}/api/customers?page_size=2' | python3 -m json.tool"
+        )
+    lines += [
+        "  # no credential: refused with 401, the CRM never sees it",
+        f"  curl -si '{gateway_url}/api/customers'",
+        "  # health and readiness of the gateway itself",
+        f"  curl -s '{gateway_url}/_gateway/ready'",
+        "",
+        "Audit events are written to the file named in config/demo.yaml. Ctrl-C stops everything.",
+    ]
+    return "\n".join(lines)
+
+
+def run_demo(*, config: Path, listen: Listen, crm_listen: Listen) -> int:
+    from gateway.server import run_until_signal
+
+    settings = load_settings(config).with_overrides(
+        **{
+            "listen.host": listen[0],
+            "listen.port": listen[1],
+            "upstream.url": f"http://{crm_listen[0]}:{crm_listen[1]}",
+        }
+    )
+
+    async def main(stop: asyncio.Event) -> None:
+        from gateway.app import create_app
+        from gateway.demo.crm import create_demo_crm
+        from gateway.server import start_site
+
+        crm_runner = web.AppRunner(create_demo_crm(), access_log=None)
+        await crm_runner.setup()
+        await web.TCPSite(crm_runner, crm_listen[0], crm_listen[1]).start()
+        gw_runner = await start_site(create_app(settings), settings)
+        users = demo_users(settings.path(settings.identity.directory))
+        print(
+            banner(f"http://{listen[0]}:{listen[1]}", f"http://{crm_listen[0]}:{crm_listen[1]}", users),
+            flush=True,
+        )
+        try:
+            await stop.wait()
+        finally:
+            print("stopping ...", flush=True)
+            await gw_runner.cleanup()
+            await crm_runner.cleanup()
+
+    run_until_signal(main)
+    return 0

@@ -1,0 +1,320 @@
+"""The one function that runs the stages of a proxied request, in order.
+
+    normalise path -> route rule -> authenticate -> guard -> decide
+      -> request body (write guard) -> CRM -> response body (mask) -> audit
+
+Each stage returns a value that is passed on here; stages never call each
+other. Every failure becomes a typed `GatewayError` with a JSON body, and on
+the response path a failure never lets the CRM's original body through.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from gateway.core import headers as h
+from gateway.core.catalog import RouteMatch
+from gateway.core.codecs import CodecLimits, make_body_rewriter
+from gateway.core.enforce import build_enforcer
+from gateway.core.model import Decision, Subject
+from gateway.core.paths import normalize_path
+from gateway.core.request_pii import classify_request
+from gateway.core.writeguard import check_write
+from gateway.errors import (
+    BlockedByPolicy,
+    ClientError,
+    Forbidden,
+    GatewayError,
+    NotFound,
+    RequestTooLarge,
+    ResponseRewriteFailed,
+    StepUpRequired,
+    UnsupportedUpgrade,
+)
+from gateway.policy.engine import PolicyRequest
+from gateway.relay import (
+    ConnectionAborted,
+    has_body,
+    pass_through,
+    read_request_body,
+    rewrite,
+    stream_request_body,
+    without_body,
+)
+from gateway.stages import STAGES, Stages
+from gateway.upstream import UpstreamResponse
+
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH"})
+GUARDED_TYPES = ("application/json", "application/x-www-form-urlencoded", "+json")
+OPERATIONS = {"GET": "view", "HEAD": "view", "OPTIONS": "view", "DELETE": "delete"}
+
+
+@dataclass(slots=True)
+class Access:
+    """What this request did, collected along the way for the audit event."""
+
+    request_id: str
+    started: float
+    method: str
+    path: str = ""
+    route: str = ""
+    purpose: str | None = None
+    subject: Subject | None = None
+    client_ip: str = ""
+    decision: Decision | None = None
+    cache_hit: bool = False
+    status: int = 0
+    error: str | None = None
+    report: dict[str, Any] = field(default_factory=dict)
+    request_pii: list[dict[str, str]] = field(default_factory=list)
+    report_only: bool = False
+
+
+async def handle(request: web.Request) -> web.StreamResponse:
+    stages = request.app[STAGES]
+    access = Access(
+        request_id=uuid.uuid4().hex, started=time.perf_counter(), method=request.method
+    )
+    try:
+        response = await _proxy(request, stages, access)
+    except ConnectionAborted as exc:
+        access.status, access.error = 502, f"aborted mid-response: {exc}"
+        stages.record(access)
+        raise
+    except GatewayError as exc:
+        access.status, access.error = exc.status, exc.code
+        response = error_response(exc, access.request_id, stages)
+    access.status = access.status or response.status
+    stages.record(access)
+    return response
+
+
+async def _proxy(request: web.Request, stages: Stages, access: Access) -> web.StreamResponse:
+    settings = stages.settings
+    access.path = normalize_path(request.rel_url.raw_path, case_insensitive=stages.case_insensitive)
+    if access.path == settings.admin.prefix or access.path.startswith(settings.admin.prefix + "/"):
+        raise NotFound("no such gateway endpoint")  # admin paths are never forwarded
+    query = request.rel_url.raw_query_string
+    rule = stages.routes.match(request.method, access.path)
+    crm_route = stages.catalog.match(request.method, access.path)
+    access.route = crm_route.template if crm_route else access.path
+    access.request_pii = [hit.to_audit() for hit in classify_request(access.path, query)]
+    if _is_upgrade(request) and not rule.websocket:
+        raise UnsupportedUpgrade("protocol upgrades (WebSocket) are not allowed on this route")
+
+    client = h.resolve_client(
+        list(request.headers.items()),
+        peer_ip=request.remote or "",
+        scheme=request.scheme,
+        host=request.host,
+        trusted=stages.trusted_proxies,
+    )
+    access.client_ip = client.ip
+    access.purpose = request.headers.get(settings.policy.purpose_header)
+
+    decision: Decision | None = None
+    if not rule.public:
+        subject = await stages.identity.authenticate(request)
+        access.subject = subject
+        guard = await stages.guard.check(request, subject, access.route)
+        outcome = await stages.policy.decide(
+            subject,
+            PolicyRequest(
+                method=request.method,
+                operation=_operation(request.method, crm_route),
+                route_template=access.route,
+                purpose=access.purpose,
+                justification=bool(request.headers.get(settings.policy.justification_header)),
+                network_zone=guard.network_zone,
+                network_allowed=guard.network_allowed,
+                now=datetime.now(UTC),
+                report_only=rule.report_only,
+            ),
+        )
+        decision, access.decision, access.cache_hit = outcome.decision, outcome.decision, outcome.cache_hit
+        access.report_only = decision.report_only or rule.report_only
+        _enforce_obligations(decision, request, access)
+
+    sensitive = rule.sensitive and decision is not None
+    body = await _request_body(request, stages, decision, crm_route, sensitive)
+    headers = _upstream_headers(request, stages, client, access, sensitive)
+    if body is not None and not isinstance(body, bytes) and request.content_length is not None:
+        headers.append(("Content-Length", str(request.content_length)))  # streamed as declared
+    up = await stages.upstream.send(request.method, access.path + _qs(query), headers, body)
+    try:
+        response = await _respond(request, stages, access, up, decision, crm_route, sensitive)
+    except BaseException:
+        up.abort()
+        raise
+    up.release()
+    return response
+
+
+def _enforce_obligations(decision: Decision, request: web.Request, access: Access) -> None:
+    if not decision.allow and not access.report_only:
+        raise Forbidden(decision.reason or "access denied by policy")
+    ob = decision.obligations
+    if ob.step_up and not access.report_only:
+        raise StepUpRequired(
+            "this data needs a stronger sign-in (multi-factor authentication)",
+            acr_values=ob.acr_values,
+        )
+    if ob.justification_required and not request.headers.get("X-Justification"):
+        raise Forbidden("break-glass access needs a justification (X-Justification header)")
+
+
+async def _request_body(
+    request: web.Request,
+    stages: Stages,
+    decision: Decision | None,
+    crm_route: RouteMatch | None,
+    sensitive: bool,
+) -> Any:
+    limits = stages.settings.limits
+    timeout = stages.settings.listen.body_timeout
+    if not request.body_exists:
+        return None
+    declared = request.content_length
+    if declared is not None and limits.max_request_body and declared > limits.max_request_body:
+        raise RequestTooLarge(
+            f"request body of {declared} bytes exceeds {limits.max_request_body}",
+            limit=limits.max_request_body,
+        )
+    ctype = request.headers.get("Content-Type", "").lower()
+    guarded = (
+        sensitive
+        and decision is not None
+        and request.method in WRITE_METHODS
+        and any(t in ctype for t in GUARDED_TYPES)
+    )
+    if not guarded:
+        return stream_request_body(request, limit=limits.max_request_body, chunk_timeout=timeout)
+    if request.headers.get("Content-Encoding", "identity").lower() != "identity":
+        raise ClientError("compressed request bodies are not accepted on guarded write routes")
+    raw = await read_request_body(request, limit=limits.max_request_body, chunk_timeout=timeout)
+    assert decision is not None  # guarded implies it; narrows the type for mypy
+    return stages.guard_write(raw, ctype, decision, crm_route)
+
+
+def _upstream_headers(
+    request: web.Request,
+    stages: Stages,
+    client: h.ClientAddress,
+    access: Access,
+    sensitive: bool,
+) -> h.Headers:
+    settings = stages.settings
+    items = h.strip_hop_by_hop(request.headers.items())
+    drop = set(h.FORWARDING) | {"host", "expect", "content-length"} | h.METHOD_OVERRIDE
+    if sensitive:
+        drop |= h.RANGE_REQUEST | {"accept-encoding"}
+    out = h.without(items, drop | stages.spoofable_headers)
+    if settings.upstream.preserve_host:
+        out.append(("Host", request.host))
+    if sensitive:
+        out.append(("Accept-Encoding", h.decodable_accept_encoding(request.headers.get("Accept-Encoding"))))
+    out += h.forwarding_headers(
+        client,
+        via=f"1.1 {settings.listen.via_name}",
+        emit_x_forwarded=settings.forwarded.emit_x_forwarded,
+        emit_forwarded=settings.forwarded.emit_forwarded,
+    )
+    out.append(("X-Request-Id", access.request_id))
+    if access.subject is not None:
+        out += stages.identity_headers(access.subject)
+    return out
+
+
+async def _respond(
+    request: web.Request,
+    stages: Stages,
+    access: Access,
+    up: UpstreamResponse,
+    decision: Decision | None,
+    crm_route: RouteMatch | None,
+    sensitive: bool,
+) -> web.StreamResponse:
+    settings = stages.settings
+    headers = h.strip_hop_by_hop(up.headers)
+    headers.append(("Via", f"1.1 {settings.listen.via_name}"))
+    headers.append(("X-Request-Id", access.request_id))
+    if not has_body(request.method, up.status):
+        if sensitive:
+            headers = h.without(headers, {"content-length", "etag", "content-md5", "digest"})
+        return (await without_body(request, up, headers)).response
+    if not sensitive or decision is None:
+        result = await pass_through(
+            request, up, headers, limit=settings.limits.max_streamed_response
+        )
+        return result.response
+    if up.status == 206:
+        raise ResponseRewriteFailed("the CRM sent a partial body on a sensitive route")
+    if h.first(up.headers, "content-length") == "0":
+        return (await without_body(request, up, headers)).response
+    enforcer = build_enforcer(
+        taxonomy=stages.taxonomy,
+        route=crm_route.route if crm_route else None,
+        decision=decision,
+        subject_id=access.subject.id if access.subject else "",
+        masker=stages.masker,
+    )
+    rewriter = make_body_rewriter(
+        h.first(up.headers, "content-type"),
+        h.first(up.headers, "content-encoding"),
+        enforcer,
+        limits=CodecLimits(
+            max_buffered=settings.limits.max_response_body,
+            max_decompressed=settings.limits.max_decompressed_body,
+            max_ratio=settings.limits.max_decompression_ratio,
+        ),
+        sensitive=True,
+    )
+    try:
+        result = await rewrite(request, up, headers, rewriter, report_only=access.report_only)
+    finally:
+        access.report = enforcer.report.to_audit()
+    return result.response
+
+
+def _operation(method: str, crm_route: RouteMatch | None) -> str:
+    if crm_route is not None and crm_route.route.export:
+        return "export"
+    return OPERATIONS.get(method, "modify")
+
+
+def _is_upgrade(request: web.Request) -> bool:
+    return "upgrade" in request.headers.get("Connection", "").lower() or "Upgrade" in request.headers
+
+
+def _qs(query: str) -> str:
+    return f"?{query}" if query else ""
+
+
+def error_response(exc: GatewayError, request_id: str, stages: Stages | None) -> web.Response:
+    body = orjson.dumps(exc.to_body(request_id))
+    resp = web.Response(status=exc.status, body=body, content_type="application/json")
+    resp.headers["Cache-Control"] = "no-store"
+    resp.headers["X-Request-Id"] = request_id
+    if isinstance(exc, StepUpRequired):
+        challenge = 'Bearer error="insufficient_user_authentication"'
+        challenge += f', error_description="{exc.message}"'
+        if exc.acr_values:
+            challenge += f', acr_values="{exc.acr_values}"'
+        if exc.max_age is not None:
+            challenge += f", max_age={exc.max_age}"
+        resp.headers["WWW-Authenticate"] = challenge
+    elif exc.status == 401:
+        resp.headers["WWW-Authenticate"] = 'Bearer realm="crm-gateway"'
+    retry_after = getattr(exc, "retry_after", None)
+    if retry_after is not None:
+        resp.headers["Retry-After"] = str(max(1, round(retry_after)))
+    if isinstance(exc, BlockedByPolicy | Forbidden) and stages is not None:
+        resp.headers["Vary"] = "Authorization"
+    return resp

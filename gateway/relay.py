@@ -1,0 +1,205 @@
+"""Moving bodies between the client and the CRM: request bodies out, response bodies back.
+
+Responses go one of two ways:
+- `pass_through`: bytes as the CRM sent them (Content-Length and Content-Encoding kept);
+  used only on routes the configuration marks non-sensitive.
+- `rewrite`: through a `BodyRewriter`. Headers are held until the first rewritten
+  bytes exist, so a body the masker rejects early becomes a clean JSON error; a
+  body rejected after bytes were sent aborts the connection (the client sees a
+  truncated response, never the rest of the original).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from gateway.core import headers as h
+from gateway.core.rewrite import BlockResponse, BodyRewriter, RewriteError
+from gateway.errors import (
+    BlockedByPolicy,
+    RequestTooLarge,
+    ResponseRewriteFailed,
+    ResponseTooLarge,
+    UpstreamTimeout,
+)
+from gateway.upstream import UpstreamResponse
+
+NO_BODY_STATUSES = frozenset({204, 304})
+
+
+class ConnectionAborted(Exception):  # noqa: N818 - a control-flow signal
+    """The response was already under way when it had to stop; the transport is closed."""
+
+
+@dataclass(slots=True)
+class RelayResult:
+    response: web.StreamResponse
+    bytes_in: int = 0
+    bytes_out: int = 0
+    rewritten: bool = False
+
+
+def has_body(method: str, status: int) -> bool:
+    return not (method == "HEAD" or status in NO_BODY_STATUSES or 100 <= status < 200)
+
+
+async def stream_request_body(
+    request: web.Request, *, limit: int, chunk_timeout: float
+) -> AsyncIterator[bytes]:
+    """The client's body as it arrives, with a size cap and a per-chunk deadline."""
+    seen = 0
+    while True:
+        try:
+            chunk = await asyncio.wait_for(request.content.readany(), chunk_timeout)
+        except TimeoutError as exc:
+            raise UpstreamTimeout("the client stopped sending the request body") from exc
+        if not chunk:
+            return
+        seen += len(chunk)
+        if limit and seen > limit:
+            raise RequestTooLarge(f"request body exceeds {limit} bytes", limit=limit)
+        yield chunk
+
+
+async def read_request_body(request: web.Request, *, limit: int, chunk_timeout: float) -> bytes:
+    parts = [c async for c in stream_request_body(request, limit=limit, chunk_timeout=chunk_timeout)]
+    return b"".join(parts)
+
+
+def _start(status: int, reason: str, headers: h.Headers) -> web.StreamResponse:
+    resp = web.StreamResponse(status=status, reason=reason)
+    for name, value in headers:
+        resp.headers.add(name, value)
+    return resp
+
+
+async def without_body(
+    request: web.Request, up: UpstreamResponse, headers: h.Headers
+) -> RelayResult:
+    """HEAD, 204, 304, 1xx: headers only (Content-Length kept for HEAD/304 as sent)."""
+    if up.status in NO_BODY_STATUSES:
+        headers = h.without(headers, ["content-length"])
+    resp = _start(up.status, up.reason, headers)
+    await resp.prepare(request)
+    await resp.write_eof()
+    return RelayResult(resp)
+
+
+async def pass_through(
+    request: web.Request, up: UpstreamResponse, headers: h.Headers, *, limit: int
+) -> RelayResult:
+    resp = _start(up.status, up.reason, headers)
+    if h.first(headers, "content-length") is None:
+        resp.enable_chunked_encoding()
+    await resp.prepare(request)
+    result = RelayResult(resp)
+    async for chunk in up.chunks():
+        result.bytes_in += len(chunk)
+        if limit and result.bytes_in > limit:
+            abort(request)
+            raise ConnectionAborted(f"response exceeded {limit} bytes")
+        await resp.write(chunk)
+    result.bytes_out = result.bytes_in
+    await resp.write_eof()
+    return result
+
+
+async def rewrite(
+    request: web.Request,
+    up: UpstreamResponse,
+    headers: h.Headers,
+    rewriter: BodyRewriter,
+    *,
+    report_only: bool,
+    on_first_bytes: Callable[[], None] | None = None,
+) -> RelayResult:
+    """Stream the CRM body through `rewriter`. In report-only mode the rewriter still
+    runs (so audit sees what would change) but the original bytes are sent."""
+    out_headers = h.without(headers, h.REWRITE_INVALIDATED | {"cache-control", "content-type"})
+    if not report_only:
+        out_headers += [("Content-Type", rewriter.content_type), ("Cache-Control", "private, no-store")]
+    else:
+        out_headers = [
+            *h.without(headers, {"content-length"}),
+            ("X-Gateway-Report-Only", "true"),
+        ]
+    resp = _start(up.status, up.reason, out_headers)
+    result = RelayResult(resp, rewritten=not report_only)
+    pending: list[bytes] = []
+
+    async def send(data: bytes) -> None:
+        if not data:
+            return
+        if not resp.prepared:
+            resp.enable_chunked_encoding()
+            await resp.prepare(request)
+            if on_first_bytes:
+                on_first_bytes()
+        result.bytes_out += len(data)
+        await resp.write(data)
+
+    try:
+        async for chunk in up.chunks():
+            result.bytes_in += len(chunk)
+            out = _feed(rewriter, chunk, report_only)
+            await send(chunk if report_only else out)
+        tail = _finish(rewriter, report_only)
+        if not report_only:
+            pending.append(tail)
+    except (RewriteError, BlockResponse, ResponseTooLarge) as exc:
+        if resp.prepared:
+            abort(request)
+            raise ConnectionAborted(str(exc)) from exc
+        raise _as_gateway_error(exc) from exc
+    body_tail = b"".join(pending)
+    if not resp.prepared:
+        # The whole body was held (buffered codecs): send it with an exact length.
+        resp.content_length = len(body_tail)
+        await resp.prepare(request)
+        if on_first_bytes:
+            on_first_bytes()
+        result.bytes_out += len(body_tail)
+        await resp.write(body_tail)
+    else:
+        await send(body_tail)
+    await resp.write_eof()
+    return result
+
+
+def _feed(rewriter: BodyRewriter, chunk: bytes, report_only: bool) -> bytes:
+    if not report_only:
+        return rewriter.feed(chunk)
+    try:
+        rewriter.feed(chunk)
+    except (RewriteError, BlockResponse):
+        pass  # report-only: the audit records it; the CRM's bytes go out unchanged
+    return b""
+
+
+def _finish(rewriter: BodyRewriter, report_only: bool) -> bytes:
+    if not report_only:
+        return rewriter.finish()
+    try:
+        rewriter.finish()
+    except (RewriteError, BlockResponse):
+        pass
+    return b""
+
+
+def _as_gateway_error(exc: Exception) -> Exception:
+    if isinstance(exc, BlockResponse):
+        return BlockedByPolicy(exc.reason)
+    if isinstance(exc, ResponseTooLarge):
+        return exc
+    return ResponseRewriteFailed(f"the CRM response could not be rewritten safely: {exc}")
+
+
+def abort(request: web.Request) -> None:
+    """Close the client connection mid-response (never finish a body we cannot vouch for)."""
+    transport = request.transport
+    if transport is not None:
+        transport.abort()

@@ -1,0 +1,121 @@
+"""Running the app: one process, or N worker processes sharing the port (SO_REUSEPORT).
+
+With several workers and a managed OPA, the parent supervises the one OPA and
+the workers talk to it as an external engine, so N workers do not start N OPAs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from gateway.settings import Settings
+
+
+def _install_uvloop() -> None:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a declared dependency on Linux
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+async def start_site(
+    app: web.Application, settings: Settings, *, reuse_port: bool = False
+) -> web.AppRunner:
+    runner = web.AppRunner(
+        app,
+        handler_cancellation=True,  # a client that disconnects cancels the CRM call
+        keepalive_timeout=settings.listen.header_timeout,  # also the header-read deadline
+        max_line_size=settings.listen.max_line_size,
+        max_field_size=settings.listen.max_field_size,
+        auto_decompress=False,  # bodies pass through as sent; no decoded bytes labelled gzip
+        access_log=None,
+    )
+    await runner.setup()
+    site = web.TCPSite(
+        runner, settings.listen.host, settings.listen.port, reuse_port=reuse_port or None
+    )
+    await site.start()
+    return runner
+
+
+async def _serve_forever(settings: Settings, reuse_port: bool, on_ready: Callable[[], None]) -> None:
+    from gateway.app import create_app
+
+    runner = await start_site(create_app(settings), settings, reuse_port=reuse_port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    on_ready()
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+def _worker(settings_json: str, reuse_port: bool) -> None:
+    settings = Settings.model_validate_json(settings_json)
+    _install_uvloop()
+    asyncio.run(_serve_forever(settings, reuse_port, lambda: None))
+
+
+def serve(settings: Settings, *, announce: Callable[[str], None] = print) -> int:
+    """Block serving until SIGINT/SIGTERM. Returns the process exit code."""
+    workers = settings.listen.workers
+    url = f"http://{settings.listen.host}:{settings.listen.port}"
+    if workers == 1:
+        _install_uvloop()
+        asyncio.run(_serve_forever(settings, False, lambda: announce(f"crm-gateway listening on {url}")))
+        return 0
+    return _serve_workers(settings, workers, url, announce)
+
+
+def _serve_workers(settings: Settings, workers: int, url: str, announce: Callable[[str], None]) -> int:
+    from gateway.policy.supervisor import run_shared_opa
+
+    ctx = multiprocessing.get_context("spawn")
+    with run_shared_opa(settings) as worker_settings:
+        payload = worker_settings.model_dump_json()
+        procs = [ctx.Process(target=_worker, args=(payload, True), daemon=False) for _ in range(workers)]
+        for p in procs:
+            p.start()
+        announce(f"crm-gateway listening on {url} with {workers} workers")
+        stopping = False
+
+        def _stop(*_: object) -> None:
+            nonlocal stopping
+            stopping = True
+            for p in procs:
+                if p.is_alive() and p.pid is not None:
+                    p.terminate()
+
+        signal.signal(signal.SIGINT, _stop)
+        signal.signal(signal.SIGTERM, _stop)
+        for p in procs:
+            p.join()
+    failed = [p.exitcode for p in procs if p.exitcode not in (0, -signal.SIGTERM)]
+    return 1 if failed and not stopping else 0
+
+
+def run_until_signal(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+    """Run `main(stop)` with SIGINT/SIGTERM setting `stop` (used by `crm-gateway demo`)."""
+
+    async def runner() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await main(stop)
+
+    _install_uvloop()
+    try:
+        asyncio.run(runner())
+    except KeyboardInterrupt:  # pragma: no cover - signal handler normally wins
+        sys.exit(130)

@@ -1,0 +1,121 @@
+"""The per-process stage objects `handler.py` runs, held in one `AppKey`.
+
+`app.py` builds a `Stages` at start-up (and closes it on shutdown); the handler
+only reads it. The few helpers here translate between stages' values
+(an access record -> an audit event; a raw write body -> a guarded one) so
+the handler itself stays a list of steps.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlencode
+
+import orjson
+from aiohttp import web
+
+from gateway.core.catalog import Catalog, RouteMatch
+from gateway.core.masking import Masker
+from gateway.core.model import Decision, Subject
+from gateway.core.taxonomy import Taxonomy
+from gateway.core.writeguard import check_write
+from gateway.errors import ClientError
+from gateway.routes import RouteTable
+from gateway.settings import Settings
+
+if TYPE_CHECKING:
+    from gateway.audit.emitter import AuditEmitter
+    from gateway.handler import Access
+    from gateway.identity import Identity, RequestGuard
+    from gateway.monitor.metrics import Metrics
+    from gateway.policy.engine import PolicyEngine
+    from gateway.upstream import Upstream
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(slots=True)
+class Stages:
+    settings: Settings
+    upstream: Upstream
+    identity: Identity
+    guard: RequestGuard
+    policy: PolicyEngine
+    taxonomy: Taxonomy
+    catalog: Catalog
+    masker: Masker
+    audit: AuditEmitter
+    metrics: Metrics
+    routes: RouteTable
+    trusted_proxies: tuple[Network, ...]
+    spoofable_headers: frozenset[str]
+    identity_headers: Callable[[Subject], list[tuple[str, str]]]
+    case_insensitive: bool = False
+
+    def record(self, access: Access) -> None:
+        """Audit and count one finished request. Never raises into the request."""
+        from gateway.audit.event import build_access_event
+
+        latency_ms = (time.perf_counter() - access.started) * 1000
+        subject = access.subject.to_policy() if access.subject else {"id": "anonymous"}
+        subject["ip"] = access.client_ip
+        decision = access.decision
+        event = build_access_event(
+            request_id=access.request_id,
+            subject_dict=subject,
+            request_dict={
+                "method": access.method,
+                "route": access.route,
+                "purpose": access.purpose,
+                "request_pii": access.request_pii,
+                "error": access.error,
+            },
+            decision_dict={
+                "allow": decision.allow if decision else access.status < 400,
+                "reason": decision.reason if decision else (access.error or ""),
+                "revision": decision.revision if decision else "",
+                "cache_hit": access.cache_hit,
+                "report_only": access.report_only,
+                "audit_level": decision.obligations.audit_level if decision else "basic",
+            },
+            report_dict=access.report,
+            status=access.status,
+            latency_ms=latency_ms,
+            now=datetime.now(UTC),
+        )
+        self.audit.emit(event)
+        self.metrics.observe_access(access, latency_ms)
+
+    def guard_write(
+        self, raw: bytes, content_type: str, decision: Decision, crm_route: RouteMatch | None
+    ) -> bytes:
+        """Parse a write body, refuse masked placeholders and unauthorised fields."""
+        settings = self.settings.classification
+        is_form = "x-www-form-urlencoded" in content_type
+        try:
+            body: Any = (
+                dict(parse_qsl(raw.decode("utf-8"), keep_blank_values=True))
+                if is_form
+                else orjson.loads(raw)
+            )
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ClientError("the request body is not valid for its Content-Type") from exc
+        checked, _report = check_write(
+            body,
+            route=crm_route.route if crm_route else None,
+            taxonomy=self.taxonomy,
+            decision=decision,
+            mode=settings.masked_write,
+            validate_entry=settings.entry_validation,
+        )
+        if checked == body:
+            return raw
+        return urlencode(checked).encode() if is_form else orjson.dumps(checked)
+
+
+STAGES = web.AppKey("stages", Stages)
