@@ -23,6 +23,8 @@ from typing import Any
 
 import yaml
 
+from gateway.core.model import RecordFacts
+
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 ENTRY_FORMATS = frozenset({"id_card", "mobile", "bank_card", "email", "landline", "not_blank"})
@@ -396,3 +398,28 @@ def get_path(record: Mapping[str, Any], dotted: str) -> Any:
         if cur is None:
             return None
     return cur
+
+
+def record_facts(record: Mapping[str, Any], spec: FactsSpec | None) -> RecordFacts:
+    """The record-level facts the policy's record rules test, read via the catalog."""
+    if spec is None:
+        return RecordFacts()
+    assignees: set[str] = set()
+    for path in spec.assignees:
+        got = get_path(record, path)
+        if isinstance(got, list):
+            assignees.update(str(x) for x in got if x is not None)
+        elif got is not None and not isinstance(got, dict):
+            assignees.add(str(got))
+    return RecordFacts(
+        record_id=_scalar(record, spec.id),
+        grade=_scalar(record, spec.grade),
+        tier=_scalar(record, spec.tier),
+        consents={name: get_path(record, p) is True for name, p in spec.consents.items()},
+        assignees=frozenset(assignees),
+    )
+
+
+def _scalar(record: Mapping[str, Any], path: str | None) -> str | None:
+    got = get_path(record, path) if path else None
+    return None if got is None or isinstance(got, dict | list) else str(got)
