@@ -246,6 +246,27 @@ class PolicySettings(_Section):
     report_only: bool = False
     purpose_header: str = "X-Purpose"
     justification_header: str = "X-Justification"
+    # The policy's clock: hour/weekday/date rules (business hours, holidays) are local.
+    timezone: str = "Asia/Shanghai"
+    cache_size: int = Field(10_000, ge=0)  # decisions kept (LRU); 0 disables the cache
+    pool_size: int = Field(64, ge=1)  # connections to OPA
+    breaker_threshold: int = Field(5, ge=1)  # consecutive failures that open the breaker
+    breaker_cooldown: float = Field(2.0, gt=0)  # seconds failing fast before a trial call
+    revision_path: str = "crm/config/revision"
+    revision_poll: float = Field(1.0, gt=0)  # seconds between revision checks
+    start_timeout: float = Field(15.0, gt=0)  # managed OPA must be healthy within this
+    output_schema: Path | None = None  # default: <rego_dir>/schema/output.json
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {v!r}") from exc
+        return v
 
 
 class RedisSettings(_Section):

@@ -1,0 +1,227 @@
+"""The policy stage: one decision (action table) per request, cached.
+
+`PolicyEngine.decide(subject, request)` normalises the request (inputs.py),
+looks the normalised object up in the decision cache, and on a miss asks the
+engine: OPA over REST (managed: a supervised local `opa run --watch`; external:
+an OPA at `policy.url`) or the static table (`gateway.core.static_policy`).
+Anything but a well-formed decision raises `PolicyUnavailable` (the handler
+answers 503 and audits): the stage never invents an "allow".
+
+Report-only mode (global `policy.report_only`, or per route) still computes and
+returns the full decision with `report_only` set; the handler enforces nothing
+but audits what would have happened. It is logged loudly at start and exposed
+as `engine.report_only` for health.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from gateway.core.model import Decision, Subject
+from gateway.core.static_policy import static_decision
+from gateway.core.taxonomy import Taxonomy
+from gateway.errors import ConfigError
+from gateway.policy.breaker import CircuitBreaker
+from gateway.policy.cache import DecisionCache
+from gateway.policy.client import OpaClient, load_output_validator
+from gateway.policy.inputs import (
+    NormalisedInput,
+    PolicyRequest,
+    build_opa_input,
+    normalise,
+    taxonomy_digest,
+)
+from gateway.policy.revision import RevisionTracker
+from gateway.policy.supervisor import OpaSupervisor, find_opa_binary
+from gateway.settings import Settings
+from gateway.state.grants import GrantStore
+
+log = logging.getLogger(__name__)
+
+__all__ = ["DecisionOutcome", "PolicyEngine", "PolicyRequest"]
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionOutcome:
+    decision: Decision
+    cache_hit: bool
+    elapsed_ms: float
+    input_digest: str  # stable digest of the normalised input (audit correlation)
+    report_only: bool
+
+
+class PolicyEngine:
+    """Build with `await PolicyEngine.open(...)`; close with `await engine.close()`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        taxonomy_policy: Mapping[str, Any],
+        grants: GrantStore,
+        taxonomy: Taxonomy | None = None,
+    ) -> None:
+        self.settings = settings
+        self.mode: Literal["static", "managed", "external"] = settings.policy.engine
+        self._taxonomy_policy = dict(taxonomy_policy)
+        self._taxonomy_digest = taxonomy_digest(self._taxonomy_policy)
+        self._taxonomy = taxonomy
+        self._grants = grants
+        self._tz = ZoneInfo(settings.policy.timezone)
+        self._global_report_only = settings.policy.report_only
+        self.cache = DecisionCache(settings.policy.cache_size)
+        self.client: OpaClient | None = None
+        self.supervisor: OpaSupervisor | None = None
+        self.tracker: RevisionTracker | None = None
+
+    @classmethod
+    async def open(
+        cls,
+        settings: Settings,
+        *,
+        taxonomy_policy: Mapping[str, Any],
+        grants: GrantStore,
+        taxonomy: Taxonomy | None = None,
+    ) -> PolicyEngine:
+        """Start what the configured engine needs; ConfigError if it cannot."""
+        engine = cls(settings, taxonomy_policy=taxonomy_policy, grants=grants, taxonomy=taxonomy)
+        try:
+            await engine._start()
+        except BaseException:
+            await engine.close()
+            raise
+        if engine.report_only:
+            log.warning(
+                "POLICY REPORT-ONLY MODE: decisions are computed and audited but NOT enforced"
+            )
+        return engine
+
+    async def _start(self) -> None:
+        p = self.settings.policy
+        if self.mode == "static":
+            if self._taxonomy is None:
+                raise ConfigError("policy.engine is 'static' but no taxonomy was given")
+            return
+        rego_dir = self.settings.path(p.rego_dir)
+        if self.mode == "managed":
+            self.supervisor = OpaSupervisor(
+                find_opa_binary(self.settings), rego_dir, start_timeout=p.start_timeout
+            )
+            await self.supervisor.start()
+            base_url = self.supervisor.url
+        else:
+            base_url = p.url
+        schema = self.settings.path(p.output_schema or rego_dir / "schema" / "output.json")
+        self.client = OpaClient(
+            base_url,
+            p.decision_path,
+            timeout=p.timeout,
+            pool_size=p.pool_size,
+            validator=load_output_validator(schema),
+            breaker=CircuitBreaker(p.breaker_threshold, p.breaker_cooldown),
+        )
+        self.tracker = RevisionTracker(
+            self.client.session,
+            base_url,
+            p.revision_path,
+            rego_dir=rego_dir if self.mode == "managed" else None,
+            bundle_status=self.mode == "external",
+            interval=p.revision_poll,
+            on_change=self._revision_changed,
+        )
+        await self.tracker.start()
+        if not self.tracker.revision:
+            log.warning("policy engine at %s is not answering yet; failing closed", base_url)
+
+    def _revision_changed(self, revision: str) -> None:
+        self.cache.purge()
+
+    @property
+    def revision(self) -> str:
+        if self.mode == "static":
+            return "static"
+        return self.tracker.revision if self.tracker is not None else ""
+
+    @property
+    def report_only(self) -> bool:
+        """Global report-only mode (routes may add their own)."""
+        return self._global_report_only
+
+    async def decide(self, subject: Subject, request: PolicyRequest) -> DecisionOutcome:
+        """The action table for this request. Raises PolicyUnavailable (fail closed)."""
+        started = time.perf_counter()
+        _, grants = await self._grants.active_for(subject.id, request.now)
+        revision = self.revision
+        norm, piece_end = normalise(
+            subject,
+            request,
+            revision=revision,
+            taxonomy_digest=self._taxonomy_digest,
+            grants=grants,
+            tz=self._tz,
+            report_only=self._global_report_only or request.report_only,
+        )
+        hit = self.cache.get(norm)
+        if hit is not None:
+            return DecisionOutcome(
+                hit.decision,
+                cache_hit=True,
+                elapsed_ms=(time.perf_counter() - started) * 1000,
+                input_digest=hit.digest,
+                report_only=hit.decision.report_only,
+            )
+        decision, cacheable = await self._evaluate(subject, request, norm)
+        digest = norm.digest()
+        if cacheable and self.revision == revision:
+            ttl = min(decision.obligations.cache_ttl, (piece_end - request.now).total_seconds())
+            self.cache.put(norm, decision, digest, ttl)
+        return DecisionOutcome(
+            decision,
+            cache_hit=False,
+            elapsed_ms=(time.perf_counter() - started) * 1000,
+            input_digest=digest,
+            report_only=decision.report_only,
+        )
+
+    async def _evaluate(
+        self, subject: Subject, request: PolicyRequest, norm: NormalisedInput
+    ) -> tuple[Decision, bool]:
+        if self.client is None or self.tracker is None:
+            assert self._taxonomy is not None  # checked in _start for static mode
+            decision = static_decision(
+                self._taxonomy, subject, method=request.method, now=request.now
+            )
+            return dataclasses.replace(decision, report_only=norm.report_only), True
+        decision, _ = await self.client.evaluate(build_opa_input(norm, self._taxonomy_policy))
+        if decision.revision != self.tracker.data_revision:
+            # OPA runs a policy the tracker has not seen yet: label it with what
+            # OPA said, do not cache it, and have the tracker catch up now.
+            self.tracker.poke()
+            return decision, False
+        return dataclasses.replace(decision, revision=self.tracker.revision), True
+
+    async def ready(self) -> bool:
+        """Can decisions be made right now (for /ready)?"""
+        if self.mode == "static":
+            return True
+        if self.client is None or self.tracker is None or not self.tracker.revision:
+            return False
+        if self.client.breaker.state == "open":
+            return False
+        if self.supervisor is not None:
+            return await self.supervisor.healthy()
+        return True
+
+    async def close(self) -> None:
+        if self.tracker is not None:
+            await self.tracker.close()
+        if self.client is not None:
+            await self.client.close()
+        if self.supervisor is not None:
+            await self.supervisor.stop()

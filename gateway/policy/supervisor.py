@@ -1,0 +1,201 @@
+"""Managed mode: the gateway runs its own `opa run --server --watch <rego_dir>`.
+
+OPA listens on a free loopback port chosen at start and kept across restarts,
+so the client's URL never changes. `--watch` makes OPA reload policy and data
+when files under the rego directory change, without a gateway restart.
+
+If OPA dies, it is restarted with exponential backoff (0.2 s doubling to 5 s,
+reset after a minute of healthy running); meanwhile the client fails closed and
+its circuit breaker keeps that cheap. On shutdown OPA gets SIGTERM, then
+SIGKILL after a grace period; only the process we started, by its PID.
+
+Health is a plain aiohttp `GET /health` (not opa-python-client: it needs
+`async with`, retries, and swallows the status code).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+import socket
+import time
+from collections import deque
+from pathlib import Path
+
+import aiohttp
+
+from gateway.errors import ConfigError
+from gateway.settings import REPO_ROOT, Settings
+
+log = logging.getLogger(__name__)
+
+_BACKOFF_MIN = 0.2
+_BACKOFF_MAX = 5.0
+_STABLE_AFTER = 60.0
+
+
+def find_opa_binary(settings: Settings) -> str:
+    """settings.policy.opa_binary, else `opa` on PATH, else <repo>/.tools/bin/opa."""
+    configured = settings.policy.opa_binary
+    if configured:
+        path = shutil.which(configured) or shutil.which(str(settings.path(Path(configured))))
+        if path is None:
+            raise ConfigError(f"policy.opa_binary: {configured!r} is not an executable file")
+        return path
+    found = shutil.which("opa")
+    if found:
+        return found
+    for root in (settings.base_dir, REPO_ROOT):
+        local = root / ".tools" / "bin" / "opa"
+        if shutil.which(str(local)):
+            return str(local)
+    raise ConfigError(
+        "policy.engine is 'managed' but no OPA binary was found "
+        "(set policy.opa_binary, put `opa` on PATH, or run `make tools`)"
+    )
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class OpaSupervisor:
+    def __init__(
+        self,
+        binary: str,
+        rego_dir: Path,
+        *,
+        port: int | None = None,
+        start_timeout: float = 15.0,
+    ) -> None:
+        if not rego_dir.is_dir():
+            raise ConfigError(f"policy.rego_dir: {rego_dir} is not a directory")
+        self.binary = binary
+        self.rego_dir = rego_dir
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.start_timeout = start_timeout
+        self.restarts = 0
+        self._proc: asyncio.subprocess.Process | None = None
+        self._stderr: deque[str] = deque(maxlen=20)
+        self._stopping = False
+        self._monitor: asyncio.Task[None] | None = None
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.returncode is None
+
+    async def start(self) -> None:
+        """Start OPA and wait until /health answers; ConfigError if it cannot start."""
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=2), timeout=aiohttp.ClientTimeout(total=1.0)
+        )
+        try:
+            await self._spawn()
+        except BaseException:
+            await self.stop()
+            raise
+        self._monitor = asyncio.create_task(self._keep_alive(), name="opa-supervisor")
+
+    async def _spawn(self) -> None:
+        self._stderr.clear()
+        self._proc = await asyncio.create_subprocess_exec(
+            self.binary, "run", "--server",
+            "--addr", f"127.0.0.1:{self.port}",
+            "--log-level", "error",
+            "--skip-version-check",
+            "--watch", str(self.rego_dir),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        asyncio.create_task(self._drain_stderr(self._proc), name="opa-stderr")  # noqa: RUF006
+        log.info("started OPA pid=%s on %s watching %s", self._proc.pid, self.url, self.rego_dir)
+        deadline = time.monotonic() + self.start_timeout
+        while time.monotonic() < deadline:
+            if self._proc.returncode is not None:
+                break
+            if await self.healthy():
+                return
+            await asyncio.sleep(0.05)
+        detail = " | ".join(self._stderr) or "no output"
+        raise ConfigError(f"OPA did not become healthy on {self.url}: {detail}")
+
+    async def _drain_stderr(self, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stderr is not None  # created with stderr=PIPE
+        async for raw in proc.stderr:
+            line = raw.decode("utf-8", "replace").rstrip()
+            if line:
+                self._stderr.append(line[:500])
+                log.warning("opa: %s", line[:500])
+
+    async def healthy(self) -> bool:
+        """GET /health answered 200."""
+        if self._session is None:
+            return False
+        try:
+            async with self._session.get(f"{self.url}/health") as resp:
+                return resp.status == 200
+        except (aiohttp.ClientError, TimeoutError):
+            return False
+
+    def _is_stopping(self) -> bool:
+        # A method, not the attribute: the flag changes while we await.
+        return self._stopping
+
+    async def _keep_alive(self) -> None:
+        backoff = _BACKOFF_MIN
+        while not self._stopping:
+            proc = self._proc
+            assert proc is not None  # set by start() before this task exists
+            started = time.monotonic()
+            code = await proc.wait()
+            if self._is_stopping():
+                return
+            if time.monotonic() - started > _STABLE_AFTER:
+                backoff = _BACKOFF_MIN
+            log.error("OPA pid=%s exited with %s; restarting in %.1fs", proc.pid, code, backoff)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, _BACKOFF_MAX)
+            if self._is_stopping():
+                return
+            self.restarts += 1
+            try:
+                await self._spawn()
+            except ConfigError as exc:
+                log.warning("OPA restart failed: %s", exc.message)
+                await self._terminate()
+
+    async def _terminate(self) -> None:
+        proc = self._proc
+        if proc is None or proc.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            proc.terminate()
+        try:
+            await asyncio.wait_for(proc.wait(), timeout=5.0)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._monitor is not None:
+            self._monitor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._monitor
+            self._monitor = None
+        await self._terminate()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None

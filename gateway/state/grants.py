@@ -1,0 +1,252 @@
+"""Grants: time-limited, approved widenings of a subject's access (policy input).
+
+The policy stage asks `active_for(subject, now)` on every request, so the answer
+must not cost a Redis round trip. `RedisGrantStore` therefore keeps an in-process
+snapshot of the whole grants hash, refreshed when another replica publishes a
+change on `GRANTS_CHANNEL` and, as a safety net for lost pub/sub messages, when a
+cheap poll of `GRANTS_VERSION` shows a newer version. Every write goes through one
+MULTI block: HSET/HDEL the grant, INCR the version, PUBLISH the new version.
+
+Grants only ever *widen* access. If the snapshot cannot be refreshed for longer
+than `max_staleness` seconds, `active_for` answers "no grants" (fail closed):
+a revoked grant must not live on because Redis went away.
+
+A grant is a JSON object with at least `id`, `subject`, `status` and `expires`
+(RFC 3339); `gateway.access` owns its full shape and lifecycle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any, Protocol
+
+import orjson
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError, WatchError
+
+from gateway.state.keys import GRANTS, GRANTS_CHANNEL, GRANTS_VERSION
+
+log = logging.getLogger(__name__)
+
+Grant = dict[str, Any]
+Mutation = Callable[[Grant | None], Grant | None]
+
+
+class GrantConflict(Exception):
+    """A read-modify-write lost too many races with other writers."""
+
+
+def is_active(grant: Mapping[str, Any], now: datetime) -> bool:
+    """Active = fully approved, not revoked, and not yet expired at `now`."""
+    if grant.get("status") != "active":
+        return False
+    expires = grant.get("expires")
+    if not isinstance(expires, str):
+        return False
+    try:
+        until = datetime.fromisoformat(expires)
+    except ValueError:
+        return False
+    if until.tzinfo is None:
+        return False  # an expiry without a zone is ambiguous: not active
+    return now < until
+
+
+class GrantStore(Protocol):
+    """What the policy stage and the access API need from a grants store."""
+
+    async def active_for(self, subject_id: str, now: datetime) -> tuple[int, list[Grant]]:
+        """(store version, active grants of the subject at `now`), sorted by id."""
+        ...
+
+    async def get(self, grant_id: str) -> Grant | None: ...
+
+    async def all(self) -> list[Grant]: ...
+
+    async def update(self, grant_id: str, mutate: Mutation) -> Grant | None:
+        """Atomically replace a grant with `mutate(current)` (None deletes it)."""
+        ...
+
+    async def version(self) -> int: ...
+
+    async def close(self) -> None: ...
+
+
+def _select(grants: Mapping[str, Grant], subject_id: str, now: datetime) -> list[Grant]:
+    found = [g for g in grants.values() if g.get("subject") == subject_id and is_active(g, now)]
+    found.sort(key=lambda g: str(g.get("id")))
+    return found
+
+
+class MemoryGrantStore:
+    """Single-process twin of RedisGrantStore (demo and unit tests)."""
+
+    def __init__(self) -> None:
+        self._grants: dict[str, Grant] = {}
+        self._version = 0
+        self._lock = asyncio.Lock()
+
+    async def active_for(self, subject_id: str, now: datetime) -> tuple[int, list[Grant]]:
+        return self._version, [dict(g) for g in _select(self._grants, subject_id, now)]
+
+    async def get(self, grant_id: str) -> Grant | None:
+        g = self._grants.get(grant_id)
+        return dict(g) if g is not None else None
+
+    async def all(self) -> list[Grant]:
+        return [dict(g) for g in sorted(self._grants.values(), key=lambda g: str(g.get("id")))]
+
+    async def update(self, grant_id: str, mutate: Mutation) -> Grant | None:
+        async with self._lock:
+            current = self._grants.get(grant_id)
+            new = mutate(dict(current) if current is not None else None)
+            if new is None:
+                self._grants.pop(grant_id, None)
+            else:
+                self._grants[grant_id] = dict(new)
+            self._version += 1
+            return dict(new) if new is not None else None
+
+    async def version(self) -> int:
+        return self._version
+
+    async def close(self) -> None:
+        return None
+
+
+class RedisGrantStore:
+    """Grants shared by all replicas; reads served from a local snapshot."""
+
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        *,
+        poll_interval: float = 1.0,
+        max_staleness: float = 30.0,
+        max_retries: int = 20,
+    ) -> None:
+        self._redis = client
+        self._poll_interval = poll_interval
+        self._max_staleness = max_staleness
+        self._max_retries = max_retries
+        self._grants: dict[str, Grant] = {}
+        self._version = -1  # -1: never loaded
+        self._loaded_at = 0.0
+        self._refresh_lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def open(
+        cls, client: aioredis.Redis, *, poll_interval: float = 1.0, max_staleness: float = 30.0
+    ) -> RedisGrantStore:
+        """Load the snapshot and start following changes."""
+        store = cls(client, poll_interval=poll_interval, max_staleness=max_staleness)
+        await store.refresh()
+        store._task = asyncio.create_task(store._follow(), name="grants-follow")
+        return store
+
+    @property
+    def loaded_version(self) -> int:
+        return self._version
+
+    async def refresh(self) -> None:
+        """Reload the snapshot if Redis holds a newer version (or always, first time)."""
+        async with self._refresh_lock:
+            remote = int(await self._redis.get(GRANTS_VERSION) or 0)
+            if remote == self._version:
+                self._loaded_at = time.monotonic()
+                return
+            # Version and hash read in one transaction so they belong together.
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.get(GRANTS_VERSION)
+                pipe.hgetall(GRANTS)
+                raw_version, raw = await pipe.execute()
+            grants: dict[str, Grant] = {}
+            for k, v in raw.items():
+                try:
+                    grants[k.decode()] = orjson.loads(v)
+                except orjson.JSONDecodeError:
+                    log.exception("grant %r is not valid JSON; ignored (fail closed)", k)
+            self._grants = grants
+            self._version = int(raw_version or 0)
+            self._loaded_at = time.monotonic()
+
+    async def _follow(self) -> None:
+        """Refresh on pub/sub messages, and at least every poll_interval."""
+        pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+        subscribed = False
+        try:
+            while True:
+                try:
+                    if not subscribed:
+                        await pubsub.subscribe(GRANTS_CHANNEL)
+                        subscribed = True
+                    await pubsub.get_message(timeout=self._poll_interval)
+                    # Drain any burst so one refresh covers many messages.
+                    while await pubsub.get_message(timeout=0) is not None:
+                        pass
+                    await self.refresh()
+                except (RedisError, OSError) as exc:
+                    subscribed = False
+                    with contextlib.suppress(RedisError, OSError):
+                        await pubsub.reset()
+                    log.warning("grants refresh failed: %s", exc)
+                    await asyncio.sleep(self._poll_interval)
+        finally:
+            with contextlib.suppress(RedisError, OSError):
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    def _fresh(self) -> bool:
+        return self._version >= 0 and time.monotonic() - self._loaded_at <= self._max_staleness
+
+    async def active_for(self, subject_id: str, now: datetime) -> tuple[int, list[Grant]]:
+        if not self._fresh():
+            return self._version, []
+        return self._version, [dict(g) for g in _select(self._grants, subject_id, now)]
+
+    async def get(self, grant_id: str) -> Grant | None:
+        raw = await self._redis.hget(GRANTS, grant_id)
+        return orjson.loads(raw) if raw is not None else None
+
+    async def all(self) -> list[Grant]:
+        raw = await self._redis.hgetall(GRANTS)
+        grants = [orjson.loads(v) for v in raw.values()]
+        grants.sort(key=lambda g: str(g.get("id")))
+        return grants
+
+    async def update(self, grant_id: str, mutate: Mutation) -> Grant | None:
+        for _ in range(self._max_retries):
+            async with self._redis.pipeline(transaction=True) as pipe:
+                try:
+                    await pipe.watch(GRANTS)
+                    raw = await pipe.hget(GRANTS, grant_id)
+                    current = orjson.loads(raw) if raw is not None else None
+                    new = mutate(current)
+                    pipe.multi()  # type: ignore[no-untyped-call]
+                    if new is None:
+                        pipe.hdel(GRANTS, grant_id)
+                    else:
+                        pipe.hset(GRANTS, grant_id, orjson.dumps(new))
+                    pipe.incr(GRANTS_VERSION)
+                    pipe.publish(GRANTS_CHANNEL, grant_id)
+                    await pipe.execute()
+                except WatchError:
+                    continue
+            await self.refresh()
+            return new
+        raise GrantConflict(f"grant {grant_id}: too many concurrent writers")
+
+    async def version(self) -> int:
+        return int(await self._redis.get(GRANTS_VERSION) or 0)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
