@@ -89,6 +89,7 @@ class RouteSpec:
     csv_columns: Mapping[str, str]  # CSV header -> category
     entry: EntrySpec | None
     catalog: str
+    export: bool = False  # a bulk export (audited as operation "export")
     _memo: dict[str, FieldRule | None] = field(
         default_factory=dict, compare=False, repr=False, hash=False
     )
@@ -224,7 +225,17 @@ def _route(
     if not isinstance(raw, Mapping):
         problems.append(f"{where}: must be a mapping")
         return None
-    allowed = {"name", "path", "methods", "sensitive", "records", "fields", "record", "csv"}
+    allowed = {
+        "name",
+        "path",
+        "methods",
+        "sensitive",
+        "records",
+        "fields",
+        "record",
+        "csv",
+        "export",
+    }
     _unknown_keys(raw, allowed | {"entry"}, where, problems)
     path = raw.get("path")
     if not isinstance(path, str) or not path.startswith("/"):
@@ -268,6 +279,10 @@ def _route(
         entry = None
     else:
         entry = _entry(entry_raw, f"{where}.entry", problems)
+    export = raw.get("export", False)
+    if not isinstance(export, bool):
+        problems.append(f"{where}.export: must be true or false")
+        export = False
     name = raw.get("name", path)
     if not isinstance(name, str) or not name:
         problems.append(f"{where}.name: must be a non-empty string")
@@ -283,6 +298,7 @@ def _route(
         csv_columns=columns,
         entry=entry,
         catalog=catalog,
+        export=export,
     )
 
 
