@@ -62,7 +62,8 @@ _tier_permitted(rule) if {
 	_tier_purpose_ok(rule)
 }
 
-_tier_purpose_ok(rule) if not rule.purposes
+# No purposes listed (absent or empty): the role alone decides.
+_tier_purpose_ok(rule) if count(object.get(rule, "purposes", [])) == 0
 
 _tier_purpose_ok(rule) if input.request.purpose in rule.purposes
 

@@ -1,0 +1,81 @@
+package crm.gateway_test
+
+soon := "2026-11-25T10:18:00+08:00"
+
+test_baseline_obligations if {
+	baseline.obligations == {
+		"audit_level": "basic",
+		"step_up": false,
+		"acr_values": null,
+		"max_clear_records": data.crm.config.bulk.max_clear_records,
+		"bulk_action": "mask",
+		"cache_ttl": data.crm.config.cache.ttl,
+		"purpose_required": false,
+		"justification_required": false,
+	}
+}
+
+test_audit_detailed_when_l4_clear if {
+	d := decide({"clearance": "L4", "roles": ["compliance"]}, {"purpose": "audit"}, [])
+	d.fields.bank_account == clear
+	d.obligations.audit_level == "detailed"
+}
+
+test_audit_detailed_when_denied if {
+	d := decide({"disabled": true}, {}, [])
+	d.obligations.audit_level == "detailed"
+}
+
+test_export_beyond_limits_blocks if {
+	d := decide({"roles": ["compliance"]}, {"operation": "export", "purpose": "audit"}, [])
+	d.obligations.bulk_action == "block"
+	d.obligations.max_clear_records.L4 == 10
+}
+
+test_bulk_grant_lifts_all_limits if {
+	g := object.remove(grant("bulk_export", ["security"], {}), ["level"])
+	d := decide({"roles": ["compliance"]}, {"operation": "export", "purpose": "audit"}, [g])
+	d.obligations.max_clear_records == {}
+	d.obligations.bulk_action == "mask"
+}
+
+test_bulk_grant_lifts_limits_up_to_its_level if {
+	g := grant("bulk_export", ["security"], {"level": "L3"})
+	d := decide({"roles": ["compliance"]}, {"operation": "export", "purpose": "audit"}, [g])
+	d.obligations.max_clear_records == {"L4": 10}
+	d.obligations.bulk_action == "block"
+}
+
+test_bulk_grant_needs_approval if {
+	d := decide({}, {"operation": "export"}, [grant("bulk_export", [], {})])
+	d.obligations.max_clear_records == data.crm.config.bulk.max_clear_records
+}
+
+test_cache_ttl_short_when_grant_expires_soon if {
+	d := decide({}, {}, [grant("grade_b", ["security"], {"expires": soon})])
+	d.obligations.cache_ttl == data.crm.config.cache.short_ttl
+}
+
+test_cache_ttl_short_when_partner_access_ends_soon if {
+	d := decide({"partner": true, "roles": ["partner_agent"], "partner_expires": soon}, {}, [])
+	d.allow == true
+	d.obligations.cache_ttl == data.crm.config.cache.short_ttl
+}
+
+test_cache_ttl_normal_with_long_grant if {
+	d := decide({}, {}, [grant("grade_b", ["security"], {})])
+	d.obligations.cache_ttl == data.crm.config.cache.ttl
+}
+
+test_step_up_for_grant_awaiting_mfa if {
+	d := decide({"mfa": false}, {}, [grant("bulk_export", ["security"], {})])
+	d.obligations.step_up == true
+	d.obligations.acr_values != null
+	d.obligations.max_clear_records == data.crm.config.bulk.max_clear_records
+}
+
+test_unknown_grant_type_ignored if {
+	d := decide({"mfa": false}, {}, [grant("superuser", ["security", "it"], {})])
+	d.obligations.step_up == false
+	d == decide({"mfa": false}, {}, [])
+}
