@@ -1,0 +1,175 @@
+"""Value detectors: find customer identifiers in values and free text, with validation.
+
+Field names decide most fields (`category_for_key`); these detectors are the
+safety net for free text (notes, remarks) and for fields the catalog does not
+know. A regex only proposes a candidate; checksums (MOD 11-2, GB 32100, Luhn),
+real dates, allocated number segments and context keywords decide.
+
+Where candidates overlap, priority decides: credential > ID (checksum) > USCC
+(checksum) > bank card (Luhn) > phone > the rest; then the longer span.
+
+Public API:
+    Hit                        one finding; start/end index the ORIGINAL text
+    detect(text)               free-text scan: non-overlapping hits, sorted by start
+    classify_value(value, key_hint=None)   is the whole value one identifier?
+    category_for_key(key)      field-name rules (memoised)
+    is_free_text_key(key)      does the key name prose to be scanned?
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from gateway.core.detectors import checks, patterns
+from gateway.core.detectors.keys import category_for_key, is_free_text_key
+from gateway.core.detectors.numbers import classify_compact, scan_numbers
+from gateway.core.normalize import compact, normalize
+
+__all__ = ["Hit", "category_for_key", "classify_value", "detect", "is_free_text_key"]
+
+PRIORITY = {
+    "credentials": 100,
+    "id_number": 90,
+    "uscc_person": 80,
+    "uscc_org": 80,
+    "bank_card": 70,
+    "mobile": 60,
+    "landline": 60,
+    "email": 55,
+    "passport": 52,
+    "securities_account": 52,
+    "ip_address": 50,
+    "bank_account": 45,
+    "licence_plate": 45,
+    "postal_code": 40,
+    "name": 35,
+    "address": 30,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    category: str
+    start: int
+    end: int
+    detector: str
+    confidence: float
+
+
+Found = patterns.Found
+
+
+def _has_cjk(text: str) -> bool:
+    return not text.isascii() and patterns.CJK_RE.search(text) is not None
+
+
+def _candidates(t: str) -> list[Found]:
+    found: list[Found] = patterns.credentials(t)
+    digits = sum(1 for ch in t if "0" <= ch <= "9") if len(t) < 64 else 5
+    if digits >= 5:
+        found.extend((h.start, h.end, *h.verdict[:3]) for h in scan_numbers(t))
+        found.extend(patterns.keyword_codes(t))
+        found.extend(patterns.usccs(t))
+    if "@" in t:
+        found.extend(patterns.emails(t))
+    if digits >= 4 or ":" in t:
+        found.extend(patterns.ips(t))
+    if _has_cjk(t):
+        found.extend(patterns.plates(t))
+        found.extend(patterns.names(t))
+        found.extend(patterns.addresses(t))
+    return found
+
+
+def _resolve(found: list[Found]) -> list[Found]:
+    """Keep the highest-priority, then longest, candidate wherever spans overlap."""
+    if len(found) < 2:
+        return found
+    ranked = sorted(found, key=lambda f: (-PRIORITY.get(f[2], 0), f[0] - f[1], f[0]))
+    kept: list[Found] = []
+    for cand in ranked:
+        if all(cand[1] <= k[0] or cand[0] >= k[1] for k in kept):
+            kept.append(cand)
+    kept.sort()
+    return kept
+
+
+def detect(text: str) -> list[Hit]:
+    """Scan free text. Spans index the original `text`, so masking replaces its characters."""
+    if len(text) < 5:
+        return []
+    norm = normalize(text)
+    hits = []
+    for start, end, cat, det, conf in _resolve(_candidates(norm.text)):
+        s, e = norm.to_original(start, end)
+        hits.append(Hit(cat, s, e, det, conf))
+    return hits
+
+
+def classify_value(value: str, key_hint: str | None = None) -> Hit | None:
+    """The category of `value` if the whole value is one identifier, else None.
+
+    `key_hint` (the field name) serves as the context keyword that detectors
+    without a checksum (legacy IDs, passports, postal codes, accounts) require.
+    """
+    n = len(value)
+    ctx = key_hint.lower() if key_hint else ""
+    if n < 5 or n > 256:
+        return _cjk_value(value, ctx, n) if 2 <= n < 5 and _has_cjk(value) else None
+    v = value.strip()
+    if v.startswith("eyJ") and patterns.JWT_RE.fullmatch(v):
+        return Hit("credentials", 0, n, "jwt", 0.95)
+    if "@" in v:
+        m = patterns.EMAIL_RE.fullmatch(normalize(v).text)
+        return Hit("email", 0, n, "email", 0.95) if m else None
+    c = compact(v)
+    if not c:
+        return None
+    body = c[1:] if c[0] == "+" else c
+    if body.isdigit() or (body[:-1].isdigit() and body[-1] == "X"):
+        if "=" in v and patterns.TRACK2_RE.fullmatch(v):
+            return Hit("credentials", 0, n, "track2", 0.9)
+        verdict = classify_compact(c, ctx)
+        if verdict is not None:
+            return Hit(verdict.category, 0, n, verdict.detector, verdict.confidence)
+        return _ip(v, n)
+    if c.isascii():
+        return _ascii_code(c, ctx, n) or _ip(v, n)
+    if _has_cjk(v):
+        return _cjk_value(normalize(v).text, ctx, n)
+    return None
+
+
+def _ip(v: str, n: int) -> Hit | None:
+    if "." not in v and ":" not in v:
+        return None
+    try:
+        addr = ipaddress.ip_address(v.strip())
+    except ValueError:
+        return None
+    return Hit("ip_address", 0, n, f"ipv{addr.version}", 0.8)
+
+
+def _ascii_code(c: str, ctx: str, n: int) -> Hit | None:
+    if len(c) == 18 and checks.uscc_ok(c):
+        return Hit("uscc_person" if c.startswith("92") else "uscc_org", 0, n, "uscc", 0.8)
+    if patterns.PASSPORT_RE.fullmatch(c) and patterns.KW_PASSPORT.search(ctx):
+        return Hit("passport", 0, n, "passport", 0.7)
+    if patterns.SECURITIES_RE.fullmatch(c) and patterns.KW_SECURITIES.search(ctx):
+        return Hit("securities_account", 0, n, "securities_account", 0.7)
+    return None
+
+
+def _cjk_value(t: str, ctx: str, n: int) -> Hit | None:
+    t = t.strip()
+    if patterns.PLATE_RE.fullmatch(t):
+        return Hit("licence_plate", 0, n, "licence_plate", 0.8)
+    m = patterns.ADDRESS_RE.fullmatch(t)
+    if m and len(patterns.UNIT_RE.findall(t)) >= 2:
+        return Hit("address", 0, n, "address", 0.7)
+    if ctx and patterns.NAME_KEYS.search(ctx):
+        m = patterns.NAME_VALUE_RE.fullmatch(t)
+        if m:
+            return Hit("name", 0, n, "name_value", 0.6)
+    return None

@@ -1,0 +1,144 @@
+"""Number-shaped identifiers: IDs, cards, phones, accounts, postal codes.
+
+A *token* is a run of digits (optionally `+86` in front, `X` at the end) whose
+groups may be separated by single spaces, hyphens or middle dots. Digit
+boundaries are absolute: a token never starts or ends inside a longer digit run,
+so a 19-digit card never yields an 18-digit "ID".
+
+Each token is tried as a whole and then as contiguous sub-runs of its groups
+(longest first), because free text glues numbers together ("13812345678 2024").
+A candidate without a checksum (mobile, landline) is accepted across groups only
+in its usual grouping (3-4-4, area-subscriber), which keeps spaced prices and
+dates from being stitched into phone numbers.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import NamedTuple
+
+from gateway.core.detectors import checks
+
+TOKEN_RE = re.compile(r"(?<!\d)(?:\+86[ \-]?)?\d+(?:[ \-·]\d+)*X?")
+_GROUP_RE = re.compile(r"\+86|\d+X?")
+_MAX_GROUPS = 6
+_MAX_LEN = 22
+
+KW_ID = re.compile(r"身份|证件|公民|idno|id_no|id no|idcard|id card|sfz|zjhm|identity")
+KW_CARD = re.compile(r"卡号|银行卡|信用卡|借记卡|储蓄卡|card|yhk|账号|帐号")
+KW_ACCOUNT = re.compile(r"账号|帐号|账户|帐户|开户行|户名|account|acct")
+KW_SECURITIES = re.compile(r"证券|股东|资金账|一码通|securit|stock|gdzh|zjzh")
+KW_POSTAL = re.compile(r"邮编|邮政编码|postcode|postal|zip|yzbm")
+KW_PHONE = re.compile(r"电话|座机|固话|传真|tel|phone|fax|lxdh")
+KW_TW_PERMIT = re.compile(r"台胞证|台湾居民来往")
+
+
+class Verdict(NamedTuple):
+    category: str
+    detector: str
+    confidence: float
+    checked: bool  # validated by a checksum (safe to stitch across any grouping)
+
+
+def classify_compact(c: str, ctx: str) -> Verdict | None:
+    """What a compacted number is, or None. `ctx` is lower-case context (keywords)."""
+    if c.startswith("+86"):
+        return Verdict("mobile", "mobile", 0.95, False) if checks.mobile_ok(c[3:]) else None
+    n = len(c)
+    if n == 18:
+        if checks.resident_id_ok(c):
+            return Verdict("id_number", "resident_id", 0.95, True)
+        if checks.residence_permit_ok(c):
+            return Verdict("id_number", "residence_permit", 0.9, True)
+        if checks.permanent_residence_ok(c):
+            return Verdict("id_number", "permanent_residence", 0.85, True)
+        if checks.uscc_ok(c):
+            cat = "uscc_person" if c.startswith("92") else "uscc_org"
+            return Verdict(cat, "uscc", 0.8, True)
+    if not c.isdigit():
+        return None
+    if 15 <= n <= 19 and checks.card_iin_ok(c) and checks.luhn_ok(c):
+        return Verdict("bank_card", "bank_card", 0.9, True)
+    if 16 <= n <= 19 and c.startswith("62") and KW_CARD.search(ctx):
+        return Verdict("bank_card", "bank_card_keyword", 0.6, False)
+    if n == 11:
+        if checks.mobile_ok(c):
+            return Verdict("mobile", "mobile", 0.9, False)
+    elif n == 13 and c.startswith("86"):
+        if checks.mobile_ok(c[2:]):
+            return Verdict("mobile", "mobile", 0.9, False)
+    elif n == 15:
+        if c.startswith("0086") and checks.mobile_ok(c[4:]):
+            return Verdict("mobile", "mobile", 0.9, False)
+        if checks.legacy_id_ok(c) and KW_ID.search(ctx):
+            return Verdict("id_number", "legacy_id", 0.6, False)
+    if checks.corporate_number(c):
+        return None
+    if checks.landline_area(c):
+        return Verdict("landline", "landline", 0.85, False)
+    if n in (7, 8) and c[0] in "2345678" and KW_PHONE.search(ctx):
+        return Verdict("landline", "landline_keyword", 0.5, False)
+    if n == 8 and KW_TW_PERMIT.search(ctx):
+        return Verdict("passport", "tw_permit", 0.6, False)
+    if n == 6 and c[0] != "9" and KW_POSTAL.search(ctx):
+        return Verdict("postal_code", "postal_code", 0.6, False)
+    if n in (10, 12) and KW_SECURITIES.search(ctx):
+        return Verdict("securities_account", "securities_account", 0.5, False)
+    if 10 <= n <= 25 and KW_ACCOUNT.search(ctx):
+        return Verdict("bank_account", "bank_account", 0.5, False)
+    return None
+
+
+def _grouping_ok(category: str, lengths: tuple[int, ...]) -> bool:
+    """Usual groupings for numbers without a checksum."""
+    if lengths and lengths[0] == 0:  # leading +86 group
+        lengths = lengths[1:]
+        if lengths == (11,):
+            return True
+    if category == "mobile":
+        return lengths in ((3, 4, 4), (3, 8), (7, 4))
+    if category == "landline":
+        return len(lengths) >= 2 and lengths[0] in (3, 4) and sum(lengths[1:]) in (7, 8)
+    return len(lengths) == 1
+
+
+class NumberHit(NamedTuple):
+    start: int
+    end: int
+    verdict: Verdict
+
+
+def scan_numbers(text: str, context: int = 20) -> list[NumberHit]:
+    """All number identifiers in normalised `text` (spans index `text`)."""
+    out: list[NumberHit] = []
+    for tok in TOKEN_RE.finditer(text):
+        if tok.end() - tok.start() < 5:
+            continue
+        groups = [
+            (g.start(), g.end(), g.group())
+            for g in _GROUP_RE.finditer(text, tok.start(), tok.end())
+        ]
+        i = 0
+        k = len(groups)
+        while i < k:
+            found = False
+            for j in range(min(k, i + _MAX_GROUPS), i, -1):
+                compact = "".join(g[2] for g in groups[i:j])
+                if len(compact) > _MAX_LEN or len(compact) < 5:
+                    continue
+                start = groups[i][0]
+                ctx = text[max(0, start - context) : start].lower()
+                verdict = classify_compact(compact, ctx)
+                if verdict is None:
+                    continue
+                if j - i > 1 and not verdict.checked:
+                    lengths = tuple(0 if g[2] == "+86" else len(g[2]) for g in groups[i:j])
+                    if not _grouping_ok(verdict.category, lengths):
+                        continue
+                out.append(NumberHit(start, groups[j - 1][1], verdict))
+                i = j
+                found = True
+                break
+            if not found:
+                i += 1
+    return out

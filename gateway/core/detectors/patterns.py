@@ -1,0 +1,208 @@
+"""Word-shaped identifiers: credentials, emails, IPs, plates, passports, names, addresses.
+
+Every function takes normalised text and returns `(start, end, category,
+detector, confidence)` tuples indexing that text. Each is gated by a cheap
+membership test (an '@', a CJK character, a keyword) so the common case of a
+short field costs a few substring checks.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+from gateway.core.detectors import checks
+
+Found = tuple[int, int, str, str, float]
+
+_CRED_WORDS = (
+    r"(?<![A-Za-z])(?:password|passwd|passcode|pwd|pin|cvv2?|cvn2?|cvc2?|otp|token|secret"
+    r"|api[_-]?key|access[_-]?key)(?![A-Za-z])"
+    r"|密码|口令|验证码|校验码|动态码|安全码|有效期"
+)
+CREDENTIAL_KEYWORD = re.compile(_CRED_WORDS, re.IGNORECASE)
+_CRED_VALUE = re.compile(
+    rf"(?:{_CRED_WORDS})\s*(?:[:：=]|是|为|is)?\s*([^\s，。；;,、\"'“”]{{3,128}})", re.IGNORECASE
+)
+_HAS_ALNUM = re.compile(r"[0-9A-Za-z]")
+JWT_RE = re.compile(r"eyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]*")
+TRACK2_RE = re.compile(r";?\d{13,19}=\d{7,}\??")
+
+EMAIL_RE = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.([A-Za-z]{2,24})")
+_FILE_TLDS = frozenset({"png", "jpg", "jpeg", "gif", "svg", "webp", "js", "css", "ts", "py"})
+
+IPV4_RE = re.compile(
+    r"(?<![\d.])(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?:\.(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}(?!\d|\.\d)"
+)
+_VERSION_CTX = re.compile(r"(?:version|ver|版本|v)\s*[:：]?\s*$", re.IGNORECASE)
+IPV6_RE = re.compile(r"(?<![0-9A-Fa-f:])[0-9A-Fa-f:]*:[0-9A-Fa-f:]*:[0-9A-Fa-f:]*(?![0-9A-Fa-f:])")
+
+PLATE_RE = re.compile(
+    r"(?<![A-Za-z0-9])[京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼使领]"
+    r"[A-HJ-NP-Z][A-HJ-NP-Z0-9]{4,5}[挂学警港澳]?(?![A-Za-z0-9])"
+)
+
+PASSPORT_RE = re.compile(
+    r"(?<![A-Za-z0-9])(?:E[0-9A-HJ-NP-Z]\d{7}|[EGDSP]\d{8}|(?:DE|SE|PE)\d{7}|[HM]\d{8}(?:\d{2})?"
+    r"|C[0-9A-HJ-NP-Z]\d{7}|W\d{8}|L\d{8})(?![A-Za-z0-9])"
+)
+KW_PASSPORT = re.compile(r"护照|passport|通行证|回乡证|台胞证|旅行证|hzhm|permit", re.IGNORECASE)
+SECURITIES_RE = re.compile(r"(?<![A-Za-z0-9])[AB]\d{9}(?![A-Za-z0-9])")
+KW_SECURITIES = re.compile(r"证券|股东|资金账|securit|stock|gdzh|zjzh", re.IGNORECASE)
+USCC_RE = re.compile(r"(?<![0-9A-Z])[0-9A-HJ-NP-RTUWXY]{2}\d{6}[0-9A-HJ-NP-RTUWXY]{10}(?![0-9A-Z])")
+
+CJK_RE = re.compile(r"[\u4e00-\u9fff]")
+
+_COMPOUND = (
+    "欧阳|司马|上官|诸葛|东方|皇甫|尉迟|公孙|慕容|长孙|宇文|司徒|令狐|夏侯|澹台|轩辕|端木|独孤"
+    "|南宫|闻人|申屠|太史|百里|呼延|钟离|万俟|拓跋|赫连|东郭|西门|左丘|公羊|濮阳|淳于|司空"
+)
+_SINGLE = (
+    "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘蔡蒋余于杜叶程"
+    "苏魏吕丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付傅方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝"
+    "龚邵万钱严覃武戴莫孔向汤常温康施文牛樊葛邢安齐易乔伍庞颜倪庄聂章鲁岳翟殷詹申欧耿关兰焦俞左"
+    "柳甘祝包宁尚符舒阮柯纪梅童凌毕单季裴霍涂成苗谷盛曲翁冉骆蓝路游辛靳管柴蒙鲍华喻祁蒲房滕屈饶"
+    "解牟艾尤阳时穆农司卓古吉缪简车项连芦麦褚娄窦戚岑景党宫费卜冷晏席卫米柏宗瞿桂全佟应臧闵苟邬"
+    "边卞姬师和仇栾隋商刁沙荣巫寇桑郎甄丛仲虞敖巩明佘池查麻苑迟邝"
+)
+SURNAME = f"(?:{_COMPOUND}|[{_SINGLE}])"
+_NAME_CTX = r"(?:姓名|客户|户名|联系人|收件人|持卡人|申请人|借款人|投保人|被保险人|开户人|委托人)"
+NAME_AFTER_RE = re.compile(
+    rf"{_NAME_CTX}(?:是|为|叫|名|[:：]|\s)*({SURNAME})([\u4e00-\u9fff]{{1,2}})"
+)
+NAME_BEFORE_RE = re.compile(rf"({SURNAME})([\u4e00-\u9fff]{{1,2}}?)(?:先生|女士|小姐)")
+# Characters that start a following word rather than continue a given name.
+_STOP = frozenset(
+    "手电身地的说在于已表称反来要先女今昨前后本该和与及等是有将也都就还把被给对向从到"
+    "经总老主姐哥办去致打留预面卡号户账证住目名"
+)
+NAME_KEYS = re.compile(r"姓名|户名|联系人|name|xm|khxm", re.IGNORECASE)
+NAME_VALUE_RE = re.compile(rf"({SURNAME})([\u4e00-\u9fff]{{1,3}})")
+
+_PROVINCES = (
+    "北京|天津|上海|重庆|河北|山西|辽宁|吉林|黑龙江|江苏|浙江|安徽|福建|江西|山东|河南|湖北|湖南"
+    "|广东|海南|四川|贵州|云南|陕西|甘肃|青海|台湾|内蒙古|广西|西藏|宁夏|新疆|香港|澳门"
+)
+_ADMIN = r"[\u4e00-\u9fff]{1,7}?(?:自治州|地区|市|州|盟|区|县|旗)"
+_ROAD = r"[\u4e00-\u9fff0-9]{1,10}?(?:大街|大道|街道|路|街|巷|胡同|村|镇|乡|小区|花园|公寓|大厦)"
+_NUM = r"[0-9A-Za-z\-]{1,6}(?:号院|号楼|号|栋|幢|座|单元|室|楼|层|弄|组)"
+_PROV = rf"(?:{_PROVINCES})(?:省|市|壮族自治区|回族自治区|维吾尔自治区|自治区|特别行政区)?"
+ADDRESS_RE = re.compile(rf"{_PROV}(?:{_ADMIN}){{0,3}}(?:{_ROAD}){{0,3}}(?:{_NUM})*")
+ADDRESS_KW_RE = re.compile(
+    rf"(?:地址|住址|家住|住在|居住在|户籍地|通讯地址)[:：\s]*"
+    rf"((?:{_ADMIN}){{1,3}}(?:{_ROAD}){{0,3}}(?:{_NUM})*|(?:{_ROAD}){{1,3}}(?:{_NUM})*)"
+)
+UNIT_RE = re.compile(
+    r"自治州|地区|市|州|盟|区|县|旗|大街|大道|街道|路|街|巷|胡同|村|镇|乡|号|栋|幢|单元|室|楼|层|弄"
+)
+
+
+def credentials(t: str) -> list[Found]:
+    out: list[Found] = []
+    if CREDENTIAL_KEYWORD.search(t):
+        for m in _CRED_VALUE.finditer(t):
+            if _HAS_ALNUM.search(m.group(1)):
+                out.append((m.start(1), m.end(1), "credentials", "credential_keyword", 0.9))
+    if "eyJ" in t:
+        out.extend((m.start(), m.end(), "credentials", "jwt", 0.95) for m in JWT_RE.finditer(t))
+    if "=" in t:
+        out.extend(
+            (m.start(), m.end(), "credentials", "track2", 0.9) for m in TRACK2_RE.finditer(t)
+        )
+    return out
+
+
+def emails(t: str) -> list[Found]:
+    return [
+        (m.start(), m.end(), "email", "email", 0.95)
+        for m in EMAIL_RE.finditer(t)
+        if m.group(1).lower() not in _FILE_TLDS and not m.group().startswith(".")
+    ]
+
+
+def ips(t: str) -> list[Found]:
+    out: list[Found] = []
+    if "." in t:
+        for m in IPV4_RE.finditer(t):
+            if not _VERSION_CTX.search(t, max(0, m.start() - 12), m.start()):
+                out.append((m.start(), m.end(), "ip_address", "ipv4", 0.8))
+    if "::" in t or t.count(":") >= 7:
+        for m in IPV6_RE.finditer(t):
+            if ipv6_ok(m.group()):
+                out.append((m.start(), m.end(), "ip_address", "ipv6", 0.8))
+    return out
+
+
+def ipv6_ok(s: str) -> bool:
+    """A real IPv6 address, not a clock time or a Rust/C++ path like a::b."""
+    if "::" not in s and s.count(":") != 7:
+        return False
+    parts = [p for p in s.split(":") if p]
+    if len(parts) < 2 or all(p.isdigit() and len(p) <= 2 for p in parts):
+        return False
+    try:
+        ipaddress.IPv6Address(s)
+    except ValueError:
+        return False
+    return True
+
+
+def plates(t: str) -> list[Found]:
+    return [
+        (m.start(), m.end(), "licence_plate", "licence_plate", 0.8)
+        for m in PLATE_RE.finditer(t)
+        if sum(ch.isdigit() for ch in m.group()) >= 2
+    ]
+
+
+def keyword_codes(t: str) -> list[Found]:
+    """Passports, travel permits and securities accounts: only next to a keyword."""
+    out: list[Found] = []
+    for regex, kw, cat, det in (
+        (PASSPORT_RE, KW_PASSPORT, "passport", "passport"),
+        (SECURITIES_RE, KW_SECURITIES, "securities_account", "securities_account"),
+    ):
+        for m in regex.finditer(t):
+            if kw.search(t, max(0, m.start() - 20), m.start()):
+                out.append((m.start(), m.end(), cat, det, 0.7))
+    return out
+
+
+def usccs(t: str) -> list[Found]:
+    out: list[Found] = []
+    for m in USCC_RE.finditer(t):
+        code = m.group()
+        if not code.isdigit() and checks.uscc_ok(code):
+            cat = "uscc_person" if code.startswith("92") else "uscc_org"
+            out.append((m.start(), m.end(), cat, "uscc", 0.8))
+    return out
+
+
+def given_name(given: str) -> str:
+    """Trim a captured given name where the next word begins; '' if it is no name."""
+    if not given or given[0] in _STOP:
+        return ""
+    if len(given) > 1 and given[1] in _STOP:
+        return given[:1]
+    return given
+
+
+def names(t: str) -> list[Found]:
+    out: list[Found] = []
+    for regex, conf in ((NAME_AFTER_RE, 0.7), (NAME_BEFORE_RE, 0.6)):
+        for m in regex.finditer(t):
+            given = given_name(m.group(2))
+            if given:
+                out.append((m.start(1), m.start(2) + len(given), "name", "name_context", conf))
+    return out
+
+
+def addresses(t: str) -> list[Found]:
+    out: list[Found] = []
+    for m in ADDRESS_RE.finditer(t):
+        if len(UNIT_RE.findall(m.group())) >= 2:
+            out.append((m.start(), m.end(), "address", "address", 0.7))
+    for m in ADDRESS_KW_RE.finditer(t):
+        if len(UNIT_RE.findall(m.group(1))) >= 2:
+            out.append((m.start(1), m.end(1), "address", "address_keyword", 0.6))
+    return out
