@@ -22,7 +22,8 @@ from gateway.policy.engine import PolicyEngine
 from gateway.routes import RouteTable
 from gateway.settings import Settings
 from gateway.stages import STAGES, Stages
-from gateway.state.grants import open_grant_store
+from gateway.state.client import connect
+from gateway.state.grants import GrantStore, MemoryGrantStore, RedisGrantStore
 from gateway.upstream import Upstream
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -49,17 +50,22 @@ def _pseudonym_key(settings: Settings) -> bytes:
     return b"crm-gateway-development-pseudonym-key"
 
 
+async def _open_grants(settings: Settings) -> GrantStore:
+    if settings.redis.url:
+        return await RedisGrantStore.open(connect(settings.redis.url))
+    return MemoryGrantStore()
+
+
 async def _stages_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     taxonomy = Taxonomy.load(settings.path(settings.classification.taxonomy))
     catalog = Catalog.load(settings.path(settings.classification.catalog))
     upstream = Upstream.open(settings.upstream)
     audit = await AuditEmitter.open(settings)
-    grants = await open_grant_store(settings)
+    grants = await _open_grants(settings)
     identity = await Identity.open(settings)
     policy = await PolicyEngine.open(
-        settings, taxonomy=taxonomy, taxonomy_policy=taxonomy.to_policy(), grants=grants,
-        revocations=identity.revocations,
+        settings, taxonomy=taxonomy, taxonomy_policy=taxonomy.to_policy(), grants=grants
     )
     try:
         app[STAGES] = Stages(

@@ -50,6 +50,7 @@ from gateway.relay import (
 )
 from gateway.stages import STAGES, Stages
 from gateway.upstream import UpstreamResponse
+from gateway.websocket import relay_websocket
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH"})
 GUARDED_TYPES = ("application/json", "application/x-www-form-urlencoded", "+json")
@@ -143,8 +144,12 @@ async def _proxy(request: web.Request, stages: Stages, access: Access) -> web.St
         _enforce_obligations(decision, request, access)
 
     sensitive = rule.sensitive and decision is not None
-    body = await _request_body(request, stages, decision, crm_route, sensitive)
     headers = _upstream_headers(request, stages, client, access, sensitive)
+    if _is_upgrade(request):  # only reached when the route allows WebSocket
+        ws_headers = h.without(headers, {"sec-websocket-key", "sec-websocket-version",
+                                         "sec-websocket-extensions", "sec-websocket-protocol"})
+        return await relay_websocket(request, stages.upstream, access.path + _qs(query), ws_headers)
+    body = await _request_body(request, stages, decision, crm_route, sensitive)
     if body is not None and not isinstance(body, bytes) and request.content_length is not None:
         headers.append(("Content-Length", str(request.content_length)))  # streamed as declared
     up = await stages.upstream.send(request.method, access.path + _qs(query), headers, body)

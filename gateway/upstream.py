@@ -82,6 +82,10 @@ class Upstream:
     async def close(self) -> None:
         await self._session.close()
 
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        return self._session
+
     async def reachable(self, timeout: float = 2.0) -> bool:
         """Readiness: any HTTP answer from the CRM's base URL counts as reachable."""
         try:

@@ -1,0 +1,49 @@
+"""WebSocket relay for the routes the configuration allows (`websocket: true`).
+
+Frames cannot be classified reliably, so WebSocket is refused unless a route
+opts in; an opted-in route is relayed both ways after authentication, guard
+and policy, and audited as one access.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+from aiohttp import web
+
+from gateway.errors import UpstreamUnavailable
+from gateway.upstream import Upstream
+
+
+async def relay_websocket(
+    request: web.Request, upstream: Upstream, path_qs: str, headers: list[tuple[str, str]]
+) -> web.WebSocketResponse:
+    url = upstream.url_for(path_qs).with_scheme(
+        "wss" if upstream.url_for("/").scheme == "https" else "ws"
+    )
+    protocols = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
+    try:
+        remote = await upstream.session.ws_connect(url, headers=headers, protocols=protocols)
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise UpstreamUnavailable("the CRM refused the WebSocket connection") from exc
+    local = web.WebSocketResponse(protocols=[remote.protocol] if remote.protocol else ())
+    await local.prepare(request)
+
+    async def pump(src: aiohttp.ClientWebSocketResponse | web.WebSocketResponse,
+                   dst: aiohttp.ClientWebSocketResponse | web.WebSocketResponse) -> None:
+        async for msg in src:
+            if msg.type is aiohttp.WSMsgType.TEXT:
+                await dst.send_str(msg.data)
+            elif msg.type is aiohttp.WSMsgType.BINARY:
+                await dst.send_bytes(msg.data)
+            else:
+                break
+        await dst.close()
+
+    try:
+        await asyncio.gather(pump(local, remote), pump(remote, local))
+    finally:
+        await remote.close()
+        await local.close()
+    return local
