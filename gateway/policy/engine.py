@@ -20,7 +20,7 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 from zoneinfo import ZoneInfo
 
 from gateway.core.model import Decision, Subject
@@ -47,6 +47,12 @@ log = logging.getLogger(__name__)
 __all__ = ["DecisionOutcome", "PolicyEngine", "PolicyRequest"]
 
 
+class RevocationCheck(Protocol):
+    """Who has been revoked (gateway.state.revocation.RevocationList fits)."""
+
+    def is_revoked(self, subject_id: str) -> bool: ...
+
+
 @dataclass(frozen=True, slots=True)
 class DecisionOutcome:
     decision: Decision
@@ -66,6 +72,7 @@ class PolicyEngine:
         taxonomy_policy: Mapping[str, Any],
         grants: GrantStore,
         taxonomy: Taxonomy | None = None,
+        revocations: RevocationCheck | None = None,
     ) -> None:
         self.settings = settings
         self.mode: Literal["static", "managed", "external"] = settings.policy.engine
@@ -73,6 +80,7 @@ class PolicyEngine:
         self._taxonomy_digest = taxonomy_digest(self._taxonomy_policy)
         self._taxonomy = taxonomy
         self._grants = grants
+        self._revocations = revocations
         self._tz = ZoneInfo(settings.policy.timezone)
         self._global_report_only = settings.policy.report_only
         self.cache = DecisionCache(settings.policy.cache_size)
@@ -88,9 +96,20 @@ class PolicyEngine:
         taxonomy_policy: Mapping[str, Any],
         grants: GrantStore,
         taxonomy: Taxonomy | None = None,
+        revocations: RevocationCheck | None = None,
     ) -> PolicyEngine:
-        """Start what the configured engine needs; ConfigError if it cannot."""
-        engine = cls(settings, taxonomy_policy=taxonomy_policy, grants=grants, taxonomy=taxonomy)
+        """Start what the configured engine needs; ConfigError if it cannot.
+
+        `taxonomy` is required for the static engine; `revocations`, when given,
+        marks revoked subjects in the policy input (as does `revoked` in the
+        subject's attributes)."""
+        engine = cls(
+            settings,
+            taxonomy_policy=taxonomy_policy,
+            grants=grants,
+            taxonomy=taxonomy,
+            revocations=revocations,
+        )
         try:
             await engine._start()
         except BaseException:
@@ -165,6 +184,7 @@ class PolicyEngine:
             taxonomy_digest=self._taxonomy_digest,
             grants=grants,
             tz=self._tz,
+            revoked=self._revocations is not None and self._revocations.is_revoked(subject.id),
             report_only=self._global_report_only or request.report_only,
         )
         hit = self.cache.get(norm)

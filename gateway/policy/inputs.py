@@ -147,6 +147,7 @@ def normalise(
     grants: Iterable[Mapping[str, Any]],
     tz: tzinfo,
     report_only: bool,
+    revoked: bool = False,
 ) -> tuple[NormalisedInput, datetime]:
     """The normalised input and the instant after which it no longer holds."""
     grant_keys = tuple(sorted(_grant_key(g) for g in grants))
@@ -170,7 +171,7 @@ def normalise(
         partner=subject.partner,
         partner_expires=partner_expires,
         disabled=subject.disabled,
-        revoked=bool(attrs.get("revoked", False)),
+        revoked=revoked or bool(attrs.get("revoked", False)),
         network_zone=request.network_zone,
         network_allowed=request.network_allowed,
         assigned_customers_only=bool(attrs.get("assigned_customers_only", False)),

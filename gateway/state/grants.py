@@ -29,6 +29,8 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, WatchError
 
+from gateway.settings import Settings
+from gateway.state.client import connect
 from gateway.state.keys import GRANTS, GRANTS_CHANNEL, GRANTS_VERSION
 
 log = logging.getLogger(__name__)
@@ -139,14 +141,27 @@ class RedisGrantStore:
         self._loaded_at = 0.0
         self._refresh_lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
+        self._owns_client = False
 
     @classmethod
     async def open(
-        cls, client: aioredis.Redis, *, poll_interval: float = 1.0, max_staleness: float = 30.0
+        cls,
+        client: aioredis.Redis,
+        *,
+        poll_interval: float = 1.0,
+        max_staleness: float = 30.0,
+        owns_client: bool = False,
     ) -> RedisGrantStore:
-        """Load the snapshot and start following changes."""
+        """Load the snapshot and start following changes (`owns_client`: close()
+        also closes the Redis client)."""
         store = cls(client, poll_interval=poll_interval, max_staleness=max_staleness)
-        await store.refresh()
+        store._owns_client = owns_client
+        try:
+            await store.refresh()
+        except BaseException:
+            if owns_client:
+                await client.aclose()
+            raise
         store._task = asyncio.create_task(store._follow(), name="grants-follow")
         return store
 
@@ -250,3 +265,13 @@ class RedisGrantStore:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self._owns_client:
+            await self._redis.aclose()
+
+
+async def open_grant_store(settings: Settings) -> GrantStore:
+    """Redis-backed when `redis.url` is set (raises if unreachable: a gateway must
+    not start blind to revoked grants), else the in-memory twin."""
+    if not settings.redis.url:
+        return MemoryGrantStore()
+    return await RedisGrantStore.open(connect(settings.redis.url), owns_client=True)

@@ -1,0 +1,197 @@
+"""Grant lifecycle for the CLI and admin API: create, approve, list, revoke.
+
+A grant is created `pending` with the set of departments its chain requires
+(chains.py). Each approval records who approved, for which department, and when;
+when every required department has approved, the grant becomes `active` and the
+policy starts seeing it (gateway.state.grants sends active, unexpired grants).
+Break-glass grants need no approver: they are active at once, and the policy
+still demands MFA and a justification header on each request.
+
+Separation of duties: nobody approves a grant for themselves or one they
+requested, and one person approves for one department only. Every change goes
+through `GrantStore.update`, an atomic read-modify-write, so two approvers
+racing cannot lose an approval.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from gateway.access.chains import BUSINESS, DEFAULT_CHAINS, NOT_GRANTABLE_LEVELS, ChainTable
+from gateway.errors import ClientError, Forbidden, NotFound
+from gateway.state.grants import Grant, GrantStore, is_active
+
+LEVELS = ("L0", "L1", "L2", "L3", "L4", "L5")
+
+
+class GrantStateError(ClientError):
+    """The grant is not in a state that allows this change (e.g. approving a revoked grant)."""
+
+    status = 409
+    code = "grant_state"
+
+
+def _ts(dt: datetime) -> str:
+    return dt.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def grant_status(grant: Mapping[str, Any], now: datetime) -> str:
+    """pending | active | expired | revoked, as shown to people."""
+    status = str(grant.get("status", ""))
+    if status in ("active", "pending") and not is_active({**grant, "status": "active"}, now):
+        return "expired"
+    return status
+
+
+class GrantService:
+    def __init__(self, store: GrantStore, chains: ChainTable = DEFAULT_CHAINS) -> None:
+        self.store = store
+        self.chains = chains
+
+    async def create(
+        self,
+        *,
+        subject_id: str,
+        subject_department: str,
+        grant_type: str,
+        justification: str,
+        requested_by: str,
+        level: str | None = None,
+        duration: timedelta | None = None,
+        now: datetime | None = None,
+    ) -> Grant:
+        """A new pending grant (active at once when its chain needs no approver)."""
+        now = now or datetime.now(UTC)
+        if grant_type not in self.chains.types:
+            known = ", ".join(sorted(self.chains.types))
+            raise ClientError(f"unknown grant type {grant_type!r} (known: {known})")
+        if not justification.strip():
+            raise ClientError("a grant needs a justification")
+        if grant_type == "level" and level is None:
+            raise ClientError("a level grant needs a level")
+        if level is not None:
+            if level not in LEVELS:
+                raise ClientError(f"unknown level {level!r}")
+            if level in NOT_GRANTABLE_LEVELS:
+                raise Forbidden(f"{level} cannot be granted through the gateway")
+        required = self.chains.required(grant_type, level)
+        chain = self.chains.chain_name(required)
+        longest = self.chains.max_duration(chain)
+        duration = duration or longest
+        if duration <= timedelta(0) or duration > longest:
+            raise ClientError(f"chain {chain} grants last at most {longest}, asked {duration}")
+        grant: Grant = {
+            "id": "g-" + secrets.token_hex(6),
+            "subject": subject_id,
+            "department": subject_department,
+            "type": grant_type,
+            "level": level,
+            "chain": chain,
+            "required": sorted(required),
+            "approvals": [],
+            "approved_by": [],
+            "justification": justification.strip(),
+            "requested_by": requested_by,
+            "created": _ts(now),
+            "expires": _ts(now + duration),
+            "status": "active" if not required else "pending",
+        }
+        if not required:
+            grant["activated"] = _ts(now)
+        stored = await self.store.update(grant["id"], lambda _: grant)
+        assert stored is not None  # update with a non-None value returns it
+        return stored
+
+    async def approve(
+        self,
+        grant_id: str,
+        *,
+        approver_id: str,
+        approver_department: str,
+        now: datetime | None = None,
+    ) -> Grant:
+        """Record one department's approval; activate when the chain is complete."""
+        when = now or datetime.now(UTC)
+
+        def apply(current: Grant | None) -> Grant:
+            if current is None:
+                raise NotFound(f"no grant {grant_id}")
+            if grant_status(current, when) != "pending":
+                raise GrantStateError(
+                    f"grant {grant_id} is {grant_status(current, when)}, not pending"
+                )
+            if approver_id in (current.get("subject"), current.get("requested_by")):
+                raise Forbidden("nobody approves a grant for themselves or one they requested")
+            approvals = list(current.get("approvals", []))
+            if any(a.get("by") == approver_id for a in approvals):
+                raise Forbidden(f"{approver_id} has already approved grant {grant_id}")
+            required = set(current.get("required", []))
+            role = approver_department
+            if role not in required and BUSINESS in required:
+                role = BUSINESS if approver_department == current.get("department") else role
+            if role not in required:
+                raise Forbidden(
+                    f"department {approver_department!r} is not in chain {current.get('chain')}"
+                )
+            approved = set(current.get("approved_by", []))
+            if role in approved:
+                raise GrantStateError(f"{role} has already approved grant {grant_id}")
+            approvals.append(
+                {"by": approver_id, "department": approver_department, "at": _ts(when)}
+            )
+            approved.add(role)
+            new = {**current, "approvals": approvals, "approved_by": sorted(approved)}
+            if required <= approved:
+                new["status"] = "active"
+                new["activated"] = _ts(when)
+            return new
+
+        result = await self.store.update(grant_id, apply)
+        assert result is not None
+        return result
+
+    async def revoke(
+        self, grant_id: str, *, by: str, reason: str, now: datetime | None = None
+    ) -> Grant:
+        """Revoke a pending or active grant; the policy stops seeing it at once."""
+        when = now or datetime.now(UTC)
+
+        def apply(current: Grant | None) -> Grant:
+            if current is None:
+                raise NotFound(f"no grant {grant_id}")
+            if current.get("status") == "revoked":
+                raise GrantStateError(f"grant {grant_id} is already revoked")
+            return {
+                **current,
+                "status": "revoked",
+                "revoked_by": by,
+                "revoked_at": _ts(when),
+                "revoke_reason": reason,
+            }
+
+        result = await self.store.update(grant_id, apply)
+        assert result is not None
+        return result
+
+    async def list(
+        self,
+        *,
+        subject_id: str | None = None,
+        status: str | None = None,
+        now: datetime | None = None,
+    ) -> list[Grant]:
+        """Grants (newest first), each with its displayed `state`."""
+        when = now or datetime.now(UTC)
+        out = []
+        for g in await self.store.all():
+            state = grant_status(g, when)
+            if subject_id is not None and g.get("subject") != subject_id:
+                continue
+            if status is not None and state != status:
+                continue
+            out.append({**g, "state": state})
+        out.sort(key=lambda g: str(g.get("created", "")), reverse=True)
+        return out
