@@ -86,11 +86,11 @@ _deny contains "network_not_allowed" if not _network_permitted
 
 _deny contains "partner_access_expired" if not _partner_current
 
+default reason := "denied"
+
 reason := "allowed" if allow
 
 else := concat("; ", sort(_deny)) if count(_deny) > 0
-
-else := "denied"
 
 default _report_only := false
 

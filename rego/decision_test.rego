@@ -22,6 +22,9 @@ test_revoked_subject_blocks_everything if {
 	d := decide({"revoked": true}, {}, [])
 	d.allow == false
 	contains(d.reason, "subject_revoked")
+	d.records == []
+	d.obligations.audit_level == "detailed"
+	d.obligations.step_up == false
 	every category, _ in taxonomy.categories {
 		d.fields[category] == blocked
 		d.write[category] == false
@@ -30,9 +33,6 @@ test_revoked_subject_blocks_everything if {
 	every level in taxonomy.levels {
 		d.levels[level] == blocked
 	}
-	d.records == []
-	d.obligations.audit_level == "detailed"
-	d.obligations.step_up == false
 }
 
 test_disabled_subject_denied if {
@@ -54,7 +54,8 @@ test_unknown_clearance_denied if {
 }
 
 test_taxonomy_without_levels_denied if {
-	d := data.crm.gateway.decision with input as object.union(make_input({}, {}, []), {"taxonomy": {"levels": ["L0"], "categories": {}}})
+	one_level := {"taxonomy": {"levels": ["L0"], "categories": {}}}
+	d := data.crm.gateway.decision with input as object.union(make_input({}, {}, []), one_level)
 	d.allow == false
 	contains(d.reason, "taxonomy_invalid: fewer than two levels")
 }

@@ -23,7 +23,8 @@ test_further_above_is_strict_mask if {
 }
 
 test_top_level_dropped_even_for_top_clearance if {
-	d := decide({"clearance": "L5", "roles": ["compliance"]}, {"purpose": "audit"}, []) with data.crm.config.roles.compliance.view as "L5"
+	top_subject := {"clearance": "L5", "roles": ["compliance"]}
+	d := decide(top_subject, {"purpose": "audit"}, []) with data.crm.config.roles.compliance.view as "L5"
 	d.fields.credentials == dropped
 	d.levels.L5 == dropped
 	d.fields.bank_account == clear
@@ -76,7 +77,8 @@ test_write_map_follows_modify_level if {
 }
 
 test_write_capped_by_clearance if {
-	d := decide({"roles": ["data_admin"], "clearance": "L2"}, {"operation": "modify", "method": "PUT", "purpose": "correction"}, [])
+	request := {"operation": "modify", "method": "PUT", "purpose": "correction"}
+	d := decide({"roles": ["data_admin"], "clearance": "L2"}, request, [])
 	d.write.name == true
 	d.write.income == false
 }
@@ -148,7 +150,9 @@ test_vpn_zone_is_allowed if {
 }
 
 test_oncall_grant_lifts_time_and_place if {
-	d := decide({"network_zone": "external"}, {"time": {"weekday": 7, "hour": 3, "date": "2026-11-29", "rfc3339": "2026-11-29T03:00:00+08:00"}}, [grant("oncall", ["security"], {"expires": "2026-11-30T00:00:00+08:00"})])
+	night := {"weekday": 7, "hour": 3, "date": "2026-11-29", "rfc3339": "2026-11-29T03:00:00+08:00"}
+	oncall := grant("oncall", ["security"], {"expires": "2026-11-30T00:00:00+08:00"})
+	d := decide({"network_zone": "external"}, {"time": night}, [oncall])
 	d.fields.income == clear
 }
 
@@ -184,7 +188,7 @@ test_unknown_threshold_level_applies_from_lowest if {
 # Partners.
 
 test_partner_gets_strict_masks_only if {
-	d := decide({"partner": true, "roles": ["partner_agent"], "clearance": "L1", "partner_expires": "2026-12-31T00:00:00Z"}, {}, [])
+	d := decide(object.union(partner, {"clearance": "L1"}), {}, [])
 	d.fields.customer_no == clear
 	d.fields.name == strict
 	d.fields.income == strict

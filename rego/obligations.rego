@@ -13,11 +13,14 @@ obligations := {
 	"justification_required": _justification_required,
 }
 
+default _audit_level := "basic"
+
 _audit_level := "critical" if _break_glass_applied
 
-else := "detailed" if _audit_detailed
-
-else := "basic"
+_audit_level := "detailed" if {
+	not _break_glass_applied
+	_audit_detailed
+}
 
 # Denials, clear high levels and records of sensitive grades are audited in detail.
 _audit_detailed if not allow
@@ -41,13 +44,13 @@ _step_up if {
 	count(_grants_awaiting_mfa) > 0
 }
 
-_acr_values := _config.step_up_acr_values if _step_up
+default _acr_values := null
 
-else := null
+_acr_values := _config.step_up_acr_values if _step_up
 
 # Per-level limits on records shown in clear; a bulk_export grant lifts them up
 # to its level (all levels below the top when it names none).
-_max_clear_records := {level: n |
+_max_clear_records[level] := n if {
 	some level, n in _config.bulk.max_clear_records
 	not _bulk_lifted(level)
 }
@@ -66,12 +69,16 @@ _bulk_grant_reaches(grant, level) if {
 }
 
 # An export past a remaining limit is refused; a view past it is masked.
+default _bulk_action := "mask"
+
 _bulk_action := "block" if {
 	input.request.operation == "export"
 	count(_max_clear_records) > 0
-} else := "mask"
+}
 
 # Shorter caching when a grant or the partner's access is about to expire.
+default _cache_ttl := 0
+
 _cache_ttl := _config.cache.short_ttl if _expiring_soon
 
 else := _config.cache.ttl

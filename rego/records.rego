@@ -2,12 +2,12 @@
 # gateway/core/model.py). A rule matches when every `when` condition holds;
 # its field actions make the defaults stricter, and the most restrictive record
 # verb wins. Grades, tiers, consents and assignment are record attributes, so
-# they are decided here as conditional rules, not per request.
+# they are decided here as conditional rules rather than per request.
 package crm.gateway
 
-records := [rule | some rule in _record_rules] if allow
+default records := []
 
-else := []
+records := [rule | some rule in _record_rules] if allow
 
 # Grades: A and B need an approved grant of a listed type; C (and any grade
 # configured with departments) is limited to the departments listed.
@@ -19,17 +19,6 @@ _record_rules contains {
 	some grade, rule in _config.grades
 	not _grade_visible(grade)
 }
-
-_grade_visible(grade) if {
-	some type in _config.grades[grade].grant_types
-	_has_grant(type)
-}
-
-_grade_visible(grade) if input.subject.department in _config.grades[grade].departments
-
-_grade_reason(grade, rule) := sprintf("grade %s records need an approved grant of type %s", [grade, concat(" or ", rule.grant_types)]) if {
-	rule.grant_types
-} else := sprintf("grade %s records are limited to departments %s", [grade, concat(", ", rule.departments)])
 
 # Tiers that raise contact data: those categories are decided one (or more) levels higher.
 _record_rules contains {
@@ -56,17 +45,6 @@ _record_rules contains {
 	not _tier_permitted(rule)
 }
 
-_tier_permitted(rule) if {
-	some role in input.subject.roles
-	role in rule.roles
-	_tier_purpose_ok(rule)
-}
-
-# No purposes listed (absent or empty): the role alone decides.
-_tier_purpose_ok(rule) if count(object.get(rule, "purposes", [])) == 0
-
-_tier_purpose_ok(rule) if input.request.purpose in rule.purposes
-
 # Marketing never unmasks contact data of customers without marketing consent.
 _record_rules contains {
 	"when": {"missing_consent": "marketing"},
@@ -89,10 +67,6 @@ _record_rules contains {
 	_assigned_only
 }
 
-_assigned_only if input.subject.partner == true
-
-_assigned_only if input.subject.assigned_customers_only == true
-
 # Third parties see no customer who has not consented to sharing.
 _record_rules contains {
 	"when": {"missing_consent": "sharing"},
@@ -101,3 +75,32 @@ _record_rules contains {
 } if {
 	input.subject.partner == true
 }
+
+_grade_visible(grade) if {
+	some type in _config.grades[grade].grant_types
+	_has_grant(type)
+}
+
+_grade_visible(grade) if input.subject.department in _config.grades[grade].departments
+
+_grade_reason(grade, rule) := sprintf(
+	"grade %s records need an approved grant of type %s",
+	[grade, concat(" or ", rule.grant_types)],
+) if {
+	rule.grant_types
+} else := sprintf("grade %s records are limited to departments %s", [grade, concat(", ", rule.departments)])
+
+_tier_permitted(rule) if {
+	_tier_purpose_ok(rule)
+	some role in input.subject.roles
+	role in rule.roles
+}
+
+# No purposes listed (absent or empty): the role alone decides.
+_tier_purpose_ok(rule) if count(object.get(rule, "purposes", [])) == 0
+
+_tier_purpose_ok(rule) if input.request.purpose in rule.purposes
+
+_assigned_only if input.subject.partner == true
+
+_assigned_only if input.subject.assigned_customers_only == true
