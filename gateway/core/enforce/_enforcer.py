@@ -1,0 +1,328 @@
+"""The record enforcer: one Decision applied to the customer data of one response.
+
+Per field: the category comes from the catalog rule, else the key name, else
+the value's detectors; the level from the taxonomy; the action from the
+decision, made stricter by every record rule matching the record, and by the
+bulk rule once a level's quota of clear records is used up. Free text and
+unclassified strings are scanned and only the detected spans are masked.
+
+The enforcer is stateful across records (bulk quota, report) so a streaming
+codec can call `rewrite_record` record by record in bounded memory. It never
+changes its inputs: a rewritten record is a copy, so the handler's report-only
+mode can still forward the original body.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from gateway.core import detectors
+from gateway.core.catalog import RouteSpec, record_facts
+from gateway.core.enforce._shared import Shared, shared_for
+from gateway.core.enforce._tables import CAT, TEXT, ActionTable, Plan, Slot
+from gateway.core.masking import DROPPED, Masker
+from gateway.core.model import Action, Decision, RecordVerb, Verb
+from gateway.core.report import EnforcementReport, outcome_of
+from gateway.core.rewrite import BlockResponse
+from gateway.core.taxonomy import Taxonomy
+
+_NO_BULK: frozenset[str] = frozenset()
+
+
+class Enforcer:
+    """Implements gateway.core.rewrite.RecordEnforcer; `.report` says what it did."""
+
+    def __init__(
+        self,
+        *,
+        taxonomy: Taxonomy,
+        route: RouteSpec | None,
+        decision: Decision,
+        subject_id: str,
+        masker: Masker,
+    ) -> None:
+        self.report = EnforcementReport()
+        self._shared: Shared = shared_for(taxonomy, route, decision)
+        self._route = route
+        self._decision = decision
+        self._subject = subject_id
+        self._masker = masker
+        self._prefixes = frozenset(route.records) if route else frozenset()
+        self._limits = dict(decision.obligations.max_clear_records)
+        self._bulk_block = decision.obligations.bulk_action == "block"
+        self._clear_counts: dict[str, int] = dict.fromkeys(self._limits, 0)
+        self._base = self._shared.table((), _NO_BULK)
+
+    # --- RecordEnforcer -------------------------------------------------------
+
+    def record_prefixes(self) -> list[str]:
+        return list(self._route.records) if self._route else []
+
+    def rewrite_document(self, doc: Any) -> Any:
+        self._check_allowed()
+        return self._node(doc, (), "")
+
+    def rewrite_record(self, record: dict[str, Any], prefix: str = "") -> dict[str, Any] | None:
+        self._check_allowed()
+        table = self._record_table(record)
+        if table is None:
+            return None
+        plan = self._plan(record, table)
+        return self._apply(record, plan, table, prefix)
+
+    def rewrite_value(self, path: tuple[str | int, ...], value: Any) -> Any:
+        self._check_allowed()
+        key = next((p for p in reversed(path) if isinstance(p, str)), "")
+        dotted = ".".join(p if isinstance(p, str) else "item" for p in path)
+        slot = self._shared.classifier.slot(key, dotted)
+        out = self._value(value, key, dotted, slot, self._base)
+        return None if out is DROPPED else out
+
+    def rewrite_row(self, header: list[str], row: list[str]) -> list[str] | None:
+        self._check_allowed()
+        record = dict(zip(header, row, strict=False))
+        table = self._record_table(record)
+        if table is None:
+            return None
+        out = list(row)
+        classifier = self._shared.classifier
+        for i, name in enumerate(header[: len(row)]):
+            new = self._value(row[i], name, name, classifier.column(name), table)
+            out[i] = "" if new is DROPPED or new is None else str(new)
+        return out
+
+    def rewrite_fields(self, fields: Mapping[str, str]) -> dict[str, str]:
+        self._check_allowed()
+        record = dict(fields)
+        table = self._record_table(record)
+        if table is None:
+            return {}
+        out = self._apply(record, self._plan(record, table), table, "")
+        return {
+            k: v if isinstance(v, str) else ("" if v is None else str(v)) for k, v in out.items()
+        }
+
+    def rewrite_text(self, text: str) -> str:
+        self._check_allowed()
+        return self._text(text, self._base)
+
+    # --- records --------------------------------------------------------------
+
+    def _check_allowed(self) -> None:
+        if not self._decision.allow:
+            self.report.blocked_reason = self._decision.reason or "denied"
+            raise BlockResponse(self._decision.reason or "denied by policy")
+
+    def _record_table(self, record: Mapping[str, Any]) -> ActionTable | None:
+        """Record rules for this record: None = dropped; BlockResponse = blocked."""
+        facts = record_facts(record, self._route.facts if self._route else None)
+        self.report.add_record(facts.record_id, facts.grade, facts.tier)
+        rules = self._decision.records
+        if not rules:
+            return self._base
+        matched = tuple(i for i, r in enumerate(rules) if r.matches(facts, self._subject))
+        if not matched:
+            return self._base
+        verb = RecordVerb.SHOW
+        for i in matched:
+            rule = rules[i]
+            self.report.rules_matched[rule.reason or f"rule{i}"] += 1
+            if rule.record is RecordVerb.BLOCK:
+                verb = RecordVerb.BLOCK
+            elif rule.record is RecordVerb.DROP and verb is RecordVerb.SHOW:
+                verb = RecordVerb.DROP
+        if verb is RecordVerb.BLOCK:
+            reason = next(rules[i].reason for i in matched if rules[i].record is verb)
+            self.report.blocked_reason = reason or "record rule"
+            raise BlockResponse(reason or "a record rule blocks this response")
+        if verb is RecordVerb.DROP:
+            self.report.records_dropped += 1
+            return None
+        return self._shared.table(matched, _NO_BULK)
+
+    def _plan(self, record: Mapping[str, Any], table: ActionTable) -> Plan:
+        plan = self._shared.plan(tuple(record), table)
+        if self._limits:
+            plan = self._bulk(record, plan, table)
+        for level in plan.clear_levels:
+            self.report.clear_records[level] += 1
+        return plan
+
+    def _bulk(self, record: Mapping[str, Any], plan: Plan, table: ActionTable) -> Plan:
+        """The bulk rule: past N clear records of a level, mask that level strict."""
+        over = frozenset(
+            lvl
+            for lvl in plan.clear_levels
+            if lvl in self._limits and self._clear_counts[lvl] >= self._limits[lvl]
+        )
+        if over:
+            if self._bulk_block:
+                reason = f"more than {min(self._limits[x] for x in over)} records in clear"
+                self.report.blocked_reason = "bulk: " + reason
+                raise BlockResponse(reason)
+            for lvl in over:
+                self.report.bulk_limited[lvl] += 1
+            limited = self._shared.table(table.rules_key, over | table.bulk)
+            plan = self._shared.plan(tuple(record), limited)
+        for lvl in plan.clear_levels:
+            if lvl in self._clear_counts:
+                self._clear_counts[lvl] += 1
+        return plan
+
+    def _apply(
+        self, record: dict[str, Any], plan: Plan, table: ActionTable, prefix: str
+    ) -> dict[str, Any]:
+        if plan.blocked is not None:
+            self.report.blocked_reason = f"field {plan.blocked}"
+            raise BlockResponse(f"the policy blocks {plan.blocked}")
+        out = dict(record)
+        apply = self._masker.apply
+        for key, category, action in plan.work:
+            value = record[key]
+            if action.verb is Verb.DROP:
+                del out[key]
+            elif value is not None:
+                new = apply(value, category, action)
+                if new is DROPPED:
+                    del out[key]
+                else:
+                    out[key] = new
+        for key, slot in plan.dynamic:
+            skey = str(key)
+            new = self._value(record[key], skey, skey, slot, table)
+            if new is DROPPED:
+                del out[key]
+            else:
+                out[key] = new
+        self.report.add_batch(plan.batch)
+        return out
+
+    # --- values ---------------------------------------------------------------
+
+    def _value(self, value: Any, key: str, path: str, slot: Slot, table: ActionTable) -> Any:
+        if value is None or isinstance(value, bool):
+            return value
+        if slot.mode == CAT and slot.category is not None:
+            return self._categorised(value, slot.category, table)
+        if isinstance(value, dict):
+            return self._walk_dict(value, path, table)
+        if isinstance(value, list):
+            return self._walk_list(value, key, path, table)
+        if slot.mode == TEXT and isinstance(value, str):
+            return self._text(value, table)
+        return self._scan(value, key, table)
+
+    def _categorised(self, value: Any, category: str, table: ActionTable) -> Any:
+        level, action = table.action(category)
+        self.report.add_field(category, level, outcome_of(action))
+        return self._act(value, category, action)
+
+    def _act(self, value: Any, category: str, action: Action) -> Any:
+        if action.verb is Verb.ALLOW:
+            return value
+        if action.verb is Verb.BLOCK:
+            self.report.blocked_reason = f"field {category}"
+            raise BlockResponse(f"the policy blocks {category}")
+        if action.verb is Verb.DROP:
+            return DROPPED
+        return self._masker.apply(value, category, action)
+
+    def _walk_dict(self, value: dict[str, Any], path: str, table: ActionTable) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        classifier = self._shared.classifier
+        for k, v in value.items():
+            sk = str(k)
+            child = f"{path}.{sk}" if path else sk
+            new = self._value(v, sk, child, classifier.slot(sk, child), table)
+            if new is not DROPPED:
+                out[k] = new
+        return out
+
+    def _walk_list(self, value: list[Any], key: str, path: str, table: ActionTable) -> list[Any]:
+        child = f"{path}.item" if path else "item"
+        slot = self._shared.classifier.slot(key, child)
+        out = []
+        for v in value:
+            new = self._value(v, key, child, slot, table)
+            if new is not DROPPED:
+                out.append(new)
+        return out
+
+    def _scan(self, value: Any, key: str, table: ActionTable) -> Any:
+        """A value no rule or key name classified: its detectors decide.
+
+        Integers are looked at as their digits (a mobile stored as a number);
+        floats are measurements, not identifiers.
+        """
+        if isinstance(value, str):
+            text = value
+        elif isinstance(value, int):
+            text = str(value)
+        else:
+            return value
+        hit = detectors.classify_value(text, key_hint=key or None)
+        if hit is not None:
+            self.report.detectors[hit.detector] += 1
+            return self._categorised(value, hit.category, table)
+        if isinstance(value, str):
+            return self._text(value, table)
+        return value
+
+    def _text(self, text: str, table: ActionTable) -> str:
+        """Free text: only the detected spans are masked."""
+        if not text:
+            return text
+        hits = detectors.detect(text)
+        if not hits:
+            return text
+        for hit in hits:
+            level, action = table.action(hit.category)
+            self.report.detectors[hit.detector] += 1
+            self.report.add_field(hit.category, level, outcome_of(action))
+            if action.verb is Verb.BLOCK:
+                self.report.blocked_reason = f"text {hit.category}"
+                raise BlockResponse(f"the policy blocks {hit.category}")
+        return self._masker.mask_text(text, hits, lambda h: table.action(h.category)[1])
+
+    # --- documents ------------------------------------------------------------
+
+    def _node(self, node: Any, path: tuple[str | int, ...], prefix: str) -> Any:
+        if isinstance(node, dict):
+            if prefix in self._prefixes:
+                return self.rewrite_record(node, prefix)
+            out: dict[str, Any] = {}
+            for k, v in node.items():
+                child = f"{prefix}.{k}" if prefix else str(k)
+                new = self._node(v, (*path, k), child)
+                if new is not DROPPED:
+                    out[k] = new
+            return out
+        if isinstance(node, list):
+            child = f"{prefix}.item" if prefix else "item"
+            items = []
+            for i, v in enumerate(node):
+                new = self._node(v, (*path, i), child)
+                if new is None and child in self._prefixes and isinstance(v, dict):
+                    continue  # a dropped record
+                if new is not DROPPED:
+                    items.append(new)
+            return items
+        key = next((p for p in reversed(path) if isinstance(p, str)), "")
+        dotted = ".".join(p if isinstance(p, str) else "item" for p in path)
+        slot = self._shared.classifier.slot(key, dotted)
+        return self._value(node, key, dotted, slot, self._base)
+
+
+def build_enforcer(
+    *,
+    taxonomy: Taxonomy,
+    route: RouteSpec | None,
+    decision: Decision,
+    subject_id: str,
+    masker: Masker,
+) -> Enforcer:
+    """One enforcer per response (it carries the bulk counters and the report)."""
+    return Enforcer(
+        taxonomy=taxonomy, route=route, decision=decision, subject_id=subject_id, masker=masker
+    )

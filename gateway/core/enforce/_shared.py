@@ -1,0 +1,80 @@
+"""Caches shared by every enforcer built for the same (taxonomy, route, decision).
+
+Decisions are themselves cached by the policy stage, so the same Decision object
+serves many responses; keeping its action tables and record plans here means a
+new enforcer starts warm. The cache holds strong references to the objects it
+is keyed on (by identity), so an id is never reused while its entry lives, and
+it is bounded (oldest entry evicted first).
+"""
+
+from __future__ import annotations
+
+from threading import Lock
+from typing import Any
+
+from gateway.core.catalog import RouteSpec
+from gateway.core.enforce._tables import ActionTable, Classifier, Plan, build_plan
+from gateway.core.model import Decision
+from gateway.core.taxonomy import Taxonomy
+
+_MAX_ENTRIES = 256
+_MAX_PLANS = 1024
+
+
+class Shared:
+    __slots__ = ("_tables", "classifier", "decision", "never_clear", "plans", "route", "taxonomy")
+
+    def __init__(self, taxonomy: Taxonomy, route: RouteSpec | None, decision: Decision) -> None:
+        self.taxonomy = taxonomy
+        self.route = route
+        self.decision = decision
+        self.classifier = Classifier(route)
+        self.never_clear = frozenset(lv.code for lv in taxonomy.levels if lv.never_clear)
+        self._tables: dict[tuple[tuple[int, ...], frozenset[str]], ActionTable] = {}
+        self.plans: dict[tuple[int, tuple[Any, ...]], Plan] = {}
+
+    def level_of(self, category: str) -> str:
+        """A category's level; an unknown category counts as the top level (fail closed)."""
+        try:
+            return self.taxonomy.category(category).level
+        except KeyError:
+            return self.taxonomy.levels[-1].code
+
+    def table(self, rules_key: tuple[int, ...], bulk: frozenset[str]) -> ActionTable:
+        key = (rules_key, bulk)
+        found = self._tables.get(key)
+        if found is None:
+            rules = tuple(self.decision.records[i] for i in rules_key)
+            found = ActionTable(
+                self.decision, rules, bulk, self.level_of, self.never_clear, rules_key
+            )
+            self._tables[key] = found
+        return found
+
+    def plan(self, keys: tuple[Any, ...], table: ActionTable) -> Plan:
+        key = (id(table), keys)
+        found = self.plans.get(key)
+        if found is None:
+            found = build_plan(keys, self.classifier, table)
+            if len(self.plans) < _MAX_PLANS:
+                self.plans[key] = found
+        return found
+
+
+_CACHE: dict[tuple[int, int, int], Shared] = {}
+_LOCK = Lock()
+
+
+def shared_for(taxonomy: Taxonomy, route: RouteSpec | None, decision: Decision) -> Shared:
+    key = (id(taxonomy), id(route), id(decision))
+    found = _CACHE.get(key)
+    if found is not None:
+        return found
+    with _LOCK:
+        found = _CACHE.get(key)
+        if found is None:
+            found = Shared(taxonomy, route, decision)
+            if len(_CACHE) >= _MAX_ENTRIES:
+                del _CACHE[next(iter(_CACHE))]
+            _CACHE[key] = found
+    return found

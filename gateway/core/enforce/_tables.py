@@ -1,0 +1,155 @@
+"""Classification slots, per-record action tables and cached record plans.
+
+The hot path of enforcement is "for each field of a record, what do I do?".
+Everything that does not depend on the field's *value* is computed once and
+cached:
+
+- a `Slot` per (route, key path): the category from the catalog or the key
+  name, or "free text", "walk inside", "classify by value";
+- an `ActionTable` per (decision, matching record rules, bulk-limited levels):
+  category -> (level, action), the decision's action made stricter by every
+  matching record rule;
+- a `Plan` per (record key tuple, table): the fields that need masking, the
+  fields that need a look at their value, the report batch and the levels
+  shown in clear. Records of one route nearly always share their key tuple,
+  so a 20-record page builds one plan and reuses it 19 times.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from gateway.core import detectors
+from gateway.core.catalog import RouteSpec
+from gateway.core.model import Action, Decision, RecordRule, Verb
+from gateway.core.report import FieldKey, outcome_of
+
+CAT, TEXT, WALK, SCAN = 0, 1, 2, 3
+STRICT = Action(Verb.MASK, "strict")
+REDACT = Action(Verb.REDACT)
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    mode: int  # CAT | TEXT | WALK | SCAN
+    category: str | None = None
+    source: str = ""  # catalog | key (for explain)
+
+
+@lru_cache(maxsize=8192)
+def category_for_key(key: str) -> str | None:
+    """The detectors' key-name mapping, memoised (keys repeat across requests)."""
+    return detectors.category_for_key(key)
+
+
+class Classifier:
+    """Slots for one route (or for no route: key names and values only)."""
+
+    __slots__ = ("_memo", "csv_columns", "route")
+
+    def __init__(self, route: RouteSpec | None) -> None:
+        self.route = route
+        self.csv_columns = dict(route.csv_columns) if route else {}
+        self._memo: dict[tuple[str, str], Slot] = {}
+
+    def slot(self, key: str, path: str) -> Slot:
+        memo_key = (key, path)
+        found = self._memo.get(memo_key)
+        if found is not None:
+            return found
+        found = self._classify(key, path)
+        if len(self._memo) < 8192:
+            self._memo[memo_key] = found
+        return found
+
+    def column(self, name: str) -> Slot:
+        category = self.csv_columns.get(name)
+        return Slot(CAT, category, "catalog") if category else self.slot(name, name)
+
+    def _classify(self, key: str, path: str) -> Slot:
+        rule = self.route.rule_for(key, path) if self.route else None
+        if rule is not None:
+            if rule.category is not None:
+                return Slot(CAT, rule.category, "catalog")
+            return Slot(TEXT if rule.text else WALK, None, "catalog")
+        category = category_for_key(key) if key else None
+        if category is not None:
+            return Slot(CAT, category, "key")
+        return Slot(SCAN)
+
+
+class ActionTable:
+    """category -> (level, action) for one set of matching record rules."""
+
+    __slots__ = ("_decision", "_level_of", "_memo", "_never_clear", "_rules", "bulk", "rules_key")
+
+    def __init__(
+        self,
+        decision: Decision,
+        rules: tuple[RecordRule, ...],
+        bulk: frozenset[str],
+        level_of: Callable[[str], str],
+        never_clear: frozenset[str],
+        rules_key: tuple[int, ...] = (),
+    ) -> None:
+        self._decision = decision
+        self._rules = rules
+        self.bulk = bulk
+        self.rules_key = rules_key
+        self._level_of = level_of
+        self._never_clear = never_clear
+        self._memo: dict[str, tuple[str, Action]] = {}
+
+    def action(self, category: str) -> tuple[str, Action]:
+        found = self._memo.get(category)
+        if found is not None:
+            return found
+        level = self._level_of(category)
+        act = self._decision.field_action(category, level)
+        for rule in self._rules:
+            extra = rule.fields.get(category) or rule.fields.get(level)
+            if extra is not None:
+                act = act.stricter(extra)
+        if level in self.bulk:
+            act = act.stricter(STRICT)
+        if level in self._never_clear and act.verb is Verb.ALLOW:
+            act = REDACT
+        self._memo[category] = (level, act)
+        return level, act
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What to do with a record of one key tuple under one action table."""
+
+    work: tuple[tuple[str, str, Action], ...]  # key, category, action (not allow)
+    dynamic: tuple[tuple[str, Slot], ...]  # fields whose value must be looked at
+    batch: tuple[FieldKey, ...]  # report entries of the fixed fields
+    clear_levels: frozenset[str]
+    blocked: str | None  # a category whose action is BLOCK
+
+
+def build_plan(keys: tuple[Any, ...], classifier: Classifier, table: ActionTable) -> Plan:
+    work: list[tuple[str, str, Action]] = []
+    dynamic: list[tuple[str, Slot]] = []
+    batch: list[FieldKey] = []
+    clear: set[str] = set()
+    blocked = None
+    for key in keys:
+        skey = str(key)
+        slot = classifier.slot(skey, skey)
+        if slot.mode != CAT or slot.category is None:
+            dynamic.append((key, slot))
+            continue
+        level, act = table.action(slot.category)
+        batch.append((slot.category, level, outcome_of(act)))
+        if act.verb is Verb.ALLOW:
+            clear.add(level)
+        elif act.verb is Verb.BLOCK:
+            blocked = blocked or slot.category
+        else:
+            work.append((key, slot.category, act))
+    return Plan(tuple(work), tuple(dynamic), tuple(batch), frozenset(clear), blocked)
