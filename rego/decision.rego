@@ -11,6 +11,7 @@
 # scope: package
 # schemas:
 #   - input: schema.input
+#   - data.crm.config: schema.config
 package crm.gateway
 
 _config := data.crm.config
