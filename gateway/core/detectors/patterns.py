@@ -66,6 +66,7 @@ _SINGLE = (
     "边卞姬师和仇栾隋商刁沙荣巫寇桑郎甄丛仲虞敖巩明佘池查麻苑迟邝"
 )
 SURNAME = f"(?:{_COMPOUND}|[{_SINGLE}])"
+COMPOUND_SURNAMES = frozenset(_COMPOUND.split("|"))
 _NAME_CTX = r"(?:姓名|客户|户名|联系人|收件人|持卡人|申请人|借款人|投保人|被保险人|开户人|委托人)"
 NAME_AFTER_RE = re.compile(
     rf"{_NAME_CTX}(?:是|为|叫|名|[:：]|\s)*({SURNAME})([\u4e00-\u9fff]{{1,2}})"
@@ -86,6 +87,7 @@ _PROVINCES = (
 _ADMIN = r"[\u4e00-\u9fff]{1,7}?(?:自治州|地区|市|州|盟|区|县|旗)"
 _ROAD = r"[\u4e00-\u9fff0-9]{1,10}?(?:大街|大道|街道|路|街|巷|胡同|村|镇|乡|小区|花园|公寓|大厦)"
 _NUM = r"[0-9A-Za-z\-]{1,6}(?:号院|号楼|号|栋|幢|座|单元|室|楼|层|弄|组)"
+PROVINCES = _PROVINCES
 _PROV = rf"(?:{_PROVINCES})(?:省|市|壮族自治区|回族自治区|维吾尔自治区|自治区|特别行政区)?"
 ADDRESS_RE = re.compile(rf"{_PROV}(?:{_ADMIN}){{0,3}}(?:{_ROAD}){{0,3}}(?:{_NUM})*")
 ADDRESS_KW_RE = re.compile(
