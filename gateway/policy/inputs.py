@@ -27,7 +27,8 @@ import orjson
 
 from gateway.core.model import Subject
 
-GrantKey = tuple[str, str, str, tuple[str, ...], str, str]
+# (id, type, level, approved_by, expires, justification)
+GrantKey = tuple[str, str, str | None, tuple[str, ...], str, str | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,16 +127,33 @@ def time_piece(
     return start, end
 
 
+def _opt(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
 def _grant_key(g: Mapping[str, Any]) -> GrantKey:
     approved = g.get("approved_by") or ()
     return (
         str(g.get("id", "")),
         str(g.get("type", "")),
-        str(g.get("level", "")),
+        _opt(g.get("level")),
         tuple(sorted(str(a) for a in approved)),
         str(g.get("expires", "")),
-        str(g.get("justification", "")),
+        _opt(g.get("justification")),
     )
+
+
+def _grant_input(g: GrantKey) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": g[0],
+        "type": g[1],
+        "approved_by": list(g[3]),
+        "expires": g[4],
+        "justification": g[5],
+    }
+    if g[2] is not None:
+        out["level"] = g[2]
+    return out
 
 
 def normalise(
@@ -150,7 +168,7 @@ def normalise(
     revoked: bool = False,
 ) -> tuple[NormalisedInput, datetime]:
     """The normalised input and the instant after which it no longer holds."""
-    grant_keys = tuple(sorted(_grant_key(g) for g in grants))
+    grant_keys = tuple(sorted((_grant_key(g) for g in grants), key=lambda k: (k[0], repr(k))))
     partner_expires = (
         subject.partner_expires.isoformat() if subject.partner_expires is not None else None
     )
@@ -221,17 +239,7 @@ def build_opa_input(norm: NormalisedInput, taxonomy: Mapping[str, Any]) -> dict[
             "report_only": norm.report_only,
         },
         "taxonomy": taxonomy,
-        "grants": [
-            {
-                "id": g[0],
-                "type": g[1],
-                "level": g[2],
-                "approved_by": list(g[3]),
-                "expires": g[4],
-                "justification": g[5],
-            }
-            for g in norm.grants
-        ],
+        "grants": [_grant_input(g) for g in norm.grants],
     }
 
 
