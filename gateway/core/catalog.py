@@ -16,7 +16,7 @@ import fnmatch
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -420,22 +420,66 @@ def record_facts(record: Mapping[str, Any], spec: FactsSpec | None) -> RecordFac
     """The record-level facts the policy's record rules test, read via the catalog."""
     if spec is None:
         return RecordFacts()
-    assignees: set[str] = set()
-    for path in spec.assignees:
-        got = get_path(record, path)
-        if isinstance(got, list):
-            assignees.update(str(x) for x in got if x is not None)
-        elif got is not None and not isinstance(got, dict):
-            assignees.add(str(got))
-    return RecordFacts(
-        record_id=_scalar(record, spec.id),
-        grade=_scalar(record, spec.grade),
-        tier=_scalar(record, spec.tier),
-        consents={name: get_path(record, p) is True for name, p in spec.consents.items()},
-        assignees=frozenset(assignees),
-    )
+    return FactsReader(spec).full(record)
 
 
-def _scalar(record: Mapping[str, Any], path: str | None) -> str | None:
-    got = get_path(record, path) if path else None
-    return None if got is None or isinstance(got, dict | list) else str(got)
+Getter = Callable[[Mapping[str, Any]], Any]
+
+
+def _getter(path: str | None) -> Getter:
+    if not path:
+        return lambda _record: None
+    parts = tuple(path.split("."))
+    if len(parts) == 1:
+        key = parts[0]
+        return lambda record: record.get(key)
+
+    def get(record: Mapping[str, Any]) -> Any:
+        cur: Any = record
+        for part in parts:
+            if not isinstance(cur, dict):
+                return None
+            cur = cur.get(part)
+        return cur
+
+    return get
+
+
+def _scalar(value: Any) -> str | None:
+    if value is None or type(value) is str:
+        return value
+    return None if isinstance(value, dict | list) else str(value)
+
+
+class FactsReader:
+    """Pre-compiled readers for one FactsSpec (record facts are read per record)."""
+
+    __slots__ = ("_assignees", "_consents", "_grade", "_id", "_tier")
+
+    def __init__(self, spec: FactsSpec) -> None:
+        self._id = _getter(spec.id)
+        self._grade = _getter(spec.grade)
+        self._tier = _getter(spec.tier)
+        self._assignees = tuple(_getter(p) for p in spec.assignees)
+        self._consents = tuple((name, _getter(p)) for name, p in spec.consents.items())
+
+    def basic(self, record: Mapping[str, Any]) -> tuple[str | None, str | None, str | None]:
+        """Id, grade and tier: all the report needs when the decision has no record rules."""
+        return _scalar(self._id(record)), _scalar(self._grade(record)), _scalar(self._tier(record))
+
+    def full(self, record: Mapping[str, Any]) -> RecordFacts:
+        assignees: set[str] = set()
+        for get in self._assignees:
+            got = get(record)
+            if isinstance(got, list):
+                assignees.update(str(x) for x in got if x is not None)
+            elif got is not None and not isinstance(got, dict):
+                assignees.add(str(got))
+        record_id, grade, tier = self.basic(record)
+        return RecordFacts(
+            record_id=record_id,
+            grade=grade,
+            tier=tier,
+            consents={name: get(record) is True for name, get in self._consents},
+            assignees=frozenset(assignees),
+        )

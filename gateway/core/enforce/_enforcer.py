@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from gateway.core import detectors
-from gateway.core.catalog import RouteSpec, record_facts
+from gateway.core.catalog import FactsReader, FactsSpec, RouteSpec
 from gateway.core.enforce._shared import Shared, shared_for
 from gateway.core.enforce._tables import CAT, TEXT, ActionTable, Plan, Slot
 from gateway.core.masking import DROPPED, Masker
@@ -53,6 +53,7 @@ class Enforcer:
         self._bulk_block = decision.obligations.bulk_action == "block"
         self._clear_counts: dict[str, int] = dict.fromkeys(self._limits, 0)
         self._base = self._shared.table((), _NO_BULK)
+        self._facts = FactsReader(route.facts if route else FactsSpec())
 
     # --- RecordEnforcer -------------------------------------------------------
 
@@ -116,11 +117,12 @@ class Enforcer:
 
     def _record_table(self, record: Mapping[str, Any]) -> ActionTable | None:
         """Record rules for this record: None = dropped; BlockResponse = blocked."""
-        facts = record_facts(record, self._route.facts if self._route else None)
-        self.report.add_record(facts.record_id, facts.grade, facts.tier)
         rules = self._decision.records
         if not rules:
+            self.report.add_record(*self._facts.basic(record))
             return self._base
+        facts = self._facts.full(record)
+        self.report.add_record(facts.record_id, facts.grade, facts.tier)
         matched = tuple(i for i, r in enumerate(rules) if r.matches(facts, self._subject))
         if not matched:
             return self._base
@@ -177,12 +179,12 @@ class Enforcer:
             self.report.blocked_reason = f"field {plan.blocked}"
             raise BlockResponse(f"the policy blocks {plan.blocked}")
         out = dict(record)
+        for key in plan.drops:
+            del out[key]
         apply = self._masker.apply
         for key, category, action in plan.work:
             value = record[key]
-            if action.verb is Verb.DROP:
-                del out[key]
-            elif value is not None:
+            if value is not None:
                 new = apply(value, category, action)
                 if new is DROPPED:
                     del out[key]
@@ -300,6 +302,9 @@ class Enforcer:
             return out
         if isinstance(node, list):
             child = f"{prefix}.item" if prefix else "item"
+            if child in self._prefixes and all(type(v) is dict for v in node):
+                records = (self.rewrite_record(v, child) for v in node)
+                return [r for r in records if r is not None]
             items = []
             for i, v in enumerate(node):
                 new = self._node(v, (*path, i), child)

@@ -125,7 +125,8 @@ class ActionTable:
 class Plan:
     """What to do with a record of one key tuple under one action table."""
 
-    work: tuple[tuple[str, str, Action], ...]  # key, category, action (not allow)
+    work: tuple[tuple[str, str, Action], ...]  # key, category, action (mask and the like)
+    drops: tuple[str, ...]  # keys removed outright
     dynamic: tuple[tuple[str, Slot], ...]  # fields whose value must be looked at
     batch: tuple[FieldKey, ...]  # report entries of the fixed fields
     clear_levels: frozenset[str]
@@ -134,6 +135,7 @@ class Plan:
 
 def build_plan(keys: tuple[Any, ...], classifier: Classifier, table: ActionTable) -> Plan:
     work: list[tuple[str, str, Action]] = []
+    drops: list[str] = []
     dynamic: list[tuple[str, Slot]] = []
     batch: list[FieldKey] = []
     clear: set[str] = set()
@@ -150,6 +152,8 @@ def build_plan(keys: tuple[Any, ...], classifier: Classifier, table: ActionTable
             clear.add(level)
         elif act.verb is Verb.BLOCK:
             blocked = blocked or slot.category
+        elif act.verb is Verb.DROP:
+            drops.append(key)
         else:
             work.append((key, slot.category, act))
-    return Plan(tuple(work), tuple(dynamic), tuple(batch), frozenset(clear), blocked)
+    return Plan(tuple(work), tuple(drops), tuple(dynamic), tuple(batch), frozenset(clear), blocked)
