@@ -120,6 +120,8 @@ def classify_value(value: str, key_hint: str | None = None) -> Hit | None:
     v = value.strip()
     if v.startswith("eyJ") and patterns.JWT_RE.fullmatch(v):
         return Hit("credentials", 0, n, "jwt", 0.95)
+    if "=" in v and patterns.TRACK2_RE.fullmatch(v):
+        return Hit("credentials", 0, n, "track2", 0.9)
     if "@" in v:
         m = patterns.EMAIL_RE.fullmatch(normalize(v).text)
         return Hit("email", 0, n, "email", 0.95) if m else None
@@ -128,8 +130,6 @@ def classify_value(value: str, key_hint: str | None = None) -> Hit | None:
         return None
     body = c[1:] if c[0] == "+" else c
     if body.isdigit() or (body[:-1].isdigit() and body[-1] == "X"):
-        if "=" in v and patterns.TRACK2_RE.fullmatch(v):
-            return Hit("credentials", 0, n, "track2", 0.9)
         verdict = classify_compact(c, ctx)
         if verdict is not None:
             return Hit(verdict.category, 0, n, verdict.detector, verdict.confidence)

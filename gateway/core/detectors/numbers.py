@@ -46,10 +46,10 @@ def classify_compact(c: str, ctx: str) -> Verdict | None:
         return Verdict("mobile", "mobile", 0.95, False) if checks.mobile_ok(c[3:]) else None
     n = len(c)
     if n == 18:
-        if checks.resident_id_ok(c):
-            return Verdict("id_number", "resident_id", 0.95, True)
         if checks.residence_permit_ok(c):
             return Verdict("id_number", "residence_permit", 0.9, True)
+        if checks.resident_id_ok(c):
+            return Verdict("id_number", "resident_id", 0.95, True)
         if checks.permanent_residence_ok(c):
             return Verdict("id_number", "permanent_residence", 0.85, True)
         if checks.uscc_ok(c):

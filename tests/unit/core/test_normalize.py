@@ -1,0 +1,64 @@
+"""Normalisation: full-width, separators, country codes, and the offset map back."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gateway.core.normalize import compact, normalize, strip_country_code
+
+
+def test_ascii_is_identity_except_trailing_x() -> None:
+    norm = normalize("id 11010519491231002x, box")
+    assert norm.text == "id 11010519491231002X, box"
+    assert norm.offsets is None
+
+
+def test_full_width_becomes_half_width_with_identity_offsets() -> None:
+    norm = normalize("手机：１３８１２３４５６７８")
+    assert norm.text == "手机:13812345678"
+    assert norm.to_original(3, 14) == (3, 14)
+
+
+def test_dash_space_and_dot_variants_collapse() -> None:
+    assert normalize("138\u20141234\u30005678").text == "138-1234 5678"
+    assert normalize("欧阳\u30fb娜娜").text == "欧阳·娜娜"
+
+
+def test_expanding_characters_keep_a_map_to_the_original() -> None:
+    text = "编号⑩号 电话１３８１２３４５６７８"
+    norm = normalize(text)
+    assert "10" in norm.text
+    assert norm.offsets is not None
+    start = norm.text.index("138")
+    s, e = norm.to_original(start, start + 11)
+    assert text[s:e] == "１３８１２３４５６７８"
+    s, e = norm.to_original(norm.text.index("10"), norm.text.index("10") + 2)
+    assert text[s:e] == "⑩"
+
+
+def test_compact_strips_separators_and_brackets() -> None:
+    assert compact("110105 19491231 002x") == "11010519491231002X"
+    assert compact("+86 138-1234-5678") == "+8613812345678"
+    assert compact("(010) 6234·5678") == "01062345678"
+    assert compact("１３８ １２３４ ５６７８") == "13812345678"
+    assert compact("138****1234") == "138****1234"
+    assert compact("abc") == "abc"
+
+
+def test_strip_country_code() -> None:
+    assert strip_country_code("+8613812345678") == "13812345678"
+    assert strip_country_code("008613812345678") == "13812345678"
+    assert strip_country_code("8613812345678") == "13812345678"
+    assert strip_country_code("86123") == "86123"
+    assert strip_country_code("13812345678") == "13812345678"
+
+
+@given(st.text(max_size=60))
+def test_every_normalised_span_maps_inside_the_original(text: str) -> None:
+    norm = normalize(text)
+    n = len(norm.text)
+    for start in range(0, n, 3):
+        end = min(n, start + 5)
+        s, e = norm.to_original(start, end)
+        assert 0 <= s <= e <= len(text)
