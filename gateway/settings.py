@@ -291,30 +291,33 @@ class AuditSettings(_Section):
     hmac_key_env: str = "CRM_GATEWAY_AUDIT_KEY"
     strict_levels: tuple[str, ...] = ()
     # Emitter: bounded queue, batch size, breaker pause, durable-write deadline (seconds).
-    queue_size: int = Field(50_000, ge=1)
-    batch_size: int = Field(500, ge=1)
-    breaker_cooldown: float = Field(1.0, gt=0)
-    durable_timeout: float = Field(0.5, gt=0)
+    queue_size: int = Field(default=50_000, ge=1)
+    batch_size: int = Field(default=500, ge=1)
+    breaker_cooldown: float = Field(default=1.0, gt=0)
+    durable_timeout: float = Field(default=0.5, gt=0)
+    # Durable writes also wait for WAITAOF (Redis >= 7.2 with AOF); else they rely on
+    # XADD (run Redis with appendfsync always) and fall back to the fsynced spool.
+    durable_waitaof: bool = False
     # Approximate MAXLEN trimming of the stream; 0 = never trim (trim after archiving instead).
-    stream_maxlen: int = Field(0, ge=0)
+    stream_maxlen: int = Field(default=0, ge=0)
     # Integrity: dev HMAC key file (used only when the env var is unset outside production),
     # Ed25519 seal key (PEM; the public key is written next to it), seal cadence.
     dev_key_file: Path = Path("var/audit/dev-hmac.key")
     seal_key_file: Path = Path("var/audit/seal-ed25519.pem")
-    seal_every: int = Field(1000, ge=1)
-    seal_interval: float = Field(10.0, gt=0)
+    seal_every: int = Field(default=1000, ge=1)
+    seal_interval: float = Field(default=10.0, gt=0)
     # Record ids per event; bigger responses continue in linked follow-up events.
-    ids_per_event: int = Field(500, ge=1)
+    ids_per_event: int = Field(default=500, ge=1)
     # File sink rotation.
-    file_max_bytes: int = Field(100 * 1024 * 1024, ge=1024)
-    file_backups: int = Field(5, ge=0)
+    file_max_bytes: int = Field(default=100 * 1024 * 1024, ge=1024)
+    file_backups: int = Field(default=5, ge=0)
     # Shipper (consumer group on the stream).
     shipper_group: str = "shippers"
-    shipper_batch: int = Field(500, ge=1)
-    claim_idle_ms: int = Field(60_000, ge=1)
+    shipper_batch: int = Field(default=500, ge=1)
+    claim_idle_ms: int = Field(default=60_000, ge=1)
     # RFC 5424 syslog (TCP, or TLS when syslog_tls) and CEF over the same transport.
     syslog_host: str = "127.0.0.1"
-    syslog_port: int = Field(6514, ge=1, le=65535)
+    syslog_port: int = Field(default=6514, ge=1, le=65535)
     syslog_tls: bool = True
     syslog_ca_file: Path | None = None
     syslog_cert_file: Path | None = None
@@ -327,7 +330,7 @@ class AuditSettings(_Section):
     hec_url: str = ""
     hec_token_env: str = "CRM_GATEWAY_HEC_TOKEN"
     hec_ack: bool = True
-    hec_ack_timeout: float = Field(30.0, gt=0)
+    hec_ack_timeout: float = Field(default=30.0, gt=0)
     hec_sourcetype: str = "crm:audit:ocsf"
     hec_index: str = ""
     hec_verify_tls: bool = True

@@ -39,3 +39,8 @@ def anomaly(kind: str, subject: str, window: str) -> str:
 
 # Change notifications (policy/config reloads).
 CHANGES_CHANNEL = key("changes")
+
+
+# Audit entries a shipper could not parse (kept, not lost).
+def audit_dead_letter(stream: str) -> str:
+    return f"{stream}:dlq"

@@ -1,0 +1,293 @@
+"""The audit emitter: chain in the request, deliver in the background, never lose.
+
+`emit()` runs in the handler: it numbers and MACs the event (so an event lost
+later shows up as a gap), appends the line to an in-memory deque and returns;
+it never awaits and never raises. One flusher task sends batches to the Redis
+Stream (pipelined XADD) or, without Redis, to the configured sinks. When the
+destination fails, a circuit breaker opens and batches go to the fsynced local
+spool; the spool is replayed in order when the destination answers again, and
+while it holds anything new batches queue behind it. A full queue overflows
+into the spool too. `emit_durable()` is for A-level data: it returns only once
+the event is in Redis or fsynced in the spool, else raises `AuditUnavailable`.
+`close()` seals the chain and drains everything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.audit.breaker import CircuitBreaker
+from gateway.audit.chain import ChainWriter
+from gateway.audit.keys import load_hmac_key, load_seal_key
+from gateway.audit.oplog import get_logger
+from gateway.audit.seal import SealedChain
+from gateway.audit.sinks.base import Sink, SinkError
+from gateway.audit.sinks.factory import build_sink
+from gateway.audit.spool import Spool
+from gateway.errors import AuditUnavailable
+from gateway.settings import Settings
+from gateway.state.audit_stream import AuditStream, StreamUnavailable
+
+log = get_logger("gateway.audit.emitter")
+_TICK = 0.2  # seconds between flusher wake-ups when idle (seal timer, replay retries)
+
+
+@dataclass(slots=True)
+class EmitterStats:
+    """Counters for metrics; read `AuditEmitter.stats`."""
+
+    queue_depth: int = 0
+    spool_bytes: int = 0
+    emitted: int = 0
+    delivered: int = 0
+    spooled: int = 0
+    replayed: int = 0
+    failed: int = 0
+    last_lag_ms: float = 0.0
+    breaker: str = "closed"
+
+
+class AuditEmitter:
+    def __init__(
+        self,
+        chain: SealedChain,
+        spool: Spool,
+        *,
+        stream: AuditStream | None,
+        sinks: list[Sink],
+        queue_size: int = 50_000,
+        batch_size: int = 500,
+        breaker_cooldown: float = 1.0,
+        durable_timeout: float = 0.5,
+        seal_every: int = 1000,
+        waitaof: bool = False,
+    ) -> None:
+        self._chain = chain
+        self._spool = spool
+        self._stream = stream
+        self._sinks = sinks
+        self._queue: deque[tuple[bytes, float]] = deque()
+        self._queue_size = queue_size
+        self._batch_size = batch_size
+        self._breaker = CircuitBreaker(breaker_cooldown)
+        self._durable_timeout = durable_timeout
+        self._seal_every = seal_every
+        self._waitaof = waitaof
+        self._wake = asyncio.Event()
+        self._closing = False
+        self._counts = EmitterStats()
+        self._task: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def open(cls, settings: Settings) -> AuditEmitter:
+        """Keys, chain, spool (adopting dead writers' spools), destination, flusher task."""
+        cfg = settings.audit
+        chain = SealedChain(
+            ChainWriter(load_hmac_key(settings)),
+            load_seal_key(settings),
+            every=cfg.seal_every,
+            interval=cfg.seal_interval,
+        )
+        spool = Spool(settings.path(cfg.spool_dir), chain.writer)
+        adopted = spool.adopt_orphans()
+        if adopted:
+            log.warning("audit_spool_adopted", count=adopted, path=str(spool.path))
+        stream = None
+        sinks: list[Sink] = []
+        if settings.redis.url:
+            stream = AuditStream.open(settings.redis.url, cfg.stream, maxlen=cfg.stream_maxlen)
+        else:
+            sinks = [build_sink(settings, name) for name in cfg.sinks if name != "redis"]
+        self = cls(
+            chain,
+            spool,
+            stream=stream,
+            sinks=sinks,
+            queue_size=cfg.queue_size,
+            batch_size=cfg.batch_size,
+            breaker_cooldown=cfg.breaker_cooldown,
+            durable_timeout=cfg.durable_timeout,
+            seal_every=cfg.seal_every,
+            waitaof=cfg.durable_waitaof,
+        )
+        self.start()
+        return self
+
+    @property
+    def writer(self) -> str:
+        return self._chain.writer
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="audit-flusher")
+
+    @property
+    def stats(self) -> EmitterStats:
+        s = self._counts
+        s.queue_depth = len(self._queue)
+        s.spool_bytes = self._spool.pending_bytes
+        s.breaker = self._breaker.state
+        return s
+
+    # -- request path -----------------------------------------------------------
+
+    def emit(self, event: dict[str, Any]) -> None:
+        """Chain and enqueue; O(1), never blocks, never raises into the request."""
+        try:
+            self._enqueue(self._chain.append(event))
+            if self._chain.unsealed >= self._seal_every:
+                self._enqueue(self._chain.seal())
+        except Exception as exc:
+            self._counts.failed += 1
+            log.critical("audit_emit_failed", error_type=type(exc).__name__)
+
+    async def emit_durable(self, event: dict[str, Any]) -> None:
+        """Return once the event is in Redis or fsynced in the spool; else AuditUnavailable."""
+        try:
+            line = self._chain.append(event)
+        except Exception as exc:
+            self._counts.failed += 1
+            raise AuditUnavailable("audit chain unavailable") from exc
+        self._counts.emitted += 1
+        if self._stream is not None and self._breaker.allow():
+            try:
+                await asyncio.wait_for(self._stream.add_batch([line]), self._durable_timeout)
+                on_disk = not self._waitaof or await self._stream.wait_aof(
+                    int(self._durable_timeout * 1000)
+                )
+            except (StreamUnavailable, TimeoutError):
+                self._breaker.failure()
+            else:
+                self._breaker.success()
+                self._counts.delivered += 1
+                if on_disk:
+                    return
+        try:
+            self._spool.append([line], sync=True)
+        except OSError as exc:
+            self._queue.append((line, time.monotonic()))  # last chance: the flusher retries
+            self._counts.failed += 1
+            raise AuditUnavailable("audit trail unavailable (redis and spool)") from exc
+        self._counts.spooled += 1
+        self._wake.set()
+
+    def _enqueue(self, line: bytes) -> None:
+        self._counts.emitted += 1
+        if len(self._queue) < self._queue_size:
+            self._queue.append((line, time.monotonic()))
+            if len(self._queue) >= self._batch_size:
+                self._wake.set()
+            return
+        self._spool.append([line], sync=False)  # fsynced by the flusher's next pass
+        self._counts.spooled += 1
+        self._wake.set()
+
+    # -- background -------------------------------------------------------------
+
+    async def _run(self) -> None:
+        try:
+            while not self._closing:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), _TICK)
+                self._wake.clear()
+                await self._flush()
+        except asyncio.CancelledError:
+            self._spool_queue()
+            raise
+
+    async def _flush(self) -> None:
+        if self._chain.seal_due():
+            self._enqueue(self._chain.seal())
+        self._spool.sync()
+        while self._queue:
+            n = min(self._batch_size, len(self._queue))
+            batch = [self._queue.popleft() for _ in range(n)]
+            await self._deliver([line for line, _ in batch], batch[0][1])
+        if self._spool.pending_bytes and self._breaker.allow():
+            await self._replay()
+
+    async def _deliver(self, lines: list[bytes], enqueued_at: float) -> None:
+        if self._spool.pending_bytes or not self._breaker.allow():
+            self._spool_lines(lines)  # keep order: new events wait behind the spool
+            return
+        try:
+            await self._send(lines)
+        except (StreamUnavailable, SinkError, OSError) as exc:
+            self._trip(exc)
+            self._spool_lines(lines)
+            return
+        self._breaker.success()
+        self._counts.delivered += len(lines)
+        self._counts.last_lag_ms = (time.monotonic() - enqueued_at) * 1000
+
+    async def _replay(self) -> None:
+        while self._spool.pending_bytes:
+            lines, offset = self._spool.read_batch(self._batch_size)
+            if lines:
+                try:
+                    await self._send(lines)
+                except (StreamUnavailable, SinkError, OSError) as exc:
+                    self._trip(exc)
+                    return
+                self._breaker.success()
+                self._counts.replayed += len(lines)
+                self._counts.delivered += len(lines)
+            self._spool.commit(offset)
+
+    async def _send(self, lines: list[bytes]) -> None:
+        if self._stream is not None:
+            await self._stream.add_batch(lines)
+            return
+        for sink in self._sinks:
+            await sink.send(lines)
+
+    def _trip(self, exc: Exception) -> None:
+        first = self._breaker.state == "closed"
+        self._breaker.failure()
+        if first:
+            log.warning(
+                "audit_destination_down",
+                error_type=type(exc).__name__,
+                spool_bytes=self._spool.pending_bytes,
+            )
+
+    def _spool_lines(self, lines: list[bytes]) -> None:
+        try:
+            self._spool.append(lines, sync=True)
+        except OSError as exc:
+            self._counts.failed += len(lines)
+            log.critical("audit_spool_failed", error_type=type(exc).__name__, count=len(lines))
+            return
+        self._counts.spooled += len(lines)
+
+    def _spool_queue(self) -> None:
+        lines = [line for line, _ in self._queue]
+        self._queue.clear()
+        if lines:
+            self._spool_lines(lines)
+
+    async def close(self) -> None:
+        """Seal the chain (closing seal), deliver or spool everything, release resources."""
+        if self._closing:
+            return
+        self._closing = True
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+        if not self._chain.closed:
+            self._enqueue(self._chain.seal(closing=True))
+        try:
+            await self._flush()
+        finally:
+            self._spool_queue()
+            self._spool.close()
+            if self._stream is not None:
+                await self._stream.close()
+            for sink in self._sinks:
+                with contextlib.suppress(SinkError, OSError):
+                    await sink.close()

@@ -1,0 +1,272 @@
+"""The canonical audit event: one per access, shaped on OCSF 1.8 API Activity (6003).
+
+The builder reads plain dicts handed over by the handler and copies only the keys
+on its allow-lists; anything else is dropped, so a field added upstream (or a
+customer value passed by mistake) cannot ride into the audit trail. Strings that
+are allowed are still length-capped and scrubbed of identifier-shaped digit runs.
+CRM-specific detail lives under `unmapped.crm`; the integrity block is added
+later by the chain (`unmapped.integrity`).
+
+Responses that touch many customers are split: the first event carries the first
+`ids_per_event` record ids and `crm.chunk = {index: 1, total: m}`; follow-up
+events (same `metadata.correlation_uid`) carry the rest.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from gateway import __version__
+from gateway.audit.scrub import scrub, scrub_many
+
+OCSF_VERSION = "1.8.0"
+CLASS_UID = 6003
+CATEGORY_UID = 6
+_ACTIVITY = {"POST": (1, "Create"), "GET": (2, "Read"), "HEAD": (2, "Read")}
+_ACTIVITY.update({"PUT": (3, "Update"), "PATCH": (3, "Update"), "DELETE": (4, "Delete")})
+HIGH_LEVELS = frozenset({"L4", "L5"})
+PRODUCT = {"name": "crm-gateway", "vendor_name": "crm-gateway", "version": __version__}
+
+
+def uuid7() -> str:
+    """A time-ordered UUIDv7 (RFC 9562): sortable dedup key for at-least-once delivery."""
+    ms = time.time_ns() // 1_000_000
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (ms & 0xFFFFFFFFFFFF) << 80 | 0x7 << 76 | (rand >> 68 & 0xFFF) << 64
+    value |= 0b10 << 62 | (rand & 0x3FFFFFFFFFFFFFFF)
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def _s(value: Any, max_len: int = 256) -> str | None:
+    """An allowed scalar rendered as a scrubbed string (None stays None)."""
+    if value is None:
+        return None
+    if isinstance(value, bool | int | float):
+        return str(value)
+    return scrub(str(value), max_len)
+
+
+def _b(value: Any) -> bool:
+    return value is True
+
+
+def _i(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _counts(value: Any, depth: int) -> dict[str, Any]:
+    """Nested {token: ... {token: int}} maps (field outcomes, grades): keys scrubbed,
+    leaves must be ints; anything else is dropped."""
+    if not isinstance(value, Mapping):
+        return {}
+    out: dict[str, Any] = {}
+    for k, v in value.items():
+        key = scrub(str(k), 64)
+        if depth > 1:
+            inner = _counts(v, depth - 1)
+            if inner:
+                out[key] = inner
+        elif isinstance(v, int) and not isinstance(v, bool):
+            out[key] = v
+    return out
+
+
+def _strings(value: Any, max_items: int = 64) -> list[str]:
+    if not isinstance(value, list | tuple | set | frozenset):
+        return []
+    return [scrub(str(v), 64) for v in list(value)[:max_items]]
+
+
+def _outcome(allow: bool, fields: Mapping[str, Any], blocked: str | None) -> str:
+    if not allow:
+        return "deny"
+    if blocked:
+        return "blocked"
+    changed = any(k != "clear" for k in fields)
+    return "allow_masked" if changed else "allow"
+
+
+def _severity(outcome: str, fields: Mapping[str, Any], honeytoken: bool, ids: int) -> int:
+    """1 info, 2 low, 3 medium (L4/L5 shown), 4 high (L4/L5 refused, bulk), 5 honeytoken."""
+    if honeytoken:
+        return 5
+    clear_high = bool(HIGH_LEVELS & set(fields.get("clear", {})))
+    refused_high = any(
+        HIGH_LEVELS & set(fields.get(k, {})) for k in ("blocked", "dropped", "masked")
+    )
+    if outcome in ("deny", "blocked") or ids > 1000:
+        return 4
+    if clear_high:
+        return 3
+    return 2 if refused_high else 1
+
+
+def build_access_event(
+    *,
+    request_id: str,
+    subject_dict: Mapping[str, Any],
+    request_dict: Mapping[str, Any],
+    decision_dict: Mapping[str, Any],
+    report_dict: Mapping[str, Any] | None,
+    status: int,
+    latency_ms: float,
+    now: float,
+) -> dict[str, Any]:
+    """One canonical event from allow-listed keys of the handler's dicts.
+
+    `subject_dict` is `Subject.to_policy()` plus `ip` (and optionally `display_name`,
+    `session_id`); `request_dict` has `method`, `route` (template), `purpose`,
+    `operation`, `pii_categories`, `honeytoken`, `justification`; `decision_dict`
+    has `allow`, `reason`, `revision`, `cache_hit`, `report_only`, `audit_level`;
+    `report_dict` is `EnforcementReport.to_audit()` (or None for a refused request).
+    `now` is epoch seconds. Record ids are all kept here; `split_record_ids` chunks them.
+    """
+    report = report_dict or {}
+    raw_records = report.get("records")
+    records: Mapping[str, Any] = raw_records if isinstance(raw_records, Mapping) else {}
+    fields = _counts(report.get("fields"), 3)
+    blocked = _s(report.get("blocked"))
+    allow = _b(decision_dict.get("allow"))
+    honeytoken = _b(request_dict.get("honeytoken")) or _b(report.get("honeytoken"))
+    method = (_s(request_dict.get("method"), 16) or "").upper()
+    activity_id, activity_name = _ACTIVITY.get(method, (99, "Other"))
+    route = _s(request_dict.get("route"), 512) or ""
+    operation = _s(request_dict.get("operation"), 128) or f"{method} {route}"
+    raw_ids = records.get("ids")
+    ids = scrub_many([str(i) for i in raw_ids]) if isinstance(raw_ids, list) else []
+    ids_total = max(_i(records.get("ids_total")), len(ids))
+    outcome = _outcome(allow, fields, blocked)
+    time_ms = int(now * 1000)
+    roles = _strings(subject_dict.get("roles"))
+    actor_user: dict[str, Any] = {
+        "uid": _s(subject_dict.get("id"), 128),
+        "name": _s(subject_dict.get("display_name"), 128),
+        "groups": [{"name": r} for r in roles],
+        "org": {"name": _s(subject_dict.get("department"), 128)},
+    }
+    return {
+        "class_uid": CLASS_UID,
+        "class_name": "API Activity",
+        "category_uid": CATEGORY_UID,
+        "category_name": "Application Activity",
+        "activity_id": activity_id,
+        "activity_name": activity_name,
+        "type_uid": CLASS_UID * 100 + activity_id,
+        "severity_id": _severity(outcome, fields, honeytoken, ids_total),
+        "time": time_ms,
+        "time_dt": datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds"),
+        "status_id": 1 if status < 400 else 2,
+        "status_code": str(status),
+        "action_id": {"allow": 1, "allow_masked": 4}.get(outcome, 2),
+        "disposition_id": 1 if outcome in ("allow", "allow_masked") else 2,
+        "message": f"crm access {outcome}",
+        "duration": int(latency_ms),
+        "metadata": {
+            "version": OCSF_VERSION,
+            "product": PRODUCT,
+            "uid": uuid7(),
+            "correlation_uid": _s(request_id, 128),
+            "log_name": "crm-audit",
+            "profiles": ["security_control", "datetime"],
+        },
+        "actor": {
+            "user": actor_user,
+            "session": {
+                "uid": _s(subject_dict.get("session_id"), 128),
+                "is_mfa": _b(subject_dict.get("mfa")),
+            },
+        },
+        "src_endpoint": {"ip": _s(subject_dict.get("ip"), 64)},
+        "http_request": {"http_method": method, "url": {"path": route}, "uid": _s(request_id, 128)},
+        "http_response": {"code": status},
+        "api": {
+            "operation": operation,
+            "service": {"name": "crm"},
+            "request": {"uid": _s(request_id, 128)},
+        },
+        "policy": {
+            "name": "crm.gateway",
+            "version": _s(decision_dict.get("revision"), 128),
+            "is_applied": not _b(decision_dict.get("report_only")),
+        },
+        "unmapped": {
+            "crm": {
+                "purpose": _s(request_dict.get("purpose"), 128),
+                "justification_given": bool(request_dict.get("justification")),
+                "clearance": _s(subject_dict.get("clearance"), 16),
+                "auth_method": _s(subject_dict.get("auth_method"), 32),
+                "partner": _b(subject_dict.get("partner")),
+                "decision": {
+                    "allow": allow,
+                    "outcome": outcome,
+                    "reason": _s(decision_dict.get("reason")),
+                    "revision": _s(decision_dict.get("revision"), 128),
+                    "cache_hit": _b(decision_dict.get("cache_hit")),
+                    "report_only": _b(decision_dict.get("report_only")),
+                    "audit_level": _s(decision_dict.get("audit_level"), 16),
+                },
+                "status": status,
+                "latency_ms": int(latency_ms),
+                "request_pii": _strings(request_dict.get("pii_categories")),
+                "honeytoken": honeytoken,
+                "records": {
+                    "seen": _i(records.get("seen")),
+                    "dropped": _i(records.get("dropped")),
+                    "ids_total": ids_total,
+                    "ids_truncated": _b(records.get("ids_truncated")),
+                    "clear_by_level": _counts(records.get("clear_by_level"), 1),
+                    "bulk_limited_by_level": _counts(records.get("bulk_limited_by_level"), 1),
+                },
+                "record_ids": ids,
+                "chunk": {"index": 1, "total": 1},
+                "grades": _counts(report.get("grades"), 1),
+                "tiers": _counts(report.get("tiers"), 1),
+                "fields": fields,
+                "detectors": _counts(report.get("detectors"), 1),
+                "record_rules": _counts(report.get("record_rules"), 1),
+                "blocked": blocked,
+            }
+        },
+    }
+
+
+def split_record_ids(event: dict[str, Any], ids_per_event: int = 500) -> list[dict[str, Any]]:
+    """The event plus linked follow-ups when it lists more than `ids_per_event` ids.
+
+    Follow-ups repeat who/when/what (so each stands alone in a SIEM) but carry only
+    their slice of ids; counts stay on part 1 so sums over a request are not doubled.
+    """
+    crm = event["unmapped"]["crm"]
+    ids: list[str] = crm["record_ids"]
+    if len(ids) <= ids_per_event:
+        return [event]
+    parts = [ids[i : i + ids_per_event] for i in range(0, len(ids), ids_per_event)]
+    total = len(parts)
+    crm["record_ids"] = parts[0]
+    crm["chunk"] = {"index": 1, "total": total}
+    out = [event]
+    for n, part in enumerate(parts[1:], start=2):
+        follow = {k: v for k, v in event.items() if k != "unmapped"}
+        follow["metadata"] = {**event["metadata"], "uid": uuid7()}
+        follow["message"] = f"{event['message']} (record ids, part {n} of {total})"
+        follow["unmapped"] = {
+            "crm": {
+                "decision": crm["decision"],
+                "clearance": crm["clearance"],
+                "purpose": crm["purpose"],
+                "record_ids": part,
+                "chunk": {"index": n, "total": total},
+            }
+        }
+        out.append(follow)
+    return out
+
+
+def build_access_events(*, ids_per_event: int = 500, **kwargs: Any) -> list[dict[str, Any]]:
+    """`build_access_event` then `split_record_ids`: what the handler emits."""
+    return split_record_ids(build_access_event(**kwargs), ids_per_event)

@@ -1,0 +1,122 @@
+"""Loading the audit keys: the HMAC master key and the Ed25519 seal key.
+
+The HMAC master key comes from the environment variable named by
+`audit.hmac_key_env` (hex, at least 32 bytes); the security team holds the same
+value to verify. Outside production, a missing key is generated once into
+`audit.dev_key_file` with a loud warning, so a fresh checkout runs; production
+refuses to start without it. The seal key is a PEM file; its public half is
+written next to it (`.pub`) for verifiers who must not hold the HMAC key.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
+
+from gateway.audit.oplog import get_logger
+from gateway.errors import ConfigError
+from gateway.settings import Settings
+
+log = get_logger("gateway.audit.keys")
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Create `path` (mode 0600) atomically; FileExistsError if another worker won."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    try:
+        os.link(tmp, path)
+    finally:
+        tmp.unlink()
+
+
+def parse_hex_key(raw: str, source: str) -> bytes:
+    try:
+        key = bytes.fromhex(raw.strip())
+    except ValueError as exc:
+        raise ConfigError(f"{source}: the audit HMAC key must be hex") from exc
+    if len(key) < 32:
+        raise ConfigError(f"{source}: the audit HMAC key must be at least 32 bytes (64 hex)")
+    return key
+
+
+def load_hmac_key(settings: Settings, environ: dict[str, str] | None = None) -> bytes:
+    env = os.environ if environ is None else environ
+    name = settings.audit.hmac_key_env
+    raw = env.get(name, "")
+    if raw:
+        return parse_hex_key(raw, name)
+    if settings.environment == "production":
+        raise ConfigError(f"{name} is not set: production needs the audit HMAC key")
+    path = settings.path(settings.audit.dev_key_file)
+    if not path.exists():
+        with contextlib.suppress(FileExistsError):  # another worker created it first
+            _write_private(path, secrets.token_hex(32).encode())
+        log.warning(
+            "audit_dev_key_generated",
+            path=str(path),
+            detail=f"DEVELOPMENT ONLY: audit HMAC key generated; set {name} in production",
+        )
+    return parse_hex_key(path.read_text(encoding="ascii"), str(path))
+
+
+def load_seal_key(settings: Settings) -> Ed25519PrivateKey:
+    path = settings.path(settings.audit.seal_key_file)
+    if not path.exists():
+        if settings.environment == "production":
+            raise ConfigError(f"audit.seal_key_file {path} does not exist")
+        pem = Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        try:
+            _write_private(path, pem)
+            log.warning(
+                "audit_dev_key_generated",
+                path=str(path),
+                detail="DEVELOPMENT ONLY: Ed25519 seal key generated",
+            )
+        except FileExistsError:
+            pass  # another worker created it first
+    loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    if not isinstance(loaded, Ed25519PrivateKey):
+        raise ConfigError(f"audit.seal_key_file {path} is not an Ed25519 private key")
+    pub = public_key_path(path)
+    if not pub.exists():
+        tmp = pub.with_name(f".{pub.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(
+            loaded.public_key().public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+        )
+        tmp.replace(pub)
+    return loaded
+
+
+def public_key_path(private_path: Path) -> Path:
+    return private_path.with_name(private_path.name + ".pub")
+
+
+def load_seal_public_key(settings: Settings) -> Ed25519PublicKey | None:
+    """The seal verification key, if its `.pub` file exists."""
+    path = public_key_path(settings.path(settings.audit.seal_key_file))
+    if not path.exists():
+        return None
+    loaded = serialization.load_pem_public_key(path.read_bytes())
+    if not isinstance(loaded, Ed25519PublicKey):
+        raise ConfigError(f"{path} is not an Ed25519 public key")
+    return loaded

@@ -1,0 +1,1 @@
+"""Sinks: projections of the canonical event for what SIEMs ingest."""

@@ -1,0 +1,290 @@
+"""Verifying audit chains: what `crm-gateway audit verify FILE|--stream` runs.
+
+Records are grouped by writer and checked in sequence order (arrival order does
+not matter: the spool replays late). Per chain it reports
+
+- `mac_bad`    records whose MAC does not verify (edited or forged),
+- `link_bad`   records whose `prev` is not the MAC of the record before,
+- `conflicts`  sequence numbers seen with different content (replayed/injected),
+- `missing`    sequence gaps (deleted records),
+- `seal_bad`   seals with a bad signature, range, last MAC or seal link,
+- `closed` / `unsealed_tail`  whether the chain ends with its closing seal
+  (if not: the writer is still running, crashed, or the tail was cut off).
+
+Byte-identical duplicates (at-least-once delivery) are counted, not flagged.
+The canonical bytes are recomputed with the standard library's `json`,
+deliberately not with the emitter's orjson path, so one bug cannot hide itself.
+
+Suggested exit codes (`VerifyReport.exit_code`): 0 ok, 10 MAC mismatch, 11 link
+mismatch, 12 sequence conflict, 13 malformed records, 20 gap, 21 open chain when
+closing is required, 30 bad seal.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from gateway.audit.chain import genesis, initial_key, next_key
+from gateway.audit.keys import load_hmac_key, load_seal_public_key
+from gateway.audit.seal import signature_ok
+from gateway.settings import Settings
+from gateway.state.audit_stream import AuditStream
+
+
+@dataclass
+class ChainReport:
+    writer: str
+    records: int = 0
+    first_seq: int = 0
+    last_seq: int = 0
+    duplicates: int = 0
+    reordered: int = 0
+    missing: list[tuple[int, int]] = field(default_factory=list)
+    mac_bad: list[int] = field(default_factory=list)
+    link_bad: list[int] = field(default_factory=list)
+    conflicts: list[int] = field(default_factory=list)
+    seals: int = 0
+    seal_bad: list[int] = field(default_factory=list)
+    last_sealed_seq: int = 0
+    closed: bool = False
+
+    @property
+    def unsealed_tail(self) -> int:
+        return self.last_seq - self.last_sealed_seq
+
+    @property
+    def ok(self) -> bool:
+        return not (
+            self.missing or self.mac_bad or self.link_bad or self.conflicts or self.seal_bad
+        )
+
+
+@dataclass
+class VerifyReport:
+    chains: dict[str, ChainReport] = field(default_factory=dict)
+    malformed: int = 0
+    require_closed: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+    @property
+    def exit_code(self) -> int:
+        chains = list(self.chains.values())
+        checks = [
+            (10, any(c.mac_bad for c in chains)),
+            (11, any(c.link_bad for c in chains)),
+            (12, any(c.conflicts for c in chains)),
+            (13, self.malformed > 0),
+            (30, any(c.seal_bad for c in chains)),
+            (20, any(c.missing for c in chains)),
+            (21, self.require_closed and not all(c.closed for c in chains)),
+        ]
+        return next((code for code, failed in checks if failed), 0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "exit_code": self.exit_code,
+            "malformed": self.malformed,
+            "chains": [
+                {**asdict(c), "unsealed_tail": c.unsealed_tail, "ok": c.ok}
+                for c in self.chains.values()
+            ],
+        }
+
+    def summary(self) -> str:
+        lines = [
+            f"{'OK' if self.ok else 'FAILED'} (exit {self.exit_code}): "
+            f"{len(self.chains)} chain(s), {self.malformed} malformed record(s)"
+        ]
+        for c in self.chains.values():
+            lines.append(
+                f"  {c.writer}: seq {c.first_seq}..{c.last_seq}, {c.records} records, "
+                f"{c.duplicates} duplicates, missing {c.missing or '-'}, "
+                f"mac_bad {c.mac_bad or '-'}, link_bad {c.link_bad or '-'}, "
+                f"conflicts {c.conflicts or '-'}, seals {c.seals} (bad {c.seal_bad or '-'}), "
+                f"{'closed' if c.closed else f'open, {c.unsealed_tail} unsealed'}"
+            )
+        return "\n".join(lines)
+
+
+def canonical_without_mac(event: dict[str, Any]) -> bytes:
+    """RFC 8785-equivalent bytes for our records (ASCII keys, ints), via the stdlib."""
+    unmapped = dict(event["unmapped"])
+    integrity = dict(unmapped["integrity"])
+    integrity.pop("mac", None)
+    unmapped["integrity"] = integrity
+    body = {**event, "unmapped": unmapped}
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+@dataclass
+class _Variant:
+    body: bytes
+    mac: str
+    event: dict[str, Any]
+
+
+def _integrity(event: Any) -> dict[str, Any] | None:
+    if not isinstance(event, dict) or not isinstance(event.get("unmapped"), dict):
+        return None
+    integ = event["unmapped"].get("integrity")
+    if not isinstance(integ, dict):
+        return None
+    seq, writer, mac = integ.get("seq"), integ.get("writer"), integ.get("mac")
+    if type(seq) is not int or seq < 1 or not isinstance(writer, str) or not isinstance(mac, str):
+        return None
+    return integ
+
+
+def verify_events(
+    events: Iterable[dict[str, Any]],
+    key: bytes,
+    public_key: Ed25519PublicKey | None,
+    *,
+    malformed: int = 0,
+    require_closed: bool = False,
+) -> VerifyReport:
+    report = VerifyReport(malformed=malformed, require_closed=require_closed)
+    variants: dict[str, dict[int, list[_Variant]]] = {}
+    last_arrival: dict[str, int] = {}
+    for event in events:
+        integ = _integrity(event)
+        if integ is None:
+            report.malformed += 1
+            continue
+        writer, seq = integ["writer"], integ["seq"]
+        chain = report.chains.setdefault(writer, ChainReport(writer))
+        if seq < last_arrival.get(writer, 0):
+            chain.reordered += 1
+        last_arrival[writer] = seq
+        candidate = _Variant(canonical_without_mac(event), integ["mac"], event)
+        seen = variants.setdefault(writer, {}).setdefault(seq, [])
+        if any(v.body == candidate.body and v.mac == candidate.mac for v in seen):
+            chain.duplicates += 1
+        else:
+            seen.append(candidate)
+    for writer, by_seq in variants.items():
+        _check_chain(report.chains[writer], by_seq, key, public_key)
+    return report
+
+
+def _check_chain(
+    chain: ChainReport,
+    by_seq: dict[int, list[_Variant]],
+    master: bytes,
+    public_key: Ed25519PublicKey | None,
+) -> None:
+    seqs = sorted(by_seq)
+    chain.records, chain.first_seq, chain.last_seq = len(seqs), seqs[0], seqs[-1]
+    key, key_seq, expected = initial_key(master, chain.writer), 1, 1
+    macs: dict[int, str] = {}
+    last_seal: dict[str, Any] | None = None
+    for seq in seqs:
+        if seq > expected:
+            chain.missing.append((expected, seq - 1))
+        expected = seq + 1
+        while key_seq < seq:
+            key, key_seq = next_key(key), key_seq + 1
+        options = by_seq[seq]
+        if len(options) > 1:
+            chain.conflicts.append(seq)
+        good = [
+            v
+            for v in options
+            if hmac.compare_digest(hmac.new(key, v.body, hashlib.sha256).hexdigest(), v.mac)
+        ]
+        if not good:
+            chain.mac_bad.append(seq)
+        chosen = (good or options)[0]
+        macs[seq] = chosen.mac
+        integ = chosen.event["unmapped"]["integrity"]
+        want_prev = genesis(chain.writer) if seq == 1 else macs.get(seq - 1)
+        if want_prev is not None and integ.get("prev") != want_prev:
+            chain.link_bad.append(seq)
+        seal = chosen.event["unmapped"].get("seal")
+        if isinstance(seal, dict):
+            chain.seals += 1
+            if not _seal_ok(seal, seq, chain.writer, macs, last_seal, public_key):
+                chain.seal_bad.append(seq)
+            last_seal = seal
+            chain.last_sealed_seq = seq
+            chain.closed = seal.get("closing") is True
+    chain.closed = chain.closed and chain.last_sealed_seq == chain.last_seq
+
+
+def _seal_ok(
+    seal: dict[str, Any],
+    seq: int,
+    writer: str,
+    macs: dict[int, str],
+    previous: dict[str, Any] | None,
+    public_key: Ed25519PublicKey | None,
+) -> bool:
+    checks = [
+        seal.get("writer") == writer,
+        seal.get("upto_seq") == seq - 1,
+        seal.get("from_seq") == (previous["upto_seq"] + 2 if previous else 1),
+        seal.get("prev_sig") == (previous.get("sig") if previous else None),
+        seq - 1 not in macs or seal.get("last_mac") == macs[seq - 1],
+        public_key is None or signature_ok(public_key, seal),
+    ]
+    return all(checks)
+
+
+def parse_lines(lines: Iterable[bytes]) -> tuple[list[dict[str, Any]], int]:
+    """JSON lines to events; returns (events, number of unparseable lines)."""
+    events: list[dict[str, Any]] = []
+    bad = 0
+    for line in lines:
+        if not line.strip():
+            continue
+        try:
+            obj = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            bad += 1
+            continue
+        if isinstance(obj, dict):
+            events.append(obj)
+        else:
+            bad += 1
+    return events, bad
+
+
+def verify_file(settings: Settings, path: Path, *, require_closed: bool = False) -> VerifyReport:
+    with path.open("rb") as fh:
+        events, bad = parse_lines(fh)
+    return verify_events(
+        events,
+        load_hmac_key(settings),
+        load_seal_public_key(settings),
+        malformed=bad,
+        require_closed=require_closed,
+    )
+
+
+async def verify_stream(settings: Settings, *, require_closed: bool = False) -> VerifyReport:
+    """Read the whole audit stream (XRANGE pages) and verify every chain in it."""
+    stream = AuditStream.open(settings.redis.url, settings.audit.stream, timeout=10.0)
+    try:
+        events, bad = parse_lines([payload async for _, payload in stream.read_all()])
+    finally:
+        await stream.close()
+    return verify_events(
+        events,
+        load_hmac_key(settings),
+        load_seal_public_key(settings),
+        malformed=bad,
+        require_closed=require_closed,
+    )
