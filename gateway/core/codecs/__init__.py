@@ -1,1 +1,195 @@
-"""core/codecs."""
+"""Body codecs: parse a response body in its own format and rewrite it through a RecordEnforcer.
+
+`make_body_rewriter` picks the pipeline for one response:
+
+    Content-Encoding layers (reversed)  ->  charset to UTF-8  ->  format stage  ->  UTF-8 to charset
+
+and returns it as a sans-IO `BodyRewriter` (see gateway.core.rewrite). Output
+is always uncompressed. Everything fails closed with RewriteError: unknown
+encodings and charsets, binary types, bodies over the limits, truncated or
+malformed input. BlockResponse from the enforcer propagates unchanged. After
+any exception the rewriter is poisoned.
+
+Format by declared media type:
+  JSON (application/json, */*+json)     buffered below stream_threshold, else streamed by record
+  NDJSON (x-ndjson, jsonl, ...)         streamed by line
+  CSV / TSV                             streamed by row, header-driven
+  XML / SOAP (*/xml, */*+xml)           buffered, DTDs refused
+  x-www-form-urlencoded                 buffered, as fields
+  text/event-stream                     streamed by event
+  any other text, or no Content-Type    buffered; masked as JSON/JSONP/NDJSON if it parses as one
+                                        (content-type confusion), else as free text
+  image/*, audio/*, video/*, PDF, zip, octet-stream, ...   refused
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+
+from gateway.core.codecs.buffered import BufferedStage
+from gateway.core.codecs.charset import Reencoder, Transcoder, codec_name, parse_media_type
+from gateway.core.codecs.csvcodec import CsvStage
+from gateway.core.codecs.encoding import content_decoders
+from gateway.core.codecs.form import rewrite_form
+from gateway.core.codecs.jsonbody import JsonStage
+from gateway.core.codecs.limits import CodecLimits
+from gateway.core.codecs.ndjson import NdjsonStage
+from gateway.core.codecs.pipeline import Pipeline, Stage
+from gateway.core.codecs.sniff import sniff
+from gateway.core.codecs.sse import SseStage
+from gateway.core.codecs.structured import MalformedBody, rewrite_as_text, rewrite_json_like
+from gateway.core.codecs.xmlcodec import rewrite_xml
+from gateway.core.rewrite import BodyRewriter, RecordEnforcer, RewriteError
+
+__all__ = ["CodecLimits", "body_kind", "make_body_rewriter", "sniff"]
+
+_NDJSON = frozenset(
+    {
+        "application/x-ndjson",
+        "application/ndjson",
+        "application/jsonl",
+        "application/x-jsonl",
+        "application/jsonlines",
+        "application/x-jsonlines",
+        "application/json-lines",
+    }
+)
+_JSON = frozenset({"application/json", "text/json", "application/x-json"})
+_XML = frozenset({"application/xml", "text/xml", "application/soap+xml"})
+_CSV = frozenset({"text/csv", "application/csv", "text/x-csv", "application/x-csv"})
+_TSV = frozenset({"text/tab-separated-values"})
+_BINARY_PREFIXES = (
+    "image/",
+    "audio/",
+    "video/",
+    "font/",
+    "multipart/",
+    "model/",
+    "application/vnd.openxmlformats",
+    "application/vnd.oasis.opendocument",
+)
+_BINARY = frozenset(
+    {
+        "application/octet-stream",
+        "application/pdf",
+        "application/zip",
+        "application/x-zip-compressed",
+        "application/gzip",
+        "application/x-gzip",
+        "application/x-tar",
+        "application/x-7z-compressed",
+        "application/x-rar-compressed",
+        "application/vnd.ms-excel",
+        "application/msword",
+        "application/vnd.ms-powerpoint",
+        "application/x-protobuf",
+        "application/protobuf",
+        "application/grpc",
+        "application/x-msgpack",
+        "application/msgpack",
+        "application/cbor",
+        "application/wasm",
+    }
+)
+
+
+def body_kind(mime: str) -> str:
+    """Which codec a media type gets: json, ndjson, csv, tsv, xml, form, sse, text or binary."""
+    if mime in _NDJSON:
+        return "ndjson"
+    if mime in _JSON or mime.endswith("+json"):
+        return "json"
+    if mime in _CSV:
+        return "csv"
+    if mime in _TSV:
+        return "tsv"
+    if mime in _XML or mime.endswith("+xml"):
+        return "xml"
+    if mime == "application/x-www-form-urlencoded":
+        return "form"
+    if mime == "text/event-stream":
+        return "sse"
+    if mime in _BINARY or mime.startswith(_BINARY_PREFIXES):
+        return "binary"
+    return "text"
+
+
+def make_body_rewriter(
+    content_type: str | None,
+    content_encoding: str | None,
+    enforcer: RecordEnforcer,
+    *,
+    limits: CodecLimits,
+    sensitive: bool,
+) -> BodyRewriter:
+    """The rewriter for one response body.
+
+    Raises RewriteError at once (before any byte is read) for a binary media
+    type, an unknown Content-Encoding or an unknown charset. `content_type` of
+    the result is the declared one (charset kept), or text/plain; charset=utf-8
+    when none was declared.
+    """
+    media = parse_media_type(content_type)
+    kind = body_kind(media.mime)
+    if kind == "binary":
+        raise RewriteError(f"cannot rewrite a {media.mime} body")
+    decoders = content_decoders(content_encoding, limits)
+    codec = codec_name(media.charset)
+    transcoder = Transcoder(codec)
+    stage = _format_stage(kind, enforcer, limits, sensitive, codec, media.charset or "UTF-8")
+    stages: list[Stage] = [*decoders, transcoder, stage, Reencoder(transcoder)]
+    return Pipeline(stages, content_type or "text/plain; charset=utf-8")
+
+
+def _format_stage(
+    kind: str,
+    enforcer: RecordEnforcer,
+    limits: CodecLimits,
+    sensitive: bool,
+    codec: str,
+    charset_label: str,
+) -> Stage:
+    if kind == "json":
+        return JsonStage(enforcer, limits, sensitive=sensitive)
+    if kind == "ndjson":
+        return NdjsonStage(enforcer, limits, sensitive=sensitive)
+    if kind in ("csv", "tsv"):
+        return CsvStage(enforcer, limits, delimiter="\t" if kind == "tsv" else ",")
+    if kind == "sse":
+        return SseStage(enforcer, limits)
+    rewrite: Callable[[bytes], bytes]
+    if kind == "xml":
+        rewrite = partial(rewrite_xml, enforcer=enforcer, encoding_label=charset_label)
+    elif kind == "form":
+        rewrite = partial(rewrite_form, enforcer=enforcer, codec=codec)
+    else:
+        rewrite = partial(_rewrite_textual, enforcer=enforcer, sensitive=sensitive)
+        return BufferedStage(rewrite, limits)
+    return BufferedStage(_or_text(rewrite, enforcer, sensitive), limits)
+
+
+def _or_text(
+    rewrite: Callable[[bytes], bytes], enforcer: RecordEnforcer, sensitive: bool
+) -> Callable[[bytes], bytes]:
+    """A structured body that does not parse: blocked on sensitive routes, free text elsewhere."""
+
+    def run(raw: bytes) -> bytes:
+        try:
+            return rewrite(raw)
+        except MalformedBody:
+            if sensitive:
+                raise
+            return rewrite_as_text(raw, enforcer)
+
+    return run
+
+
+def _rewrite_textual(raw: bytes, *, enforcer: RecordEnforcer, sensitive: bool) -> bytes:
+    """Content-type confusion: whatever the label, JSON-shaped bodies are masked as JSON."""
+    if sniff(raw[:1024]) == "binary":
+        raise RewriteError("binary body under a textual content type")
+    out = rewrite_json_like(raw, enforcer)
+    if out is not None:
+        return out
+    return rewrite_as_text(raw, enforcer)
