@@ -14,6 +14,7 @@ mode can still forward the original body.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -28,6 +29,10 @@ from gateway.core.rewrite import BlockResponse
 from gateway.core.taxonomy import Taxonomy
 
 _NO_BULK: frozenset[str] = frozenset()
+# After a category's operator ran, a long digit run or an "@" left in the output
+# means the field held something else too (a card typed into a name field): the
+# output is then scanned like free text. One C-level search per masked string.
+_RESIDUE = re.compile(r"\d(?:[ -]?\d){6,}|@")
 
 
 class Enforcer:
@@ -189,7 +194,7 @@ class Enforcer:
                 if new is DROPPED:
                     del out[key]
                 else:
-                    out[key] = new
+                    out[key] = self._residue(new, table)
         for key, slot in plan.dynamic:
             skey = str(key)
             new = self._value(record[key], skey, skey, slot, table)
@@ -218,9 +223,9 @@ class Enforcer:
     def _categorised(self, value: Any, category: str, table: ActionTable) -> Any:
         level, action = table.action(category)
         self.report.add_field(category, level, outcome_of(action))
-        return self._act(value, category, action)
+        return self._act(value, category, action, table)
 
-    def _act(self, value: Any, category: str, action: Action) -> Any:
+    def _act(self, value: Any, category: str, action: Action, table: ActionTable) -> Any:
         if action.verb is Verb.ALLOW:
             return value
         if action.verb is Verb.BLOCK:
@@ -228,7 +233,18 @@ class Enforcer:
             raise BlockResponse(f"the policy blocks {category}")
         if action.verb is Verb.DROP:
             return DROPPED
-        return self._masker.apply(value, category, action)
+        return self._residue(self._masker.apply(value, category, action), table)
+
+    def _residue(self, new: Any, table: ActionTable) -> Any:
+        """Scan what an operator left when it looks like another identifier."""
+        kind = type(new)
+        if kind is str:
+            return self._text(new, table) if _RESIDUE.search(new) else new
+        if kind is list:
+            return [self._residue(v, table) for v in new]
+        if kind is dict:
+            return {k: self._residue(v, table) for k, v in new.items()}
+        return new
 
     def _walk_dict(self, value: dict[str, Any], path: str, table: ActionTable) -> dict[str, Any]:
         out: dict[str, Any] = {}

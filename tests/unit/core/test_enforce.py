@@ -465,7 +465,23 @@ mobiles = st.builds(
 )
 secrets = st.one_of(ids, cards, mobiles)
 keys = st.sampled_from(
-    ["id_number", "mobile", "bank_card", "name", "notes", "misc", "x1", "联系方式", "data", "备注"]
+    [
+        "id_number",
+        "mobile",
+        "bank_card",
+        "name",
+        "notes",
+        "misc",
+        "x1",
+        "联系方式",
+        "data",
+        "备注",
+        "employer",
+        "address",
+        "holdings",
+        "grade",
+        "email",
+    ]
 )
 filler = st.sampled_from(["", "客户说 ", "请联系", " and ", "：", "电话 "])
 
