@@ -120,10 +120,19 @@ class RouteMatch:
 class Catalog:
     """A loaded, validated field catalog for one CRM."""
 
-    def __init__(self, name: str, routes: tuple[RouteSpec, ...], fingerprint: str) -> None:
+    def __init__(
+        self,
+        name: str,
+        routes: tuple[RouteSpec, ...],
+        fingerprint: str,
+        rules: tuple[FieldRule, ...] = (),
+        facts: FactsSpec | None = None,
+    ) -> None:
         self.name = name
         self.routes = routes
         self.fingerprint = fingerprint
+        self.rules = rules  # the catalog-wide field rules (every route ends with them)
+        self.facts = facts or FactsSpec()
         self._static: dict[str, list[RouteSpec]] = {}
         self._dynamic: list[tuple[re.Pattern[str], RouteSpec]] = []
         for route in routes:
@@ -164,6 +173,23 @@ class Catalog:
 
     def route(self, name: str) -> RouteSpec | None:
         return next((r for r in self.routes if r.name == name), None)
+
+    def any_route(self) -> RouteSpec:
+        """A route for bodies whose path is unknown (explain): catalog-wide rules and
+        facts, and every record prefix any route declares."""
+        prefixes = dict.fromkeys(p for r in self.routes for p in r.records)
+        return RouteSpec(
+            name="(any)",
+            template="",
+            methods=frozenset(),
+            sensitive=True,
+            records=tuple(prefixes),
+            rules=self.rules,
+            facts=self.facts,
+            csv_columns={},
+            entry=None,
+            catalog=self.name,
+        )
 
     def categories(self) -> set[str]:
         """Every category the catalog names (for cross-checking with the taxonomy)."""
@@ -210,7 +236,7 @@ def _build(raw: Any, problems: list[str]) -> Catalog | None:
         routes.append(route)
     canon = json.dumps(raw, sort_keys=True, ensure_ascii=False, default=str)
     fingerprint = hashlib.sha256(canon.encode()).hexdigest()[:16]
-    return Catalog(name, tuple(routes), fingerprint)
+    return Catalog(name, tuple(routes), fingerprint, base_rules, base_facts)
 
 
 def _route(
