@@ -15,6 +15,7 @@ events (same `metadata.correlation_uid`) carry the rest.
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -28,6 +29,7 @@ CLASS_UID = 6003
 CATEGORY_UID = 6
 _ACTIVITY = {"POST": (1, "Create"), "GET": (2, "Read"), "HEAD": (2, "Read")}
 _ACTIVITY.update({"PUT": (3, "Update"), "PATCH": (3, "Update"), "DELETE": (4, "Delete")})
+_METHOD = re.compile(r"[A-Z]{1,16}")
 HIGH_LEVELS = frozenset({"L4", "L5"})
 PRODUCT = {"name": "crm-gateway", "vendor_name": "crm-gateway", "version": __version__}
 
@@ -133,7 +135,8 @@ def build_access_event(
     blocked = _s(report.get("blocked"))
     allow = _b(decision_dict.get("allow"))
     honeytoken = _b(request_dict.get("honeytoken")) or _b(report.get("honeytoken"))
-    method = (_s(request_dict.get("method"), 16) or "").upper()
+    raw_method = str(request_dict.get("method") or "").upper()
+    method = raw_method if _METHOD.fullmatch(raw_method) else "OTHER"
     activity_id, activity_name = _ACTIVITY.get(method, (99, "Other"))
     route = _s(request_dict.get("route"), 512) or ""
     operation = _s(request_dict.get("operation"), 128) or f"{method} {route}"

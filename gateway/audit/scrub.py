@@ -62,12 +62,18 @@ def _replace(match: re.Match[str]) -> str:
 
 
 def scrub(value: str, max_len: int = 256) -> str:
-    """Cap the length and redact identifier-shaped digit runs."""
+    """Redact identifier-shaped digit runs, then cap the length (never leaving the
+    head of a cut digit run behind)."""
+    if len(value) > 4 * max_len:
+        value = value[: 4 * max_len]
+    if _DIGIT_RUN.search(value) is not None:
+        value = _DIGIT_RUN.sub(_replace, value)
     if len(value) > max_len:
-        value = value[:max_len]
-    if _DIGIT_RUN.search(value) is None:
-        return value
-    return _DIGIT_RUN.sub(_replace, value)
+        cut = value[:max_len]
+        if value[max_len].isdigit():
+            cut = cut.rstrip("0123456789")
+        value = cut
+    return value
 
 
 def scrub_many(values: list[str], max_len: int = 128) -> list[str]:
