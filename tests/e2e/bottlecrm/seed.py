@@ -39,11 +39,11 @@ import django  # noqa: E402
 
 django.setup()
 
+from common.models import Org, PersonalAccessToken, Profile, User  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.test import Client  # noqa: E402
 
-from common.models import Org, PersonalAccessToken, Profile, User  # noqa: E402
 from gateway.demo.data import Customer, generate_customers, surname_of  # noqa: E402
 
 ORG_NAME = "华信财富管理有限公司"

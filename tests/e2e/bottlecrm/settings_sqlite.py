@@ -13,10 +13,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from django.db.backends.signals import connection_created
-
 from crm.settings import *  # noqa: F403
 from crm.settings import LOGGING, REST_FRAMEWORK
+from django.db.backends.signals import connection_created
 
 DATA_DIR = Path(os.environ.get("BOTTLECRM_DATA_DIR", "."))
 
