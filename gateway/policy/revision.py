@@ -44,8 +44,15 @@ class DirectoryHash:
         self._hash = ""
 
     def _files(self) -> list[Path]:
+        """What the supervisor's OPA loads: not the schema dir, not hidden files."""
         return sorted(
-            p for p in self.root.rglob("*") if p.is_file() and p.suffix in _LOADED_SUFFIXES
+            p
+            for p in self.root.rglob("*")
+            if p.is_file()
+            and p.suffix in _LOADED_SUFFIXES
+            and not any(
+                part == "schema" or part.startswith(".") for part in p.relative_to(self.root).parts
+            )
         )
 
     def compute(self) -> str:

@@ -9,6 +9,9 @@ reset after a minute of healthy running); meanwhile the client fails closed and
 its circuit breaker keeps that cheap. On shutdown OPA gets SIGTERM, then
 SIGKILL after a grace period; only the process we started, by its PID.
 
+The `schema` directory (JSON Schemas of input and output) and hidden files are
+not loaded: they are documentation and editor droppings, not policy data.
+
 Health is a plain aiohttp `GET /health` (not opa-python-client: it needs
 `async with`, retries, and swallows the status code).
 """
@@ -34,6 +37,9 @@ log = logging.getLogger(__name__)
 _BACKOFF_MIN = 0.2
 _BACKOFF_MAX = 5.0
 _STABLE_AFTER = 60.0
+# JSON Schemas (rego/schema/) document the input and output; loaded as data they
+# would collide at data.schema. Hidden files are editor swap files.
+_IGNORE = ("--ignore", "schema", "--ignore", ".*")
 
 
 def find_opa_binary(settings: Settings) -> str:
@@ -84,6 +90,7 @@ class OpaSupervisor:
         self._stderr: deque[str] = deque(maxlen=20)
         self._stopping = False
         self._monitor: asyncio.Task[None] | None = None
+        self._drain: asyncio.Task[None] | None = None
         self._session: aiohttp.ClientSession | None = None
 
     @property
@@ -113,12 +120,13 @@ class OpaSupervisor:
             "--addr", f"127.0.0.1:{self.port}",
             "--log-level", "error",
             "--skip-version-check",
+            *_IGNORE,
             "--watch", str(self.rego_dir),
             stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,  # load errors are printed on stdout
+            stderr=asyncio.subprocess.STDOUT,
         )  # fmt: skip
-        asyncio.create_task(self._drain_stderr(self._proc), name="opa-stderr")  # noqa: RUF006
+        self._drain = asyncio.create_task(self._drain_stderr(self._proc), name="opa-stderr")
         log.info("started OPA pid=%s on %s watching %s", self._proc.pid, self.url, self.rego_dir)
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
@@ -127,12 +135,16 @@ class OpaSupervisor:
             if await self.healthy():
                 return
             await asyncio.sleep(0.05)
+        if self._proc.returncode is not None:
+            # Let the reader collect what OPA said before it died (load errors).
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._drain), timeout=1.0)
         detail = " | ".join(self._stderr) or "no output"
         raise ConfigError(f"OPA did not become healthy on {self.url}: {detail}")
 
     async def _drain_stderr(self, proc: asyncio.subprocess.Process) -> None:
-        assert proc.stderr is not None  # created with stderr=PIPE
-        async for raw in proc.stderr:
+        assert proc.stdout is not None  # created with stdout=PIPE
+        async for raw in proc.stdout:
             line = raw.decode("utf-8", "replace").rstrip()
             if line:
                 self._stderr.append(line[:500])
