@@ -99,12 +99,21 @@ class Enforcer:
         return out
 
     def rewrite_fields(self, fields: Mapping[str, str]) -> dict[str, str]:
+        """Flat pairs. They count as a record (record rules, bulk quota, report)
+        only when they carry the catalog's record id; XML attributes and leaf
+        elements usually do not, and are then classified under the base table."""
         self._check_allowed()
         record = dict(fields)
-        table = self._record_table(record)
-        if table is None:
-            return {}
-        out = self._apply(record, self._plan(record, table), table, "")
+        table = self._base
+        if self._facts.basic(record)[0] is None:
+            plan = self._shared.plan(tuple(record), table)
+        else:
+            found = self._record_table(record)
+            if found is None:
+                return {}
+            table = found
+            plan = self._plan(record, table)
+        out = self._apply(record, plan, table, "")
         return {
             k: v if isinstance(v, str) else ("" if v is None else str(v)) for k, v in out.items()
         }

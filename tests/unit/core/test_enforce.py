@@ -424,6 +424,13 @@ def test_form_fields_and_envelope_values_and_text() -> None:
         "mobile": masked(MOBILE1, "mobile", STANDARD),
         "memo": "ok",
     }
+    assert enf.report.records_seen == 0  # no record id: not a record (an XML leaf, say)
+    d = decision_for("L2", records=[{"when": {"grade": ["A"]}, "record": "drop"}])
+    dropper = enforcer(d, route_name="customer_create")
+    assert dropper.rewrite_fields({"id": "C1", "grade": "A", "name": "张伟"}) == {}
+    assert dropper.rewrite_fields({"id": "C2", "grade": "B", "tier": "VIP"})["tier"] == "VIP"
+    assert dropper.report.records_seen == 2
+    assert dropper.rewrite_fields({"grade": "A"}) == {"grade": "A"}
     assert enf.rewrite_value(("meta", "mobile"), MOBILE1) == masked(MOBILE1, "mobile", STANDARD)
     assert enf.rewrite_value(("meta", "fetched_at"), "2024-01-01") == "2024-01-01"
     assert enf.rewrite_value(("count",), 20) == 20
