@@ -6,7 +6,9 @@ know. A regex only proposes a candidate; checksums (MOD 11-2, GB 32100, Luhn),
 real dates, allocated number segments and context keywords decide.
 
 Where candidates overlap, priority decides: credential > ID (checksum) > USCC
-(checksum) > bank card (Luhn) > phone > the rest; then the longer span.
+(checksum) > bank card (Luhn) > phone > the rest; then the longer span. The one
+exception is a legal entity's USCC (public, L0), ranked below phones so that a
+checksum collision can only make a value *more* protected.
 
 Public API:
     Hit                        one finding; start/end index the ORIGINAL text
@@ -32,10 +34,12 @@ PRIORITY = {
     "credentials": 100,
     "id_number": 90,
     "uscc_person": 80,
-    "uscc_org": 80,
     "bank_card": 70,
     "mobile": 60,
     "landline": 60,
+    # A legal entity's code is public (L0): if a checksum collision makes it overlap a
+    # personal identifier, the personal reading wins, so a collision never unmasks.
+    "uscc_org": 58,
     "email": 55,
     "passport": 52,
     "securities_account": 52,
@@ -152,7 +156,7 @@ def _ip(v: str, n: int) -> Hit | None:
 
 
 def _ascii_code(c: str, ctx: str, n: int) -> Hit | None:
-    if len(c) == 18 and checks.uscc_ok(c):
+    if len(c) == 18 and patterns.USCC_RE.fullmatch(c) and checks.uscc_ok(c):
         return Hit("uscc_person" if c.startswith("92") else "uscc_org", 0, n, "uscc", 0.8)
     if patterns.PASSPORT_RE.fullmatch(c) and patterns.KW_PASSPORT.search(ctx):
         return Hit("passport", 0, n, "passport", 0.7)

@@ -129,13 +129,17 @@ def scan_numbers(text: str, context: int = 20) -> list[NumberHit]:
                 start = groups[i][0]
                 ctx = text[max(0, start - context) : start].lower()
                 verdict = classify_compact(compact, ctx)
+                end = groups[j - 1][1]
+                if verdict is None and compact[-1] == "X":  # a letter glued to the number
+                    verdict = classify_compact(compact[:-1], ctx)
+                    end -= 1
                 if verdict is None:
                     continue
                 if j - i > 1 and not verdict.checked:
                     lengths = tuple(0 if g[2] == "+86" else len(g[2]) for g in groups[i:j])
                     if not _grouping_ok(verdict.category, lengths):
                         continue
-                out.append(NumberHit(start, groups[j - 1][1], verdict))
+                out.append(NumberHit(start, end, verdict))
                 i = j
                 found = True
                 break

@@ -33,7 +33,7 @@ from typing import Any, Final
 from gateway.core.detectors import Hit
 from gateway.core.masking import operators as ops
 from gateway.core.model import Action, Verb
-from gateway.core.normalize import compact
+from gateway.core.normalize import compact, strip_country_code
 from gateway.core.taxonomy import Category, Taxonomy
 
 __all__ = ["DROPPED", "NEVER_CLEAR", "Masker", "MaskingError", "is_masked_placeholder"]
@@ -206,6 +206,8 @@ class Masker:
         if PSEUDONYM_RE.fullmatch(value):
             return value
         canon = compact(value) if category.kind in _COMPACT_KINDS else value.strip()
+        if category.kind == "mobile":
+            canon = strip_country_code(canon)
         mac = hmac.new(self._key, f"{category.name}\x1f{canon}".encode(), hashlib.sha256)
         return "pn_" + base64.b32encode(mac.digest()[:10]).decode("ascii").lower()
 
