@@ -163,6 +163,7 @@ def bottlecrm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BottleCRM]:
                 "--bind", f"127.0.0.1:{port}",
                 "--workers", "1",
                 "--threads", "8",
+                "--graceful-timeout", "5",
                 "--no-control-socket",
                 "--access-logfile", "-",
                 "--error-logfile", "-",

@@ -41,6 +41,10 @@ def test_contacts_list_returns_seeded_pii(bottlecrm: BottleCRM) -> None:
         assert got["phone_e164"] == "+86" + want["mobile"]
         assert got["custom_fields"]["id_number"] == want["id_number"]
         assert got["custom_fields"]["bank_card"] == want["bank_card"]
+        assert got["custom_fields"]["grade"] == want["grade"]
+        assert got["custom_fields"]["tier"] == want["tier"]
+        assert got["custom_fields"]["owner"] == want["owner"]
+        assert got["custom_fields"]["consent_marketing"] is want["consent_marketing"]
         assert got["address_line"] == want["address_line"]
         assert want["id_number"] in got["description"]
         assert got["org"]["name"] == "华信财富管理有限公司"

@@ -15,6 +15,9 @@ Where the PII goes in BottleCRM (it has no ID-number field):
 - contact/lead `custom_fields.id_number` (身份证号码), `custom_fields.bank_card`
   (银行卡号), `custom_fields.annual_income` (年收入): per-org custom fields
   defined here through `POST /api/custom-fields/`;
+- record facts for the gateway's policy, also custom fields: `grade` (A/B/C),
+  `tier` (VIP/重要/一般/潜在/流失), `owner` (the relationship manager's gateway
+  employee id, e.g. u-sales-01) and `consent_marketing` (checkbox);
 - `phone` (mobile), `email`, `address_line`/`city`/`state`/`postcode`/`country`;
 - `description` (shown as "Notes"): free text quoting the mobile and ID number;
 - `organization` (contact employer) / `company_name` (lead).
@@ -55,10 +58,21 @@ ACCOUNTS = 3
 # Contacts assigned to the sales user (a USER sees only what is assigned to them).
 SALES_CONTACTS = 6
 
-CUSTOM_FIELDS = (
-    ("id_number", "身份证号码", "text"),
-    ("bank_card", "银行卡号", "text"),
-    ("annual_income", "年收入", "number"),
+
+def _choices(*values: str) -> list[dict[str, str]]:
+    return [{"value": v, "label": v} for v in values]
+
+
+# (key, label, type, dropdown options). grade/tier/owner/consent_marketing are the
+# record facts the gateway's policy reads (config/crm/bottlecrm.yaml `record:`).
+CUSTOM_FIELDS: tuple[tuple[str, str, str, list[dict[str, str]] | None], ...] = (
+    ("id_number", "身份证号码", "text", None),
+    ("bank_card", "银行卡号", "text", None),
+    ("annual_income", "年收入", "number", None),
+    ("grade", "客户信息等级", "dropdown", _choices("A", "B", "C")),
+    ("tier", "客户层级", "dropdown", _choices("VIP", "重要", "一般", "潜在", "流失")),
+    ("owner", "客户经理工号", "text", None),
+    ("consent_marketing", "同意营销", "checkbox", None),
 )
 
 
@@ -148,6 +162,10 @@ def person_fields(customer: Customer) -> dict[str, Any]:
             "id_number": customer["id_number"],
             "bank_card": customer["bank_card"],
             "annual_income": customer["annual_income"],
+            "grade": customer["grade"],
+            "tier": customer["tier"],
+            "owner": customer["owner"],
+            "consent_marketing": customer["consent"]["marketing"],
         },
         **split_address(customer),
     }
@@ -165,6 +183,10 @@ def seeded_row(
         "mobile": customer["mobile"],
         "bank_card": customer["bank_card"],
         "annual_income": customer["annual_income"],
+        "grade": customer["grade"],
+        "tier": customer["tier"],
+        "owner": customer["owner"],
+        "consent_marketing": customer["consent"]["marketing"],
         "email": body["email"],
         "last_name": body.get("last_name"),
         "first_name": body.get("first_name"),
@@ -186,17 +208,17 @@ def seed_org(
 ) -> dict[str, list[dict[str, Any]]]:
     api = Api(admin_token)
     for target in ("Contact", "Lead"):
-        for order, (key, label, field_type) in enumerate(CUSTOM_FIELDS):
-            api.post(
-                "/api/custom-fields/",
-                {
-                    "target_model": target,
-                    "key": key,
-                    "label": label,
-                    "field_type": field_type,
-                    "display_order": order,
-                },
-            )
+        for order, (key, label, field_type, options) in enumerate(CUSTOM_FIELDS):
+            definition: dict[str, Any] = {
+                "target_model": target,
+                "key": key,
+                "label": label,
+                "field_type": field_type,
+                "display_order": order,
+            }
+            if options:
+                definition["options"] = options
+            api.post("/api/custom-fields/", definition)
     contacts: list[dict[str, Any]] = []
     pool = iter(customers)
     for i in range(n_contacts):
@@ -310,7 +332,7 @@ def main() -> dict[str, Any]:
             "name": other.name,
             "contacts": other_records["contacts"],
         },
-        "custom_fields": [key for key, _, _ in CUSTOM_FIELDS],
+        "custom_fields": [key for key, _, _, _ in CUSTOM_FIELDS],
         **records,
     }
 
