@@ -1,0 +1,76 @@
+"""The BodyRewriter contract: poisoned after any error, enforcer failures fail closed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+
+from gateway.core.codecs import make_body_rewriter
+from gateway.core.rewrite import BlockResponse, RewriteError
+from tests.unit.core.codecs.doubles import MaskingEnforcer
+from tests.unit.core.codecs.helpers import LIMITS, STREAM_NOW
+
+
+class BrokenEnforcer(MaskingEnforcer):
+    def rewrite_record(self, record: dict[str, Any], prefix: str = "") -> dict[str, Any] | None:
+        raise KeyError("a bug in the enforcer")
+
+
+def test_poisoned_after_a_parse_error() -> None:
+    rw = make_body_rewriter(
+        "application/json", None, MaskingEnforcer(["item"]), limits=STREAM_NOW, sensitive=True
+    )
+    with pytest.raises(RewriteError):
+        rw.feed(b"[}")
+    with pytest.raises(RewriteError, match="poisoned"):
+        rw.feed(b"[]")
+    with pytest.raises(RewriteError, match="poisoned"):
+        rw.finish()
+
+
+def test_poisoned_after_block_response_which_propagates_unchanged() -> None:
+    rw = make_body_rewriter(
+        "application/json",
+        None,
+        MaskingEnforcer(["item"], block_tier="VIP"),
+        limits=STREAM_NOW,
+        sensitive=True,
+    )
+    with pytest.raises(BlockResponse):
+        rw.feed(orjson.dumps([{"tier": "VIP"}]))
+    with pytest.raises(RewriteError, match="poisoned"):
+        rw.feed(b"")
+
+
+def test_unexpected_enforcer_errors_become_rewrite_errors() -> None:
+    rw = make_body_rewriter(
+        "application/json", None, BrokenEnforcer(["item"]), limits=STREAM_NOW, sensitive=True
+    )
+    with pytest.raises(RewriteError, match="KeyError") as info:
+        rw.feed(b'[{"a": 1}]')
+    assert isinstance(info.value.__cause__, KeyError)
+    with pytest.raises(RewriteError, match="poisoned"):
+        rw.finish()
+
+
+def test_unencodable_output_is_refused() -> None:
+    class Emoji(MaskingEnforcer):
+        def rewrite_text(self, text: str) -> str:
+            return "\U0001f600"
+
+    with pytest.raises(RewriteError):
+        make_body_rewriter(
+            "text/plain; charset=latin-1", None, Emoji(), limits=LIMITS, sensitive=True
+        ).finish()
+
+
+def test_nothing_can_be_fed_after_finish() -> None:
+    rw = make_body_rewriter(
+        "application/json", None, MaskingEnforcer(), limits=LIMITS, sensitive=True
+    )
+    rw.feed(b"{}")
+    assert rw.finish() == b"{}"
+    with pytest.raises(RewriteError, match="finished"):
+        rw.feed(b"{}")
