@@ -71,7 +71,7 @@ class AuditEmitter:
         self._spool = spool
         self._stream = stream
         self._sinks = sinks
-        self._queue: deque[tuple[bytes, float]] = deque()
+        self._queue: deque[tuple[bytes, float, asyncio.Future[None] | None]] = deque()
         self._queue_size = queue_size
         self._batch_size = batch_size
         self._breaker = CircuitBreaker(breaker_cooldown)
@@ -147,39 +147,33 @@ class AuditEmitter:
             log.critical("audit_emit_failed", error_type=type(exc).__name__)
 
     async def emit_durable(self, event: dict[str, Any]) -> None:
-        """Return once the event is in Redis or fsynced in the spool; else AuditUnavailable."""
+        """Return once this event, and every event emitted before it, is in Redis or
+        fsynced in the spool; else raise AuditUnavailable (the handler fails closed).
+
+        The event joins the queue like any other and wakes the flusher, so concurrent
+        durable calls share one pipelined write (group commit) and the queue's order
+        makes the call a barrier: a crash afterwards cannot lose anything before it.
+        """
         try:
             line = self._chain.append(event)
         except Exception as exc:
             self._counts.failed += 1
             raise AuditUnavailable("audit chain unavailable") from exc
         self._counts.emitted += 1
-        if self._stream is not None and self._breaker.allow():
-            try:
-                await asyncio.wait_for(self._stream.add_batch([line]), self._durable_timeout)
-                on_disk = not self._waitaof or await self._stream.wait_aof(
-                    int(self._durable_timeout * 1000)
-                )
-            except (StreamUnavailable, TimeoutError):
-                self._breaker.failure()
-            else:
-                self._breaker.success()
-                self._counts.delivered += 1
-                if on_disk:
-                    return
-        try:
-            self._spool.append([line], sync=True)
-        except OSError as exc:
-            self._queue.append((line, time.monotonic()))  # last chance: the flusher retries
-            self._counts.failed += 1
-            raise AuditUnavailable("audit trail unavailable (redis and spool)") from exc
-        self._counts.spooled += 1
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.append((line, time.monotonic(), done))  # may exceed the bound by waiters
         self._wake.set()
+        if self._task is None or self._task.done():
+            await self._flush()  # no flusher (closing or crashed): write it ourselves
+        try:
+            await asyncio.wait_for(asyncio.shield(done), self._durable_timeout * 4 + 2.0)
+        except TimeoutError as exc:
+            raise AuditUnavailable("audit trail did not confirm the write in time") from exc
 
     def _enqueue(self, line: bytes) -> None:
         self._counts.emitted += 1
         if len(self._queue) < self._queue_size:
-            self._queue.append((line, time.monotonic()))
+            self._queue.append((line, time.monotonic(), None))
             if len(self._queue) >= self._batch_size:
                 self._wake.set()
             return
@@ -207,17 +201,35 @@ class AuditEmitter:
         while self._queue:
             n = min(self._batch_size, len(self._queue))
             batch = [self._queue.popleft() for _ in range(n)]
-            await self._deliver([line for line, _ in batch], batch[0][1])
+            waiters = [fut for _, _, fut in batch if fut is not None]
+            try:
+                await self._deliver([line for line, _, _ in batch], batch[0][1], bool(waiters))
+            except OSError as exc:
+                # Destination and spool both failed: durable callers get 503, the lines
+                # go back to the head of the queue and are retried on the next pass.
+                _settle(waiters, AuditUnavailable("audit trail unavailable (redis and spool)"))
+                self._queue.extendleft((line, t, None) for line, t, _ in reversed(batch))
+                log.critical("audit_spool_failed", error_type=type(exc).__name__, count=n)
+                return
+            _settle(waiters, None)
         if self._spool.pending_bytes and self._breaker.allow():
             await self._replay()
 
-    async def _deliver(self, lines: list[bytes], enqueued_at: float) -> None:
+    async def _deliver(self, lines: list[bytes], enqueued_at: float, durable: bool) -> None:
+        """Send to the destination, or fsync to the spool; raises OSError only if both fail."""
         if self._spool.pending_bytes or not self._breaker.allow():
             self._spool_lines(lines)  # keep order: new events wait behind the spool
             return
         try:
-            await self._send(lines)
-        except (StreamUnavailable, SinkError, OSError) as exc:
+            if durable:
+                await asyncio.wait_for(self._send(lines), self._durable_timeout)
+                if self._waitaof and self._stream is not None:
+                    on_disk = await self._stream.wait_aof(int(self._durable_timeout * 1000))
+                    if not on_disk:  # in Redis memory only: keep a local fsynced copy
+                        self._spool_lines(lines)  # (replayed later: a harmless duplicate)
+            else:
+                await self._send(lines)
+        except (StreamUnavailable, SinkError, OSError, TimeoutError) as exc:
             self._trip(exc)
             self._spool_lines(lines)
             return
@@ -257,19 +269,24 @@ class AuditEmitter:
             )
 
     def _spool_lines(self, lines: list[bytes]) -> None:
-        try:
-            self._spool.append(lines, sync=True)
-        except OSError as exc:
-            self._counts.failed += len(lines)
-            log.critical("audit_spool_failed", error_type=type(exc).__name__, count=len(lines))
-            return
+        self._spool.append(lines, sync=True)
         self._counts.spooled += len(lines)
 
     def _spool_queue(self) -> None:
-        lines = [line for line, _ in self._queue]
+        """Shutdown or cancellation: everything still queued goes to the spool."""
+        batch = list(self._queue)
         self._queue.clear()
-        if lines:
-            self._spool_lines(lines)
+        waiters = [fut for _, _, fut in batch if fut is not None]
+        if not batch:
+            return
+        try:
+            self._spool_lines([line for line, _, _ in batch])
+        except OSError as exc:
+            self._counts.failed += len(batch)
+            log.critical("audit_spool_failed", error_type=type(exc).__name__, count=len(batch))
+            _settle(waiters, AuditUnavailable("audit trail unavailable (spool)"))
+            return
+        _settle(waiters, None)
 
     async def close(self) -> None:
         """Seal the chain (closing seal), deliver or spool everything, release resources."""
@@ -291,3 +308,13 @@ class AuditEmitter:
             for sink in self._sinks:
                 with contextlib.suppress(SinkError, OSError):
                     await sink.close()
+
+
+def _settle(waiters: list[asyncio.Future[None]], error: Exception | None) -> None:
+    for fut in waiters:
+        if fut.done():
+            continue
+        if error is None:
+            fut.set_result(None)
+        else:
+            fut.set_exception(error)
