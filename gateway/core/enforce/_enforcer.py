@@ -29,10 +29,6 @@ from gateway.core.rewrite import BlockResponse
 from gateway.core.taxonomy import Taxonomy
 
 _NO_BULK: frozenset[str] = frozenset()
-# After a category's operator ran, a long digit run or an "@" left in the output
-# means the field held something else too (a card typed into a name field): the
-# output is then scanned like free text. One C-level search per masked string.
-_RESIDUE = re.compile(r"\d(?:[ -]?\d){6,}|@")
 
 
 class Enforcer:
@@ -203,7 +199,7 @@ class Enforcer:
                 if new is DROPPED:
                     del out[key]
                 else:
-                    out[key] = self._residue(new, table)
+                    out[key] = self._residue(new, table, self._shared.residue(category))
         for key, slot in plan.dynamic:
             skey = str(key)
             new = self._value(record[key], skey, skey, slot, table)
@@ -242,17 +238,18 @@ class Enforcer:
             raise BlockResponse(f"the policy blocks {category}")
         if action.verb is Verb.DROP:
             return DROPPED
-        return self._residue(self._masker.apply(value, category, action), table)
+        residue = self._shared.residue(category)
+        return self._residue(self._masker.apply(value, category, action), table, residue)
 
-    def _residue(self, new: Any, table: ActionTable) -> Any:
+    def _residue(self, new: Any, table: ActionTable, residue: re.Pattern[str]) -> Any:
         """Scan what an operator left when it looks like another identifier."""
         kind = type(new)
         if kind is str:
-            return self._text(new, table) if _RESIDUE.search(new) else new
+            return self._text(new, table) if residue.search(new) else new
         if kind is list:
-            return [self._residue(v, table) for v in new]
+            return [self._residue(v, table, residue) for v in new]
         if kind is dict:
-            return {k: self._residue(v, table) for k, v in new.items()}
+            return {k: self._residue(v, table, residue) for k, v in new.items()}
         return new
 
     def _walk_dict(self, value: dict[str, Any], path: str, table: ActionTable) -> dict[str, Any]:

@@ -9,6 +9,7 @@ it is bounded (oldest entry evicted first).
 
 from __future__ import annotations
 
+import re
 from threading import Lock
 from typing import Any
 
@@ -22,7 +23,22 @@ _MAX_PLANS = 1024
 
 
 class Shared:
-    __slots__ = ("_tables", "classifier", "decision", "never_clear", "plans", "route", "taxonomy")
+    __slots__ = (
+        "_residue",
+        "_tables",
+        "classifier",
+        "decision",
+        "never_clear",
+        "plans",
+        "route",
+        "taxonomy",
+    )
+    # After a category's operator ran, a long digit run or an "@" left in the
+    # output means the field held something else too (a card typed into a name
+    # field): the output is then scanned like free text. E-mail masks keep their
+    # "@" by design, so for them only digit runs count.
+    _residue_any = re.compile(r"\d(?:[ -]?\d){6,}|@")
+    _residue_digits = re.compile(r"\d(?:[ -]?\d){6,}")
 
     def __init__(self, taxonomy: Taxonomy, route: RouteSpec | None, decision: Decision) -> None:
         self.taxonomy = taxonomy
@@ -32,6 +48,7 @@ class Shared:
         self.never_clear = frozenset(lv.code for lv in taxonomy.levels if lv.never_clear)
         self._tables: dict[tuple[tuple[int, ...], frozenset[str]], ActionTable] = {}
         self.plans: dict[tuple[int, tuple[Any, ...]], Plan] = {}
+        self._residue: dict[str, re.Pattern[str]] = {}
 
     def level_of(self, category: str) -> str:
         """A category's level; an unknown category counts as the top level (fail closed)."""
@@ -39,6 +56,18 @@ class Shared:
             return self.taxonomy.category(category).level
         except KeyError:
             return self.taxonomy.levels[-1].code
+
+    def residue(self, category: str) -> re.Pattern[str]:
+        """The pattern that flags a masked value as still holding another identifier."""
+        found = self._residue.get(category)
+        if found is None:
+            try:
+                kind = self.taxonomy.category(category).kind
+            except KeyError:
+                kind = ""
+            found = self._residue_digits if kind == "email" else self._residue_any
+            self._residue[category] = found
+        return found
 
     def table(self, rules_key: tuple[int, ...], bulk: frozenset[str]) -> ActionTable:
         key = (rules_key, bulk)

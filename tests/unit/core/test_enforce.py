@@ -547,3 +547,13 @@ def test_random_pages_round_trip_without_loss_of_shape() -> None:
     assert len(out["results"]) == 20
     assert all(set(r) == set(page[0]) - {"query_password"} for r in out["results"])
     assert DROPPED is not None
+
+
+def test_identifier_typed_into_another_categorys_field_is_still_masked() -> None:
+    rec = {"id": "1", "name": f"张伟 {CARD1}", "employer": f"x@y.com {MOBILE1}"}
+    out = enforcer(decision_for("L1")).rewrite_record(rec)
+    text = orjson.dumps(out).decode()
+    assert CARD1 not in text
+    assert MOBILE1 not in text
+    email = enforcer(decision_for("L1")).rewrite_record({"id": "1", "email": "ab@example.com"})
+    assert email == {"id": "1", "email": masked("ab@example.com", "email", STANDARD)}
