@@ -21,28 +21,27 @@ else := {"action": "allow"} if i <= _limit
 
 else := _mask_standard if i == _limit + 1
 
-default _base_index(_) := -1
+# Category level; unknown levels count as the top, SPI counts at least spi_min_level.
+_category_indexes[category] := _category_index(meta) if some category, meta in input.taxonomy.categories
 
-_base_index(level) := _level_rank[level]
+_category_index(meta) := max({object.get(_level_rank, meta.level, _top), _spi_floor}) if meta.spi == true
 
-# Unknown levels count as the top; SPI counts at least spi_min_level.
-_category_index(meta) := _top if _base_index(meta.level) < 0
-
-else := max({_base_index(meta.level), _spi_floor}) if meta.spi == true
-
-else := _base_index(meta.level)
+else := object.get(_level_rank, meta.level, _top)
 
 _spi_floor := _level_rank[_config.spi_min_level] if _config.spi_min_level in _levels
 
 else := _top - 1
 
-_category_indexes[category] := _category_index(meta) if some category, meta in input.taxonomy.categories
+# Per-level tables: each level is decided once, categories look their level up.
+_level_actions := [_action_at(i) | some i, _ in _levels]
 
-fields := {category: _action_at(i) | some category, i in _category_indexes} if allow
+_level_explains := [_explain_at(i) | some i, _ in _levels]
+
+fields := {category: _level_actions[i] | some category, i in _category_indexes} if allow
 
 else := {category: _blocked | some category, _ in input.taxonomy.categories}
 
-levels := {level: _action_at(i) | some i, level in _levels} if allow
+levels := {level: _level_actions[i] | some i, level in _levels} if allow
 
 else := {level: _blocked | some level in _levels}
 
@@ -59,7 +58,7 @@ default _writable(_) := false
 
 _writable(i) if i <= _write_limit
 
-explain := {category: _explain_at(i) | some category, i in _category_indexes} if allow
+explain := {category: _level_explains[i] | some category, i in _category_indexes} if allow
 
 else := {category: reason | some category, _ in input.taxonomy.categories}
 

@@ -24,9 +24,9 @@ _record_rules contains {
 _record_rules contains {
 	"when": {"tier": [tier]},
 	"record": "show",
-	"fields": {category: _action_at(min([i + rule.raise_levels, _top - 1])) |
-		some category in _config.contact_categories
-		i := _category_indexes[category]
+	"fields": {category: _level_actions[min([i + rule.raise_levels, _top - 1])] |
+		some category, i in _category_indexes
+		category in _config.contact_categories
 	},
 	"reason": sprintf("tier %s: contact data treated %d level(s) higher", [tier, rule.raise_levels]),
 } if {
@@ -50,8 +50,8 @@ _record_rules contains {
 	"when": {"missing_consent": "marketing"},
 	"record": "show",
 	"fields": {category: _mask_standard |
-		some category in _config.contact_categories
-		_category_indexes[category]
+		some category, _ in _category_indexes
+		category in _config.contact_categories
 	},
 	"reason": "marketing purpose: contact data masked without marketing consent",
 } if {
