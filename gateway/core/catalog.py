@@ -191,6 +191,18 @@ class Catalog:
             catalog=self.name,
         )
 
+    def problems_with(self, known: set[str] | frozenset[str]) -> list[str]:
+        """Categories the catalog names that the taxonomy does not know (check-config)."""
+        out = []
+        for route in self.routes:
+            for rule in route.rules:
+                if rule.category and rule.category not in known:
+                    out.append(f"routes.{route.name}: unknown category {rule.category!r}")
+            for column, category in route.csv_columns.items():
+                if category not in known:
+                    out.append(f"routes.{route.name}.csv.columns.{column}: unknown category")
+        return sorted(set(out))
+
     def categories(self) -> set[str]:
         """Every category the catalog names (for cross-checking with the taxonomy)."""
         out = {r.category for route in self.routes for r in route.rules if r.category}

@@ -152,9 +152,11 @@ def explain_sample(
     root-level record, prefix "", then takes the whole document).
     """
     if isinstance(decision_or_level, str):
-        decision = static_decision(
-            taxonomy, synthetic_subject(taxonomy.resolve(decision_or_level)), method="GET"
-        )
+        try:
+            level = taxonomy.level(decision_or_level).code
+        except KeyError:
+            raise ValueError(f"unknown level {decision_or_level!r}") from None
+        decision = static_decision(taxonomy, synthetic_subject(level), method="GET")
     else:
         decision = decision_or_level
     route = route_or_none

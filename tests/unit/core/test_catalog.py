@@ -50,6 +50,14 @@ def test_demo_catalog_loads_and_names_only_known_categories() -> None:
     assert len(catalog.fingerprint) == 16
     unknown = {c for c in catalog.categories() if c not in taxonomy.categories}
     assert unknown == set()
+    assert catalog.problems_with(set(taxonomy.categories)) == []
+    bad = Catalog.from_dict(bottle_like())
+    assert bad.problems_with({"name", "address", "internal"}) == [
+        "routes.contact: unknown category 'mobile'",
+        "routes.contacts: unknown category 'mobile'",
+        "routes.export.csv.columns.Phone: unknown category",
+        "routes.export: unknown category 'mobile'",
+    ]
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from gateway.core.catalog import Catalog
 from gateway.core.explain import UNCLASSIFIED, ExplainRow, explain_sample, format_rows
 from gateway.core.model import Decision
@@ -99,3 +101,10 @@ def test_format_rows_aligns_columns_with_cjk_width() -> None:
     # the category column starts at the same display cell on every line
     assert lines[2].index(" name ") + 1 == 17
     assert lines[3].index("mobile") == 15  # 备注 is 2 characters but 4 cells wide
+
+
+def test_unknown_level_is_a_value_error() -> None:
+    with pytest.raises(ValueError, match="unknown level 'L9'"):
+        explain_sample(TAXONOMY, CATALOG, None, {}, "L9")
+    with pytest.raises(ValueError, match="unknown level"):
+        explain_sample(TAXONOMY, CATALOG, None, {}, "mobile")  # a category, not a level
