@@ -557,3 +557,54 @@ def test_identifier_typed_into_another_categorys_field_is_still_masked() -> None
     assert MOBILE1 not in text
     email = enforcer(decision_for("L1")).rewrite_record({"id": "1", "email": "ab@example.com"})
     assert email == {"id": "1", "email": masked("ab@example.com", "email", STANDARD)}
+
+
+def test_walk_rules_and_path_globs_inside_records() -> None:
+    catalog = Catalog.from_dict(
+        {
+            "name": "t",
+            "record": {"id": "id"},
+            "fields": [
+                {"key": "custom_fields", "walk": True},
+                {"path": "custom_fields.wechat", "category": "mobile"},
+                {"path": "contacts.item.phone", "category": "mobile"},
+                {"key": "tags", "category": "internal"},
+            ],
+            "routes": [{"name": "r", "path": "/r", "records": ["data"]}],
+        }
+    )
+    enf = build_enforcer(
+        taxonomy=TAXONOMY,
+        route=catalog.route("r"),
+        decision=decision_for("L1"),
+        subject_id="x",
+        masker=MASKER,
+    )
+    doc = {
+        "data": {
+            "id": "r1",
+            "custom_fields": {"wechat": "wx_13800001111", "level": "gold"},
+            "contacts": [{"phone": MOBILE1}, {"phone": None}],
+            "tags": ["a", "b"],
+        },
+        "links": [MOBILE2, "ok"],
+    }
+    out = enf.rewrite_document(doc)
+    assert out["data"]["custom_fields"] == {
+        "wechat": masked("wx_13800001111", "mobile", STANDARD),
+        "level": "gold",
+    }
+    assert out["data"]["contacts"] == [
+        {"phone": masked(MOBILE1, "mobile", STANDARD)},
+        {"phone": None},
+    ]
+    assert out["data"]["tags"] == ["a", "b"]
+    assert out["links"] == [masked(MOBILE2, "mobile", STANDARD), "ok"]
+    assert enf.report.max_clear_level({lv.code: lv.rank for lv in TAXONOMY.levels}) == "L1"
+    assert enf.rewrite_value(("links", 3), MOBILE2) == masked(MOBILE2, "mobile", STANDARD)
+
+
+def test_short_csv_rows_and_unknown_columns() -> None:
+    enf = enforcer(decision_for("L1"), route_name="customer_export_csv")
+    out = enf.rewrite_row(["id", "手机号码", "extra"], ["C1", MOBILE1])
+    assert out == ["C1", masked(MOBILE1, "mobile", STANDARD)]
