@@ -79,6 +79,11 @@ def test_leads_and_accounts_are_where_the_catalog_expects(bottlecrm: BottleCRM) 
     open_accounts = _by_id(accounts["active_accounts"]["open_accounts"])
     for want in bottlecrm.seeded["accounts"]:
         assert open_accounts[want["id"]]["email"] == want["email"]
+    deals = bottlecrm.request("GET", "/api/opportunities/?limit=100", token=token).json()
+    rows = _by_id(deals["opportunities"])
+    for want in bottlecrm.seeded["opportunities"]:
+        assert want["mobile"] in rows[want["id"]]["description"]
+        assert [c["id"] for c in rows[want["id"]]["contacts"]] == [want["contact"]]
 
 
 def test_credentials_and_tenants_are_enforced(bottlecrm: BottleCRM) -> None:

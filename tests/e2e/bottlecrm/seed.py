@@ -273,7 +273,41 @@ def seed_org(
                 "state": body["state"],
             }
         )
-    return {"contacts": contacts, "leads": leads, "accounts": accounts}
+    deals = seed_deals(api, contacts, accounts) if accounts else []
+    return {"contacts": contacts, "leads": leads, "accounts": accounts, "opportunities": deals}
+
+
+def seed_deals(
+    api: Api, contacts: list[dict[str, Any]], accounts: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """One deal per account, naming its first contact and quoting their mobile."""
+    pipeline = api.get("/api/opportunities/pipelines/")["pipelines"][0]["id"]
+    deals: list[dict[str, Any]] = []
+    for account in accounts:
+        contact = next(c for c in contacts if c["id"] in account["contacts"])
+        body = {
+            "name": f"{contact['name']} 基金定投",
+            "pipeline": pipeline,
+            "account": account["id"],
+            "contacts": [contact["id"]],
+            "amount": "500000",
+            "currency": "CNY",
+            "probability": 50,
+            "description": f"客户{contact['name']}手机{contact['mobile']}，意向金额50万元。",
+        }
+        created = api.post("/api/opportunities/", body)
+        deals.append(
+            {
+                "kind": "opportunity",
+                "id": created["id"],
+                "name": body["name"],
+                "account": account["id"],
+                "contact": contact["id"],
+                "mobile": contact["mobile"],
+                "description": body["description"],
+            }
+        )
+    return deals
 
 
 def migrate() -> None:
