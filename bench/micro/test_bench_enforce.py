@@ -8,6 +8,9 @@ Scenarios:
 - l0_mask_all: clearance L0, every customer field masked.
 - unknown_keys: the same page through a route the catalog does not know
   (every field classified by key name or value).
+- l2_no_notes: l2_sales without the free-text notes (isolates the detectors).
+- l4_no_notes: clearance L4, no notes: only the L5 field is touched, so this
+  is the enforcer's own bookkeeping (facts, plans, copies, report).
 Each round builds a fresh enforcer (as the handler does per response); the
 decision object is reused, as the policy stage's decision cache does.
 """
@@ -76,9 +79,13 @@ def _customer(i: int) -> dict[str, Any]:
 
 
 PAGE = {"count": 20, "page": 1, "page_size": 20, "results": [_customer(i) for i in range(20)]}
+PAGE_NO_NOTES = {
+    **PAGE,
+    "results": [{k: v for k, v in r.items() if k != "notes"} for r in PAGE["results"]],
+}
 
 
-def _run(decision_clearance: str, route_name: str | None) -> Any:
+def _run(decision_clearance: str, route_name: str | None, page: Any = PAGE) -> Any:
     decision = static_decision(
         TAXONOMY, Subject(id="u-sales-01", clearance=decision_clearance), method="GET"
     )
@@ -88,7 +95,7 @@ def _run(decision_clearance: str, route_name: str | None) -> Any:
         enforcer = build_enforcer(
             taxonomy=TAXONOMY, route=route, decision=decision, subject_id="u", masker=MASKER
         )
-        out = enforcer.rewrite_document(PAGE)
+        out = enforcer.rewrite_document(page)
         enforcer.report.to_audit()
         return out
 
@@ -102,10 +109,16 @@ def test_page_size() -> None:
 
 
 @pytest.mark.parametrize(
-    ("clearance", "route"),
-    [("L2", "customer_list"), ("L0", "customer_list"), ("L2", None)],
-    ids=["l2_sales", "l0_mask_all", "unknown_keys"],
+    ("clearance", "route", "page"),
+    [
+        ("L2", "customer_list", PAGE),
+        ("L0", "customer_list", PAGE),
+        ("L2", None, PAGE),
+        ("L2", "customer_list", PAGE_NO_NOTES),
+        ("L4", "customer_list", PAGE_NO_NOTES),
+    ],
+    ids=["l2_sales", "l0_mask_all", "unknown_keys", "l2_no_notes", "l4_no_notes"],
 )
-def test_enforce_page(benchmark: Any, clearance: str, route: str | None) -> None:
-    out = benchmark(_run(clearance, route))
+def test_enforce_page(benchmark: Any, clearance: str, route: str | None, page: Any) -> None:
+    out = benchmark(_run(clearance, route, page))
     assert len(out["results"]) == 20

@@ -70,7 +70,7 @@ class Enforcer:
         table = self._record_table(record)
         if table is None:
             return None
-        plan = self._plan(record, table)
+        plan, table = self._plan(record, table)
         return self._apply(record, plan, table, prefix)
 
     def rewrite_value(self, path: tuple[str | int, ...], value: Any) -> Any:
@@ -107,8 +107,7 @@ class Enforcer:
             found = self._record_table(record)
             if found is None:
                 return {}
-            table = found
-            plan = self._plan(record, table)
+            plan, table = self._plan(record, found)
         out = self._apply(record, plan, table, "")
         return {
             k: v if isinstance(v, str) else ("" if v is None else str(v)) for k, v in out.items()
@@ -153,15 +152,17 @@ class Enforcer:
             return None
         return self._shared.table(matched, _NO_BULK)
 
-    def _plan(self, record: Mapping[str, Any], table: ActionTable) -> Plan:
+    def _plan(self, record: Mapping[str, Any], table: ActionTable) -> tuple[Plan, ActionTable]:
         plan = self._shared.plan(tuple(record), table)
         if self._limits:
-            plan = self._bulk(record, plan, table)
+            plan, table = self._bulk(record, plan, table)
         for level in plan.clear_levels:
             self.report.clear_records[level] += 1
-        return plan
+        return plan, table
 
-    def _bulk(self, record: Mapping[str, Any], plan: Plan, table: ActionTable) -> Plan:
+    def _bulk(
+        self, record: Mapping[str, Any], plan: Plan, table: ActionTable
+    ) -> tuple[Plan, ActionTable]:
         """The bulk rule: past N clear records of a level, mask that level strict."""
         over = frozenset(
             lvl
@@ -175,12 +176,12 @@ class Enforcer:
                 raise BlockResponse(reason)
             for lvl in over:
                 self.report.bulk_limited[lvl] += 1
-            limited = self._shared.table(table.rules_key, over | table.bulk)
-            plan = self._shared.plan(tuple(record), limited)
+            table = self._shared.table(table.rules_key, over | table.bulk)
+            plan = self._shared.plan(tuple(record), table)
         for lvl in plan.clear_levels:
             if lvl in self._clear_counts:
                 self._clear_counts[lvl] += 1
-        return plan
+        return plan, table
 
     def _apply(
         self, record: dict[str, Any], plan: Plan, table: ActionTable, prefix: str

@@ -367,6 +367,9 @@ def test_bulk_mask_crosses_limit_mid_stream() -> None:
     mobiles = [o["mobile"] for o in outs if o is not None]
     assert mobiles[:2] == [customer(0)["mobile"], customer(1)["mobile"]]
     assert mobiles[2:] == [masked(customer(i)["mobile"], "mobile", STRICT) for i in (2, 3, 4)]
+    notes = [o["notes"] for o in outs if o is not None]
+    assert all(MOBILE2 in n for n in notes[:2])  # L2 spans in free text follow the quota too
+    assert not any(MOBILE2 in n for n in notes[2:])
     audit = enf.report.to_audit()["records"]
     assert audit["bulk_limited_by_level"] == {"L2": 3}
     assert audit["clear_by_level"]["L2"] == 2
