@@ -64,7 +64,7 @@ _bulk_lifted(level) if {
 _bulk_grant_reaches(grant, level) if _level_rank[level] <= _grant_level(grant)
 
 _bulk_grant_reaches(grant, level) if {
-	not grant.level
+	object.get(grant, "level", null) == null
 	_level_rank[level] < _top
 }
 

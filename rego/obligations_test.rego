@@ -39,6 +39,18 @@ test_bulk_grant_lifts_all_limits if {
 	d.obligations.bulk_action == "mask"
 }
 
+test_bulk_grant_with_null_level_lifts_all_limits if {
+	g := grant("bulk_export", ["security"], {"level": null})
+	d := decide({"roles": ["compliance"]}, {"operation": "export", "purpose": "audit"}, [g])
+	d.obligations.max_clear_records == {}
+}
+
+test_bulk_grant_with_unknown_level_lifts_nothing if {
+	g := grant("bulk_export", ["security"], {"level": "L9"})
+	d := decide({"roles": ["compliance"]}, {"operation": "export", "purpose": "audit"}, [g])
+	d.obligations.max_clear_records == data.crm.config.bulk.max_clear_records
+}
+
 test_bulk_grant_lifts_limits_up_to_its_level if {
 	g := grant("bulk_export", ["security"], {"level": "L3"})
 	d := decide({"roles": ["compliance"]}, {"operation": "export", "purpose": "audit"}, [g])
