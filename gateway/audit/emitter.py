@@ -300,6 +300,8 @@ class AuditEmitter:
             self._enqueue(self._chain.seal(closing=True))
         try:
             await self._flush()
+            if self._spool.pending_bytes:
+                await self._replay()  # one last attempt even if the breaker is open
         finally:
             self._spool_queue()
             self._spool.close()
