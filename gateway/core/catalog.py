@@ -492,7 +492,7 @@ def _scalar(value: Any) -> str | None:
 class FactsReader:
     """Pre-compiled readers for one FactsSpec (record facts are read per record)."""
 
-    __slots__ = ("_assignees", "_consents", "_grade", "_id", "_tier")
+    __slots__ = ("_assignees", "_consents", "_flat", "_grade", "_id", "_tier")
 
     def __init__(self, spec: FactsSpec) -> None:
         self._id = _getter(spec.id)
@@ -500,9 +500,27 @@ class FactsReader:
         self._tier = _getter(spec.tier)
         self._assignees = tuple(_getter(p) for p in spec.assignees)
         self._consents = tuple((name, _getter(p)) for name, p in spec.consents.items())
+        paths = (spec.id, spec.grade, spec.tier)
+        # top-level keys (the usual case) are read with three dict lookups
+        self._flat = (
+            tuple(p or "\x00" for p in paths)
+            if all(p is None or "." not in p for p in paths)
+            else None
+        )
 
     def basic(self, record: Mapping[str, Any]) -> tuple[str | None, str | None, str | None]:
         """Id, grade and tier: all the report needs when the decision has no record rules."""
+        if self._flat is not None:
+            get = record.get
+            a, b, c = self._flat
+            i, g, t = get(a), get(b), get(c)
+            if (
+                (type(i) is str or i is None)
+                and (type(g) is str or g is None)
+                and (type(t) is str or t is None)
+            ):
+                return i, g, t
+            return _scalar(i), _scalar(g), _scalar(t)
         return _scalar(self._id(record)), _scalar(self._grade(record)), _scalar(self._tier(record))
 
     def full(self, record: Mapping[str, Any]) -> RecordFacts:

@@ -46,19 +46,26 @@ class EnforcementReport:
     ids_total: int = 0
     grades: Counter[str] = field(default_factory=Counter)
     tiers: Counter[str] = field(default_factory=Counter)
-    clear_records: Counter[str] = field(default_factory=Counter)  # level -> records
+    clear_records: Counter[str] = field(default_factory=Counter)  # level -> records (extra)
     bulk_limited: Counter[str] = field(default_factory=Counter)  # level -> records masked
     detectors: Counter[str] = field(default_factory=Counter)
     rules_matched: Counter[str] = field(default_factory=Counter)  # rule reason -> records
     blocked_reason: str | None = None
-    _batches: Counter[tuple[FieldKey, ...]] = field(default_factory=Counter)
+    # id(batch) -> [batch, times]: keyed by identity so the hot path never hashes
+    # a whole batch; the entry holds the batch, so its id stays unique.
+    _batches: dict[int, list[Any]] = field(default_factory=dict)
 
     def add_field(self, category: str, level: str, outcome: str, n: int = 1) -> None:
         self.fields[(category, level, outcome)] += n
 
-    def add_batch(self, batch: tuple[FieldKey, ...]) -> None:
-        """One record's worth of fixed-plan fields; expanded lazily."""
-        self._batches[batch] += 1
+    def add_batch(self, batch: tuple[FieldKey, ...], clear_levels: frozenset[str]) -> None:
+        """One record's fixed-plan fields and the levels it shows in clear; expanded
+        lazily (`field_counts`, `clear_by_level`)."""
+        entry = self._batches.get(id(batch))
+        if entry is None:
+            self._batches[id(batch)] = [batch, clear_levels, 1]
+        else:
+            entry[2] += 1
 
     def add_record(self, record_id: str | None, grade: str | None, tier: str | None) -> None:
         self.records_seen += 1
@@ -73,9 +80,17 @@ class EnforcementReport:
 
     def field_counts(self) -> Counter[FieldKey]:
         total = Counter(self.fields)
-        for batch, times in self._batches.items():
+        for batch, _, times in self._batches.values():
             for key in batch:
                 total[key] += times
+        return total
+
+    def clear_by_level(self) -> Counter[str]:
+        """Records that showed at least one field of each level in clear."""
+        total = Counter(self.clear_records)
+        for _, levels, times in self._batches.values():
+            for level in levels:
+                total[level] += times
         return total
 
     def max_clear_level(self, rank: dict[str, int]) -> str | None:
@@ -95,7 +110,7 @@ class EnforcementReport:
                 "ids": list(self.record_ids),
                 "ids_total": self.ids_total,
                 "ids_truncated": self.ids_total > len(self.record_ids),
-                "clear_by_level": dict(sorted(self.clear_records.items())),
+                "clear_by_level": dict(sorted(self.clear_by_level().items())),
                 "bulk_limited_by_level": dict(sorted(self.bulk_limited.items())),
             },
             "grades": dict(sorted(self.grades.items())),

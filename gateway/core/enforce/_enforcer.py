@@ -156,8 +156,6 @@ class Enforcer:
         plan = self._shared.plan(tuple(record), table)
         if self._limits:
             plan, table = self._bulk(record, plan, table)
-        for level in plan.clear_levels:
-            self.report.clear_records[level] += 1
         return plan, table
 
     def _bulk(
@@ -208,7 +206,7 @@ class Enforcer:
                 del out[key]
             else:
                 out[key] = new
-        self.report.add_batch(plan.batch)
+        self.report.add_batch(plan.batch, plan.clear_levels)
         return out
 
     # --- values ---------------------------------------------------------------
