@@ -611,3 +611,12 @@ def test_short_csv_rows_and_unknown_columns() -> None:
     enf = enforcer(decision_for("L1"), route_name="customer_export_csv")
     out = enf.rewrite_row(["id", "手机号码", "extra"], ["C1", MOBILE1])
     assert out == ["C1", masked(MOBILE1, "mobile", STANDARD)]
+
+
+@pytest.mark.parametrize("clearance", ["L0", "L1", "L2", "L3", "L4", "L5"])
+def test_demo_page_rewrite_is_idempotent_at_every_clearance(clearance: str) -> None:
+    page = {"count": 5, "results": [customer(i) for i in range(5)]}
+    once = enforcer(decision_for(clearance)).rewrite_document(page)
+    twice = enforcer(decision_for(clearance)).rewrite_document(once)
+    assert twice == once
+    orjson.dumps(once)
