@@ -52,7 +52,11 @@ class Enforcer:
         self._prefixes = frozenset(route.records) if route else frozenset()
         self._limits = dict(decision.obligations.max_clear_records)
         self._bulk_block = decision.obligations.bulk_action == "block"
-        self._clear_counts: dict[str, int] = dict.fromkeys(self._limits, 0)
+        # level -> ids of the records already shown in clear (at most N each): a
+        # record the CRM repeats in one body (BottleCRM's results[] and
+        # contact_obj_list[]) is one record, not two, for the bulk quota.
+        self._cleared: dict[str, set[str | None]] = {lvl: set() for lvl in self._limits}
+        self._record_id: str | None = None
         self._base = self._shared.table((), _NO_BULK)
         self._facts = FactsReader(route.facts if route else FactsSpec())
 
@@ -87,10 +91,24 @@ class Enforcer:
         table = self._record_table(record)
         if table is None:
             return None
+        width = min(len(header), len(row))
+        column = self._shared.classifier.column
+        slots = [column(name) for name in header[:width]]
+        clear = frozenset(
+            table.action(slot.category)[0]
+            for slot, cell in zip(slots, row, strict=False)
+            if slot.mode == CAT
+            and slot.category is not None
+            and cell != ""
+            and table.action(slot.category)[1].verb is Verb.ALLOW
+        )
+        if self._limits:
+            table, clear = self._bulk_table(clear, table)
+        for level in clear:
+            self.report.clear_records[level] += 1
         out = list(row)
-        classifier = self._shared.classifier
-        for i, name in enumerate(header[: len(row)]):
-            new = self._value(row[i], name, name, classifier.column(name), table)
+        for i in range(width):
+            new = self._value(row[i], header[i], header[i], slots[i], table)
             out[i] = "" if new is DROPPED or new is None else str(new)
         return out
 
@@ -128,9 +146,12 @@ class Enforcer:
         """Record rules for this record: None = dropped; BlockResponse = blocked."""
         rules = self._decision.records
         if not rules:
-            self.report.add_record(*self._facts.basic(record))
+            record_id, grade, tier = self._facts.basic(record)
+            self._record_id = record_id
+            self.report.add_record(record_id, grade, tier)
             return self._base
         facts = self._facts.full(record)
+        self._record_id = facts.record_id
         self.report.add_record(facts.record_id, facts.grade, facts.tier)
         matched = tuple(i for i, r in enumerate(rules) if r.matches(facts, self._subject))
         if not matched:
@@ -161,11 +182,26 @@ class Enforcer:
     def _bulk(
         self, record: Mapping[str, Any], plan: Plan, table: ActionTable
     ) -> tuple[Plan, ActionTable]:
-        """The bulk rule: past N clear records of a level, mask that level strict."""
+        limited, _ = self._bulk_table(plan.clear_levels, table)
+        if limited is not table:
+            plan = self._shared.plan(tuple(record), limited)
+        return plan, limited
+
+    def _bulk_table(
+        self, clear_levels: frozenset[str], table: ActionTable
+    ) -> tuple[ActionTable, frozenset[str]]:
+        """The bulk rule: past N clear records of a level, mask that level strict.
+
+        Returns the table for this record and the levels it still shows in clear.
+        """
+        rid = self._record_id
+        cleared = self._cleared
         over = frozenset(
             lvl
-            for lvl in plan.clear_levels
-            if lvl in self._limits and self._clear_counts[lvl] >= self._limits[lvl]
+            for lvl in clear_levels
+            if lvl in cleared
+            and len(cleared[lvl]) >= self._limits[lvl]
+            and (rid is None or rid not in cleared[lvl])
         )
         if over:
             if self._bulk_block:
@@ -175,11 +211,12 @@ class Enforcer:
             for lvl in over:
                 self.report.bulk_limited[lvl] += 1
             table = self._shared.table(table.rules_key, over | table.bulk)
-            plan = self._shared.plan(tuple(record), table)
-        for lvl in plan.clear_levels:
-            if lvl in self._clear_counts:
-                self._clear_counts[lvl] += 1
-        return plan, table
+            clear_levels = clear_levels - over
+        for lvl in clear_levels:
+            if lvl in cleared:
+                # records without an id are told apart by their count
+                cleared[lvl].add(rid if rid is not None else f"\x00{self.report.records_seen}")
+        return table, clear_levels
 
     def _apply(
         self, record: dict[str, Any], plan: Plan, table: ActionTable, prefix: str

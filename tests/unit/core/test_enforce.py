@@ -653,3 +653,51 @@ def test_streamed_through_json_codec_equals_buffered(chunk: int) -> None:
     out += rewriter.finish()
     assert orjson.loads(out) == buffered
     assert streaming.report.to_audit()["records"]["bulk_limited_by_level"] == {"L2": 2}
+
+
+def test_bulk_rule_applies_to_csv_exports() -> None:
+    d = decision_for("L2", obligations={"max_clear_records": {"L2": 2}})
+    enf = enforcer(d, route_name="customer_export_csv")
+    header = ["id", "name", "mobile", "remark"]
+    rows = [[f"C{i}", "张伟", f"138{i:08d}", f"手机{MOBILE2}"] for i in range(4)]
+    out = [enf.rewrite_row(header, r) for r in rows]
+    assert [o[2] for o in out if o] == [
+        rows[0][2],
+        rows[1][2],
+        masked(rows[2][2], "mobile", STRICT),
+        masked(rows[3][2], "mobile", STRICT),
+    ]
+    assert [MOBILE2 in o[3] for o in out if o] == [True, True, False, False]
+    audit = enf.report.to_audit()["records"]
+    assert audit["clear_by_level"] == {"L1": 4, "L2": 2}
+    assert audit["bulk_limited_by_level"] == {"L2": 2}
+    blocker = enforcer(
+        decision_for("L2", obligations={"max_clear_records": {"L2": 1}, "bulk_action": "block"}),
+        route_name="customer_export_csv",
+    )
+    blocker.rewrite_row(header, rows[0])
+    with pytest.raises(BlockResponse):
+        blocker.rewrite_row(header, rows[1])
+
+
+def test_a_record_repeated_in_one_body_uses_one_bulk_slot() -> None:
+    catalog = Catalog.from_dict(
+        {
+            "name": "bottle",
+            "record": {"id": "id"},
+            "fields": [{"key": "phone", "category": "mobile"}],
+            "routes": [
+                {"name": "c", "path": "/c", "records": ["results.item", "contact_obj_list.item"]}
+            ],
+        }
+    )
+    rows = [{"id": f"c{i}", "phone": f"139{i:08d}"} for i in range(3)]
+    doc = {"results": rows, "contact_obj_list": rows}
+    d = decision_for("L2", obligations={"max_clear_records": {"L2": 2}})
+    enf = build_enforcer(
+        taxonomy=TAXONOMY, route=catalog.route("c"), decision=d, subject_id="x", masker=MASKER
+    )
+    out = enf.rewrite_document(doc)
+    clear = [rows[0]["phone"], rows[1]["phone"], masked(rows[2]["phone"], "mobile", STRICT)]
+    assert [r["phone"] for r in out["results"]] == clear
+    assert [r["phone"] for r in out["contact_obj_list"]] == clear
