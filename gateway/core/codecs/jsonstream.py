@@ -29,6 +29,11 @@ _SKIP = re.compile(rb'(?:[^"{}\[\]]++|"(?:[^"\\]++|\\.)*+")*+', re.DOTALL)
 _STRING = re.compile(rb'"(?:[^"\\]++|\\.)*+"', re.DOTALL)
 _SCALAR = re.compile(rb'[^ \t\r\n,:\[\]{}"]++')
 _WS = re.compile(rb"[ \t\r\n]*+")
+_NEXT_RECORD = re.compile(rb"[ \t\r\n]*+,[ \t\r\n]*+(?={)")
+_INCOMPLETE: Any = object()
+#: How far past a record's start the bracket-count guess may look (see _fast_end).
+_FAST_WINDOW = 64 * 1024
+_MAX_FALLBACKS = 16
 
 _LBRACE, _RBRACE, _LBRACKET, _RBRACKET = b"{"[0], b"}"[0], b"["[0], b"]"[0]
 _COMMA, _COLON, _QUOTE = b","[0], b":"[0], b'"'[0]
@@ -62,8 +67,12 @@ def _join(prefix: str, part: str) -> str:
 class JsonStream:
     """Sans-IO: feed UTF-8 JSON bytes, get rewritten JSON bytes back."""
 
-    def __init__(self, enforcer: RecordEnforcer, limits: CodecLimits) -> None:
+    def __init__(self, enforcer: RecordEnforcer, limits: CodecLimits, *, fast: bool = True) -> None:
         self._enforcer = enforcer
+        self._fast = fast  # False: always the exact scan (tests compare both)
+        self._exact = not fast
+        self._largest = 0
+        self._fallbacks = 0
         self._prefixes = frozenset(enforcer.record_prefixes())
         self._limit = limits.max_buffered
         self._buf = b""
@@ -182,11 +191,9 @@ class JsonStream:
     def _begin_value(self, c: int, final: bool) -> bool:
         path, prefix = self._child()
         if c == _LBRACE and prefix in self._prefixes:
-            self._state = _RECORD
             self._record_prefix = prefix
             self._record_slot = self._stack[-1] if self._stack else None
-            self._scan = self._pos
-            self._depth = 0
+            self._start_record()
             return True
         if c in (_LBRACE, _LBRACKET):
             self._slot()
@@ -228,7 +235,91 @@ class JsonStream:
             self._state = _ARR_NEXT
 
     def _scan_record(self, final: bool) -> bool:
-        """Find the end of the record starting at self._pos; rewrite it once complete."""
+        """Rewrite complete records; stay in the array while the next value is another record."""
+        while True:
+            record = self._complete_record(final)
+            if record is _INCOMPLETE:
+                return False
+            result = self._enforcer.rewrite_record(record, self._record_prefix)
+            slot = self._record_slot
+            if result is not None or slot is None or slot.is_obj:
+                self._slot()
+                self._out.append(orjson.dumps(result))
+            self._after_value()
+            if slot is None or slot.is_obj:
+                return True
+            nxt = _NEXT_RECORD.match(self._buf, self._pos)
+            if nxt is None:
+                return True
+            self._pos = nxt.end()
+            self._start_record()
+
+    def _start_record(self) -> None:
+        self._state = _RECORD
+        self._scan = self._pos
+        self._depth = 0
+        self._exact = not self._fast
+
+    def _complete_record(self, final: bool) -> Any:
+        """The parsed record starting at self._pos, or _INCOMPLETE if more input is needed."""
+        start = self._pos
+        end = -1 if self._exact else self._fast_end()
+        if end == -2 or (end == -1 and final):  # the guess gave up: scan exactly from the start
+            self._exact, self._scan, self._depth = True, start, 0
+            self._fallbacks += 1
+            self._fast = self._fallbacks < _MAX_FALLBACKS  # strings full of brackets: stop guessing
+        if self._exact:
+            end = self._exact_end()
+        if end < 0:
+            self._need(True, final, "a record")
+            return _INCOMPLETE
+        if end - start > self._limit:
+            raise too_large()
+        try:
+            record = orjson.loads(memoryview(self._buf)[start:end])
+        except orjson.JSONDecodeError as exc:
+            if not self._exact:  # a guess that failed: decide exactly instead
+                self._exact, self._scan, self._depth = True, start, 0
+                self._fallbacks += 1
+                self._fast = self._fallbacks < _MAX_FALLBACKS
+                return self._complete_record(final)
+            raise RewriteError(f"invalid JSON record: {exc}") from exc
+        self._pos = end
+        self._largest = max(self._largest, end - start)
+        return record
+
+    def _fast_end(self) -> int:
+        """Guess the record's end by counting brackets as if no string held any.
+
+        Cheap (memchr-speed `bytes.find`/`count`), and verified by parsing: an
+        object's end is fixed by its first bytes, so a slice that parses is the
+        record. Brackets inside strings can only make the guess fail or run
+        long; both hand over to the exact scan (-2). -1 means "need more input".
+        """
+        buf, start = self._buf, self._pos
+        c, depth = self._scan, self._depth
+        window = max(_FAST_WINDOW, 4 * self._largest)
+        while (close := buf.find(b"}", c)) >= 0:
+            depth += (
+                buf.count(b"{", c, close)
+                + buf.count(b"[", c, close)
+                - buf.count(b"]", c, close)
+                - 1
+            )
+            c = close + 1
+            if depth == 0:
+                return c
+            if depth < 0 or c - start > window:
+                return -2
+        tail = len(buf)
+        self._depth = depth + (
+            buf.count(b"{", c, tail) + buf.count(b"[", c, tail) - buf.count(b"]", c, tail)
+        )
+        self._scan = tail
+        return -2 if tail - start > window else -1
+
+    def _exact_end(self) -> int:
+        """Index past the record's closing brace, or -1; resumable across feeds."""
         buf = self._buf
         n = len(buf)
         skip = _SKIP.match
@@ -237,27 +328,11 @@ class JsonStream:
             i = skip(buf, i).end()  # type: ignore[union-attr]
             if i >= n or buf[i] == _QUOTE:  # end of input, or a string still arriving
                 self._scan, self._depth = i, depth
-                self._need(True, final, "a record")
-                return False
+                return -1
             if buf[i] in (_LBRACE, _LBRACKET):
                 depth += 1
             else:
                 depth -= 1
                 if depth == 0:
-                    break
+                    return i + 1
             i += 1
-        end = i + 1
-        if end - self._pos > self._limit:
-            raise too_large()
-        try:
-            record: Any = orjson.loads(buf[self._pos : end])
-        except orjson.JSONDecodeError as exc:
-            raise RewriteError(f"invalid JSON record: {exc}") from exc
-        self._pos = end
-        result = self._enforcer.rewrite_record(record, self._record_prefix)
-        slot = self._record_slot
-        if result is not None or (slot is not None and slot.is_obj) or slot is None:
-            self._slot()
-            self._out.append(orjson.dumps(result))
-        self._after_value()
-        return True

@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.core.codecs import CodecLimits, make_body_rewriter
+from gateway.core.codecs.jsonstream import JsonStream
 from gateway.core.rewrite import BlockResponse, RewriteError
 from tests.unit.core.codecs.doubles import MaskingEnforcer
 from tests.unit.core.codecs.helpers import LIMITS, STREAM_NOW, run, split_at
@@ -231,3 +232,26 @@ def test_any_truncation_of_a_streamed_document_fails(cuts: list[int], cut_at: in
         rw.feed(chunk)  # a truncated prefix is not an error until the end
     with pytest.raises(RewriteError):
         rw.finish()
+
+
+@given(
+    doc=_DOCS,
+    cuts=st.lists(st.integers(min_value=0), max_size=8),
+    fast=st.booleans(),
+)
+def test_exact_and_guessing_record_scans_agree(doc: Any, cuts: list[int], fast: bool) -> None:
+    """The bracket-count guess and the exact scan find the same records, chunking aside."""
+    body = json.dumps(doc, ensure_ascii=False).encode()
+    enforcer = MaskingEnforcer(["item", "results.item"])
+    stream = JsonStream(enforcer, LIMITS, fast=fast)
+    out = b"".join(stream.feed(chunk) for chunk in split_at(body, cuts)) + stream.finish()
+    assert orjson.loads(out) == orjson.loads(run(body, CT, enforcer))
+
+
+def test_unbalanced_brackets_in_strings_fall_back_to_the_exact_scan() -> None:
+    records = [{"grade": "B", "notes": "closing ] } ]] only", "mobile": "13812345678"}] * 50
+    body = orjson.dumps({"results": records})
+    enforcer = MaskingEnforcer(["results.item"])
+    streamed = run(split_at(body, range(0, len(body), 300)), CT, enforcer, limits=STREAM_NOW)
+    assert orjson.loads(streamed) == orjson.loads(run(body, CT, enforcer))
+    assert enforcer.records_seen == 100
