@@ -1,0 +1,24 @@
+"""Identity-specific refusals: subclasses of the shared tree with their own stable codes."""
+
+from __future__ import annotations
+
+from gateway.errors import Forbidden, ServerError
+
+
+class SubjectRevoked(Forbidden):
+    """The subject is disabled in the directory or on the revocation list (e.g. 离职)."""
+
+    code = "subject_revoked"
+
+
+class CredentialOutOfScope(Forbidden):
+    """A valid API key used outside the routes or methods it was issued for."""
+
+    code = "credential_out_of_scope"
+
+
+class IdentityProviderUnavailable(ServerError):
+    """The JWKS endpoint or the CRM's introspection endpoint could not answer."""
+
+    status = 503
+    code = "identity_provider_unavailable"
