@@ -170,6 +170,16 @@ class AuditEmitter:
         except TimeoutError as exc:
             raise AuditUnavailable("audit trail did not confirm the write in time") from exc
 
+    async def emit_all(self, events: list[dict[str, Any]], *, durable: bool) -> None:
+        """Emit a request's events (a split export); with `durable`, the last one is a
+        durable write, which (being a barrier) makes all of them durable."""
+        if not events:
+            return
+        for event in events[:-1] if durable else events:
+            self.emit(event)
+        if durable:
+            await self.emit_durable(events[-1])
+
     def _enqueue(self, line: bytes) -> None:
         self._counts.emitted += 1
         if len(self._queue) < self._queue_size:

@@ -14,11 +14,12 @@ events (same `metadata.correlation_uid`) carry the rest.
 
 from __future__ import annotations
 
+import functools
 import os
+import random
 import re
 import time
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 from gateway import __version__
@@ -34,10 +35,17 @@ HIGH_LEVELS = frozenset({"L4", "L5"})
 PRODUCT = {"name": "crm-gateway", "vendor_name": "crm-gateway", "version": __version__}
 
 
+# UUID randomness needs uniqueness, not secrecy: a fast generator seeded from the OS,
+# reseeded in forked children so two workers never share a sequence.
+_rng = random.Random(os.urandom(32))  # noqa: S311 (ids, not secrets)
+os.register_at_fork(after_in_child=lambda: _rng.seed(os.urandom(32)))
+_second: list[Any] = [-1, ""]  # cache of the RFC 3339 prefix for the current second
+
+
 def uuid7() -> str:
     """A time-ordered UUIDv7 (RFC 9562): sortable dedup key for at-least-once delivery."""
     ms = time.time_ns() // 1_000_000
-    rand = int.from_bytes(os.urandom(10), "big")
+    rand = _rng.getrandbits(80)
     value = (ms & 0xFFFFFFFFFFFF) << 80 | 0x7 << 76 | (rand >> 68 & 0xFFF) << 64
     value |= 0b10 << 62 | (rand & 0x3FFFFFFFFFFFFFFF)
     h = f"{value:032x}"
@@ -46,9 +54,11 @@ def uuid7() -> str:
 
 def _s(value: Any, max_len: int = 256) -> str | None:
     """An allowed scalar rendered as a scrubbed string (None stays None)."""
+    if type(value) is str:
+        return value if len(value) < 11 else scrub(value, max_len)
     if value is None:
         return None
-    if isinstance(value, bool | int | float):
+    if isinstance(value, (bool, int, float)):
         return str(value)
     return scrub(str(value), max_len)
 
@@ -61,14 +71,49 @@ def _i(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
+@functools.lru_cache(maxsize=2048)
+def _token(key: str) -> str:
+    """Count-map keys are taxonomy tokens (outcomes, levels, categories, grades) that
+    repeat on every event: scrub each distinct one once."""
+    return scrub(key, 64)
+
+
+def _rfc3339(now: float) -> str:
+    sec = int(now)
+    if _second[0] != sec:
+        _second[0], _second[1] = sec, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
+    return f"{_second[1]}.{int(now * 1000) % 1000:03d}Z"
+
+
+def _field_counts(value: Any) -> dict[str, dict[str, dict[str, int]]]:
+    """{outcome: {level: {category: n}}} with scrubbed keys and int leaves only (the
+    shape `EnforcementReport.to_audit()["fields"]` has); a flat loop, it runs per event."""
+    out: dict[str, dict[str, dict[str, int]]] = {}
+    if not isinstance(value, dict):
+        return out
+    for outcome, levels in value.items():
+        if not isinstance(levels, dict):
+            continue
+        by_level: dict[str, dict[str, int]] = {}
+        for level, cats in levels.items():
+            if not isinstance(cats, dict):
+                continue
+            kept = {_token(str(c)): n for c, n in cats.items() if type(n) is int}
+            if kept:
+                by_level[_token(str(level))] = kept
+        if by_level:
+            out[_token(str(outcome))] = by_level
+    return out
+
+
 def _counts(value: Any, depth: int) -> dict[str, Any]:
     """Nested {token: ... {token: int}} maps (field outcomes, grades): keys scrubbed,
     leaves must be ints; anything else is dropped."""
-    if not isinstance(value, Mapping):
+    if not isinstance(value, dict):
         return {}
     out: dict[str, Any] = {}
     for k, v in value.items():
-        key = scrub(str(k), 64)
+        key = _token(k) if type(k) is str else scrub(str(k), 64)
         if depth > 1:
             inner = _counts(v, depth - 1)
             if inner:
@@ -79,7 +124,7 @@ def _counts(value: Any, depth: int) -> dict[str, Any]:
 
 
 def _strings(value: Any, max_items: int = 64) -> list[str]:
-    if not isinstance(value, list | tuple | set | frozenset):
+    if not isinstance(value, (list, tuple, set, frozenset)):
         return []
     return [scrub(str(v), 64) for v in list(value)[:max_items]]
 
@@ -130,8 +175,8 @@ def build_access_event(
     """
     report = report_dict or {}
     raw_records = report.get("records")
-    records: Mapping[str, Any] = raw_records if isinstance(raw_records, Mapping) else {}
-    fields = _counts(report.get("fields"), 3)
+    records: Mapping[str, Any] = raw_records if isinstance(raw_records, dict) else {}
+    fields = _field_counts(report.get("fields"))
     blocked = _s(report.get("blocked"))
     allow = _b(decision_dict.get("allow"))
     honeytoken = _b(request_dict.get("honeytoken")) or _b(report.get("honeytoken"))
@@ -162,7 +207,7 @@ def build_access_event(
         "type_uid": CLASS_UID * 100 + activity_id,
         "severity_id": _severity(outcome, fields, honeytoken, ids_total),
         "time": time_ms,
-        "time_dt": datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds"),
+        "time_dt": _rfc3339(now),
         "status_id": 1 if status < 400 else 2,
         "status_code": str(status),
         "action_id": {"allow": 1, "allow_masked": 4}.get(outcome, 2),
@@ -268,6 +313,28 @@ def split_record_ids(event: dict[str, Any], ids_per_event: int = 500) -> list[di
         }
         out.append(follow)
     return out
+
+
+def requires_durable(report_dict: dict[str, Any] | None, strict_levels: tuple[str, ...]) -> bool:
+    """True when the response carries a field of a strict level (`audit.strict_levels`)
+    in any form other than dropped or blocked: the handler then awaits `emit_durable`
+    before releasing the body (audit before release, fail closed)."""
+    if not strict_levels or not report_dict:
+        return False
+    fields = report_dict.get("fields")
+    if not isinstance(fields, dict):
+        return False
+    wanted = set(strict_levels)
+    for outcome, levels in fields.items():
+        if outcome in ("dropped", "blocked") or not isinstance(levels, dict):
+            continue
+        if any(
+            lvl in wanted and any(cats.values())
+            for lvl, cats in levels.items()
+            if isinstance(cats, dict)
+        ):
+            return True
+    return False
 
 
 def build_access_events(*, ids_per_event: int = 500, **kwargs: Any) -> list[dict[str, Any]]:

@@ -64,6 +64,8 @@ def _replace(match: re.Match[str]) -> str:
 def scrub(value: str, max_len: int = 256) -> str:
     """Redact identifier-shaped digit runs, then cap the length (never leaving the
     head of a cut digit run behind)."""
+    if len(value) < 11:  # too short to hold a run the patterns below could match
+        return value
     if len(value) > 4 * max_len:
         value = value[: 4 * max_len]
     if _DIGIT_RUN.search(value) is not None:
@@ -78,6 +80,8 @@ def scrub(value: str, max_len: int = 256) -> str:
 
 def scrub_many(values: list[str], max_len: int = 128) -> list[str]:
     """Scrub a list of ids with one regex pass over the joined text in the common case."""
+    if not values or max(map(len, values)) < 11:  # no room for an identifier-sized run
+        return values
     joined = "\x00".join(values)
     if len(joined) <= max_len * len(values) and _DIGIT_RUN.search(joined) is None:
         return values

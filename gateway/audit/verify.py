@@ -36,6 +36,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from gateway.audit.chain import genesis, initial_key, next_key
 from gateway.audit.keys import load_hmac_key, load_seal_public_key
 from gateway.audit.seal import signature_ok
+from gateway.errors import ConfigError
 from gateway.settings import Settings
 from gateway.state.audit_stream import AuditStream
 
@@ -276,6 +277,8 @@ def verify_file(settings: Settings, path: Path, *, require_closed: bool = False)
 
 async def verify_stream(settings: Settings, *, require_closed: bool = False) -> VerifyReport:
     """Read the whole audit stream (XRANGE pages) and verify every chain in it."""
+    if not settings.redis.url:
+        raise ConfigError("audit verify --stream needs redis.url")
     stream = AuditStream.open(settings.redis.url, settings.audit.stream, timeout=10.0)
     try:
         events, bad = parse_lines([payload async for _, payload in stream.read_all()])

@@ -8,7 +8,12 @@ from typing import Any
 import orjson
 import pytest
 
-from gateway.audit.event import build_access_event, build_access_events, split_record_ids
+from gateway.audit.event import (
+    build_access_event,
+    build_access_events,
+    requires_durable,
+    split_record_ids,
+)
 from gateway.audit.scrub import looks_like_pii, scrub
 from gateway.core.model import Subject
 from gateway.core.report import EnforcementReport
@@ -223,3 +228,17 @@ def test_looks_like_pii(value: str, pii: bool) -> None:
 def test_scrub_keeps_ordinary_text() -> None:
     assert scrub("order 12345 for C1001") == "order 12345 for C1001"
     assert scrub(f"call {MOBILE} now") == "call [redacted] now"
+
+
+@pytest.mark.parametrize(
+    ("fields", "strict", "expected"),
+    [
+        ({"clear": {"L5": {"id_number": 1}}}, ("L5",), True),
+        ({"masked": {"L5": {"id_number": 1}}}, ("L5",), True),
+        ({"dropped": {"L5": {"id_number": 1}}, "clear": {"L1": {"name": 1}}}, ("L5",), False),
+        ({"clear": {"L5": {"id_number": 1}}}, (), False),
+        ({"clear": {"L4": {"mobile": 0}}}, ("L4",), False),
+    ],
+)
+def test_requires_durable(fields: dict[str, Any], strict: tuple[str, ...], expected: bool) -> None:
+    assert requires_durable({"fields": fields}, strict) is expected
