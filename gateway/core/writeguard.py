@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from gateway.core.catalog import RouteSpec
-from gateway.core.detectors import category_for_key
+from gateway.core.detectors import category_for_key, is_free_text_key
 from gateway.core.detectors.checks import landline_area, luhn_ok, mobile_ok, resident_id_ok
 from gateway.core.masking import is_masked_placeholder
 from gateway.core.model import Decision
@@ -37,13 +37,21 @@ class WriteReport:
     fields: dict[str, str] = field(default_factory=dict)  # field path -> category
     stripped: list[str] = field(default_factory=list)  # masked placeholders removed
     unclassified: list[str] = field(default_factory=list)
+    free_text: list[str] = field(default_factory=list)  # notes, remarks: checked for masks
 
     def to_audit(self) -> dict[str, Any]:
         return {
             "fields": dict(sorted(self.fields.items())),
             "stripped": list(self.stripped),
             "unclassified": list(self.unclassified),
+            "free_text": list(self.free_text),
         }
+
+
+FREE_TEXT = "(free text)"  # the report's category for catalog free-text fields
+# Masked spans the enforcer leaves in free text: "**" runs and pseudonym tokens.
+# Notes saved back with them would replace the real numbers in the CRM.
+_MASKED_SPAN = re.compile(r"\*{2,}|(?<![A-Za-z0-9])pn_[a-z2-7]{16}(?![A-Za-z0-9])")
 
 
 def _category(route: RouteSpec | None, key: str, path: str) -> str | None:
@@ -51,7 +59,9 @@ def _category(route: RouteSpec | None, key: str, path: str) -> str | None:
     if rule is not None and rule.category is not None:
         return rule.category
     if rule is not None and rule.text:
-        return None
+        return FREE_TEXT
+    if rule is None and is_free_text_key(key):
+        return FREE_TEXT
     return category_for_key(key)
 
 
@@ -131,10 +141,14 @@ def _walk(
         out[k] = v
         if category is None:
             report.unclassified.append(name)
-            continue
-        report.fields[name] = category
-        if _is_placeholder(v, category, taxonomy):
-            masked.append(name)
+        elif category == FREE_TEXT:
+            report.free_text.append(name)
+            if isinstance(v, str) and _MASKED_SPAN.search(v):
+                masked.append(name)
+        else:
+            report.fields[name] = category
+            if _is_placeholder(v, category, taxonomy):
+                masked.append(name)
     return out
 
 

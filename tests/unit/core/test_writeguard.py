@@ -72,7 +72,8 @@ def test_strip_mode_removes_only_masked_fields() -> None:
     assert out == {"name": "王芳", "notes": "新客户"}
     assert report.stripped == ["mobile"]
     assert report.fields == {"name": "name", "mobile": "mobile"}
-    assert report.unclassified == ["notes"]
+    assert report.free_text == ["notes"]
+    assert report.unclassified == []
     assert body["mobile"] != "13812345678"  # the input is not modified in place
     assert "mobile" in body
 
@@ -169,3 +170,19 @@ def test_formats(fmt: str, value: Any, ok: bool) -> None:
 def test_non_object_bodies_pass_untouched() -> None:
     assert check("raw text")[0] == "raw text"
     assert check(None, name="customer_create", validate_entry=True)[0] is None
+
+
+def test_free_text_with_masked_spans_is_a_masked_write() -> None:
+    notes = f"客户手机{mask('13812345678', 'mobile')}，已回访"
+    with pytest.raises(MaskedValueWrite, match="notes"):
+        check({"name": "王芳", "notes": notes})
+    token = MASKER.apply("张伟", "name", Action(Verb.PSEUDONYMISE))
+    with pytest.raises(MaskedValueWrite, match="remark"):
+        check({"remark": f"联系人 {token}"})
+    out, report = check({"name": "王芳", "notes": notes}, mode="strip")
+    assert out == {"name": "王芳"}
+    assert report.stripped == ["notes"]
+    out, _ = check({"notes": "客户手机13812345678，5*3=15"})  # a single * is prose
+    assert out == {"notes": "客户手机13812345678，5*3=15"}
+    out, report = check({"misc": "x"})
+    assert report.unclassified == ["misc"]
