@@ -175,6 +175,8 @@ def _or_text(
     """A structured body that does not parse: blocked on sensitive routes, free text elsewhere."""
 
     def run(raw: bytes) -> bytes:
+        if not raw.strip():
+            return raw  # an empty body has nothing to mask
         try:
             return rewrite(raw)
         except MalformedBody:

@@ -94,10 +94,10 @@ class _ZlibLayer:
         return b"".join(out)
 
     def finish(self) -> bytes:
+        if self._budget.consumed == 0:
+            return b""  # no body at all (a 204 or HEAD answer labelled with its encoding)
         if self._d is None:
-            if self._head or self._wbits is not None:
-                raise RewriteError(f"truncated {self._name} body")
-            return b""  # an empty deflate body
+            raise RewriteError(f"truncated {self._name} body")
         out = self._drain(b"")
         if not self._d.eof:
             raise RewriteError(f"truncated {self._name} body")
@@ -136,7 +136,7 @@ class _BrotliLayer:
         return b"".join(out)
 
     def finish(self) -> bytes:
-        if not self._d.is_finished():
+        if self._started and not self._d.is_finished():
             raise RewriteError("truncated br body")
         return b""
 

@@ -52,6 +52,8 @@ class JsonStage:
             return self._stream.finish()
         raw = b"".join(self._chunks)
         self._chunks.clear()
+        if not raw.strip():
+            return raw  # an empty body has nothing to mask
         out = rewrite_json_like(raw, self._enforcer)
         if out is not None:
             return out

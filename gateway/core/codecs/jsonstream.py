@@ -34,6 +34,8 @@ _INCOMPLETE: Any = object()
 #: How far past a record's start the bracket-count guess may look (see _fast_end).
 _FAST_WINDOW = 64 * 1024
 _MAX_FALLBACKS = 16
+#: Envelope nesting limit (records are parsed by orjson, which has its own).
+MAX_DEPTH = 512
 
 _LBRACE, _RBRACE, _LBRACKET, _RBRACKET = b"{"[0], b"}"[0], b"["[0], b"]"[0]
 _COMMA, _COLON, _QUOTE = b","[0], b":"[0], b'"'[0]
@@ -196,6 +198,8 @@ class JsonStream:
             self._start_record()
             return True
         if c in (_LBRACE, _LBRACKET):
+            if len(self._stack) >= MAX_DEPTH:
+                raise RewriteError("JSON nested too deeply")
             self._slot()
             is_obj = c == _LBRACE
             self._out.append(b"{" if is_obj else b"[")

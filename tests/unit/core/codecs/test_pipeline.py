@@ -74,3 +74,31 @@ def test_nothing_can_be_fed_after_finish() -> None:
     assert rw.finish() == b"{}"
     with pytest.raises(RewriteError, match="finished"):
         rw.feed(b"{}")
+
+
+@pytest.mark.parametrize(
+    ("ct", "encoding"),
+    [
+        ("application/json", None),
+        ("application/json", "gzip"),
+        ("application/json", "br"),
+        ("application/json", "deflate"),
+        ("application/xml", None),
+        ("application/x-www-form-urlencoded", None),
+        ("text/csv", None),
+        ("text/plain", None),
+        ("application/x-ndjson", None),
+    ],
+)
+def test_an_empty_body_stays_empty(ct: str, encoding: str | None) -> None:
+    rw = make_body_rewriter(ct, encoding, MaskingEnforcer(), limits=LIMITS, sensitive=True)
+    assert rw.feed(b"") == b""
+    assert rw.finish() == b""
+
+
+def test_deeply_nested_envelope_is_refused() -> None:
+    rw = make_body_rewriter(
+        "application/json", None, MaskingEnforcer(["item"]), limits=STREAM_NOW, sensitive=True
+    )
+    with pytest.raises(RewriteError, match="nested too deeply"):
+        rw.feed(b"[" * 10_000)
