@@ -1,0 +1,147 @@
+"""Per-CRM field catalogs: where the customer records are and what each field holds.
+
+The taxonomy says how sensitive a *category* is; the catalog says which CRM field
+belongs to which category, route by route. It is loaded once at start-up
+(`Catalog.load`), validated with errors that name the key path of every problem,
+and then only read: route matching is a dict lookup for fixed paths and one
+pre-compiled regex per parameterised template, and field classification is
+memoised per (route, key path) inside the `RouteSpec`.
+
+The file format is documented at the top of `config/crm/demo.yaml`.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gateway.core.catalog._facts import FactsReader, get_path, record_facts
+from gateway.core.catalog._load import build
+from gateway.core.catalog._spec import (
+    ENTRY_FORMATS,
+    PARAM,
+    EntrySpec,
+    FactsSpec,
+    FieldRule,
+    RouteMatch,
+    RouteSpec,
+)
+
+__all__ = [
+    "ENTRY_FORMATS",
+    "Catalog",
+    "EntrySpec",
+    "FactsReader",
+    "FactsSpec",
+    "FieldRule",
+    "RouteMatch",
+    "RouteSpec",
+    "get_path",
+    "record_facts",
+]
+
+
+class Catalog:
+    """A loaded, validated field catalog for one CRM."""
+
+    def __init__(
+        self,
+        name: str,
+        routes: tuple[RouteSpec, ...],
+        fingerprint: str,
+        rules: tuple[FieldRule, ...] = (),
+        facts: FactsSpec | None = None,
+    ) -> None:
+        self.name = name
+        self.routes = routes
+        self.fingerprint = fingerprint
+        self.rules = rules  # the catalog-wide field rules (every route ends with them)
+        self.facts = facts or FactsSpec()
+        self._static: dict[str, list[RouteSpec]] = {}
+        self._dynamic: list[tuple[re.Pattern[str], RouteSpec]] = []
+        for route in routes:
+            if PARAM.search(route.template):
+                self._dynamic.append((_compile_template(route.template), route))
+            else:
+                self._static.setdefault(route.template, []).append(route)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Catalog:
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        try:
+            return cls.from_dict(raw)
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from exc
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> Catalog:
+        problems: list[str] = []
+        built = build(raw, problems)
+        if problems or built is None:
+            raise ValueError("invalid catalog: " + "; ".join(problems or ["empty"]))
+        return cls(*built)
+
+    def match(self, method: str, path: str) -> RouteMatch | None:
+        """The route for an already normalised path; fixed paths win over templates."""
+        method = method.upper()
+        for route in self._static.get(path, ()):
+            if not route.methods or method in route.methods:
+                return RouteMatch(route, route.template, {})
+        for regex, route in self._dynamic:
+            if route.methods and method not in route.methods:
+                continue
+            m = regex.fullmatch(path)
+            if m is not None:
+                return RouteMatch(route, route.template, m.groupdict())
+        return None
+
+    def route(self, name: str) -> RouteSpec | None:
+        return next((r for r in self.routes if r.name == name), None)
+
+    def any_route(self) -> RouteSpec:
+        """A route for bodies whose path is unknown (explain): catalog-wide rules and
+        facts, and every record prefix any route declares."""
+        prefixes = dict.fromkeys(p for r in self.routes for p in r.records)
+        return RouteSpec(
+            name="(any)",
+            template="",
+            methods=frozenset(),
+            sensitive=True,
+            records=tuple(prefixes),
+            rules=self.rules,
+            facts=self.facts,
+            csv_columns={},
+            entry=None,
+            catalog=self.name,
+        )
+
+    def problems_with(self, known: set[str] | frozenset[str]) -> list[str]:
+        """Categories the catalog names that the taxonomy does not know (check-config)."""
+        out = []
+        for route in self.routes:
+            for rule in route.rules:
+                if rule.category and rule.category not in known:
+                    out.append(f"routes.{route.name}: unknown category {rule.category!r}")
+            for column, category in route.csv_columns.items():
+                if category not in known:
+                    out.append(f"routes.{route.name}.csv.columns.{column}: unknown category")
+        return sorted(set(out))
+
+    def categories(self) -> set[str]:
+        """Every category the catalog names (for cross-checking with the taxonomy)."""
+        out = {r.category for route in self.routes for r in route.rules if r.category}
+        out.update(c for route in self.routes for c in route.csv_columns.values())
+        return out
+
+
+def _compile_template(template: str) -> re.Pattern[str]:
+    out, pos = [], 0
+    for m in PARAM.finditer(template):
+        out.append(re.escape(template[pos : m.start()]))
+        out.append(f"(?P<{m.group(1)}>[^/]+)")
+        pos = m.end()
+    out.append(re.escape(template[pos:]))
+    return re.compile("".join(out))

@@ -1,0 +1,244 @@
+"""Building a catalog from its YAML form, collecting every problem with its key path."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from gateway.core.catalog._spec import (
+    ENTRY_FORMATS,
+    METHODS,
+    PARAM,
+    EntrySpec,
+    FactsSpec,
+    FieldRule,
+    RouteSpec,
+)
+
+Built = tuple[str, tuple[RouteSpec, ...], str, tuple[FieldRule, ...], FactsSpec]
+
+
+def build(raw: Any, problems: list[str]) -> Built | None:
+    """The parts of a Catalog, or None; every problem is appended to `problems`."""
+    if not isinstance(raw, Mapping):
+        problems.append("catalog: must be a mapping")
+        return None
+    _unknown_keys(raw, {"name", "version", "record", "fields", "entry", "routes"}, "", problems)
+    name = raw.get("name")
+    if not isinstance(name, str) or not name:
+        problems.append("name: required non-empty string")
+        name = "?"
+    base_rules = _rules(raw.get("fields", []), "fields", problems)
+    base_facts = _facts(raw.get("record", {}), "record", None, problems)
+    base_entry = _entry(raw.get("entry"), "entry", problems)
+    routes_raw = raw.get("routes")
+    if not isinstance(routes_raw, list) or not routes_raw:
+        problems.append("routes: required non-empty list")
+        return None
+    routes: list[RouteSpec] = []
+    seen: set[str] = set()
+    for i, r in enumerate(routes_raw):
+        route = _route(r, f"routes[{i}]", name, base_rules, base_facts, base_entry, problems)
+        if route is None:
+            continue
+        if route.name in seen:
+            problems.append(f"routes[{i}].name: duplicate route name {route.name!r}")
+        seen.add(route.name)
+        routes.append(route)
+    canon = json.dumps(raw, sort_keys=True, ensure_ascii=False, default=str)
+    fingerprint = hashlib.sha256(canon.encode()).hexdigest()[:16]
+    return name, tuple(routes), fingerprint, base_rules, base_facts
+
+
+def _route(
+    raw: Any,
+    where: str,
+    catalog: str,
+    base_rules: tuple[FieldRule, ...],
+    base_facts: FactsSpec,
+    base_entry: EntrySpec | None,
+    problems: list[str],
+) -> RouteSpec | None:
+    if not isinstance(raw, Mapping):
+        problems.append(f"{where}: must be a mapping")
+        return None
+    allowed = {
+        "name",
+        "path",
+        "methods",
+        "sensitive",
+        "records",
+        "fields",
+        "record",
+        "csv",
+        "export",
+    }
+    _unknown_keys(raw, allowed | {"entry"}, where, problems)
+    path = raw.get("path")
+    if not isinstance(path, str) or not path.startswith("/"):
+        problems.append(f"{where}.path: required, must start with '/'")
+        return None
+    if re.search(r"[{}]", PARAM.sub("", path)):
+        problems.append(f"{where}.path: malformed parameter in {path!r}")
+    methods_raw = raw.get("methods", [])
+    methods: set[str] = set()
+    if not isinstance(methods_raw, list):
+        problems.append(f"{where}.methods: must be a list")
+    else:
+        for j, m in enumerate(methods_raw):
+            if not isinstance(m, str) or m.upper() not in METHODS:
+                problems.append(f"{where}.methods[{j}]: unknown method {m!r}")
+            else:
+                methods.add(m.upper())
+    sensitive = raw.get("sensitive", True)
+    if not isinstance(sensitive, bool):
+        problems.append(f"{where}.sensitive: must be true or false")
+        sensitive = True
+    records = _str_list(raw.get("records", []), f"{where}.records", problems)
+    csv_raw = raw.get("csv", {})
+    columns: dict[str, str] = {}
+    if not isinstance(csv_raw, Mapping):
+        problems.append(f"{where}.csv: must be a mapping")
+    else:
+        _unknown_keys(csv_raw, {"columns"}, f"{where}.csv", problems)
+        cols = csv_raw.get("columns", {})
+        if not isinstance(cols, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) and v for k, v in cols.items()
+        ):
+            problems.append(f"{where}.csv.columns: must map column names to categories")
+        else:
+            columns = dict(cols)
+    entry_raw = raw.get("entry", False)
+    entry: EntrySpec | None
+    if entry_raw is True:
+        entry = base_entry or EntrySpec()
+    elif entry_raw is False or entry_raw is None:
+        entry = None
+    else:
+        entry = _entry(entry_raw, f"{where}.entry", problems)
+    export = raw.get("export", False)
+    if not isinstance(export, bool):
+        problems.append(f"{where}.export: must be true or false")
+        export = False
+    name = raw.get("name", path)
+    if not isinstance(name, str) or not name:
+        problems.append(f"{where}.name: must be a non-empty string")
+        name = path
+    return RouteSpec(
+        name=name,
+        template=path,
+        methods=frozenset(methods),
+        sensitive=sensitive,
+        records=tuple(records),
+        rules=_rules(raw.get("fields", []), f"{where}.fields", problems) + base_rules,
+        facts=_facts(raw.get("record", {}), f"{where}.record", base_facts, problems),
+        csv_columns=columns,
+        entry=entry,
+        catalog=catalog,
+        export=export,
+    )
+
+
+def _rules(raw: Any, where: str, problems: list[str]) -> tuple[FieldRule, ...]:
+    if not isinstance(raw, list):
+        problems.append(f"{where}: must be a list")
+        return ()
+    out: list[FieldRule] = []
+    for i, r in enumerate(raw):
+        at = f"{where}[{i}]"
+        if not isinstance(r, Mapping):
+            problems.append(f"{at}: must be a mapping")
+            continue
+        _unknown_keys(r, {"key", "path", "pattern", "category", "text", "walk"}, at, problems)
+        kinds = [k for k in ("key", "path", "pattern") if k in r]
+        if len(kinds) != 1 or not isinstance(r[kinds[0]], str) or not r[kinds[0]]:
+            problems.append(f"{at}: needs exactly one of key, path, pattern (a string)")
+            continue
+        kind = kinds[0]
+        regex = None
+        if kind == "pattern":
+            try:
+                regex = re.compile(r[kind])
+            except re.error as exc:
+                problems.append(f"{at}.pattern: {exc}")
+                continue
+        category, text, walk = r.get("category"), r.get("text", False), r.get("walk", False)
+        if category is not None and (not isinstance(category, str) or not category):
+            problems.append(f"{at}.category: must be a non-empty string")
+            continue
+        if not isinstance(text, bool) or not isinstance(walk, bool):
+            problems.append(f"{at}: text and walk must be true or false")
+            continue
+        if sum((category is not None, text, walk)) != 1:
+            problems.append(f"{at}: needs exactly one of category, text: true, walk: true")
+            continue
+        out.append(FieldRule(kind, r[kind], category, text, walk, regex))
+    return tuple(out)
+
+
+def _facts(raw: Any, where: str, base: FactsSpec | None, problems: list[str]) -> FactsSpec:
+    base = base or FactsSpec()
+    if not isinstance(raw, Mapping):
+        problems.append(f"{where}: must be a mapping")
+        return base
+    _unknown_keys(raw, {"id", "grade", "tier", "assignees", "consents"}, where, problems)
+    values: dict[str, Any] = {}
+    for key in ("id", "grade", "tier"):
+        if key in raw:
+            if raw[key] is not None and not isinstance(raw[key], str):
+                problems.append(f"{where}.{key}: must be a key path string")
+            else:
+                values[key] = raw[key]
+    if "assignees" in raw:
+        values["assignees"] = tuple(_str_list(raw["assignees"], f"{where}.assignees", problems))
+    if "consents" in raw:
+        cons = raw["consents"]
+        if not isinstance(cons, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in cons.items()
+        ):
+            problems.append(f"{where}.consents: must map consent names to key paths")
+        else:
+            values["consents"] = dict(cons)
+    return FactsSpec(
+        id=values.get("id", base.id),
+        grade=values.get("grade", base.grade),
+        tier=values.get("tier", base.tier),
+        assignees=values.get("assignees", base.assignees),
+        consents=values.get("consents", base.consents),
+    )
+
+
+def _entry(raw: Any, where: str, problems: list[str]) -> EntrySpec | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping):
+        problems.append(f"{where}: must be a mapping")
+        return None
+    _unknown_keys(raw, {"required", "formats"}, where, problems)
+    required = _str_list(raw.get("required", []), f"{where}.required", problems)
+    formats = raw.get("formats", {})
+    if not isinstance(formats, Mapping):
+        problems.append(f"{where}.formats: must be a mapping")
+        formats = {}
+    for k, v in formats.items():
+        if v not in ENTRY_FORMATS:
+            problems.append(
+                f"{where}.formats.{k}: unknown format {v!r} (one of {sorted(ENTRY_FORMATS)})"
+            )
+    return EntrySpec(tuple(required), {str(k): str(v) for k, v in formats.items()})
+
+
+def _str_list(raw: Any, where: str, problems: list[str]) -> list[str]:
+    if not isinstance(raw, list) or not all(isinstance(x, str) for x in raw):
+        problems.append(f"{where}: must be a list of strings")
+        return []
+    return list(raw)
+
+
+def _unknown_keys(raw: Mapping[str, Any], allowed: set[str], where: str, out: list[str]) -> None:
+    for key in raw:
+        if key not in allowed:
+            out.append(f"{where + '.' if where else ''}{key}: unknown key")

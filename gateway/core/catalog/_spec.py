@@ -1,0 +1,99 @@
+"""The catalog's data: routes, field rules, record-fact paths, entry rules."""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+ENTRY_FORMATS = frozenset({"id_card", "mobile", "bank_card", "email", "landline", "not_blank"})
+
+
+@dataclass(frozen=True, slots=True)
+class FieldRule:
+    """One catalog line: a key matcher and what a matching field is.
+
+    `kind` is `key` (exact key name), `path` (glob on the dotted key path, list
+    items spelled `item`) or `pattern` (regex searched in the key name).
+    Exactly one of `category`, `text`, `walk` is meaningful: a category says
+    what the value is (containers are then handled as one unit unless `walk`),
+    `text` marks free text (scanned, only matched spans masked), `walk` says
+    "look inside this container and classify its members".
+    """
+
+    kind: str
+    value: str
+    category: str | None = None
+    text: bool = False
+    walk: bool = False
+    regex: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
+
+    def matches(self, key: str, path: str) -> bool:
+        if self.kind == "key":
+            return key == self.value
+        if self.kind == "path":
+            return fnmatch.fnmatchcase(path, self.value)
+        assert self.regex is not None  # set by the loader for kind == "pattern"
+        return self.regex.search(key) is not None
+
+
+@dataclass(frozen=True, slots=True)
+class FactsSpec:
+    """Where the record-level facts (RecordFacts) live, as dotted key paths."""
+
+    id: str | None = None
+    grade: str | None = None
+    tier: str | None = None
+    assignees: tuple[str, ...] = ()
+    consents: Mapping[str, str] = field(default_factory=dict)  # consent name -> path
+
+
+@dataclass(frozen=True, slots=True)
+class EntrySpec:
+    """Entry validation (客户录入) for writes: required fields and value formats."""
+
+    required: tuple[str, ...] = ()
+    formats: Mapping[str, str] = field(default_factory=dict)  # field -> format name
+
+
+@dataclass(frozen=True, slots=True)
+class RouteSpec:
+    name: str
+    template: str
+    methods: frozenset[str]  # empty: every method
+    sensitive: bool
+    records: tuple[str, ...]  # ijson-style prefixes; "" is the document root
+    rules: tuple[FieldRule, ...]  # route rules first, then the catalog's
+    facts: FactsSpec
+    csv_columns: Mapping[str, str]  # CSV header -> category
+    entry: EntrySpec | None
+    catalog: str
+    export: bool = False  # a bulk export (audited as operation "export")
+    _memo: dict[str, FieldRule | None] = field(
+        default_factory=dict, compare=False, repr=False, hash=False
+    )
+
+    def rule_for(self, key: str, path: str) -> FieldRule | None:
+        """The first rule matching a field, memoised per key path (hot path)."""
+        try:
+            return self._memo[path]
+        except KeyError:
+            pass
+        found = None
+        for rule in self.rules:
+            if rule.matches(key, path):
+                found = rule
+                break
+        if len(self._memo) < 4096:  # bounded: key paths come from upstream bodies
+            self._memo[path] = found
+        return found
+
+
+@dataclass(frozen=True, slots=True)
+class RouteMatch:
+    route: RouteSpec
+    template: str
+    params: Mapping[str, str]
