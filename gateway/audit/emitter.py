@@ -199,7 +199,11 @@ class AuditEmitter:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), _TICK)
                 self._wake.clear()
-                await self._flush()
+                try:
+                    await self._flush()
+                except Exception as exc:  # a bug here must not stop delivery for good
+                    log.critical("audit_flusher_error", error_type=type(exc).__name__)
+                    await asyncio.sleep(_TICK)
         except asyncio.CancelledError:
             self._spool_queue()
             raise
