@@ -1,0 +1,126 @@
+"""Value-level rewriting shared by every body shape: one field, container or text.
+
+A value arrives with its key, its key path and its classification slot. A
+categorised value gets its table action (and is re-scanned when the operator's
+output still looks like another identifier); containers are walked; anything
+unclassified is classified by its detectors, and strings without a whole-value
+match are scanned as free text, where only the detected spans are masked.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from gateway.core import detectors
+from gateway.core.enforce._shared import Shared
+from gateway.core.enforce._tables import CAT, TEXT, ActionTable, Slot
+from gateway.core.masking import DROPPED, Masker
+from gateway.core.model import Action, Verb
+from gateway.core.report import EnforcementReport, outcome_of
+from gateway.core.rewrite import BlockResponse
+
+
+class ValueRewriter:
+    """The value half of the enforcer (see `Enforcer` for records and documents)."""
+
+    report: EnforcementReport
+    _shared: Shared
+    _masker: Masker
+
+    def _value(self, value: Any, key: str, path: str, slot: Slot, table: ActionTable) -> Any:
+        if value is None or isinstance(value, bool):
+            return value
+        if slot.mode == CAT and slot.category is not None:
+            return self._categorised(value, slot.category, table)
+        if isinstance(value, dict):
+            return self._walk_dict(value, path, table)
+        if isinstance(value, list):
+            return self._walk_list(value, key, path, table)
+        if slot.mode == TEXT and isinstance(value, str):
+            return self._text(value, table)
+        return self._scan(value, key, table)
+
+    def _categorised(self, value: Any, category: str, table: ActionTable) -> Any:
+        level, action = table.action(category)
+        self.report.add_field(category, level, outcome_of(action))
+        return self._act(value, category, action, table)
+
+    def _act(self, value: Any, category: str, action: Action, table: ActionTable) -> Any:
+        if action.verb is Verb.ALLOW:
+            return value
+        if action.verb is Verb.BLOCK:
+            self.report.blocked_reason = f"field {category}"
+            raise BlockResponse(f"the policy blocks {category}")
+        if action.verb is Verb.DROP:
+            return DROPPED
+        residue = self._shared.residue(category)
+        return self._residue(self._masker.apply(value, category, action), table, residue)
+
+    def _residue(self, new: Any, table: ActionTable, residue: re.Pattern[str]) -> Any:
+        """Scan what an operator left when it looks like another identifier."""
+        kind = type(new)
+        if kind is str:
+            return self._text(new, table) if residue.search(new) else new
+        if kind is list:
+            return [self._residue(v, table, residue) for v in new]
+        if kind is dict:
+            return {k: self._residue(v, table, residue) for k, v in new.items()}
+        return new
+
+    def _walk_dict(self, value: dict[str, Any], path: str, table: ActionTable) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        classifier = self._shared.classifier
+        for k, v in value.items():
+            sk = str(k)
+            child = f"{path}.{sk}" if path else sk
+            new = self._value(v, sk, child, classifier.slot(sk, child), table)
+            if new is not DROPPED:
+                out[k] = new
+        return out
+
+    def _walk_list(self, value: list[Any], key: str, path: str, table: ActionTable) -> list[Any]:
+        child = f"{path}.item" if path else "item"
+        slot = self._shared.classifier.slot(key, child)
+        out = []
+        for v in value:
+            new = self._value(v, key, child, slot, table)
+            if new is not DROPPED:
+                out.append(new)
+        return out
+
+    def _scan(self, value: Any, key: str, table: ActionTable) -> Any:
+        """A value no rule or key name classified: its detectors decide.
+
+        Integers are looked at as their digits (a mobile stored as a number);
+        floats are measurements, not identifiers.
+        """
+        if isinstance(value, str):
+            text = value
+        elif isinstance(value, int):
+            text = str(value)
+        else:
+            return value
+        hit = detectors.classify_value(text, key_hint=key or None)
+        if hit is not None:
+            self.report.detectors[hit.detector] += 1
+            return self._categorised(value, hit.category, table)
+        if isinstance(value, str):
+            return self._text(value, table)
+        return value
+
+    def _text(self, text: str, table: ActionTable) -> str:
+        """Free text: only the detected spans are masked."""
+        if not text:
+            return text
+        hits = detectors.detect(text)
+        if not hits:
+            return text
+        for hit in hits:
+            level, action = table.action(hit.category)
+            self.report.detectors[hit.detector] += 1
+            self.report.add_field(hit.category, level, outcome_of(action))
+            if action.verb is Verb.BLOCK:
+                self.report.blocked_reason = f"text {hit.category}"
+                raise BlockResponse(f"the policy blocks {hit.category}")
+        return self._masker.mask_text(text, hits, lambda h: table.action(h.category)[1])
