@@ -268,3 +268,10 @@ test_break_glass_needs_mfa if {
 	d.fields.income == strict
 	d.obligations.step_up == true
 }
+
+test_break_glass_without_level_unmasks_nothing_but_is_critical if {
+	g := object.remove(grant("break_glass", [], {}), ["level"])
+	d := decide({"clearance": "L1"}, {"justification": true}, [g])
+	d.fields.income == strict
+	d.obligations.audit_level == "critical"
+}
