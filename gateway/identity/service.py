@@ -1,0 +1,134 @@
+"""`Identity`: the one call the handler makes to learn who is calling.
+
+It tries the configured authenticators in order (the first that recognises the
+credential decides) and then refuses subjects that are disabled in the
+directory or on the revocation list, so a departed employee's still-valid token
+stops working on every replica as soon as the revocation propagates.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+import aiohttp
+from aiohttp import web
+
+from gateway.core.model import Subject
+from gateway.errors import ConfigError, Unauthenticated
+from gateway.identity.apikeys import pepper_from_env
+from gateway.identity.authn.apikey import ApiKeyAuthenticator
+from gateway.identity.authn.base import Authenticator, DirectoryHandle
+from gateway.identity.authn.crmjwt import CrmJwtAuthenticator
+from gateway.identity.authn.headers import TrustedHeaderAuthenticator
+from gateway.identity.authn.introspection import CrmIntrospectionAuthenticator
+from gateway.identity.authn.jwks import JwksCache
+from gateway.identity.authn.mtls import MtlsAuthenticator
+from gateway.identity.authn.oidc import OidcAuthenticator
+from gateway.identity.errors import SubjectRevoked
+from gateway.settings import Settings
+from gateway.state.revocation import RevocationList
+
+
+class Identity:
+    """Use `await Identity.open(settings, revocations)`; `await close()` at shutdown."""
+
+    def __init__(
+        self,
+        authenticators: list[Authenticator],
+        directory: DirectoryHandle,
+        revocations: RevocationList,
+        session: aiohttp.ClientSession | None = None,
+    ) -> None:
+        self.authenticators = authenticators
+        self.directory = directory
+        self._revocations = revocations
+        self._session = session
+
+    @classmethod
+    async def open(
+        cls,
+        settings: Settings,
+        revocations: RevocationList,
+        *,
+        environ: Mapping[str, str] | None = None,
+    ) -> Identity:
+        env = os.environ if environ is None else environ
+        ident = settings.identity
+        directory = DirectoryHandle.load(
+            settings.path(ident.directory), pepper_from_env(ident.api_key_pepper_env, env)
+        )
+        needs_http = {"oidc", "crm_introspection"} & set(ident.authenticators)
+        session = aiohttp.ClientSession() if needs_http else None
+        built: list[Authenticator] = []
+        try:
+            for name in ident.authenticators:
+                built.append(_build(name, settings, directory, session, env))
+        except BaseException:
+            if session is not None:
+                await session.close()
+            raise
+        return cls(built, directory, revocations, session)
+
+    async def authenticate(self, request: web.Request) -> Subject:
+        for authenticator in self.authenticators:
+            subject = await authenticator.authenticate(request)
+            if subject is not None:
+                self.check_active(subject)
+                return subject
+        raise Unauthenticated(
+            "no credential the gateway accepts",
+            accepted=[a.name for a in self.authenticators],
+        )
+
+    def check_active(self, subject: Subject) -> None:
+        """Refuse disabled or revoked subjects (and revoked individual credentials)."""
+        if subject.disabled:
+            raise SubjectRevoked(f"subject {subject.id} is disabled", subject=subject.id)
+        credential = subject.attributes.get("credential_id")
+        if self._revocations.is_revoked(subject.id) or (
+            isinstance(credential, str) and self._revocations.is_revoked(credential)
+        ):
+            raise SubjectRevoked(f"access for {subject.id} has been revoked", subject=subject.id)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+
+def _build(
+    name: str,
+    settings: Settings,
+    directory: DirectoryHandle,
+    session: aiohttp.ClientSession | None,
+    environ: Mapping[str, str],
+) -> Authenticator:
+    ident = settings.identity
+    if name == "api_key":
+        return ApiKeyAuthenticator(
+            directory,
+            ident.api_key_header,
+            case_insensitive_paths=settings.guard.case_insensitive_paths,
+        )
+    if name == "trusted_header":
+        return TrustedHeaderAuthenticator(ident.trusted_headers, directory)
+    if name == "mtls":
+        return MtlsAuthenticator(ident.mtls, directory)
+    if name == "crm_jwt":
+        return CrmJwtAuthenticator(ident.crm_jwt, directory, environ)
+    assert session is not None
+    if name == "oidc":
+        oidc = ident.oidc
+        jwks = JwksCache(
+            session,
+            oidc.jwks_url,
+            ttl=oidc.jwks_cache_ttl,
+            min_refresh_interval=oidc.jwks_min_refresh_interval,
+            timeout=oidc.timeout,
+        )
+        return OidcAuthenticator(oidc, directory, jwks)
+    if not (ident.crm_introspection.url or settings.upstream.url):
+        raise ConfigError("crm_introspection needs identity.crm_introspection.url or upstream.url")
+    return CrmIntrospectionAuthenticator(
+        ident.crm_introspection, settings.upstream.url, directory, session
+    )
