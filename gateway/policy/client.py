@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -38,18 +39,50 @@ from gateway.policy.breaker import CircuitBreaker
 
 log = logging.getLogger(__name__)
 
+_KNOWN_MAX = 256
+
+
+def _inline_refs(node: Any, root: Any, seen: tuple[str, ...] = ()) -> Any:
+    """Replace local `#/...` references by their targets.
+
+    jsonschema resolves every `$ref` through its referencing registry at each use;
+    with one ref per action in an 80-entry table that dominated a cache miss.
+    Inlined once at load, validation is a plain tree walk. Siblings of a `$ref`
+    are kept next to it under `allOf` (draft 2019+ semantics; stricter for 07).
+    """
+    if isinstance(node, list):
+        return [_inline_refs(v, root, seen) for v in node]
+    if not isinstance(node, dict):
+        return node
+    ref = node.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/"):
+        if ref in seen:
+            raise ValueError(f"recursive $ref {ref}")
+        target = root
+        for part in ref[2:].split("/"):
+            target = target[part.replace("~1", "/").replace("~0", "~")]
+        resolved = _inline_refs(target, root, (*seen, ref))
+        rest = {k: _inline_refs(v, root, seen) for k, v in node.items() if k != "$ref"}
+        return {**rest, "allOf": [resolved]} if rest else resolved
+    return {k: _inline_refs(v, root, seen) for k, v in node.items()}
+
 
 def load_output_validator(schema_file: Path) -> Validator | None:
     """Compile the output schema once. A missing file means no schema check
     (Decision.from_json still validates); an unreadable one is a config error."""
     if not schema_file.is_file():
         log.warning(
-            "policy output schema %s not found: results are checked by the parser only", schema_file
+            "policy output schema %s not found: results are checked by the parser only",
+            schema_file,
         )
         return None
     schema = orjson.loads(schema_file.read_bytes())
     cls = validator_for(schema, default=Draft202012Validator)
     cls.check_schema(schema)
+    try:
+        schema = _inline_refs(schema, schema)
+    except (ValueError, KeyError, TypeError):
+        log.info("output schema has references that cannot be inlined; validating as written")
     return cls(schema)
 
 
@@ -81,6 +114,10 @@ class OpaClient:
         )
         self.calls = 0
         self.failures = 0
+        # Parsing and schema-checking a result costs milliseconds with jsonschema,
+        # and most distinct inputs get one of few distinct answers (same roles and
+        # clearance, different caller): remember recent good answers by their bytes.
+        self.result_memo: OrderedDict[bytes, Decision] = OrderedDict()
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -94,8 +131,8 @@ class OpaClient:
     async def close(self) -> None:
         await self._session.close()
 
-    async def evaluate(self, opa_input: Mapping[str, Any]) -> tuple[Decision, dict[str, Any]]:
-        """Ask OPA; return the parsed decision and the raw result object."""
+    async def evaluate(self, opa_input: Mapping[str, Any]) -> Decision:
+        """Ask OPA for the decision; PolicyUnavailable on anything but a good one."""
         if not self.breaker.allow():
             raise PolicyUnavailable(
                 "policy engine unavailable (circuit open)", cause="circuit_open"
@@ -103,10 +140,17 @@ class OpaClient:
         self.calls += 1
         ok = False
         try:
-            raw = await self._post(opa_input)
-            decision = self._parse(raw)
+            payload = await self._post(opa_input)
+            decision = self.result_memo.get(payload)
+            if decision is None:
+                decision = self._parse(self._result(payload))
+                self.result_memo[payload] = decision
+                if len(self.result_memo) > _KNOWN_MAX:
+                    self.result_memo.popitem(last=False)
+            else:
+                self.result_memo.move_to_end(payload)
             ok = True
-            return decision, raw
+            return decision
         finally:
             # Also on cancellation: a half-open trial must never stay "in flight".
             if ok:
@@ -115,7 +159,8 @@ class OpaClient:
                 self.failures += 1
                 self.breaker.failure()
 
-    async def _post(self, opa_input: Mapping[str, Any]) -> dict[str, Any]:
+    async def _post(self, opa_input: Mapping[str, Any]) -> bytes:
+        """The body of OPA's 200 answer (PolicyUnavailable otherwise)."""
         body = orjson.dumps({"input": opa_input})
         headers = {"Content-Type": "application/json"}
         started = time.monotonic()
@@ -149,6 +194,9 @@ class OpaClient:
                 status=status,
                 opa_error=_opa_error(payload),
             )
+        return payload
+
+    def _result(self, payload: bytes) -> dict[str, Any]:
         try:
             doc = orjson.loads(payload)
         except orjson.JSONDecodeError as exc:

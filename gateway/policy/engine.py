@@ -218,7 +218,7 @@ class PolicyEngine:
                 self._taxonomy, subject, method=request.method, now=request.now
             )
             return dataclasses.replace(decision, report_only=norm.report_only), True
-        decision, _ = await self.client.evaluate(build_opa_input(norm, self._taxonomy_policy))
+        decision = await self.client.evaluate(build_opa_input(norm, self._taxonomy_policy))
         if decision.revision != self.tracker.data_revision:
             # OPA runs a policy the tracker has not seen yet: label it with what
             # OPA said, do not cache it, and have the tracker catch up now.
