@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gateway.core.codecs import CodecLimits, make_body_rewriter
 from gateway.core.rewrite import RewriteError
 from tests.unit.core.codecs.doubles import MaskingEnforcer
-from tests.unit.core.codecs.helpers import LIMITS, run
+from tests.unit.core.codecs.helpers import LIMITS, run, split_at
 
 JSON_BODY = orjson.dumps({"results": [{"name": "张伟", "mobile": "13812345678", "grade": "B"}]})
 MASKED = {"results": [{"name": "**", "mobile": "***********", "grade": "B"}]}
@@ -101,3 +103,25 @@ def test_bad_ndjson_line_blocks_on_sensitive_route(ct: str) -> None:
         run(b'{"a": 1}\nnot json 13812345678\n', ct, MaskingEnforcer())
     out = run(b'{"a": 1}\nnot json 13812345678\n', ct, MaskingEnforcer(), sensitive=False)
     assert out == b'{"a":1}\nnot json 138********\n'
+
+
+_LINES = st.lists(
+    st.fixed_dictionaries(
+        {"grade": st.sampled_from("ABC"), "mobile": st.sampled_from(["13812345678", "x\n"])},
+        optional={"notes": st.text(max_size=8)},
+    ),
+    min_size=2,  # one line alone is a JSON document, not NDJSON
+    max_size=8,
+)
+
+
+@given(records=_LINES, cuts=st.lists(st.integers(min_value=0), max_size=10), crlf=st.booleans())
+def test_streamed_ndjson_equals_buffered_ndjson(
+    records: list[dict[str, str]], cuts: list[int], crlf: bool
+) -> None:
+    end = b"\r\n" if crlf else b"\n"
+    body = b"".join(orjson.dumps(r) + end for r in records)
+    buffered = run(body, "text/plain", MaskingEnforcer())
+    streamed = run(split_at(body, cuts), "application/x-ndjson", MaskingEnforcer())
+    assert streamed == buffered
+    assert len(streamed.splitlines()) == sum(r["grade"] != "A" for r in records)
