@@ -18,17 +18,44 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-# One-to-one replacements applied before NFKC: dash and space variants collapse
-# to '-' and ' ', middle-dot variants to '·'. NFKC alone leaves most of these.
+# One-to-one replacements: dash and space variants collapse to '-' and ' ',
+# middle-dot variants to '·' (NFKC alone leaves most of these).
 _DASHES = "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe58\ufe63\uff0d"
 _SPACES = "\u00a0\u1680\u202f\u205f\u3000" + "".join(map(chr, range(0x2000, 0x200B)))
 _DOTS = "\u00b7\u2022\u2027\u30fb\uff65\u2219"
-_TABLE = str.maketrans(
-    {**dict.fromkeys(_DASHES, "-"), **dict.fromkeys(_SPACES, " "), **dict.fromkeys(_DOTS, "·")}
-)
+_PUNCT = {**dict.fromkeys(_DASHES, "-"), **dict.fromkeys(_SPACES, " "), **dict.fromkeys(_DOTS, "·")}
+_TABLE = str.maketrans(_PUNCT)
+
+
+def _single_char_nfkc_table() -> dict[int, str]:
+    """NFKC mappings that turn one character into one other character, in the ranges
+    Chinese text uses (Latin-1, general punctuation, enclosed forms, CJK symbols,
+    full-width forms). Applying them with `str.translate` keeps offsets 1:1, so
+    full-width digits and punctuation, the common case, never need the slow walk."""
+    table: dict[int, str] = {}
+    for lo, hi in ((0x00A0, 0x0100), (0x2000, 0x2C00), (0x3000, 0x3400), (0xFE30, 0xFFF0)):
+        for cp in range(lo, hi):
+            ch = chr(cp)
+            norm = unicodedata.normalize("NFKC", ch)
+            if len(norm) == 1 and norm != ch:
+                table[cp] = _PUNCT.get(norm, norm)
+    for ch, target in _PUNCT.items():
+        table[ord(ch)] = target
+    return table
+
+
+_FAST_TABLE = _single_char_nfkc_table()
+# str.translate with a dict walks every character in Python-level lookups; most
+# CJK text has none of these characters, which one C-level search finds out.
+_NEEDS_TABLE = re.compile("[" + "".join(re.escape(chr(cp)) for cp in sorted(_FAST_TABLE)) + "]")
+
+
+def _fast_map(text: str) -> str:
+    return text.translate(_FAST_TABLE) if _NEEDS_TABLE.search(text) else text
+
 
 SEPARATORS = " -·"
-_SEPARATOR_RE = re.compile(r"[\s\-·()（）]+")
+_DELETE_SEPARATORS = str.maketrans("", "", " \t\r\n\f\v-·()（）\u3000\u00a0")
 _LOWER_X = re.compile(r"(?<=\d)x(?![0-9A-Za-z])")
 
 
@@ -63,7 +90,7 @@ def normalize(text: str) -> Normalized:
     """Normalise `text` for matching; see the module docstring for what changes."""
     if text.isascii():
         return Normalized(_upper_x(text), None, len(text))
-    mapped = text.translate(_TABLE)
+    mapped = _fast_map(text)
     if unicodedata.is_normalized("NFKC", mapped):
         return Normalized(_upper_x(mapped), None, len(text))
     out: list[str] = []
@@ -80,17 +107,26 @@ def normalize(text: str) -> Normalized:
     return Normalized(_upper_x(joined), tuple(offsets), len(text))
 
 
+def normalize_str(text: str) -> str:
+    """`normalize(text).text` without building the offset map (whole values)."""
+    if text.isascii():
+        return _upper_x(text)
+    mapped = _fast_map(text)
+    if unicodedata.is_normalized("NFKC", mapped):
+        return _upper_x(mapped)
+    return _upper_x(unicodedata.normalize("NFKC", mapped).translate(_TABLE))
+
+
 def compact(value: str) -> str:
     """One value as a bare identifier: normalised, separators and brackets removed.
 
     `+86 138-1234-5678` -> `+8613812345678`; `110105 19491231 002x` -> `11010519491231002X`.
     Mask characters (`*`) survive, so masked values stay recognisable.
     """
-    if value.isascii() and value.isalnum():
-        return value[:-1] + "X" if value[-1] == "x" else value
-    text = normalize(value).text
-    text = _SEPARATOR_RE.sub("", text)
-    return text.replace("x", "X") if text[-1:] == "x" else text
+    text = value if value.isascii() else normalize_str(value)
+    if not text.isalnum():
+        text = text.translate(_DELETE_SEPARATORS)
+    return text[:-1] + "X" if text[-1:] == "x" else text
 
 
 def strip_country_code(digits: str) -> str:

@@ -21,12 +21,13 @@ Public API:
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass
 
 from gateway.core.detectors import checks, patterns
 from gateway.core.detectors.keys import category_for_key, is_free_text_key
 from gateway.core.detectors.numbers import classify_compact, scan_numbers
-from gateway.core.normalize import compact, normalize
+from gateway.core.normalize import compact, normalize, normalize_str
 
 __all__ = ["Hit", "category_for_key", "classify_value", "detect", "is_free_text_key"]
 
@@ -64,20 +65,28 @@ class Hit:
 Found = patterns.Found
 
 
+_FIVE_DIGITS = re.compile(r"\d(?:\D*\d){4}")
+_UPPER_ASCII = re.compile(r"[A-Z]")
+_DATETIME = re.compile(
+    r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?"
+)
+_IP_CHARS = re.compile(r"[0-9A-Fa-f:.]{3,45}")
+
+
 def _has_cjk(text: str) -> bool:
     return not text.isascii() and patterns.CJK_RE.search(text) is not None
 
 
 def _candidates(t: str) -> list[Found]:
     found: list[Found] = patterns.credentials(t)
-    digits = sum(1 for ch in t if "0" <= ch <= "9") if len(t) < 64 else 5
-    if digits >= 5:
+    if _FIVE_DIGITS.search(t) is not None:
         found.extend((h.start, h.end, *h.verdict[:3]) for h in scan_numbers(t))
-        found.extend(patterns.keyword_codes(t))
-        found.extend(patterns.usccs(t))
+        if _UPPER_ASCII.search(t) is not None:  # letter-bearing codes
+            found.extend(patterns.keyword_codes(t))
+            found.extend(patterns.usccs(t))
     if "@" in t:
         found.extend(patterns.emails(t))
-    if digits >= 4 or ":" in t:
+    if "." in t or ":" in t:
         found.extend(patterns.ips(t))
     if _has_cjk(t):
         found.extend(patterns.plates(t))
@@ -127,26 +136,29 @@ def classify_value(value: str, key_hint: str | None = None) -> Hit | None:
     if "=" in v and patterns.TRACK2_RE.fullmatch(v):
         return Hit("credentials", 0, n, "track2", 0.9)
     if "@" in v:
-        m = patterns.EMAIL_RE.fullmatch(normalize(v).text)
+        m = patterns.EMAIL_RE.fullmatch(normalize_str(v))
         return Hit("email", 0, n, "email", 0.95) if m else None
-    c = compact(v)
-    if not c:
+    ascii_value = v.isascii()
+    if ascii_value and _DATETIME.fullmatch(v):  # timestamps: the commonest long digit run
         return None
-    body = c[1:] if c[0] == "+" else c
-    if body.isdigit() or (body[:-1].isdigit() and body[-1] == "X"):
-        verdict = classify_compact(c, ctx)
-        if verdict is not None:
-            return Hit(verdict.category, 0, n, verdict.detector, verdict.confidence)
+    if _FIVE_DIGITS.search(v) is not None:  # every number identifier has 5+ digits
+        c = compact(v)
+        body = c[1:] if c[:1] == "+" else c
+        if body.isdigit() or (body[:-1].isdigit() and body[-1:] == "X"):
+            verdict = classify_compact(c, ctx)
+            if verdict is not None:
+                return Hit(verdict.category, 0, n, verdict.detector, verdict.confidence)
+        elif c.isascii():
+            hit = _ascii_code(c, ctx, n)
+            if hit is not None:
+                return hit
+    if ascii_value:
         return _ip(v, n)
-    if c.isascii():
-        return _ascii_code(c, ctx, n) or _ip(v, n)
-    if _has_cjk(v):
-        return _cjk_value(normalize(v).text, ctx, n)
-    return None
+    return _cjk_value(normalize_str(v).strip(), ctx, n) if _has_cjk(v) else None
 
 
 def _ip(v: str, n: int) -> Hit | None:
-    if "." not in v and ":" not in v:
+    if ("." not in v and ":" not in v) or _IP_CHARS.fullmatch(v) is None:
         return None
     try:
         addr = ipaddress.ip_address(v.strip())
@@ -158,19 +170,19 @@ def _ip(v: str, n: int) -> Hit | None:
 def _ascii_code(c: str, ctx: str, n: int) -> Hit | None:
     if len(c) == 18 and patterns.USCC_RE.fullmatch(c) and checks.uscc_ok(c):
         return Hit("uscc_person" if c.startswith("92") else "uscc_org", 0, n, "uscc", 0.8)
-    if patterns.PASSPORT_RE.fullmatch(c) and patterns.KW_PASSPORT.search(ctx):
+    if not ctx:
+        return None
+    if patterns.KW_PASSPORT.search(ctx) and patterns.PASSPORT_RE.fullmatch(c):
         return Hit("passport", 0, n, "passport", 0.7)
-    if patterns.SECURITIES_RE.fullmatch(c) and patterns.KW_SECURITIES.search(ctx):
+    if patterns.KW_SECURITIES.search(ctx) and patterns.SECURITIES_RE.fullmatch(c):
         return Hit("securities_account", 0, n, "securities_account", 0.7)
     return None
 
 
 def _cjk_value(t: str, ctx: str, n: int) -> Hit | None:
-    t = t.strip()
-    if patterns.PLATE_RE.fullmatch(t):
+    if n >= 7 and patterns.PLATE_RE.fullmatch(t):
         return Hit("licence_plate", 0, n, "licence_plate", 0.8)
-    m = patterns.ADDRESS_RE.fullmatch(t)
-    if m and len(patterns.UNIT_RE.findall(t)) >= 2:
+    if n >= 5 and patterns.ADDRESS_RE.fullmatch(t) and len(patterns.UNIT_RE.findall(t)) >= 2:
         return Hit("address", 0, n, "address", 0.7)
     if ctx and patterns.NAME_KEYS.search(ctx):
         m = patterns.NAME_VALUE_RE.fullmatch(t)

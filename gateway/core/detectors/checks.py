@@ -8,6 +8,7 @@ upper-case `X`) and are pure.
 from __future__ import annotations
 
 from datetime import date
+from operator import mul
 
 # GB 11643 resident ID: province prefixes in use (71 Taiwan, 81/82 HK/Macau).
 ID_PROVINCES = frozenset(
@@ -17,6 +18,7 @@ ID_PROVINCES = frozenset(
 )
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
+_IMPORT_YEAR = date.today().year
 
 USCC_CHARSET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 _USCC_INDEX = {c: i for i, c in enumerate(USCC_CHARSET)}
@@ -39,17 +41,20 @@ def mod11_2_ok(s: str) -> bool:
     """ISO 7064 MOD 11-2 over an 18-character ID (17 digits + check digit or X)."""
     if len(s) != 18 or not s[:17].isdigit():
         return False
-    total = sum(int(c) * w for c, w in zip(s, _ID_WEIGHTS, strict=False))
-    return _ID_CHECK[total % 11] == s[17]
+    return _ID_CHECK[sum(map(mul, map(int, s[:17]), _ID_WEIGHTS)) % 11] == s[17]
 
 
 def date_ok(year: int, month: int, day: int, today: date | None = None) -> bool:
     """A real calendar date, not in the future and not before 1880."""
+    if year < 1880 or not 1 <= month <= 12 or not 1 <= day <= 31:
+        return False
     try:
         d = date(year, month, day)
     except ValueError:
         return False
-    return date(1880, 1, 1) <= d <= (today or date.today())
+    if today is None and year < _IMPORT_YEAR:
+        return True  # before this process's start year: certainly not in the future
+    return d <= (today or date.today())
 
 
 def resident_id_ok(s: str) -> bool:
@@ -107,11 +112,12 @@ def uscc_ok(s: str) -> bool:
     return (31 - total % 31) % 31 == check
 
 
+_LUHN_DOUBLE = (0, 2, 4, 6, 8, 1, 3, 5, 7, 9)
+
+
 def luhn_ok(digits: str) -> bool:
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        n = (ord(ch) - 48) * (2 if i % 2 else 1)
-        total += n - 9 if n > 9 else n
+    rev = digits[::-1]
+    total = sum(map(int, rev[0::2])) + sum(map(_LUHN_DOUBLE.__getitem__, map(int, rev[1::2])))
     return total % 10 == 0
 
 

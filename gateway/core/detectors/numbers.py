@@ -19,10 +19,14 @@ from typing import NamedTuple
 
 from gateway.core.detectors import checks
 
-TOKEN_RE = re.compile(r"(?<!\d)(?:\+86[ \-]?)?\d+(?:[ \-·]\d+)*X?")
+# No look-behind: finditer consumes whole digit runs (\d+ is greedy), so a match
+# can only start where the previous character is not a digit, and the regex
+# engine can skip non-digit positions by first character.
+TOKEN_RE = re.compile(r"(?:\+86[ \-]?)?\d+(?:[ \-·]\d+)*X?")
 _GROUP_RE = re.compile(r"\+86|\d+X?")
 _MAX_GROUPS = 6
 _MAX_LEN = 22
+_MIN_LEN = 5
 
 KW_ID = re.compile(r"身份|证件|公民|idno|id_no|id no|idcard|id card|sfz|zjhm|identity")
 KW_CARD = re.compile(r"卡号|银行卡|信用卡|借记卡|储蓄卡|card|yhk|账号|帐号")
@@ -108,41 +112,64 @@ class NumberHit(NamedTuple):
     verdict: Verdict
 
 
+def _single(text: str, start: int, end: int, ctx: str) -> NumberHit | None:
+    compact = text[start:end]
+    verdict = classify_compact(compact, ctx)
+    if verdict is None and compact[-1] == "X":  # a letter glued to the number
+        verdict = classify_compact(compact[:-1], ctx)
+        end -= 1
+    return None if verdict is None else NumberHit(start, end, verdict)
+
+
 def scan_numbers(text: str, context: int = 20) -> list[NumberHit]:
     """All number identifiers in normalised `text` (spans index `text`)."""
     out: list[NumberHit] = []
     for tok in TOKEN_RE.finditer(text):
-        if tok.end() - tok.start() < 5:
+        t_start, t_end = tok.span()
+        if t_end - t_start < 5:
             continue
-        groups = [
-            (g.start(), g.end(), g.group())
-            for g in _GROUP_RE.finditer(text, tok.start(), tok.end())
-        ]
-        i = 0
-        k = len(groups)
-        while i < k:
-            found = False
-            for j in range(min(k, i + _MAX_GROUPS), i, -1):
-                compact = "".join(g[2] for g in groups[i:j])
-                if len(compact) > _MAX_LEN or len(compact) < 5:
+        ctx = text[max(0, t_start - context) : t_start].lower()
+        token = tok.group()
+        if token.isalnum():  # one group, the common case
+            hit = _single(text, t_start, t_end, ctx)
+            if hit is not None:
+                out.append(hit)
+            continue
+        groups = [(g.start(), g.end(), g.group()) for g in _GROUP_RE.finditer(text, t_start, t_end)]
+        out.extend(_scan_groups(text, groups, ctx))
+    return out
+
+
+def _scan_groups(text: str, groups: list[tuple[int, int, str]], ctx: str) -> list[NumberHit]:
+    """Longest-first over contiguous runs of groups; accepted runs do not overlap."""
+    out: list[NumberHit] = []
+    i, k = 0, len(groups)
+    while i < k:
+        for j in range(min(k, i + _MAX_GROUPS), i, -1):
+            compact = "".join(g[2] for g in groups[i:j])
+            if not _MIN_LEN <= len(compact) <= _MAX_LEN:
+                continue
+            if j - i == 1:
+                hit = _single(text, groups[i][0], groups[i][1], ctx)
+                if hit is None:
                     continue
-                start = groups[i][0]
-                ctx = text[max(0, start - context) : start].lower()
-                verdict = classify_compact(compact, ctx)
-                end = groups[j - 1][1]
-                if verdict is None and compact[-1] == "X":  # a letter glued to the number
-                    verdict = classify_compact(compact[:-1], ctx)
-                    end -= 1
-                if verdict is None:
-                    continue
-                if j - i > 1 and not verdict.checked:
-                    lengths = tuple(0 if g[2] == "+86" else len(g[2]) for g in groups[i:j])
-                    if not _grouping_ok(verdict.category, lengths):
-                        continue
-                out.append(NumberHit(start, end, verdict))
-                i = j
-                found = True
+                out.append(hit)
                 break
-            if not found:
-                i += 1
+            verdict = classify_compact(compact, ctx)
+            end = groups[j - 1][1]
+            if verdict is None and compact[-1] == "X":
+                verdict = classify_compact(compact[:-1], ctx)
+                end -= 1
+            if verdict is None:
+                continue
+            if not verdict.checked:
+                lengths = tuple(0 if g[2] == "+86" else len(g[2]) for g in groups[i:j])
+                if not _grouping_ok(verdict.category, lengths):
+                    continue
+            out.append(NumberHit(groups[i][0], end, verdict))
+            break
+        else:
+            i += 1
+            continue
+        i = j
     return out

@@ -15,15 +15,14 @@ from gateway.core.detectors import checks
 
 Found = tuple[int, int, str, str, float]
 
-_CRED_WORDS = (
-    r"(?<![A-Za-z])(?:password|passwd|passcode|pwd|pin|cvv2?|cvn2?|cvc2?|otp|token|secret"
-    r"|api[_-]?key|access[_-]?key)(?![A-Za-z])"
-    r"|密码|口令|验证码|校验码|动态码|安全码|有效期"
+# Keywords that introduce a secret. Matched on lower-cased text with no leading
+# look-behind, so the regex engine can skip positions by first character; the
+# word boundary of the ASCII keywords is checked afterwards.
+CREDENTIAL_KEYWORD = re.compile(
+    r"password|passwd|passcode|pwd|pin|cvv2?|cvn2?|cvc2?|otp|token|secret|api[_-]?key"
+    r"|access[_-]?key|密码|口令|验证码|校验码|动态码|安全码|有效期"
 )
-CREDENTIAL_KEYWORD = re.compile(_CRED_WORDS, re.IGNORECASE)
-_CRED_VALUE = re.compile(
-    rf"(?:{_CRED_WORDS})\s*(?:[:：=]|是|为|is)?\s*([^\s，。；;,、\"'“”]{{3,128}})", re.IGNORECASE
-)
+_CRED_VALUE = re.compile(r"\s*(?:[:：=]|是|为|is)?\s*([^\s，。；;,、\"'“”]{3,128})")
 _HAS_ALNUM = re.compile(r"[0-9A-Za-z]")
 JWT_RE = re.compile(r"eyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]*")
 TRACK2_RE = re.compile(r";?\d{13,19}=\d{7,}\??")
@@ -38,7 +37,7 @@ _VERSION_CTX = re.compile(r"(?:version|ver|版本|v)\s*[:：]?\s*$", re.IGNORECA
 IPV6_RE = re.compile(r"(?<![0-9A-Fa-f:])[0-9A-Fa-f:]*:[0-9A-Fa-f:]*:[0-9A-Fa-f:]*(?![0-9A-Fa-f:])")
 
 PLATE_RE = re.compile(
-    r"(?<![A-Za-z0-9])[京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼使领]"
+    r"[京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼使领]"
     r"[A-HJ-NP-Z][A-HJ-NP-Z0-9]{4,5}[挂学警港澳]?(?![A-Za-z0-9])"
 )
 
@@ -103,11 +102,22 @@ UNIT_RE = re.compile(
 )
 
 
+def _ascii_letter(ch: str) -> bool:
+    return ch.isascii() and ch.isalpha()
+
+
 def credentials(t: str) -> list[Found]:
     out: list[Found] = []
-    if CREDENTIAL_KEYWORD.search(t):
-        for m in _CRED_VALUE.finditer(t):
-            if _HAS_ALNUM.search(m.group(1)):
+    low = t.lower()
+    if len(low) == len(t):  # lower() may lengthen rare characters; offsets must hold
+        for kw in CREDENTIAL_KEYWORD.finditer(low):
+            s, e = kw.span()
+            if kw.group()[0].isascii() and (
+                (s > 0 and _ascii_letter(low[s - 1])) or (e < len(low) and _ascii_letter(low[e]))
+            ):
+                continue
+            m = _CRED_VALUE.match(t, e)
+            if m and _HAS_ALNUM.search(m.group(1)):
                 out.append((m.start(1), m.end(1), "credentials", "credential_keyword", 0.9))
     if "eyJ" in t:
         out.extend((m.start(), m.end(), "credentials", "jwt", 0.95) for m in JWT_RE.finditer(t))
@@ -157,7 +167,8 @@ def plates(t: str) -> list[Found]:
     return [
         (m.start(), m.end(), "licence_plate", "licence_plate", 0.8)
         for m in PLATE_RE.finditer(t)
-        if sum(ch.isdigit() for ch in m.group()) >= 2
+        if not (m.start() and t[m.start() - 1].isascii() and t[m.start() - 1].isalnum())
+        and sum(ch.isdigit() for ch in m.group()) >= 2
     ]
 
 
@@ -196,6 +207,8 @@ def given_name(given: str) -> str:
 def names(t: str) -> list[Found]:
     out: list[Found] = []
     for regex, conf in ((NAME_AFTER_RE, 0.7), (NAME_BEFORE_RE, 0.6)):
+        if regex is NAME_BEFORE_RE and not ("先生" in t or "女士" in t or "小姐" in t):
+            continue
         for m in regex.finditer(t):
             given = given_name(m.group(2))
             if given:

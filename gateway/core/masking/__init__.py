@@ -98,29 +98,41 @@ def is_masked_placeholder(value: Any, category: str, taxonomy: Taxonomy | None =
     return any(op(value) == value for op in ops.OPERATORS.values())
 
 
-class Masker:
-    """Applies actions to values under one taxonomy and one pseudonym key."""
+ValueFn = Callable[[Any], Any]
 
-    __slots__ = ("_key", "_plans", "taxonomy")
+
+def _raise_block(value: Any) -> Any:
+    raise MaskingError("BLOCK refuses the whole response; it cannot be applied to a value")
+
+
+def _dropped(value: Any) -> Any:
+    return DROPPED
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def _never_clear(value: Any) -> Any:
+    return NEVER_CLEAR if isinstance(value, str) else None
+
+
+class Masker:
+    """Applies actions to values under one taxonomy and one pseudonym key.
+
+    Each (category, action) pair is compiled once into a single function (a
+    dict lookup and one call per field on the hot path); there are at most
+    categories x actions of them.
+    """
+
+    __slots__ = ("_compiled", "_key", "taxonomy")
 
     def __init__(self, taxonomy: Taxonomy, pseudonym_key: bytes) -> None:
         if len(pseudonym_key) < 16:
             raise ValueError("pseudonym_key must be at least 16 bytes")
         self.taxonomy = taxonomy
         self._key = pseudonym_key
-        # category -> (category, never_clear, mask ops per style, generaliser)
-        self._plans: dict[str, tuple[Category, bool, dict[str, ops.Operator], ops.Operator]] = {}
-        for name, cat in taxonomy.categories.items():
-            masks = {style: ops.OPERATORS[op] for style, op in cat.masks.items()}
-            gen = ops.GENERALISERS.get(cat.kind, masks["strict"])
-            never = taxonomy.level(cat.level).never_clear
-            self._plans[name] = (cat, never, masks, gen)
-
-    def _plan(self, category: str) -> tuple[Category, bool, dict[str, ops.Operator], ops.Operator]:
-        plan = self._plans.get(category)
-        if plan is None:
-            plan = self._plans[self.taxonomy.category(category).name]  # alias, or KeyError
-        return plan
+        self._compiled: dict[tuple[str, Action], ValueFn] = {}
 
     def apply(self, value: Any, category: str, action: Action) -> Any:
         """The value to emit for `category` under `action`, or DROPPED.
@@ -128,78 +140,79 @@ class Masker:
         Unknown categories raise KeyError and BLOCK raises MaskingError; both
         must block the response (fail closed).
         """
+        fn = self._compiled.get((category, action))
+        if fn is None:
+            fn = self._compiled[(category, action)] = self.compile(category, action)
+        return fn(value)
+
+    def compile(self, category: str, action: Action) -> Callable[[Any], Any]:
+        """`apply` for one (category, action), as a function of the value alone.
+
+        An enforcer that resolves its action table once per request can call the
+        returned function per field and skip the lookup. Raises KeyError for an
+        unknown category; the function raises MaskingError for BLOCK.
+        """
         verb = action.verb
         if verb is Verb.BLOCK:
-            raise MaskingError("BLOCK refuses the whole response; it cannot be applied to a value")
+            return _raise_block
         if verb is Verb.DROP:
-            return DROPPED
-        plan = self._plan(category)
-        if plan[1]:
-            return NEVER_CLEAR if isinstance(value, str) else None
-        if verb is Verb.ALLOW or value is None:
-            return value
-        return self._value(value, plan, verb, action.style or "standard")
+            return _dropped
+        cat = self.taxonomy.category(category)  # alias, or KeyError
+        if self.taxonomy.level(cat.level).never_clear:
+            return _never_clear
+        if verb is Verb.ALLOW:
+            return _identity
+        string_fn = self._string_fn(cat, verb, action.style or "standard")
+        number_fn = self._number_fn(cat, verb, string_fn)
 
-    def _value(
-        self,
-        value: Any,
-        plan: tuple[Category, bool, dict[str, ops.Operator], ops.Operator],
-        verb: Verb,
-        style: str,
-    ) -> Any:
-        if isinstance(value, str):
-            return self._string(value, plan, verb, style)
-        if isinstance(value, bool):
-            return None
-        if isinstance(value, int | float):
-            return self._number(value, plan, verb, style)
-        if isinstance(value, dict):
-            return {k: self._value(v, plan, verb, style) for k, v in value.items()}
-        if isinstance(value, list):
-            return [self._value(v, plan, verb, style) for v in value]
-        return None
+        def fn(value: Any) -> Any:
+            cls = value.__class__
+            if cls is str:
+                return string_fn(value) if value else value
+            if value is None:
+                return None
+            if cls is int or cls is float:
+                return number_fn(value)
+            if cls is dict:
+                return {k: fn(v) for k, v in value.items()}
+            if cls is list:
+                return [fn(v) for v in value]
+            if isinstance(value, str):
+                return string_fn(str(value)) if value else ""
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                return number_fn(value)
+            return None  # booleans and anything else carry no safe partial form
 
-    def _string(
-        self,
-        value: str,
-        plan: tuple[Category, bool, dict[str, ops.Operator], ops.Operator],
-        verb: Verb,
-        style: str,
-    ) -> str:
-        if not value:
-            return value
+        return fn
+
+    def _string_fn(self, cat: Category, verb: Verb, style: str) -> Callable[[str], str]:
         if verb is Verb.REDACT:
-            return ops.REDACTED
+            return ops.fixed
         if verb is Verb.PSEUDONYMISE:
-            return self.pseudonym(value, plan[0])
+            return lambda v: self.pseudonym(v, cat)
         if verb is Verb.GENERALISE:
-            return plan[3](value)
-        return plan[2][style](value)
+            return ops.GENERALISERS.get(cat.kind) or ops.OPERATORS[cat.masks["strict"]]
+        return ops.OPERATORS[cat.masks[style]]
 
-    def _number(
-        self,
-        value: float,
-        plan: tuple[Category, bool, dict[str, ops.Operator], ops.Operator],
-        verb: Verb,
-        style: str,
-    ) -> Any:
-        cat = plan[0]
+    def _number_fn(self, cat: Category, verb: Verb, string_fn: Callable[[str], str]) -> ValueFn:
         as_string = cat.number_as_string
-        if verb is Verb.REDACT:
-            return ops.REDACTED if as_string else None
-        if verb is Verb.PSEUDONYMISE:
-            return self.pseudonym(repr(value), cat) if as_string else None
-        if cat.kind in _BANDED_KINDS:
-            op = ops.amount_band if verb is Verb.GENERALISE else plan[2][style]
-            if op is ops.fixed:
-                return ops.REDACTED if as_string else None
-            label, lower = ops.band_of(float(value))
-            if as_string:
-                return label
-            return lower if isinstance(value, int) else float(lower)
+        redacted = ops.REDACTED if as_string else None
+        if verb is Verb.REDACT or (verb is Verb.PSEUDONYMISE and not as_string):
+            return lambda v: redacted
+        if verb is not Verb.PSEUDONYMISE and cat.kind in _BANDED_KINDS:
+            if string_fn is ops.fixed:
+                return lambda v: redacted
+
+            def band(value: float) -> Any:
+                label, lower = ops.band_of(float(value))
+                if as_string:
+                    return label
+                return lower if value.__class__ is int else float(lower)
+
+            return band
         if not as_string:
-            return None
-        return self._string(repr(value), plan, verb, style)
+            return lambda v: None
+        return lambda v: string_fn(repr(v))
 
     def pseudonym(self, value: str, category: Category) -> str:
         """Keyed, stable token for `value` in `category`; tokens pass through unchanged."""
