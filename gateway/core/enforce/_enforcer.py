@@ -227,14 +227,16 @@ class Enforcer(ValueRewriter):
         for key in plan.drops:
             del out[key]
         apply = self._masker.apply
-        for key, category, action in plan.work:
+        for key, category, action, residue in plan.work:
             value = record[key]
             if value is not None:
                 new = apply(value, category, action)
                 if new is DROPPED:
                     del out[key]
+                elif residue is None or not isinstance(new, str | list | dict):
+                    out[key] = new
                 else:
-                    out[key] = self._residue(new, table, self._shared.residue(category))
+                    out[key] = self._residue(new, table, residue)
         for key, slot in plan.dynamic:
             skey = str(key)
             new = self._value(record[key], skey, skey, slot, table)

@@ -15,7 +15,7 @@ from typing import Any
 
 from gateway.core.catalog import RouteSpec
 from gateway.core.enforce._tables import ActionTable, Classifier, Plan, build_plan
-from gateway.core.model import Decision
+from gateway.core.model import Action, Decision, Verb
 from gateway.core.taxonomy import Taxonomy
 
 _MAX_ENTRIES = 256
@@ -48,7 +48,7 @@ class Shared:
         self.never_clear = frozenset(lv.code for lv in taxonomy.levels if lv.never_clear)
         self._tables: dict[tuple[tuple[int, ...], frozenset[str]], ActionTable] = {}
         self.plans: dict[tuple[int, tuple[Any, ...]], Plan] = {}
-        self._residue: dict[str, re.Pattern[str]] = {}
+        self._residue: dict[tuple[str, Action], re.Pattern[str] | None] = {}
 
     def level_of(self, category: str) -> str:
         """A category's level; an unknown category counts as the top level (fail closed)."""
@@ -57,16 +57,26 @@ class Shared:
         except KeyError:
             return self.taxonomy.levels[-1].code
 
-    def residue(self, category: str) -> re.Pattern[str]:
-        """The pattern that flags a masked value as still holding another identifier."""
-        found = self._residue.get(category)
-        if found is None:
-            try:
-                kind = self.taxonomy.category(category).kind
-            except KeyError:
-                kind = ""
-            found = self._residue_digits if kind == "email" else self._residue_any
-            self._residue[category] = found
+    def residue(self, category: str, action: Action) -> re.Pattern[str] | None:
+        """The pattern that flags a masked value as still holding another identifier;
+        None where the operator's output is fixed (redaction, tokens, "fixed" masks)."""
+        key = (category, action)
+        if key in self._residue:
+            return self._residue[key]
+        found: re.Pattern[str] | None = self._residue_any
+        try:
+            cat = self.taxonomy.category(category)
+        except KeyError:
+            cat = None
+        if action.verb in (Verb.REDACT, Verb.PSEUDONYMISE, Verb.DROP):
+            found = None
+        elif cat is not None:
+            fixed = action.verb is Verb.MASK and cat.masks.get(action.style or "") == "fixed"
+            if fixed or cat.level in self.never_clear:
+                found = None
+            elif cat.kind == "email":
+                found = self._residue_digits
+        self._residue[key] = found
         return found
 
     def table(self, rules_key: tuple[int, ...], bulk: frozenset[str]) -> ActionTable:
@@ -84,7 +94,7 @@ class Shared:
         key = (id(table), keys)
         found = self.plans.get(key)
         if found is None:
-            found = build_plan(keys, self.classifier, table)
+            found = build_plan(keys, self.classifier, table, self.residue)
             if len(self.plans) < _MAX_PLANS:
                 self.plans[key] = found
         return found

@@ -17,6 +17,7 @@ cached:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -125,7 +126,8 @@ class ActionTable:
 class Plan:
     """What to do with a record of one key tuple under one action table."""
 
-    work: tuple[tuple[str, str, Action], ...]  # key, category, action (mask and the like)
+    # key, category, action (mask and the like), residue pattern (see Shared.residue)
+    work: tuple[tuple[str, str, Action, re.Pattern[str] | None], ...]
     drops: tuple[str, ...]  # keys removed outright
     dynamic: tuple[tuple[str, Slot], ...]  # fields whose value must be looked at
     batch: tuple[FieldKey, ...]  # report entries of the fixed fields
@@ -133,8 +135,13 @@ class Plan:
     blocked: str | None  # a category whose action is BLOCK
 
 
-def build_plan(keys: tuple[Any, ...], classifier: Classifier, table: ActionTable) -> Plan:
-    work: list[tuple[str, str, Action]] = []
+def build_plan(
+    keys: tuple[Any, ...],
+    classifier: Classifier,
+    table: ActionTable,
+    residue: Callable[[str, Action], re.Pattern[str] | None],
+) -> Plan:
+    work: list[tuple[str, str, Action, re.Pattern[str] | None]] = []
     drops: list[str] = []
     dynamic: list[tuple[str, Slot]] = []
     batch: list[FieldKey] = []
@@ -155,5 +162,5 @@ def build_plan(keys: tuple[Any, ...], classifier: Classifier, table: ActionTable
         elif act.verb is Verb.DROP:
             drops.append(key)
         else:
-            work.append((key, slot.category, act))
+            work.append((key, slot.category, act, residue(slot.category, act)))
     return Plan(tuple(work), tuple(drops), tuple(dynamic), tuple(batch), frozenset(clear), blocked)

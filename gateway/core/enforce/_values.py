@@ -54,8 +54,9 @@ class ValueRewriter:
             raise BlockResponse(f"the policy blocks {category}")
         if action.verb is Verb.DROP:
             return DROPPED
-        residue = self._shared.residue(category)
-        return self._residue(self._masker.apply(value, category, action), table, residue)
+        new = self._masker.apply(value, category, action)
+        residue = self._shared.residue(category, action)
+        return new if residue is None else self._residue(new, table, residue)
 
     def _residue(self, new: Any, table: ActionTable, residue: re.Pattern[str]) -> Any:
         """Scan what an operator left when it looks like another identifier."""
