@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.errors import Forbidden, ServerError
+from gateway.errors import ClientError, Forbidden, ServerError
 
 
 class SubjectRevoked(Forbidden):
@@ -22,3 +22,21 @@ class IdentityProviderUnavailable(ServerError):
 
     status = 503
     code = "identity_provider_unavailable"
+
+
+class NetworkNotAllowed(Forbidden):
+    code = "network_not_allowed"
+
+
+class OutsideWorkingHours(Forbidden):
+    code = "outside_working_hours"
+
+
+class PartnerExpired(Forbidden):
+    code = "partner_access_expired"
+
+
+class MethodOverrideRefused(ClientError):
+    """X-HTTP-Method-Override and friends: a way to smuggle a DELETE past a GET rule."""
+
+    code = "method_override_refused"
