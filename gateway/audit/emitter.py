@@ -101,6 +101,11 @@ class AuditEmitter:
         sinks: list[Sink] = []
         if settings.redis.url:
             stream = AuditStream.open(settings.redis.url, cfg.stream, maxlen=cfg.stream_maxlen)
+            # Create the shippers' group up front (reading from the first entry), so
+            # nothing is trimmed before a shipper first connects. Redis may be down
+            # now; the shipper creates it too.
+            with contextlib.suppress(StreamUnavailable):
+                await stream.ensure_group(cfg.shipper_group)
         else:
             sinks = [build_sink(settings, name) for name in cfg.sinks if name != "redis"]
         self = cls(

@@ -65,11 +65,11 @@ def load_hmac_key(settings: Settings, environ: dict[str, str] | None = None) -> 
     if not path.exists():
         with contextlib.suppress(FileExistsError):  # another worker created it first
             _write_private(path, secrets.token_hex(32).encode())
-        log.warning(
-            "audit_dev_key_generated",
-            path=str(path),
-            detail=f"DEVELOPMENT ONLY: audit HMAC key generated; set {name} in production",
-        )
+    log.warning(
+        "audit_dev_key_in_use",
+        path=str(path),
+        detail=f"DEVELOPMENT ONLY: audit HMAC key read from a generated file; set {name}",
+    )
     return parse_hex_key(path.read_text(encoding="ascii"), str(path))
 
 

@@ -264,3 +264,32 @@ def _consumer_name() -> str:
     import socket
 
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+async def test_two_writers_share_the_stream_as_two_chains(tmp_path: Path, redis_url: str) -> None:
+    settings = _settings(tmp_path, redis_url)
+    first, second = await AuditEmitter.open(settings), await AuditEmitter.open(settings)
+    for i in range(300):
+        (first if i % 2 else second).emit(_event(i))
+    await first.close()
+    await second.close()
+    report = await verify_stream(settings, require_closed=True)
+    assert report.ok, report.summary()
+    assert set(report.chains) == {first.writer, second.writer}
+
+
+async def test_shipper_max_events_stops_without_holding_more(
+    tmp_path: Path, redis_url: str
+) -> None:
+    settings = _settings(tmp_path, redis_url, **{"audit.file": str(tmp_path / "part.jsonl")})
+    emitter = await AuditEmitter.open(settings)
+    for i in range(250):
+        emitter.emit(_event(i))
+    await emitter.close()
+    stats = await ship(settings, "file", once=True, max_events=100)
+    assert stats.shipped == 100
+    stream = AuditStream.open(redis_url, "test:audit")
+    assert await stream.pending_count("shippers") == 0  # nothing read beyond the cap
+    await stream.close()
+    rest = await ship(settings, "file", once=True)
+    assert rest.shipped == emitter.stats.emitted - 100

@@ -207,7 +207,7 @@ _json = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1) | _text,
     lambda inner: (
         st.lists(inner, max_size=4)
-        | st.dictionaries(st.text("abcdefghij_", min_size=1, max_size=6), inner, max_size=4)
+        | st.dictionaries(st.text("abcdefghij_一般é😀", min_size=1, max_size=6), inner, max_size=4)
     ),
     max_leaves=20,
 )

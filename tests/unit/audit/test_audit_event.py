@@ -242,3 +242,24 @@ def test_scrub_keeps_ordinary_text() -> None:
 )
 def test_requires_durable(fields: dict[str, Any], strict: tuple[str, ...], expected: bool) -> None:
     assert requires_durable({"fields": fields}, strict) is expected
+
+
+def test_ocsf_required_attributes_present() -> None:
+    """OCSF 1.8 base event + API Activity required attributes."""
+    ev = _build()
+    for key in (
+        "activity_id",
+        "category_uid",
+        "class_uid",
+        "severity_id",
+        "time",
+        "type_uid",
+        "actor",
+        "api",
+        "src_endpoint",
+        "metadata",
+    ):
+        assert ev.get(key) is not None, key
+    assert ev["metadata"]["product"]["name"] == "crm-gateway"
+    assert ev["api"]["operation"]
+    assert ev["unmapped"]["crm"]["tiers"] == {"VIP": 1, "一般": 1}
