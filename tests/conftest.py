@@ -125,7 +125,8 @@ class OpaProcess:
     def start(self) -> None:
         self.proc = subprocess.Popen(
             [find_opa(), "run", "--server", "--addr", f"127.0.0.1:{self.port}",
-             "--log-level", "error", "--watch", *map(str, self.bundle_dirs)],
+             "--log-level", "error", "--optimize-store-for-read-speed", "--watch",
+             *[arg for d in self.bundle_dirs for arg in ("--bundle", str(d))]],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         wait_for_port(self.port, proc=self.proc)
