@@ -194,107 +194,6 @@ class MtlsSettings(_Section):
 Authenticator = Literal["api_key", "oidc", "crm_jwt", "crm_introspection", "trusted_header", "mtls"]
 
 
-_MATCH = Literal["id", "email", "alias"]
-_ASYMMETRIC_ALGS = frozenset(
-    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
-)
-
-
-def _check_networks(values: tuple[str, ...]) -> tuple[str, ...]:
-    import ipaddress
-
-    for v in values:
-        try:
-            ipaddress.ip_network(v, strict=False)
-        except ValueError as exc:
-            raise ValueError(f"{v!r} is not an IP network (CIDR)") from exc
-    return values
-
-
-class OidcSettings(_Section):
-    """OIDC/JWT bearer tokens from the identity provider (enabled by `authenticators`)."""
-
-    issuer: str = ""
-    audience: tuple[str, ...] = ()
-    jwks_url: str = ""
-    # Pinned signature algorithms; asymmetric only, so no `none` and no HS/RS confusion.
-    algorithms: tuple[str, ...] = ("RS256", "ES256")
-    leeway: float = Field(default=30.0, ge=0, le=300)
-    required_claims: tuple[str, ...] = ("exp", "iat", "sub")
-    # Which claim names the caller and which directory key it is.
-    subject_claim: str = "sub"
-    directory_match: _MATCH = "id"
-    require_directory_entry: bool = True
-    # `amr` / `acr` values that count as multi-factor authentication.
-    mfa_amr: tuple[str, ...] = ("mfa", "otp", "hwk", "swk", "fpt", "face", "sc")
-    mfa_acr: tuple[str, ...] = ()
-    # Subject fields a token claim may override (field -> claim); others come from the directory.
-    claim_overrides: dict[str, str] = Field(default_factory=dict)
-    jwks_cache_ttl: float = Field(default=3600.0, gt=0)
-    # Unknown `kid`: refetch the JWKS, but at most once per this many seconds.
-    jwks_min_refresh_interval: float = Field(default=30.0, ge=0)
-    timeout: float = Field(default=3.0, gt=0)
-
-    @field_validator("algorithms")
-    @classmethod
-    def _algorithms(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        bad = [a for a in v if a not in _ASYMMETRIC_ALGS]
-        if bad or not v:
-            raise ValueError(f"only asymmetric algorithms are allowed, not {bad or 'none'}")
-        return v
-
-
-class CrmIntrospectionSettings(_Section):
-    """Ask the CRM who a credential belongs to (e.g. BottleCRM `GET /api/auth/me/`)."""
-
-    url: str = ""  # empty: upstream.url
-    path: str = "/api/auth/me/"
-    forward_headers: tuple[str, ...] = ("Authorization", "Token")
-    user_id_path: str = "user.id"
-    email_path: str = "user.email"
-    directory_match: _MATCH = "email"
-    cache_ttl: float = Field(default=30.0, ge=0)
-    negative_cache_ttl: float = Field(default=5.0, ge=0)
-    cache_size: int = Field(default=10_000, ge=1)
-    timeout: float = Field(default=3.0, gt=0)
-
-
-class CrmJwtSettings(_Section):
-    """Verify JWTs the CRM issues itself (HS256 with a shared secret read from env)."""
-
-    secret_env: str = "CRM_GATEWAY_CRM_JWT_SECRET"  # noqa: S105 (an env var name)
-    algorithms: tuple[Literal["HS256", "HS384", "HS512"], ...] = ("HS256",)
-    subject_claim: str = "user_email"
-    directory_match: _MATCH = "email"
-    required_claims: tuple[str, ...] = ("exp",)
-    leeway: float = Field(default=30.0, ge=0, le=300)
-
-
-class TrustedHeaderSettings(_Section):
-    """Identity asserted by an SSO proxy in front; believed only from these networks."""
-
-    source_networks: tuple[str, ...] = ()
-    user_header: str = "X-Remote-User"
-    directory_match: _MATCH = "id"
-    # Header the proxy sets to `true` after MFA (empty: never MFA).
-    mfa_header: str = ""
-
-    @field_validator("source_networks")
-    @classmethod
-    def _networks(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        return _check_networks(v)
-
-
-class MtlsSettings(_Section):
-    """Client certificates, when the gateway terminates TLS itself."""
-
-    match: Literal["cn", "san_email", "san_dns"] = "cn"
-    directory_match: _MATCH = "alias"
-
-
-Authenticator = Literal["api_key", "oidc", "crm_jwt", "crm_introspection", "trusted_header", "mtls"]
-
-
 class IdentitySettings(_Section):
     # The directory of subjects (YAML or CSV) the security team manages.
     directory: Path = Path("config/directory.yaml")
@@ -329,28 +228,6 @@ class IdentitySettings(_Section):
             self.oidc.issuer and self.oidc.jwks_url and self.oidc.audience
         ):
             raise ValueError("oidc is enabled but oidc.issuer, jwks_url or audience is empty")
-        if "trusted_header" in self.authenticators and not self.trusted_headers.source_networks:
-            raise ValueError(
-                "trusted_header is enabled but trusted_headers.source_networks is empty"
-            )
-        return self
-    # Authenticators tried in this order; the first that recognises the credential decides.
-    authenticators: tuple[Authenticator, ...] = ("api_key",)
-    # Env var holding the pepper for API-key hashes (`hmac-sha256:`); unset: plain `sha256:`.
-    api_key_pepper_env: str = "CRM_GATEWAY_API_KEY_PEPPER"
-    oidc: OidcSettings = OidcSettings()
-    crm_introspection: CrmIntrospectionSettings = CrmIntrospectionSettings()
-    crm_jwt: CrmJwtSettings = CrmJwtSettings()
-    trusted_headers: TrustedHeaderSettings = TrustedHeaderSettings()
-    mtls: MtlsSettings = MtlsSettings()
-    # Step-up (RFC 9470): realm in WWW-Authenticate; browsers are redirected here instead.
-    step_up_realm: str = "crm-gateway"
-    step_up_redirect: str = ""
-
-    @model_validator(mode="after")
-    def _authenticators_configured(self) -> IdentitySettings:
-        if "oidc" in self.authenticators and not (self.oidc.issuer and self.oidc.jwks_url):
-            raise ValueError("oidc is enabled but oidc.issuer or oidc.jwks_url is empty")
         if "trusted_header" in self.authenticators and not self.trusted_headers.source_networks:
             raise ValueError(
                 "trusted_header is enabled but trusted_headers.source_networks is empty"
@@ -560,94 +437,6 @@ class GuardSettings(_Section):
         return v
 
 
-_DAY = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-
-
-class NetworkRuleSettings(_Section):
-    """IP allow/deny lists for some roles or subjects (empty roles and subjects: everyone)."""
-
-    roles: tuple[str, ...] = ()
-    subjects: tuple[str, ...] = ()
-    allow: tuple[str, ...] = ()
-    deny: tuple[str, ...] = ()
-
-    @field_validator("allow", "deny")
-    @classmethod
-    def _networks(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        return _check_networks(v)
-
-
-class WorkingHoursSettings(_Section):
-    """A window in which the listed roles/subjects may call (a subject matched by several
-    rules may call inside any of them)."""
-
-    roles: tuple[str, ...] = ()
-    subjects: tuple[str, ...] = ()
-    timezone: str = "Asia/Shanghai"
-    days: tuple[_DAY, ...] = ("mon", "tue", "wed", "thu", "fri")
-    start: str = "08:00"
-    end: str = "20:00"
-
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, v: str) -> str:
-        import zoneinfo
-
-        try:
-            zoneinfo.ZoneInfo(v)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {v!r}") from exc
-        return v
-
-    @field_validator("start", "end")
-    @classmethod
-    def _hhmm(cls, v: str) -> str:
-        h, sep, m = v.partition(":")
-        if not (sep and h.isdigit() and m.isdigit() and int(h) <= 24 and int(m) < 60):
-            raise ValueError(f"{v!r} is not HH:MM")
-        return v
-
-
-class RateLimitRuleSettings(_Section):
-    """`limit` requests per `period` seconds, counted per subject, per route or both,
-    shared by every replica through Redis. `routes` are globs on the route key."""
-
-    name: str
-    per: Literal["subject", "route", "subject_route"] = "subject"
-    routes: tuple[str, ...] = ("*",)
-    roles: tuple[str, ...] = ()
-    limit: int = Field(ge=1)
-    period: float = Field(gt=0)
-
-
-class GuardSettings(_Section):
-    """Request-side checks before anything reaches the CRM."""
-
-    # X-HTTP-Method-Override and friends: refuse (400) or strip before forwarding.
-    method_override: Literal["reject", "strip"] = "reject"
-    # Network zones for the policy input, first match wins; anything else is "external".
-    network_zones: dict[str, tuple[str, ...]] = Field(
-        default_factory=lambda: {
-            "internal": ("127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"),
-            "vpn": (),
-        }
-    )
-    network_rules: tuple[NetworkRuleSettings, ...] = ()
-    # false: network violations are reported to the policy (network_allowed) but not refused.
-    enforce_networks: bool = True
-    working_hours: tuple[WorkingHoursSettings, ...] = ()
-    rate_limits: tuple[RateLimitRuleSettings, ...] = ()
-    # The CRM treats paths case-insensitively: normalise to lower case before routing.
-    case_insensitive_paths: bool = False
-
-    @field_validator("network_zones")
-    @classmethod
-    def _zones(cls, v: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
-        for nets in v.values():
-            _check_networks(nets)
-        return v
-
-
 class Settings(_Section):
     environment: Literal["development", "production"] = "development"
     listen: ListenSettings = ListenSettings()
@@ -662,7 +451,6 @@ class Settings(_Section):
     audit: AuditSettings = AuditSettings()
     logging: LoggingSettings = LoggingSettings()
     admin: AdminSettings = AdminSettings()
-    guard: GuardSettings = GuardSettings()
     guard: GuardSettings = GuardSettings()
     # Where relative paths in this file are resolved from (the config file's project root).
     base_dir: Path = REPO_ROOT

@@ -84,10 +84,8 @@ def mobile(rng: random.Random) -> str:
 
 
 def landline(rng: random.Random, region: Region) -> str:
-    # Seven-digit local numbers for four-digit area codes, eight for the large cities.
-    width = 8 if len(region.area_code) == 3 else 7
     first = rng.choice("2345678")
-    rest = "".join(rng.choices("0123456789", k=width - 1))
+    rest = "".join(rng.choices("0123456789", k=region.local_digits - 1))
     return f"{region.area_code}-{first}{rest}"
 
 

@@ -76,7 +76,9 @@ def run_demo(*, config: Path, listen: Listen, crm_listen: Listen) -> int:
         gw_runner = await start_site(create_app(settings), settings)
         users = demo_users(settings.path(settings.identity.directory))
         print(
-            banner(f"http://{listen[0]}:{listen[1]}", f"http://{crm_listen[0]}:{crm_listen[1]}", users),
+            banner(
+                f"http://{listen[0]}:{listen[1]}", f"http://{crm_listen[0]}:{crm_listen[1]}", users
+            ),
             flush=True,
         )
         try:

@@ -52,13 +52,15 @@ def test_all_ids_and_cards_validate() -> None:
 
 
 def test_contact_fields_look_real() -> None:
-    area_codes = {r.area_code for r in REGIONS}
+    regions = {r.code: r for r in REGIONS}
     for c in CUSTOMERS:
         assert c["mobile"][:3] in MOBILE_PREFIXES
         assert re.fullmatch(r"1\d{10}", c["mobile"])
+        region = regions[c["id_number"][:6]]
         code, local = c["landline"].split("-")
-        assert code in area_codes
-        assert len(code) + len(local) in (10, 11)
+        assert code == region.area_code
+        assert len(local) == region.local_digits
+        assert local[0] in "2345678"
         assert re.fullmatch(r"[a-z]+\d*@[a-z.]+", c["email"])
         assert c["address"].startswith(tuple(r.province for r in REGIONS))
         assert re.fullmatch(r"(A\d{9}|00\d{8})", c["securities_account"])
