@@ -44,8 +44,7 @@ class EnforcementReport:
     records_seen: int = 0
     records_dropped: int = 0
     ids_total: int = 0
-    grades: Counter[str] = field(default_factory=Counter)
-    tiers: Counter[str] = field(default_factory=Counter)
+    _grade_tier: dict[tuple[str | None, str | None], int] = field(default_factory=dict)
     clear_records: Counter[str] = field(default_factory=Counter)  # level -> records (extra)
     bulk_limited: Counter[str] = field(default_factory=Counter)  # level -> records masked
     detectors: Counter[str] = field(default_factory=Counter)
@@ -73,10 +72,23 @@ class EnforcementReport:
             self.ids_total += 1
             if len(self.record_ids) < self.max_ids:
                 self.record_ids.append(record_id)
-        if grade is not None:
-            self.grades[grade] += 1
-        if tier is not None:
-            self.tiers[tier] += 1
+        if grade is not None or tier is not None:
+            pairs = self._grade_tier
+            pairs[(grade, tier)] = pairs.get((grade, tier), 0) + 1
+
+    def grades(self) -> Counter[str]:
+        out: Counter[str] = Counter()
+        for (grade, _), n in self._grade_tier.items():
+            if grade is not None:
+                out[grade] += n
+        return out
+
+    def tiers(self) -> Counter[str]:
+        out: Counter[str] = Counter()
+        for (_, tier), n in self._grade_tier.items():
+            if tier is not None:
+                out[tier] += n
+        return out
 
     def field_counts(self) -> Counter[FieldKey]:
         total = Counter(self.fields)
@@ -113,8 +125,8 @@ class EnforcementReport:
                 "clear_by_level": dict(sorted(self.clear_by_level().items())),
                 "bulk_limited_by_level": dict(sorted(self.bulk_limited.items())),
             },
-            "grades": dict(sorted(self.grades.items())),
-            "tiers": dict(sorted(self.tiers.items())),
+            "grades": dict(sorted(self.grades().items())),
+            "tiers": dict(sorted(self.tiers().items())),
             "fields": by_outcome,
             "detectors": dict(sorted(self.detectors.items())),
             "record_rules": dict(sorted(self.rules_matched.items())),

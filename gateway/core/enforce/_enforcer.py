@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from gateway.core.catalog import FactsReader, FactsSpec, RouteSpec
+from gateway.core.catalog import RouteSpec
 from gateway.core.enforce._shared import Shared, shared_for
 from gateway.core.enforce._tables import CAT, ActionTable, Plan
 from gateway.core.enforce._values import ValueRewriter
@@ -56,8 +56,8 @@ class Enforcer(ValueRewriter):
         # contact_obj_list[]) is one record, not two, for the bulk quota.
         self._cleared: dict[str, set[str | None]] = {lvl: set() for lvl in self._limits}
         self._record_id: str | None = None
-        self._base = self._shared.table((), _NO_BULK)
-        self._facts = FactsReader(route.facts if route else FactsSpec())
+        self._base = self._shared.base
+        self._facts = self._shared.facts
 
     # --- RecordEnforcer -------------------------------------------------------
 

@@ -13,7 +13,7 @@ import re
 from threading import Lock
 from typing import Any
 
-from gateway.core.catalog import RouteSpec
+from gateway.core.catalog import FactsReader, FactsSpec, RouteSpec
 from gateway.core.enforce._tables import ActionTable, Classifier, Plan, build_plan
 from gateway.core.model import Action, Decision, Verb
 from gateway.core.taxonomy import Taxonomy
@@ -26,8 +26,10 @@ class Shared:
     __slots__ = (
         "_residue",
         "_tables",
+        "base",
         "classifier",
         "decision",
+        "facts",
         "never_clear",
         "plans",
         "route",
@@ -49,6 +51,8 @@ class Shared:
         self._tables: dict[tuple[tuple[int, ...], frozenset[str]], ActionTable] = {}
         self.plans: dict[tuple[int, tuple[Any, ...]], Plan] = {}
         self._residue: dict[tuple[str, Action], re.Pattern[str] | None] = {}
+        self.facts = FactsReader(route.facts if route else FactsSpec())
+        self.base = self.table((), frozenset())
 
     def level_of(self, category: str) -> str:
         """A category's level; an unknown category counts as the top level (fail closed)."""
