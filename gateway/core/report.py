@@ -76,33 +76,34 @@ class EnforcementReport:
             pairs = self._grade_tier
             pairs[(grade, tier)] = pairs.get((grade, tier), 0) + 1
 
-    def grades(self) -> Counter[str]:
-        out: Counter[str] = Counter()
+    def grades(self) -> dict[str, int]:
+        out: dict[str, int] = {}
         for (grade, _), n in self._grade_tier.items():
             if grade is not None:
-                out[grade] += n
+                out[grade] = out.get(grade, 0) + n
         return out
 
-    def tiers(self) -> Counter[str]:
-        out: Counter[str] = Counter()
+    def tiers(self) -> dict[str, int]:
+        out: dict[str, int] = {}
         for (_, tier), n in self._grade_tier.items():
             if tier is not None:
-                out[tier] += n
+                out[tier] = out.get(tier, 0) + n
         return out
 
-    def field_counts(self) -> Counter[FieldKey]:
-        total = Counter(self.fields)
+    def field_counts(self) -> dict[FieldKey, int]:
+        total = dict(self.fields)
+        get = total.get
         for batch, _, times in self._batches.values():
             for key in batch:
-                total[key] += times
+                total[key] = get(key, 0) + times
         return total
 
-    def clear_by_level(self) -> Counter[str]:
+    def clear_by_level(self) -> dict[str, int]:
         """Records that showed at least one field of each level in clear."""
-        total = Counter(self.clear_records)
+        total = dict(self.clear_records)
         for _, levels, times in self._batches.values():
             for level in levels:
-                total[level] += times
+                total[level] = total.get(level, 0) + times
         return total
 
     def max_clear_level(self, rank: dict[str, int]) -> str | None:
@@ -114,7 +115,13 @@ class EnforcementReport:
         """Ids, categories, levels and counts only: no customer values."""
         by_outcome: dict[str, dict[str, dict[str, int]]] = {}
         for (category, level, outcome), n in sorted(self.field_counts().items()):
-            by_outcome.setdefault(outcome, {}).setdefault(level, {})[category] = n
+            levels = by_outcome.get(outcome)
+            if levels is None:
+                levels = by_outcome[outcome] = {}
+            cats = levels.get(level)
+            if cats is None:
+                cats = levels[level] = {}
+            cats[category] = n
         return {
             "records": {
                 "seen": self.records_seen,
