@@ -6,7 +6,7 @@
     crm-gateway explain --crm CATALOG --sample FILE [--level L2]
     crm-gateway explain --user ID --route /api/customers/{id} [--method GET] [--config FILE]
     crm-gateway users revoke ID --reason TEXT [--by WHO] [--config FILE]
-    crm-gateway users hash-key KEY
+    crm-gateway users hash-key [KEY]
     crm-gateway audit verify FILE | --stream [--config FILE]
     crm-gateway audit ship --to SINK [--config FILE] [--once]
 """
@@ -96,9 +96,13 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 def cmd_users(args: argparse.Namespace) -> int:
     if args.users_cmd == "hash-key":
-        from gateway.identity.apikeys import hash_api_key
+        from gateway.identity.apikeys import hash_key_command
 
-        print(hash_api_key(args.key))
+        settings = _load(args.config)
+        clear, digest = hash_key_command(settings.identity.api_key_pepper_env, args.key)
+        if not args.key:
+            print(f"new key (hand it over once, it is not stored): {clear}")
+        print(digest)
         return 0
     from gateway.identity.revocation import revoke_user
 
@@ -163,8 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--reason", required=True)
     r.add_argument("--by", default="cli")
     r.add_argument("--config")
-    k = usub.add_parser("hash-key", help="print the directory hash of an API key")
-    k.add_argument("key")
+    k = usub.add_parser("hash-key", help="print the directory hash of an API key (new key if none)")
+    k.add_argument("key", nargs="?")
+    k.add_argument("--config")
     u.set_defaults(func=cmd_users)
 
     a = sub.add_parser("audit", help="verify the audit chain; ship events to a SIEM")

@@ -19,13 +19,38 @@ Listen = tuple[str, int]
 
 
 def demo_users(directory: Path) -> list[dict[str, Any]]:
-    """The demo keys documented in the demo directory (`demo_keys:`), if present."""
+    """The demo keys listed in the demo directory's `# demo-keys:` comment block.
+
+    Only the demo directory carries clear keys (as a comment); subjects come
+    from the parsed file so the banner shows each user's real clearance.
+    """
     try:
-        raw = yaml.safe_load(directory.read_text(encoding="utf-8")) or {}
+        text = directory.read_text(encoding="utf-8")
+        parsed = yaml.safe_load(text) or {}
     except (OSError, yaml.YAMLError):
         return []
-    keys = raw.get("demo_keys") if isinstance(raw, dict) else None
-    return [k for k in keys or [] if isinstance(k, dict) and "key" in k]
+    keys: dict[str, str] = {}
+    in_block = False
+    for line in text.splitlines():
+        stripped = line.lstrip("# ").rstrip()
+        if line.startswith("#") and stripped == "demo-keys:":
+            in_block = True
+        elif in_block and line.startswith("#") and len(stripped.split()) == 2:
+            ident, key = stripped.split()
+            keys[ident] = key
+        elif in_block:
+            break
+    subjects = parsed.get("subjects", []) if isinstance(parsed, dict) else []
+    users = []
+    for subject in subjects:
+        if isinstance(subject, dict) and subject.get("id") in keys:
+            note = (
+                f"clearance {subject.get('clearance', '?')}, roles {subject.get('roles', [])}"
+                + (", partner" if subject.get("partner") else "")
+                + (", DISABLED (refused)" if subject.get("disabled") else "")
+            )
+            users.append({"id": subject["id"], "key": keys[subject["id"]], "note": note})
+    return users
 
 
 def banner(gateway_url: str, crm_url: str, users: list[dict[str, Any]]) -> str:

@@ -15,7 +15,7 @@ import yaml
 from aiohttp import web
 
 from gateway.app import create_app
-from gateway.identity.apikeys import hash_api_key
+from gateway.identity.apikeys import hash_key
 from gateway.server import start_site
 from gateway.settings import REPO_ROOT, Settings, load_settings
 from tests.conftest import free_port
@@ -43,7 +43,8 @@ USERS: list[dict[str, Any]] = [
         "roles": ["partner"],
         "department": "partner",
         "partner": True,
-        "partner_expires": "2099-01-01T00:00:00+08:00",
+        "partner_expires": "2099-01-01",
+     "allowed_networks": ["127.0.0.0/8"],
         "key": "test-partner-key",
     },
     {
@@ -61,7 +62,7 @@ def write_directory(path: Path) -> Path:
     subjects = []
     for u in USERS:
         entry = {k: v for k, v in u.items() if k != "key"}
-        entry["api_keys"] = [{"hash": hash_api_key(u["key"]), "name": "test"}]
+        entry["api_keys"] = [{"id": f"k-{u['id']}", "hash": hash_key(u["key"], None)}]
         subjects.append(entry)
     path.write_text(yaml.safe_dump({"subjects": subjects}, allow_unicode=True), encoding="utf-8")
     return path
