@@ -44,20 +44,11 @@ class _Explainer:
         self.decision = decision
         self.classifier = Classifier(route)
         self.prefixes = frozenset(route.records) if route else frozenset()
-        self.never_clear = frozenset(lv.code for lv in taxonomy.levels if lv.never_clear)
         self.rows: list[ExplainRow] = []
-
-    def level_of(self, category: str) -> str:
-        try:
-            return self.taxonomy.category(category).level
-        except KeyError:
-            return self.taxonomy.levels[-1].code
 
     def table(self, rules: tuple[int, ...]) -> ActionTable:
         chosen = tuple(self.decision.records[i] for i in rules)
-        return ActionTable(
-            self.decision, chosen, frozenset(), self.level_of, self.never_clear, rules
-        )
+        return ActionTable(self.decision, chosen, frozenset(), self.taxonomy, rules)
 
     def node(self, node: Any, path: str, prefix: str, table: ActionTable) -> None:
         if isinstance(node, dict) and prefix in self.prefixes:

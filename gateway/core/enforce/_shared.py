@@ -54,13 +54,6 @@ class Shared:
         self.facts = FactsReader(route.facts if route else FactsSpec())
         self.base = self.table((), frozenset())
 
-    def level_of(self, category: str) -> str:
-        """A category's level; an unknown category counts as the top level (fail closed)."""
-        try:
-            return self.taxonomy.category(category).level
-        except KeyError:
-            return self.taxonomy.levels[-1].code
-
     def residue(self, category: str, action: Action) -> re.Pattern[str] | None:
         """The pattern that flags a masked value as still holding another identifier;
         None where the operator's output is fixed (redaction, tokens, "fixed" masks)."""
@@ -88,9 +81,7 @@ class Shared:
         found = self._tables.get(key)
         if found is None:
             rules = tuple(self.decision.records[i] for i in rules_key)
-            found = ActionTable(
-                self.decision, rules, bulk, self.level_of, self.never_clear, rules_key
-            )
+            found = ActionTable(self.decision, rules, bulk, self.taxonomy, rules_key)
             self._tables[key] = found
         return found
 

@@ -25,8 +25,9 @@ from typing import Any
 
 from gateway.core import detectors
 from gateway.core.catalog import RouteSpec
-from gateway.core.model import Action, Decision, RecordRule, Verb
+from gateway.core.model import DROP, Action, Decision, RecordRule, Verb
 from gateway.core.report import FieldKey, outcome_of
+from gateway.core.taxonomy import Taxonomy
 
 CAT, TEXT, WALK, SCAN = 0, 1, 2, 3
 STRICT = Action(Verb.MASK, "strict")
@@ -85,30 +86,37 @@ class Classifier:
 class ActionTable:
     """category -> (level, action) for one set of matching record rules."""
 
-    __slots__ = ("_decision", "_level_of", "_memo", "_never_clear", "_rules", "bulk", "rules_key")
+    __slots__ = ("_decision", "_memo", "_never_clear", "_rules", "_taxonomy", "bulk", "rules_key")
 
     def __init__(
         self,
         decision: Decision,
         rules: tuple[RecordRule, ...],
         bulk: frozenset[str],
-        level_of: Callable[[str], str],
-        never_clear: frozenset[str],
+        taxonomy: Taxonomy,
         rules_key: tuple[int, ...] = (),
     ) -> None:
         self._decision = decision
         self._rules = rules
         self.bulk = bulk
         self.rules_key = rules_key
-        self._level_of = level_of
-        self._never_clear = never_clear
+        self._taxonomy = taxonomy
+        self._never_clear = frozenset(lv.code for lv in taxonomy.levels if lv.never_clear)
         self._memo: dict[str, tuple[str, Action]] = {}
 
     def action(self, category: str) -> tuple[str, Action]:
+        """The level and the action for a category. A category the taxonomy does not
+        know (a catalog typo, a detector ahead of the taxonomy) counts as the top
+        level and is dropped whatever the decision says: fail closed."""
         found = self._memo.get(category)
         if found is not None:
             return found
-        level = self._level_of(category)
+        try:
+            level = self._taxonomy.category(category).level
+        except KeyError:
+            found = (self._taxonomy.levels[-1].code, DROP)
+            self._memo[category] = found
+            return found
         act = self._decision.field_action(category, level)
         for rule in self._rules:
             extra = rule.fields.get(category) or rule.fields.get(level)

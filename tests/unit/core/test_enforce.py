@@ -701,3 +701,29 @@ def test_a_record_repeated_in_one_body_uses_one_bulk_slot() -> None:
     clear = [rows[0]["phone"], rows[1]["phone"], masked(rows[2]["phone"], "mobile", STRICT)]
     assert [r["phone"] for r in out["results"]] == clear
     assert [r["phone"] for r in out["contact_obj_list"]] == clear
+
+
+def test_catalog_category_unknown_to_the_taxonomy_is_dropped() -> None:
+    catalog = Catalog.from_dict(
+        {
+            "name": "typo",
+            "fields": [{"key": "phone", "category": "mobil"}],
+            "routes": [{"name": "r", "path": "/r", "records": ["item"]}],
+        }
+    )
+    allow_all = Decision.from_json(
+        {
+            "allow": True,
+            "fields": {"mobil": "allow"},
+            "levels": {f"L{i}": "allow" for i in range(6)},
+        }
+    )
+    enf = build_enforcer(
+        taxonomy=TAXONOMY,
+        route=catalog.route("r"),
+        decision=allow_all,
+        subject_id="x",
+        masker=MASKER,
+    )
+    assert enf.rewrite_document([{"phone": MOBILE1, "x": 1}]) == [{"x": 1}]
+    assert enf.report.to_audit()["fields"]["dropped"] == {"L5": {"mobil": 1}}
