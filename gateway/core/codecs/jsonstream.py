@@ -3,15 +3,19 @@
 The envelope (everything outside records) is tokenised here and re-emitted
 compactly, each scalar passed through `rewrite_value(path, value)`. When an
 object starts at a record prefix (ijson style: `item`, `results.item`,
-`customer`), the rewriter only locates its end: a possessive regular
-expression skips strings and plain bytes at C speed, so Python runs once per
-bracket, not per byte. The record is then parsed with orjson, given to
-`rewrite_record` and written out. Memory holds one record plus the unread
-tail of the last chunk; a record over `max_buffered` is refused.
+`customer`), the rewriter only has to find where it ends. It first guesses
+by counting brackets with `bytes.find`/`count` (C speed) and lets orjson
+confirm the guess; brackets inside strings can spoil a guess, and then an
+exact scan takes over (a possessive regular expression that skips strings, so
+Python runs once per bracket, not per byte). The record is parsed with orjson,
+given to `rewrite_record` and written out. Memory holds one record plus the
+unread tail of the last chunk; a record over `max_buffered` is refused.
 
 Dropped records vanish from arrays; a dropped record held by an object key
-becomes null. The buffered path (`rewrite_document`) must mean the same thing:
-the property tests check that both give the same document for every chunking.
+becomes null. An envelope scalar that `rewrite_value` turns into None (from
+something else) counts as dropped and is left out, key and all. The buffered
+path (`rewrite_document`) must mean the same thing: the property tests check
+that both give the same document for every chunking.
 """
 
 from __future__ import annotations
@@ -215,8 +219,10 @@ class JsonStream:
             value = orjson.loads(m.group())
         except orjson.JSONDecodeError as exc:
             raise RewriteError(f"invalid JSON value: {exc}") from exc
-        self._slot()
-        self._out.append(orjson.dumps(self._enforcer.rewrite_value(path, value)))
+        new = self._enforcer.rewrite_value(path, value)
+        if new is not None or value is None:  # None for a value means "dropped": leave it out
+            self._slot()
+            self._out.append(orjson.dumps(new))
         self._pos = m.end()
         self._after_value()
         return True
