@@ -80,6 +80,8 @@ class Classifier:
         category = category_for_key(key) if key else None
         if category is not None:
             return Slot(CAT, category, "key")
+        if key and detectors.is_free_text_key(key):
+            return Slot(TEXT, None, "key")
         return Slot(SCAN)
 
 
