@@ -10,7 +10,7 @@ OPA_VERSION := v1.22.3
 REGAL_VERSION := v0.38.1
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint unit integration e2e rego-test bench deps tools venv clean help
+.PHONY: demo test lint unit integration e2e rego-test bench deps tools venv clean help bottlecrm
 
 help:
 	@echo "make demo   - install and run the demo CRM behind the gateway (with a local OPA)"
@@ -79,10 +79,14 @@ $(TOOLS)/regal:
 demo: venv tools
 	$(VENV)/bin/crm-gateway demo
 
-test: venv deps tools
+test: venv deps tools bottlecrm
 	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory rego-test
 	$(VENV)/bin/pytest -q -p no:cacheprovider tests
+
+# BottleCRM (PyPI django-crm) in its own Python 3.12 virtualenv, for e2e tests.
+bottlecrm:
+	bash scripts/bottlecrm-venv.sh
 
 # --- pieces ------------------------------------------------------------------
 
@@ -105,7 +109,7 @@ unit: venv
 integration: venv deps tools
 	$(VENV)/bin/pytest -q tests/integration tests/contract
 
-e2e: venv tools
+e2e: venv tools bottlecrm
 	$(VENV)/bin/pytest -q tests/e2e
 
 bench: venv deps tools
