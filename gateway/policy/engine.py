@@ -226,6 +226,51 @@ class PolicyEngine:
             return decision, False
         return dataclasses.replace(decision, revision=self.tracker.revision), True
 
+    @property
+    def cache_hits(self) -> int:
+        return self.cache.hits
+
+    @property
+    def cache_misses(self) -> int:
+        return self.cache.misses
+
+    @property
+    def healthy(self) -> bool:
+        """Cheap, synchronous view for metrics: revision known, breaker not open,
+        managed OPA process running."""
+        if self.mode == "static":
+            return True
+        if self.client is None or self.tracker is None or not self.tracker.revision:
+            return False
+        if self.client.breaker.state == "open":
+            return False
+        return self.supervisor is None or self.supervisor.running
+
+    def stats(self) -> dict[str, int | float | str]:
+        """Counters for metrics and the admin page."""
+        out: dict[str, int | float | str] = {
+            "mode": self.mode,
+            "revision": self.revision,
+            "report_only": int(self.report_only),
+            "cache_entries": len(self.cache),
+            "cache_hits": self.cache.hits,
+            "cache_misses": self.cache.misses,
+            "cache_evictions": self.cache.evictions,
+            "cache_purges": self.cache.purges,
+        }
+        if self.client is not None:
+            out |= {
+                "opa_calls": self.client.calls,
+                "opa_failures": self.client.failures,
+                "breaker_state": self.client.breaker.state,
+                "breaker_opened": self.client.breaker.opened_total,
+            }
+        if self.tracker is not None:
+            out["revision_changes"] = self.tracker.changes
+        if self.supervisor is not None:
+            out["opa_restarts"] = self.supervisor.restarts
+        return out
+
     async def ready(self) -> bool:
         """Can decisions be made right now (for /ready)?"""
         if self.mode == "static":

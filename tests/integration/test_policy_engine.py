@@ -295,6 +295,8 @@ async def test_killed_opa_trips_the_breaker_and_recovers(tmp_path: Path) -> None
         assert eng.client is not None
         assert eng.client.breaker.state == "open"
         assert not await eng.ready()
+        assert not eng.healthy
+        assert eng.stats()["breaker_opened"] == 1
         started = time.monotonic()
         with pytest.raises(PolicyUnavailable) as info:
             await eng.decide(RM, dataclasses.replace(VIEW, purpose="p9"))
@@ -336,6 +338,7 @@ async def test_managed_supervisor_restarts_a_killed_opa() -> None:
         await eventually(replaced, within=10.0)
         assert sup.pid != first_pid
         assert sup.restarts == 1
+        assert eng.stats()["opa_restarts"] == 1
         await asyncio.sleep(0.6)  # let a breaker opened by the outage (if any) cool down
         out = await eng.decide(RM, dataclasses.replace(VIEW, purpose="service"))
         assert out.decision.allow

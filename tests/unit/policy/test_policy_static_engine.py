@@ -57,7 +57,12 @@ async def test_static_decisions_are_cached_per_normalised_input(taxonomy: Taxono
         assert higher.input_digest != first.input_digest
         assert (engine.cache.hits, engine.cache.misses) == (1, 2)
         assert await engine.ready()
+        assert engine.healthy
         assert engine.revision == "static"
+        assert (engine.cache_hits, engine.cache_misses) == (1, 2)
+        stats = engine.stats()
+        assert stats["mode"] == "static"
+        assert stats["cache_entries"] == 2
     finally:
         await engine.close()
 
