@@ -727,3 +727,54 @@ def test_catalog_category_unknown_to_the_taxonomy_is_dropped() -> None:
     )
     assert enf.rewrite_document([{"phone": MOBILE1, "x": 1}]) == [{"x": 1}]
     assert enf.report.to_audit()["fields"]["dropped"] == {"L5": {"mobil": 1}}
+
+
+def test_bottlecrm_like_detail_envelope() -> None:
+    catalog = Catalog.from_dict(
+        {
+            "name": "bottle",
+            "record": {"id": "id", "assignees": ["assigned_to"]},
+            "fields": [
+                {"key": "first_name", "category": "name"},
+                {"key": "last_name", "category": "name"},
+                {"key": "phone", "category": "mobile"},
+                {"path": "address_obj.*", "category": "address"},
+            ],
+            "routes": [
+                {"name": "contact", "path": "/api/contacts/{id}/", "records": ["contact_obj"]}
+            ],
+        }
+    )
+    doc = {
+        "contact_obj": {
+            "id": "c-1",
+            "first_name": "伟",
+            "last_name": "张",
+            "phone": MOBILE1,
+            "assigned_to": ["p-1"],
+            "address_obj": {"street": "中关村大街1号", "city": "北京"},
+        },
+        "comments": [{"comment": f"回访 {MOBILE2}，卡号 {CARD1}", "commented_by": "p-1"}],
+        "assigned_data": [{"id": "p-1", "user_details": {"email": "rm@bank.example"}}],
+    }
+    d = decision_for("L1", records=[{"when": {"not_assigned": True}, "record": "drop"}])
+    out = build_enforcer(
+        taxonomy=TAXONOMY,
+        route=catalog.route("contact"),
+        decision=d,
+        subject_id="p-1",
+        masker=MASKER,
+    ).rewrite_document(doc)
+    text = orjson.dumps(out).decode()
+    for value in (MOBILE1, MOBILE2, CARD1, "rm@bank.example", "中关村大街1号"):
+        assert value not in text
+    assert out["contact_obj"]["id"] == "c-1"
+    assert out["comments"][0]["comment"].startswith("回访 ")
+    other = build_enforcer(
+        taxonomy=TAXONOMY,
+        route=catalog.route("contact"),
+        decision=d,
+        subject_id="p-2",
+        masker=MASKER,
+    ).rewrite_document(doc)
+    assert other["contact_obj"] is None  # not assigned: the record is withheld
