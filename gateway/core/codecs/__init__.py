@@ -39,7 +39,7 @@ from gateway.core.codecs.pipeline import Pipeline, Stage
 from gateway.core.codecs.sniff import sniff
 from gateway.core.codecs.sse import SseStage
 from gateway.core.codecs.structured import MalformedBody, rewrite_as_text, rewrite_json_like
-from gateway.core.codecs.xmlcodec import rewrite_xml
+from gateway.core.codecs.xmlcodec import XmlStage
 from gateway.core.rewrite import BodyRewriter, RecordEnforcer, RewriteError
 
 __all__ = ["CodecLimits", "body_kind", "make_body_rewriter", "sniff"]
@@ -135,11 +135,16 @@ def make_body_rewriter(
     if kind == "binary":
         raise RewriteError(f"cannot rewrite a {media.mime} body")
     decoders = content_decoders(content_encoding, limits)
+    out_type = content_type or "text/plain; charset=utf-8"
+    if kind == "xml":  # XML may declare its charset inside the body
+        return Pipeline(
+            [*decoders, XmlStage(enforcer, limits, media.charset, sensitive=sensitive)], out_type
+        )
     codec = codec_name(media.charset)
     transcoder = Transcoder(codec)
-    stage = _format_stage(kind, enforcer, limits, sensitive, codec, media.charset or "UTF-8")
+    stage = _format_stage(kind, enforcer, limits, sensitive, codec)
     stages: list[Stage] = [*decoders, transcoder, stage, Reencoder(transcoder)]
-    return Pipeline(stages, content_type or "text/plain; charset=utf-8")
+    return Pipeline(stages, out_type)
 
 
 def _format_stage(
@@ -148,7 +153,6 @@ def _format_stage(
     limits: CodecLimits,
     sensitive: bool,
     codec: str,
-    charset_label: str,
 ) -> Stage:
     if kind == "json":
         return JsonStage(enforcer, limits, sensitive=sensitive)
@@ -158,15 +162,10 @@ def _format_stage(
         return CsvStage(enforcer, limits, delimiter="\t" if kind == "tsv" else ",")
     if kind == "sse":
         return SseStage(enforcer, limits)
-    rewrite: Callable[[bytes], bytes]
-    if kind == "xml":
-        rewrite = partial(rewrite_xml, enforcer=enforcer, encoding_label=charset_label)
-    elif kind == "form":
-        rewrite = partial(rewrite_form, enforcer=enforcer, codec=codec)
-    else:
-        rewrite = partial(_rewrite_textual, enforcer=enforcer, sensitive=sensitive)
-        return BufferedStage(rewrite, limits)
-    return BufferedStage(_or_text(rewrite, enforcer, sensitive), limits)
+    if kind == "form":
+        form = partial(rewrite_form, enforcer=enforcer, codec=codec)
+        return BufferedStage(_or_text(form, enforcer, sensitive), limits)
+    return BufferedStage(partial(_rewrite_textual, enforcer=enforcer), limits)
 
 
 def _or_text(
@@ -187,7 +186,7 @@ def _or_text(
     return run
 
 
-def _rewrite_textual(raw: bytes, *, enforcer: RecordEnforcer, sensitive: bool) -> bytes:
+def _rewrite_textual(raw: bytes, *, enforcer: RecordEnforcer) -> bytes:
     """Content-type confusion: whatever the label, JSON-shaped bodies are masked as JSON."""
     if sniff(raw[:1024]) == "binary":
         raise RewriteError("binary body under a textual content type")

@@ -12,11 +12,17 @@ attribute.
 
 from __future__ import annotations
 
+import re
 from xml.parsers import expat
 from xml.sax.saxutils import escape, quoteattr
 
+from gateway.core.codecs.buffered import BufferedStage
+from gateway.core.codecs.charset import UTF8_BOM, codec_name
+from gateway.core.codecs.limits import CodecLimits
 from gateway.core.codecs.structured import MalformedBody
 from gateway.core.rewrite import RecordEnforcer, RewriteError
+
+_DECLARED_ENCODING = re.compile(rb"""\s*<\?xml[^>]*?\sencoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
 
 
 class _Refused(Exception):
@@ -131,3 +137,50 @@ def rewrite_xml(raw: bytes, enforcer: RecordEnforcer, encoding_label: str) -> by
     except expat.ExpatError as exc:
         raise MalformedBody(f"malformed XML: {exc}") from exc
     return "".join(writer.out).encode("utf-8")
+
+
+class XmlStage:
+    """Buffers XML and rewrites it whole, handling its own charset.
+
+    An XML body may name its encoding in its declaration instead of in the
+    Content-Type (common for GBK SOAP services), so this stage decodes by the
+    Content-Type charset, else a UTF-8 BOM, else the declaration, else UTF-8,
+    and writes the result back in that same encoding.
+    """
+
+    def __init__(
+        self, enforcer: RecordEnforcer, limits: CodecLimits, charset: str | None, *, sensitive: bool
+    ) -> None:
+        self._enforcer = enforcer
+        self._charset = charset
+        self._sensitive = sensitive
+        self._buffer = BufferedStage(self._rewrite, limits)
+
+    def feed(self, data: bytes) -> bytes:
+        return self._buffer.feed(data)
+
+    def finish(self) -> bytes:
+        return self._buffer.finish()
+
+    def _rewrite(self, raw: bytes) -> bytes:
+        if not raw.strip():
+            return raw
+        bom = raw.startswith(UTF8_BOM)
+        body = raw[len(UTF8_BOM) :] if bom else raw
+        declared = _DECLARED_ENCODING.match(body)
+        label = self._charset or (declared.group(1).decode("ascii") if declared else "UTF-8")
+        codec = "utf-8" if bom else codec_name(label)
+        try:
+            text = body.decode(codec)
+        except UnicodeDecodeError as exc:
+            raise RewriteError(f"XML body is not valid {codec}: {exc.reason}") from exc
+        try:
+            out = rewrite_xml(text.encode("utf-8"), self._enforcer, label).decode("utf-8")
+        except MalformedBody:
+            if self._sensitive:
+                raise
+            out = self._enforcer.rewrite_text(text)
+        try:
+            return (UTF8_BOM if bom else b"") + out.encode(codec)
+        except UnicodeEncodeError as exc:
+            raise RewriteError(f"rewritten XML cannot be encoded as {codec}") from exc

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+
 import defusedxml.ElementTree as ET
 import pytest
 
@@ -95,3 +97,26 @@ def test_special_characters_are_escaped_on_the_way_out() -> None:
     root = ET.fromstring(out)
     assert root.get("a") == '"x<'
     assert root.findtext("b") == '<tag> & "q"'
+
+
+def test_charset_from_the_xml_declaration_when_content_type_has_none() -> None:
+    doc = (
+        '<?xml version="1.0" encoding="GBK"?><r><name>张伟</name><addr>北京 13812345678</addr></r>'
+    )
+    out = run(doc.encode("gbk"), "text/xml", MaskingEnforcer())
+    assert out.decode("gbk") == (
+        '<?xml version="1.0" encoding="GBK"?>\n<r><name>**</name><addr>北京 138********</addr></r>'
+    )
+
+
+def test_utf8_bom_xml_keeps_its_bom() -> None:
+    out = run(
+        b"\xef\xbb\xbf<r><mobile>13812345678</mobile></r>", "application/xml", MaskingEnforcer()
+    )
+    assert out == b"\xef\xbb\xbf<r><mobile>***********</mobile></r>"
+
+
+def test_gzip_xml() -> None:
+    out = run(gzip.compress(SOAP.encode()), "text/xml", MaskingEnforcer(), encoding="gzip")
+    assert b"13812345678" not in out
+    assert ET.fromstring(out).tag.endswith("Envelope")
