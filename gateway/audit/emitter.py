@@ -72,6 +72,7 @@ class AuditEmitter:
         self._stream = stream
         self._sinks = sinks
         self._queue: deque[tuple[bytes, float, asyncio.Future[None] | None]] = deque()
+        self._waiting = 0  # durable callers whose line is still queued
         self._queue_size = queue_size
         self._batch_size = batch_size
         self._breaker = CircuitBreaker(breaker_cooldown)
@@ -167,6 +168,7 @@ class AuditEmitter:
         self._counts.emitted += 1
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queue.append((line, time.monotonic(), done))  # may exceed the bound by waiters
+        self._waiting += 1
         self._wake.set()
         if self._task is None or self._task.done():
             await self._flush()  # no flusher (closing or crashed): write it ourselves
@@ -221,6 +223,7 @@ class AuditEmitter:
             n = min(self._batch_size, len(self._queue))
             batch = [self._queue.popleft() for _ in range(n)]
             waiters = [fut for _, _, fut in batch if fut is not None]
+            self._waiting -= len(waiters)
             try:
                 await self._deliver([line for line, _, _ in batch], batch[0][1], bool(waiters))
             except OSError as exc:
@@ -257,7 +260,9 @@ class AuditEmitter:
         self._counts.last_lag_ms = (time.monotonic() - enqueued_at) * 1000
 
     async def _replay(self) -> None:
-        while self._spool.pending_bytes:
+        # A long replay yields to durable callers: their batch is spooled (fsync) and
+        # confirmed at once instead of waiting for the whole backlog.
+        while self._spool.pending_bytes and not self._waiting:
             lines, offset = self._spool.read_batch(self._batch_size)
             if lines:
                 try:
@@ -296,6 +301,7 @@ class AuditEmitter:
         batch = list(self._queue)
         self._queue.clear()
         waiters = [fut for _, _, fut in batch if fut is not None]
+        self._waiting = 0
         if not batch:
             return
         try:

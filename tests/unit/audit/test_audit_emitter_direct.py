@@ -145,3 +145,30 @@ async def test_file_sink_rotates_by_size(tmp_path: Path) -> None:
 
 def _sizes(directory: Path) -> dict[str, int]:
     return {p.name: p.stat().st_size for p in directory.iterdir()}
+
+
+class SlowSink(FlakySink):
+    async def send(self, lines: Any) -> None:
+        await asyncio.sleep(0.02)
+        await super().send(lines)
+
+
+async def test_durable_write_does_not_wait_for_a_long_replay(tmp_path: Path) -> None:
+    sink = SlowSink()
+    emitter = _emitter(tmp_path, sink, batch_size=50)
+    sink.down = True
+    for i in range(3000):
+        emitter.emit(_ev(i))
+    for _ in range(100):
+        if emitter.stats.spooled >= 3000:
+            break
+        await asyncio.sleep(0.02)
+    sink.down = False  # replay starts: 60 batches x 20 ms
+    await asyncio.sleep(0.3)
+    started = asyncio.get_running_loop().time()
+    await emitter.emit_durable(_ev(3000))
+    assert asyncio.get_running_loop().time() - started < 0.5
+    assert emitter.stats.spool_bytes > 0  # the backlog was still being replayed
+    await emitter.close()
+    seqs = sorted({orjson.loads(ln)["unmapped"]["integrity"]["seq"] for ln in sink.lines})
+    assert seqs == list(range(1, emitter.stats.emitted + 1))
