@@ -29,10 +29,12 @@ class ValueRewriter:
     _masker: Masker
 
     def _value(self, value: Any, key: str, path: str, slot: Slot, table: ActionTable) -> Any:
-        if value is None or isinstance(value, bool):
+        if value is None:
             return value
         if slot.mode == CAT and slot.category is not None:
             return self._categorised(value, slot.category, table)
+        if isinstance(value, bool):
+            return value  # an unclassified flag carries no identifier
         if isinstance(value, dict):
             return self._walk_dict(value, path, table)
         if isinstance(value, list):

@@ -778,3 +778,22 @@ def test_bottlecrm_like_detail_envelope() -> None:
         masker=MASKER,
     ).rewrite_document(doc)
     assert other["contact_obj"] is None  # not assigned: the record is withheld
+
+
+def test_categorised_flags_follow_their_action() -> None:
+    catalog = Catalog.from_dict(
+        {
+            "name": "flags",
+            "fields": [
+                {"key": "consent", "walk": True},
+                {"path": "consent.*", "category": "internal"},
+            ],
+            "routes": [{"name": "r", "path": "/r", "records": ["item"]}],
+        }
+    )
+    d = decision_for("L2", fields={"internal": "drop"})
+    enf = build_enforcer(
+        taxonomy=TAXONOMY, route=catalog.route("r"), decision=d, subject_id="x", masker=MASKER
+    )
+    out = enf.rewrite_document([{"consent": {"marketing": True, "sharing": False}, "vip": True}])
+    assert out == [{"consent": {}, "vip": True}]
