@@ -193,28 +193,22 @@ class RedisGrantStore:
 
     async def _follow(self) -> None:
         """Refresh on pub/sub messages, and at least every poll_interval."""
-        pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
-        subscribed = False
-        try:
-            while True:
-                try:
-                    if not subscribed:
-                        await pubsub.subscribe(GRANTS_CHANNEL)
-                        subscribed = True
+        while True:
+            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(GRANTS_CHANNEL)
+                while True:
                     await pubsub.get_message(timeout=self._poll_interval)
                     # Drain any burst so one refresh covers many messages.
                     while await pubsub.get_message(timeout=0) is not None:
                         pass
                     await self.refresh()
-                except (RedisError, OSError) as exc:
-                    subscribed = False
-                    with contextlib.suppress(RedisError, OSError):
-                        await pubsub.reset()
-                    log.warning("grants refresh failed: %s", exc)
-                    await asyncio.sleep(self._poll_interval)
-        finally:
-            with contextlib.suppress(RedisError, OSError):
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+            except (RedisError, OSError) as exc:
+                log.warning("grants refresh failed: %s", exc)
+            finally:
+                with contextlib.suppress(RedisError, OSError):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await asyncio.sleep(self._poll_interval)
 
     def _fresh(self) -> bool:
         return self._version >= 0 and time.monotonic() - self._loaded_at <= self._max_staleness

@@ -31,7 +31,7 @@ from gateway.policy.engine import PolicyEngine, PolicyRequest
 from gateway.settings import Settings
 from gateway.state.client import connect
 from gateway.state.grants import MemoryGrantStore, RedisGrantStore
-from tests.conftest import ROOT, OpaProcess
+from tests.conftest import ROOT, OpaProcess, RedisProcess
 from tests.contract.golden import GoldenCase, check_decision, load_cases
 
 pytestmark = pytest.mark.integration
@@ -419,3 +419,45 @@ async def test_golden_cases_through_the_client_and_the_engine(
         assert dataclasses.replace(out.decision, revision=direct.revision) == direct
     finally:
         await eng.close()
+
+
+async def test_racing_approvals_on_two_replicas_are_both_kept(redis_url: str) -> None:
+    a = await RedisGrantStore.open(connect(redis_url), owns_client=True)
+    b = await RedisGrantStore.open(connect(redis_url), owns_client=True)
+    try:
+        g = await GrantService(a).create(
+            subject_id=RM.id, subject_department=RM.department, grant_type="grade_a",
+            justification="audit 3", requested_by="lead1", now=NOW,
+        )  # fmt: skip
+        gid = str(g["id"])
+        await asyncio.gather(
+            GrantService(a).approve(gid, approver_id="s1", approver_department="security", now=NOW),
+            GrantService(b).approve(gid, approver_id="i1", approver_department="it", now=NOW),
+        )
+        final = await a.get(gid)
+        assert final is not None
+        assert final["status"] == "active"
+        assert sorted(x["by"] for x in final["approvals"]) == ["i1", "s1"]
+        assert await a.version() == 3  # create + two approvals
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_grants_fail_closed_when_redis_is_gone(tmp_path: Path) -> None:
+    server = RedisProcess(tmp_path)
+    server.start()
+    store = await RedisGrantStore.open(
+        connect(server.url), poll_interval=0.1, max_staleness=0.5, owns_client=True
+    )
+    try:
+        await GrantService(store).create(
+            subject_id=RM.id, subject_department=RM.department, grant_type="break_glass",
+            justification="incident 9", requested_by="lead1", now=NOW,
+        )  # fmt: skip
+        assert await has_grants(store)
+        server.stop()
+        await eventually(lambda: has_no_grants(store), within=3.0)
+    finally:
+        await store.close()
+        server.stop()
