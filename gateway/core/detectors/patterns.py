@@ -31,8 +31,9 @@ EMAIL_RE = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.
 _FILE_TLDS = frozenset({"png", "jpg", "jpeg", "gif", "svg", "webp", "js", "css", "ts", "py"})
 
 IPV4_RE = re.compile(
-    r"(?<![\d.])(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?:\.(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}(?!\d|\.\d)"
+    r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?:\.(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}(?!\d|\.\d)"
 )
+_DIGIT_DOT_DIGIT = re.compile(r"\d\.\d")
 _VERSION_CTX = re.compile(r"(?:version|ver|版本|v)\s*[:：]?\s*$", re.IGNORECASE)
 IPV6_RE = re.compile(r"(?<![0-9A-Fa-f:])[0-9A-Fa-f:]*:[0-9A-Fa-f:]*:[0-9A-Fa-f:]*(?![0-9A-Fa-f:])")
 
@@ -42,16 +43,16 @@ PLATE_RE = re.compile(
 )
 
 PASSPORT_RE = re.compile(
-    r"(?<![A-Za-z0-9])(?:E[0-9A-HJ-NP-Z]\d{7}|[EGDSP]\d{8}|(?:DE|SE|PE)\d{7}|[HM]\d{8}(?:\d{2})?"
+    r"(?:E[0-9A-HJ-NP-Z]\d{7}|[EGDSP]\d{8}|(?:DE|SE|PE)\d{7}|[HM]\d{8}(?:\d{2})?"
     r"|C[0-9A-HJ-NP-Z]\d{7}|W\d{8}|L\d{8})(?![A-Za-z0-9])"
 )
 KW_PASSPORT = re.compile(r"护照|passport|通行证|回乡证|台胞证|旅行证|hzhm|permit", re.IGNORECASE)
-SECURITIES_RE = re.compile(r"(?<![A-Za-z0-9])[AB]\d{9}(?![A-Za-z0-9])")
+SECURITIES_RE = re.compile(r"[AB]\d{9}(?![A-Za-z0-9])")
 KW_SECURITIES = re.compile(r"证券|股东|资金账|securit|stock|gdzh|zjzh", re.IGNORECASE)
 # First character: registering authority (1-9, A-H, J-N, P-R, T, U, W, X, Y); second: the
 # entity type (1, 2, 3 or 9 in every authority's list); then the 6-digit region code.
 USCC_RE = re.compile(
-    r"(?<![0-9A-Z])[1-9A-HJ-NP-RTUWXY][1239]\d{6}[0-9A-HJ-NP-RTUWXY]{10}(?![0-9A-Z])"
+    r"[1-9A-HJ-NP-RTUWXY][1239]\d{6}[0-9A-HJ-NP-RTUWXY]{10}(?![0-9A-Z])"
 )
 
 CJK_RE = re.compile(r"[\u4e00-\u9fff]")
@@ -106,6 +107,17 @@ def _ascii_letter(ch: str) -> bool:
     return ch.isascii() and ch.isalpha()
 
 
+def _glued(t: str, start: int, chars: str) -> bool:
+    """Is the match at `start` glued to a preceding character from `chars`?
+
+    Checked here rather than with a leading look-behind, which would stop the
+    regex engine from skipping ahead by first character."""
+    return start > 0 and t[start - 1] in chars
+
+
+_ALNUM = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
 def credentials(t: str) -> list[Found]:
     out: list[Found] = []
     low = t.lower()
@@ -138,8 +150,10 @@ def emails(t: str) -> list[Found]:
 
 def ips(t: str) -> list[Found]:
     out: list[Found] = []
-    if "." in t:
+    if _DIGIT_DOT_DIGIT.search(t) is not None:
         for m in IPV4_RE.finditer(t):
+            if _glued(t, m.start(), "0123456789."):
+                continue
             if not _VERSION_CTX.search(t, max(0, m.start() - 12), m.start()):
                 out.append((m.start(), m.end(), "ip_address", "ipv4", 0.8))
     if "::" in t or t.count(":") >= 7:
@@ -180,6 +194,8 @@ def keyword_codes(t: str) -> list[Found]:
         (SECURITIES_RE, KW_SECURITIES, "securities_account", "securities_account"),
     ):
         for m in regex.finditer(t):
+            if _glued(t, m.start(), _ALNUM):
+                continue
             if kw.search(t, max(0, m.start() - 20), m.start()):
                 out.append((m.start(), m.end(), cat, det, 0.7))
     return out
@@ -189,6 +205,8 @@ def usccs(t: str) -> list[Found]:
     out: list[Found] = []
     for m in USCC_RE.finditer(t):
         code = m.group()
+        if _glued(t, m.start(), _ALNUM[:36]):
+            continue
         if not code.isdigit() and checks.uscc_ok(code):
             cat = "uscc_person" if code.startswith("92") else "uscc_org"
             out.append((m.start(), m.end(), cat, "uscc", 0.8))
