@@ -293,3 +293,15 @@ async def test_shipper_max_events_stops_without_holding_more(
     await stream.close()
     rest = await ship(settings, "file", once=True)
     assert rest.shipped == emitter.stats.emitted - 100
+
+
+async def test_stream_maxlen_trims_approximately(tmp_path: Path, redis_url: str) -> None:
+    settings = _settings(tmp_path, redis_url, **{"audit.stream_maxlen": 200})
+    emitter = await AuditEmitter.open(settings)
+    for i in range(3000):
+        emitter.emit(_event(i))
+    await emitter.close()
+    stream = AuditStream.open(redis_url, "test:audit")
+    length = await stream.length()
+    await stream.close()
+    assert 200 <= length < 1000  # whole radix-tree nodes are trimmed, never below MAXLEN
