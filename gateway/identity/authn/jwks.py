@@ -62,6 +62,7 @@ class JwksCache:
         self._clock = clock
         self._keys: list[dict[str, Any]] = []
         self._fetched_at: float | None = None
+        self._miss_at: float | None = None
         self._lock = asyncio.Lock()
         self.fetches = 0
 
@@ -91,17 +92,17 @@ class JwksCache:
         return usable[0] if len(usable) == 1 else None
 
     async def _refresh(self, *, force: bool) -> None:
+        """force: the cache is empty or stale. Otherwise a `kid` miss, which may refetch
+        only if no other miss did within `min_refresh_interval`."""
         started = self._fetched_at
         async with self._lock:
             if self._fetched_at != started:
                 return  # another request refreshed while we waited
             now = self._clock()
-            if (
-                not force
-                and self._fetched_at is not None
-                and now - self._fetched_at < self._min_refresh
-            ):
-                return
+            if not force:
+                if self._miss_at is not None and now - self._miss_at < self._min_refresh:
+                    return
+                self._miss_at = now
             self._keys = await self._fetch()
             self._fetched_at = now
 
