@@ -20,6 +20,7 @@ Public API:
 
 from __future__ import annotations
 
+import bisect
 import ipaddress
 import re
 from dataclasses import dataclass
@@ -100,11 +101,16 @@ def _resolve(found: list[Found]) -> list[Found]:
     if len(found) < 2:
         return found
     ranked = sorted(found, key=lambda f: (-PRIORITY.get(f[2], 0), f[0] - f[1], f[0]))
+    starts: list[int] = []  # kept spans, sorted by start (they never overlap)
     kept: list[Found] = []
     for cand in ranked:
-        if all(cand[1] <= k[0] or cand[0] >= k[1] for k in kept):
-            kept.append(cand)
-    kept.sort()
+        i = bisect.bisect_right(starts, cand[0])
+        if i and kept[i - 1][1] > cand[0]:
+            continue  # overlaps the kept span starting at or before it
+        if i < len(kept) and kept[i][0] < cand[1]:
+            continue  # overlaps the kept span starting after it
+        starts.insert(i, cand[0])
+        kept.insert(i, cand)
     return kept
 
 

@@ -27,7 +27,11 @@ _HAS_ALNUM = re.compile(r"[0-9A-Za-z]")
 JWT_RE = re.compile(r"eyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]*")
 TRACK2_RE = re.compile(r";?\d{13,19}=\d{7,}\??")
 
-EMAIL_RE = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.([A-Za-z]{2,24})")
+# Bounded repetitions (RFC 5321 local part <= 64, labels <= 63) keep a long run of
+# address-like characters from costing quadratic time.
+EMAIL_RE = re.compile(
+    r"[A-Za-z0-9._%+\-]{1,64}@[A-Za-z0-9\-]{1,63}(?:\.[A-Za-z0-9\-]{1,63}){0,8}\.([A-Za-z]{2,24})"
+)
 _FILE_TLDS = frozenset({"png", "jpg", "jpeg", "gif", "svg", "webp", "js", "css", "ts", "py"})
 
 IPV4_RE = re.compile(
@@ -35,7 +39,7 @@ IPV4_RE = re.compile(
 )
 _DIGIT_DOT_DIGIT = re.compile(r"\d\.\d")
 _VERSION_CTX = re.compile(r"(?:version|ver|版本|v)\s*[:：]?\s*$", re.IGNORECASE)
-IPV6_RE = re.compile(r"(?<![0-9A-Fa-f:])[0-9A-Fa-f:]*:[0-9A-Fa-f:]*:[0-9A-Fa-f:]*(?![0-9A-Fa-f:])")
+IPV6_RE = re.compile(r"[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?![0-9A-Fa-f:])")
 
 PLATE_RE = re.compile(
     r"[京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼使领]"
@@ -51,9 +55,7 @@ SECURITIES_RE = re.compile(r"[AB]\d{9}(?![A-Za-z0-9])")
 KW_SECURITIES = re.compile(r"证券|股东|资金账|securit|stock|gdzh|zjzh", re.IGNORECASE)
 # First character: registering authority (1-9, A-H, J-N, P-R, T, U, W, X, Y); second: the
 # entity type (1, 2, 3 or 9 in every authority's list); then the 6-digit region code.
-USCC_RE = re.compile(
-    r"[1-9A-HJ-NP-RTUWXY][1239]\d{6}[0-9A-HJ-NP-RTUWXY]{10}(?![0-9A-Z])"
-)
+USCC_RE = re.compile(r"[1-9A-HJ-NP-RTUWXY][1239]\d{6}[0-9A-HJ-NP-RTUWXY]{10}(?![0-9A-Z])")
 
 CJK_RE = re.compile(r"[\u4e00-\u9fff]")
 
@@ -115,6 +117,7 @@ def _glued(t: str, start: int, chars: str) -> bool:
     return start > 0 and t[start - 1] in chars
 
 
+_HEX_COLON = "0123456789ABCDEFabcdef:"
 _ALNUM = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
@@ -158,7 +161,7 @@ def ips(t: str) -> list[Found]:
                 out.append((m.start(), m.end(), "ip_address", "ipv4", 0.8))
     if "::" in t or t.count(":") >= 7:
         for m in IPV6_RE.finditer(t):
-            if ipv6_ok(m.group()):
+            if not _glued(t, m.start(), _HEX_COLON) and ipv6_ok(m.group()):
                 out.append((m.start(), m.end(), "ip_address", "ipv6", 0.8))
     return out
 

@@ -345,3 +345,26 @@ def test_free_text_keys() -> None:
     assert is_free_text_key("customerRemark")
     assert is_free_text_key("备注")
     assert not is_free_text_key("mobile")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a" * 20_000 + "@",
+        "a" * 10_000 + ":" + "b" * 10_000 + "::",
+        "1:" * 10_000,
+        "1 " * 5_000,
+        "北京" + "中" * 20_000,
+        "客户" * 10_000,
+    ],
+)
+def test_pathological_inputs_finish_without_hits(text: str) -> None:
+    # Quadratic backtracking here would run into the suite's timeout.
+    assert detect(text) == []
+
+
+def test_many_hits_in_a_long_text() -> None:
+    text = "客户张伟 手机13812345678 " * 1_000
+    hits = detect(text)
+    assert len(hits) == 2_000
+    assert all(a.end <= b.start for a, b in itertools.pairwise(hits))
