@@ -3,13 +3,10 @@
 The envelope (everything outside records) is tokenised here and re-emitted
 compactly, each scalar passed through `rewrite_value(path, value)`. When an
 object starts at a record prefix (ijson style: `item`, `results.item`,
-`customer`), the rewriter only has to find where it ends. It first guesses
-by counting brackets with `bytes.find`/`count` (C speed) and lets orjson
-confirm the guess; brackets inside strings can spoil a guess, and then an
-exact scan takes over (a possessive regular expression that skips strings, so
-Python runs once per bracket, not per byte). The record is parsed with orjson,
-given to `rewrite_record` and written out. Memory holds one record plus the
-unread tail of the last chunk; a record over `max_buffered` is refused.
+`customer`), the rewriter only finds where it ends (`recordend`), parses it
+with orjson, hands it to `rewrite_record` and writes the result. Memory holds
+one record plus the unread tail of the last chunk; a record over
+`max_buffered` is refused.
 
 Dropped records vanish from arrays; a dropped record held by an object key
 becomes null. An envelope scalar that `rewrite_value` turns into None (from
@@ -26,18 +23,14 @@ from typing import Any
 import orjson
 
 from gateway.core.codecs.limits import CodecLimits, too_large
+from gateway.core.codecs.recordend import NEED_MORE, RecordEnd
 from gateway.core.rewrite import RecordEnforcer, RewriteError
 
-# Everything up to the next bracket outside a string, or to an unterminated string.
-_SKIP = re.compile(rb'(?:[^"{}\[\]]++|"(?:[^"\\]++|\\.)*+")*+', re.DOTALL)
 _STRING = re.compile(rb'"(?:[^"\\]++|\\.)*+"', re.DOTALL)
 _SCALAR = re.compile(rb'[^ \t\r\n,:\[\]{}"]++')
 _WS = re.compile(rb"[ \t\r\n]*+")
 _NEXT_RECORD = re.compile(rb"[ \t\r\n]*+,[ \t\r\n]*+(?={)")
 _INCOMPLETE: Any = object()
-#: How far past a record's start the bracket-count guess may look (see _fast_end).
-_FAST_WINDOW = 64 * 1024
-_MAX_FALLBACKS = 16
 #: Envelope nesting limit (records are parsed by orjson, which has its own).
 MAX_DEPTH = 512
 
@@ -75,16 +68,11 @@ class JsonStream:
 
     def __init__(self, enforcer: RecordEnforcer, limits: CodecLimits, *, fast: bool = True) -> None:
         self._enforcer = enforcer
-        self._fast = fast  # False: always the exact scan (tests compare both)
-        self._exact = not fast
-        self._largest = 0
-        self._fallbacks = 0
+        self._ends = RecordEnd(fast=fast)  # fast=False: always the exact scan (tests compare)
         self._prefixes = frozenset(enforcer.record_prefixes())
         self._limit = limits.max_buffered
         self._buf = b""
         self._pos = 0  # first byte not yet consumed (a record's start while in _RECORD)
-        self._scan = 0  # record scanning resumes here
-        self._depth = 0
         self._record_prefix = ""
         self._record_slot: _Frame | None = None
         self._stack: list[_Frame] = []
@@ -94,7 +82,7 @@ class JsonStream:
     def feed(self, data: bytes) -> bytes:
         if self._pos:
             self._buf = self._buf[self._pos :] + data
-            self._scan -= self._pos
+            self._ends.shift(self._pos)
             self._pos = 0
         else:
             self._buf += data
@@ -266,21 +254,13 @@ class JsonStream:
 
     def _start_record(self) -> None:
         self._state = _RECORD
-        self._scan = self._pos
-        self._depth = 0
-        self._exact = not self._fast
+        self._ends.start(self._pos)
 
     def _complete_record(self, final: bool) -> Any:
         """The parsed record starting at self._pos, or _INCOMPLETE if more input is needed."""
         start = self._pos
-        end = -1 if self._exact else self._fast_end()
-        if end == -2 or (end == -1 and final):  # the guess gave up: scan exactly from the start
-            self._exact, self._scan, self._depth = True, start, 0
-            self._fallbacks += 1
-            self._fast = self._fallbacks < _MAX_FALLBACKS  # strings full of brackets: stop guessing
-        if self._exact:
-            end = self._exact_end()
-        if end < 0:
+        end = self._ends.find(self._buf, start, final)
+        if end == NEED_MORE:
             self._need(True, final, "a record")
             return _INCOMPLETE
         if end - start > self._limit:
@@ -288,61 +268,10 @@ class JsonStream:
         try:
             record = orjson.loads(memoryview(self._buf)[start:end])
         except orjson.JSONDecodeError as exc:
-            if not self._exact:  # a guess that failed: decide exactly instead
-                self._exact, self._scan, self._depth = True, start, 0
-                self._fallbacks += 1
-                self._fast = self._fallbacks < _MAX_FALLBACKS
+            if self._ends.guessing:
+                self._ends.reject(start)
                 return self._complete_record(final)
             raise RewriteError(f"invalid JSON record: {exc}") from exc
         self._pos = end
-        self._largest = max(self._largest, end - start)
+        self._ends.found(end - start)
         return record
-
-    def _fast_end(self) -> int:
-        """Guess the record's end by counting brackets as if no string held any.
-
-        Cheap (memchr-speed `bytes.find`/`count`), and verified by parsing: an
-        object's end is fixed by its first bytes, so a slice that parses is the
-        record. Brackets inside strings can only make the guess fail or run
-        long; both hand over to the exact scan (-2). -1 means "need more input".
-        """
-        buf, start = self._buf, self._pos
-        c, depth = self._scan, self._depth
-        window = max(_FAST_WINDOW, 4 * self._largest)
-        while (close := buf.find(b"}", c)) >= 0:
-            depth += (
-                buf.count(b"{", c, close)
-                + buf.count(b"[", c, close)
-                - buf.count(b"]", c, close)
-                - 1
-            )
-            c = close + 1
-            if depth == 0:
-                return c
-            if depth < 0 or c - start > window:
-                return -2
-        tail = len(buf)
-        self._depth = depth + (
-            buf.count(b"{", c, tail) + buf.count(b"[", c, tail) - buf.count(b"]", c, tail)
-        )
-        self._scan = tail
-        return -2 if tail - start > window else -1
-
-    def _exact_end(self) -> int:
-        """Index past the record's closing brace, or -1; resumable across feeds."""
-        buf = self._buf
-        n = len(buf)
-        skip = _SKIP.match
-        i, depth = self._scan, self._depth
-        while True:
-            i = skip(buf, i).end()  # type: ignore[union-attr]
-            if i >= n or buf[i] == _QUOTE:  # end of input, or a string still arriving
-                self._scan, self._depth = i, depth
-                return -1
-            if buf[i] in (_LBRACE, _LBRACKET):
-                depth += 1
-            else:
-                depth -= 1
-                if depth == 0:
-                    return i + 1
-            i += 1
