@@ -19,7 +19,7 @@ from typing import Any
 
 from gateway.core.catalog import RouteSpec
 from gateway.core.enforce._shared import Shared, shared_for
-from gateway.core.enforce._tables import CAT, ActionTable, Plan
+from gateway.core.enforce._tables import CAT, ActionTable, Plan, Slot
 from gateway.core.enforce._values import ValueRewriter
 from gateway.core.masking import DROPPED, Masker
 from gateway.core.model import Decision, RecordVerb, Verb
@@ -78,10 +78,7 @@ class Enforcer(ValueRewriter):
 
     def rewrite_value(self, path: tuple[str | int, ...], value: Any) -> Any:
         self._check_allowed()
-        key = next((p for p in reversed(path) if isinstance(p, str)), "")
-        dotted = ".".join(p if isinstance(p, str) else "item" for p in path)
-        slot = self._shared.classifier.slot(key, dotted)
-        out = self._value(value, key, dotted, slot, self._base)
+        out = self._envelope_value(path, value)
         return None if out is DROPPED else out
 
     def rewrite_row(self, header: list[str], row: list[str]) -> list[str] | None:
@@ -257,7 +254,7 @@ class Enforcer(ValueRewriter):
             for k, v in node.items():
                 child = f"{prefix}.{k}" if prefix else str(k)
                 new = self._node(v, (*path, k), child)
-                if new is not DROPPED:
+                if not _dropped(v, new):
                     out[k] = new
             return out
         if isinstance(node, list):
@@ -270,13 +267,51 @@ class Enforcer(ValueRewriter):
                 new = self._node(v, (*path, i), child)
                 if new is None and child in self._prefixes and isinstance(v, dict):
                     continue  # a dropped record
-                if new is not DROPPED:
+                if not _dropped(v, new):
                     items.append(new)
             return items
-        key = next((p for p in reversed(path) if isinstance(p, str)), "")
+        return self._envelope_value(path, node)
+
+    def _envelope_value(self, path: tuple[str | int, ...], value: Any) -> Any:
+        """A scalar outside any record. Its outermost categorised ancestor decides
+        (an envelope `holdings: [...]` is holdings, leaf by leaf, the same in the
+        buffered and the streamed path), else its own key and value."""
         dotted = ".".join(p if isinstance(p, str) else "item" for p in path)
-        slot = self._shared.classifier.slot(key, dotted)
-        return self._value(node, key, dotted, slot, self._base)
+        found = self._shared.envelope.get(dotted)
+        if found is None:
+            found = self._envelope_slot(path, dotted)
+        key, slot = found
+        return self._value(value, key, dotted, slot, self._base)
+
+    def _envelope_slot(self, path: tuple[str | int, ...], dotted: str) -> tuple[str, Slot]:
+        classifier = self._shared.classifier
+        parts: list[str] = []
+        key = ""
+        for i, part in enumerate(path):
+            if not isinstance(part, str):
+                parts.append("item")
+                continue
+            key = part
+            parts.append(part)
+            if i < len(path) - 1:
+                slot = classifier.slot(part, ".".join(parts))
+                if slot.mode == CAT:
+                    found = (part, slot)
+                    break
+        else:
+            found = (key, classifier.slot(key, dotted))
+        if len(self._shared.envelope) < 4096:
+            self._shared.envelope[dotted] = found
+        return found
+
+
+def _dropped(old: Any, new: Any) -> bool:
+    """Envelope semantics shared with the streaming codec: a scalar rewritten to
+    None (from something else) is left out, key and all; a record held by a key
+    and dropped stays as null."""
+    if new is DROPPED:
+        return True
+    return new is None and old is not None and not isinstance(old, dict | list)
 
 
 def build_enforcer(

@@ -14,7 +14,7 @@ from threading import Lock
 from typing import Any
 
 from gateway.core.catalog import FactsReader, FactsSpec, RouteSpec
-from gateway.core.enforce._tables import ActionTable, Classifier, Plan, build_plan
+from gateway.core.enforce._tables import ActionTable, Classifier, Plan, Slot, build_plan
 from gateway.core.model import Action, Decision, Verb
 from gateway.core.taxonomy import Taxonomy
 
@@ -29,6 +29,7 @@ class Shared:
         "base",
         "classifier",
         "decision",
+        "envelope",
         "facts",
         "never_clear",
         "plans",
@@ -51,6 +52,7 @@ class Shared:
         self._tables: dict[tuple[tuple[int, ...], frozenset[str]], ActionTable] = {}
         self.plans: dict[tuple[int, tuple[Any, ...]], Plan] = {}
         self._residue: dict[tuple[str, Action], re.Pattern[str] | None] = {}
+        self.envelope: dict[str, tuple[str, Slot]] = {}  # dotted path -> key, slot
         self.facts = FactsReader(route.facts if route else FactsSpec())
         self.base = self.table((), frozenset())
 

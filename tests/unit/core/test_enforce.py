@@ -639,8 +639,11 @@ def test_streamed_through_json_codec_equals_buffered(chunk: int) -> None:
         "count": 6,
         "results": [customer(i, grade="A" if i == 2 else "B") for i in range(6)],
         "meta": {"mobile": MOBILE1},
+        "holdings": [{"code": "600519", "name": "贵州茅台", "quantity": 100}],
     }
     buffered = enforcer(d).rewrite_document(page)
+    assert "600519" not in orjson.dumps(buffered).decode()  # envelope holdings: L4, masked
+    assert MOBILE1 in orjson.dumps(buffered["meta"]).decode()  # envelope L2: clear at L2
     streaming = enforcer(d)
     limits = CodecLimits(
         max_buffered=1 << 20, max_decompressed=1 << 22, max_ratio=100, stream_threshold=0
