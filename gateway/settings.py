@@ -308,6 +308,8 @@ class AuditSettings(_Section):
     seal_key_file: Path = Path("var/audit/seal-ed25519.pem")
     seal_every: int = Field(default=1000, ge=1)
     seal_interval: float = Field(default=10.0, gt=0)
+    # Idle writers still seal this often, so a verifier can tell "quiet" from "cut off".
+    seal_heartbeat: float = Field(default=60.0, gt=0)
     # Record ids per event; bigger responses continue in linked follow-up events.
     ids_per_event: int = Field(default=500, ge=1)
     # File sink rotation.

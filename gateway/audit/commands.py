@@ -27,6 +27,7 @@ def verify_command(
     file: Path | None,
     *,
     require_closed: bool = False,
+    allow_open: float | None = None,
     as_json: bool = False,
     out: TextIO | None = None,
 ) -> int:
@@ -35,9 +36,13 @@ def verify_command(
     try:
         report: VerifyReport
         if file is not None:
-            report = verify_file(settings, file, require_closed=require_closed)
+            report = verify_file(
+                settings, file, require_closed=require_closed, allow_open=allow_open
+            )
         else:
-            report = asyncio.run(verify_stream(settings, require_closed=require_closed))
+            report = asyncio.run(
+                verify_stream(settings, require_closed=require_closed, allow_open=allow_open)
+            )
     except (OSError, StreamUnavailable, ConfigError) as exc:
         print(f"audit verify: {exc}", file=sys.stderr)
         return USAGE_OR_IO_ERROR

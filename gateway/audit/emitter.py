@@ -93,6 +93,7 @@ class AuditEmitter:
             load_seal_key(settings),
             every=cfg.seal_every,
             interval=cfg.seal_interval,
+            heartbeat=cfg.seal_heartbeat,
         )
         spool = Spool(settings.path(cfg.spool_dir), chain.writer)
         adopted = spool.adopt_orphans()

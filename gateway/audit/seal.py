@@ -7,7 +7,9 @@ seal's signature and is signed with Ed25519, so
 
 - anyone holding only the public key can check that a seal is genuine;
 - a chain whose last record is not a `closing` seal was cut short (or its writer
-  is still running / crashed): the verifier reports the unsealed tail;
+  is still running / crashed): the verifier reports the unsealed tail and the
+  time of the last seal; since idle writers still seal every `heartbeat`
+  seconds, a last seal older than that means the writer died or the tail is gone;
 - the seal is itself an HMAC-chained record, so removing it leaves a gap.
 """
 
@@ -64,11 +66,13 @@ class SealedChain:
         *,
         every: int = 1000,
         interval: float = 10.0,
+        heartbeat: float = 60.0,
     ) -> None:
         self.chain = chain
         self._signer = signer
         self._every = every
         self._interval = interval
+        self._heartbeat = heartbeat
         self._since = 0
         self._from_seq = 1
         self._prev_sig: str | None = None
@@ -91,11 +95,14 @@ class SealedChain:
         return self.chain.append(event)
 
     def seal_due(self, now_monotonic: float | None = None) -> bool:
-        if self._since == 0 or self.closed:
+        """Every `every` records, `interval` seconds after activity, or a heartbeat."""
+        if self.closed:
             return False
         if self._since >= self._every:
             return True
         now = time.monotonic() if now_monotonic is None else now_monotonic
+        if self._since == 0:
+            return now - self._last_seal >= self._heartbeat
         return now - self._last_seal >= self._interval
 
     def seal(self, *, closing: bool = False) -> bytes:

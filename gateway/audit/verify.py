@@ -17,7 +17,8 @@ deliberately not with the emitter's orjson path, so one bug cannot hide itself.
 
 Suggested exit codes (`VerifyReport.exit_code`): 0 ok, 10 MAC mismatch, 11 link
 mismatch, 12 sequence conflict, 13 malformed records, 20 gap, 21 open chain when
-closing is required, 30 bad seal.
+closing is required (or whose last seal is older than `allow_open` seconds),
+30 bad seal.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -56,6 +58,7 @@ class ChainReport:
     seals: int = 0
     seal_bad: list[int] = field(default_factory=list)
     last_sealed_seq: int = 0
+    last_seal_ms: int = 0
     closed: bool = False
 
     @property
@@ -74,6 +77,19 @@ class VerifyReport:
     chains: dict[str, ChainReport] = field(default_factory=dict)
     malformed: int = 0
     require_closed: bool = False
+    # Open chains are tolerated (live writers) unless their last seal is older than
+    # this many seconds: writers seal at least every `audit.seal_heartbeat` seconds.
+    allow_open: float | None = None
+    now_ms: int = field(default_factory=lambda: int(time.time() * 1000))
+
+    def stale(self, chain: ChainReport) -> bool:
+        if chain.closed:
+            return False
+        if self.require_closed:
+            return True
+        if self.allow_open is None:
+            return False
+        return chain.last_seal_ms < self.now_ms - int(self.allow_open * 1000)
 
     @property
     def ok(self) -> bool:
@@ -89,7 +105,7 @@ class VerifyReport:
             (13, self.malformed > 0),
             (30, any(c.seal_bad for c in chains)),
             (20, any(c.missing for c in chains)),
-            (21, self.require_closed and not all(c.closed for c in chains)),
+            (21, any(self.stale(c) for c in chains)),
         ]
         return next((code for code, failed in checks if failed), 0)
 
@@ -116,6 +132,7 @@ class VerifyReport:
                 f"mac_bad {c.mac_bad or '-'}, link_bad {c.link_bad or '-'}, "
                 f"conflicts {c.conflicts or '-'}, seals {c.seals} (bad {c.seal_bad or '-'}), "
                 f"{'closed' if c.closed else f'open, {c.unsealed_tail} unsealed'}"
+                f"{', STALE (writer gone or tail cut)' if self.stale(c) else ''}"
             )
         return "\n".join(lines)
 
@@ -156,8 +173,9 @@ def verify_events(
     *,
     malformed: int = 0,
     require_closed: bool = False,
+    allow_open: float | None = None,
 ) -> VerifyReport:
-    report = VerifyReport(malformed=malformed, require_closed=require_closed)
+    report = VerifyReport(malformed=malformed, require_closed=require_closed, allow_open=allow_open)
     variants: dict[str, dict[int, list[_Variant]]] = {}
     last_arrival: dict[str, int] = {}
     for event in events:
@@ -221,6 +239,8 @@ def _check_chain(
                 chain.seal_bad.append(seq)
             last_seal = seal
             chain.last_sealed_seq = seq
+            sealed_at = seal.get("time")
+            chain.last_seal_ms = sealed_at if isinstance(sealed_at, int) else 0
             chain.closed = seal.get("closing") is True
     chain.closed = chain.closed and chain.last_sealed_seq == chain.last_seq
 
@@ -263,7 +283,13 @@ def parse_lines(lines: Iterable[bytes]) -> tuple[list[dict[str, Any]], int]:
     return events, bad
 
 
-def verify_file(settings: Settings, path: Path, *, require_closed: bool = False) -> VerifyReport:
+def verify_file(
+    settings: Settings,
+    path: Path,
+    *,
+    require_closed: bool = False,
+    allow_open: float | None = None,
+) -> VerifyReport:
     with path.open("rb") as fh:
         events, bad = parse_lines(fh)
     return verify_events(
@@ -272,10 +298,13 @@ def verify_file(settings: Settings, path: Path, *, require_closed: bool = False)
         load_seal_public_key(settings),
         malformed=bad,
         require_closed=require_closed,
+        allow_open=allow_open,
     )
 
 
-async def verify_stream(settings: Settings, *, require_closed: bool = False) -> VerifyReport:
+async def verify_stream(
+    settings: Settings, *, require_closed: bool = False, allow_open: float | None = None
+) -> VerifyReport:
     """Read the whole audit stream (XRANGE pages) and verify every chain in it."""
     if not settings.redis.url:
         raise ConfigError("audit verify --stream needs redis.url")
@@ -290,4 +319,5 @@ async def verify_stream(settings: Settings, *, require_closed: bool = False) -> 
         load_seal_public_key(settings),
         malformed=bad,
         require_closed=require_closed,
+        allow_open=allow_open,
     )

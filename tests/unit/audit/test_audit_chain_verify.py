@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 from typing import Any
 
 import orjson
@@ -227,3 +228,26 @@ def test_emitter_and_verifier_canonical_forms_agree(payload: dict[str, Any]) -> 
 def test_short_key_refused() -> None:
     with pytest.raises(ValueError, match="32 bytes"):
         ChainWriter(b"short")
+
+
+def test_open_chain_with_old_last_seal_is_stale() -> None:
+    events = _chain(10)[:-2]  # closing seal and last record gone
+    fresh = _verify(events, allow_open=3600)
+    assert fresh.exit_code == 0  # last seal is recent: a live writer
+    later = _verify(events, allow_open=3600)
+    later.now_ms += 2 * 3600 * 1000
+    assert later.exit_code == 21
+    assert "STALE" in later.summary()
+
+
+def test_idle_writer_seals_on_heartbeat() -> None:
+    sealed = SealedChain(ChainWriter(KEY, "w"), SIGNER, every=10, interval=5, heartbeat=60)
+    lines = [sealed.append(_event(1)), sealed.seal()]
+    now = time.monotonic()
+    assert not sealed.seal_due(now + 30)
+    assert sealed.seal_due(now + 61)
+    lines += [sealed.seal(), sealed.seal(closing=True)]
+    events = [orjson.loads(line) for line in lines]
+    assert events[2]["unmapped"]["seal"]["count"] == 0  # an empty heartbeat seal
+    report = verify_events(events, KEY, PUBLIC, require_closed=True)
+    assert report.ok, report.summary()
