@@ -29,10 +29,10 @@ class CrmJwtAuthenticator:
         self, settings: CrmJwtSettings, directory: DirectoryHandle, environ: Mapping[str, str]
     ) -> None:
         secret = environ.get(settings.secret_env, "")
-        if len(secret) < 16:
+        if len(secret.encode()) < 32:  # RFC 7518 3.2: at least the hash size
             raise ConfigError(
                 f"crm_jwt is enabled but env {settings.secret_env} is unset or shorter "
-                "than 16 characters"
+                "than 32 bytes"
             )
         self._secret = secret.encode()
         self._s = settings
