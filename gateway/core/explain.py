@@ -14,7 +14,14 @@ from typing import Any
 
 from gateway.core import detectors
 from gateway.core.catalog import Catalog, RouteSpec, record_facts
-from gateway.core.enforce._tables import CAT, TEXT, ActionTable, Classifier, Slot
+from gateway.core.enforce._tables import (
+    CAT,
+    TEXT,
+    ActionTable,
+    Classifier,
+    Slot,
+    envelope_slot,
+)
 from gateway.core.model import Action, Decision, RecordVerb
 from gateway.core.static_policy import static_decision, synthetic_subject
 from gateway.core.taxonomy import Taxonomy
@@ -60,9 +67,8 @@ class _Explainer:
             for i, v in enumerate(node):
                 self.node(v, f"{path}[{i}]", _join(prefix, "item"), table)
         else:
-            # list members take their parent's key name, as in the enforcer
-            key = next((p for p in reversed(prefix.split(".")) if p != "item"), "")
-            self.value(node, key, prefix, path, self.classifier.slot(key, prefix), table)
+            key, slot = envelope_slot(self.classifier, prefix.split(".") if prefix else [])
+            self.value(node, key, prefix, path, slot, table)
 
     def record(self, record: dict[str, Any], path: str, base: ActionTable) -> None:
         facts = record_facts(record, self.route.facts if self.route else None)

@@ -19,7 +19,7 @@ from typing import Any
 
 from gateway.core.catalog import RouteSpec
 from gateway.core.enforce._shared import Shared, shared_for
-from gateway.core.enforce._tables import CAT, ActionTable, Plan, Slot
+from gateway.core.enforce._tables import CAT, ActionTable, Plan, envelope_slot
 from gateway.core.enforce._values import ValueRewriter
 from gateway.core.masking import DROPPED, Masker
 from gateway.core.model import Decision, RecordVerb, Verb
@@ -279,30 +279,11 @@ class Enforcer(ValueRewriter):
         dotted = ".".join(p if isinstance(p, str) else "item" for p in path)
         found = self._shared.envelope.get(dotted)
         if found is None:
-            found = self._envelope_slot(path, dotted)
+            found = envelope_slot(self._shared.classifier, dotted.split(".") if path else [])
+            if len(self._shared.envelope) < 4096:
+                self._shared.envelope[dotted] = found
         key, slot = found
         return self._value(value, key, dotted, slot, self._base)
-
-    def _envelope_slot(self, path: tuple[str | int, ...], dotted: str) -> tuple[str, Slot]:
-        classifier = self._shared.classifier
-        parts: list[str] = []
-        key = ""
-        for i, part in enumerate(path):
-            if not isinstance(part, str):
-                parts.append("item")
-                continue
-            key = part
-            parts.append(part)
-            if i < len(path) - 1:
-                slot = classifier.slot(part, ".".join(parts))
-                if slot.mode == CAT:
-                    found = (part, slot)
-                    break
-        else:
-            found = (key, classifier.slot(key, dotted))
-        if len(self._shared.envelope) < 4096:
-            self._shared.envelope[dotted] = found
-        return found
 
 
 def _dropped(old: Any, new: Any) -> bool:

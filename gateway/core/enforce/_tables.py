@@ -85,6 +85,23 @@ class Classifier:
         return Slot(SCAN)
 
 
+def envelope_slot(classifier: Classifier, parts: list[str]) -> tuple[str, Slot]:
+    """The key and slot for a scalar outside any record, from its key path (list
+    positions spelled `item`): the outermost categorised ancestor wins (an
+    envelope `holdings: [...]` is holdings leaf by leaf), else the scalar's own
+    key (for a list member, its list's key)."""
+    key = ""
+    for i, part in enumerate(parts):
+        if part == "item":
+            continue
+        key = part
+        if i < len(parts) - 1:
+            slot = classifier.slot(part, ".".join(parts[: i + 1]))
+            if slot.mode == CAT:
+                return part, slot
+    return key, classifier.slot(key, ".".join(parts))
+
+
 class ActionTable:
     """category -> (level, action) for one set of matching record rules."""
 

@@ -108,3 +108,12 @@ def test_unknown_level_is_a_value_error() -> None:
         explain_sample(TAXONOMY, CATALOG, None, {}, "L9")
     with pytest.raises(ValueError, match="unknown level"):
         explain_sample(TAXONOMY, CATALOG, None, {}, "mobile")  # a category, not a level
+
+
+def test_envelope_members_take_their_categorised_ancestor() -> None:
+    doc = {"holdings": [{"code": "600519", "name": "贵州茅台"}], "meta": {"page": 1}}
+    rows = by_path(explain_sample(TAXONOMY, CATALOG, CATALOG.route("customer_detail"), doc, "L2"))
+    assert rows["holdings[0].code"].category == "holdings"
+    assert rows["holdings[0].name"].category == "holdings"  # not "name": the unit decides
+    assert rows["holdings[0].code"].action == "mask:strict"
+    assert rows["meta.page"].category == UNCLASSIFIED
