@@ -33,7 +33,9 @@ subjects:
     email: sales@bank.example
     roles: [sales]
     clearance: L2
-    api_keys: [{id: k-sales, hash: "sha256:2e31555da0419daf4f3c32fc0f82de1ae01b8e6160702ca85ae3a21c69f4366d"}]
+    api_keys:
+      - id: k-sales
+        hash: "sha256:2e31555da0419daf4f3c32fc0f82de1ae01b8e6160702ca85ae3a21c69f4366d"
   - {id: u-cs, email: cs@bank.example, roles: [customer_service], clearance: L2}
 """
 USERS = {
