@@ -56,7 +56,7 @@ def classify_compact(c: str, ctx: str) -> Verdict | None:
             return Verdict("id_number", "resident_id", 0.95, True)
         if checks.permanent_residence_ok(c):
             return Verdict("id_number", "permanent_residence", 0.85, True)
-        if checks.uscc_ok(c):
+        if c[1] != "0" and checks.uscc_ok(c):  # entity type is never 0
             cat = "uscc_person" if c.startswith("92") else "uscc_org"
             return Verdict(cat, "uscc", 0.8, True)
     if not c.isdigit():

@@ -54,8 +54,8 @@ KW_PASSPORT = re.compile(r"护照|passport|通行证|回乡证|台胞证|旅行�
 SECURITIES_RE = re.compile(r"[AB]\d{9}(?![A-Za-z0-9])")
 KW_SECURITIES = re.compile(r"证券|股东|资金账|securit|stock|gdzh|zjzh", re.IGNORECASE)
 # First character: registering authority (1-9, A-H, J-N, P-R, T, U, W, X, Y); second: the
-# entity type (1, 2, 3 or 9 in every authority's list); then the 6-digit region code.
-USCC_RE = re.compile(r"[1-9A-HJ-NP-RTUWXY][1239]\d{6}[0-9A-HJ-NP-RTUWXY]{10}(?![0-9A-Z])")
+# entity type, a non-zero digit in every authority's list; then the 6-digit region code.
+USCC_RE = re.compile(r"[1-9A-HJ-NP-RTUWXY][1-9]\d{6}[0-9A-HJ-NP-RTUWXY]{10}(?![0-9A-Z])")
 
 CJK_RE = re.compile(r"[\u4e00-\u9fff]")
 
