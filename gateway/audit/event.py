@@ -14,16 +14,13 @@ events (same `metadata.correlation_uid`) carry the rest.
 
 from __future__ import annotations
 
-import functools
-import os
-import random
 import re
-import time
 from collections.abc import Mapping
 from typing import Any
 
 from gateway import __version__
-from gateway.audit.scrub import scrub, scrub_many
+from gateway.audit.scrub import scrub_many
+from gateway.audit.values import count, counts, field_counts, flag, rfc3339, text, tokens, uuid7
 
 OCSF_VERSION = "1.8.0"
 CLASS_UID = 6003
@@ -33,100 +30,6 @@ _ACTIVITY.update({"PUT": (3, "Update"), "PATCH": (3, "Update"), "DELETE": (4, "D
 _METHOD = re.compile(r"[A-Z]{1,16}")
 HIGH_LEVELS = frozenset({"L4", "L5"})
 PRODUCT = {"name": "crm-gateway", "vendor_name": "crm-gateway", "version": __version__}
-
-
-# UUID randomness needs uniqueness, not secrecy: a fast generator seeded from the OS,
-# reseeded in forked children so two workers never share a sequence.
-_rng = random.Random(os.urandom(32))  # noqa: S311 (ids, not secrets)
-os.register_at_fork(after_in_child=lambda: _rng.seed(os.urandom(32)))
-_second: list[Any] = [-1, ""]  # cache of the RFC 3339 prefix for the current second
-
-
-def uuid7() -> str:
-    """A time-ordered UUIDv7 (RFC 9562): sortable dedup key for at-least-once delivery."""
-    ms = time.time_ns() // 1_000_000
-    rand = _rng.getrandbits(80)
-    value = (ms & 0xFFFFFFFFFFFF) << 80 | 0x7 << 76 | (rand >> 68 & 0xFFF) << 64
-    value |= 0b10 << 62 | (rand & 0x3FFFFFFFFFFFFFFF)
-    h = f"{value:032x}"
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
-
-def _s(value: Any, max_len: int = 256) -> str | None:
-    """An allowed scalar rendered as a scrubbed string (None stays None)."""
-    if type(value) is str:
-        return value if len(value) < 11 else scrub(value, max_len)
-    if value is None:
-        return None
-    if isinstance(value, (bool, int, float)):
-        return str(value)
-    return scrub(str(value), max_len)
-
-
-def _b(value: Any) -> bool:
-    return value is True
-
-
-def _i(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
-
-
-@functools.lru_cache(maxsize=2048)
-def _token(key: str) -> str:
-    """Count-map keys are taxonomy tokens (outcomes, levels, categories, grades) that
-    repeat on every event: scrub each distinct one once."""
-    return scrub(key, 64)
-
-
-def _rfc3339(now: float) -> str:
-    sec = int(now)
-    if _second[0] != sec:
-        _second[0], _second[1] = sec, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
-    return f"{_second[1]}.{int(now * 1000) % 1000:03d}Z"
-
-
-def _field_counts(value: Any) -> dict[str, dict[str, dict[str, int]]]:
-    """{outcome: {level: {category: n}}} with scrubbed keys and int leaves only (the
-    shape `EnforcementReport.to_audit()["fields"]` has); a flat loop, it runs per event."""
-    out: dict[str, dict[str, dict[str, int]]] = {}
-    if not isinstance(value, dict):
-        return out
-    for outcome, levels in value.items():
-        if not isinstance(levels, dict):
-            continue
-        by_level: dict[str, dict[str, int]] = {}
-        for level, cats in levels.items():
-            if not isinstance(cats, dict):
-                continue
-            kept = {_token(str(c)): n for c, n in cats.items() if type(n) is int}
-            if kept:
-                by_level[_token(str(level))] = kept
-        if by_level:
-            out[_token(str(outcome))] = by_level
-    return out
-
-
-def _counts(value: Any, depth: int) -> dict[str, Any]:
-    """Nested {token: ... {token: int}} maps (field outcomes, grades): keys scrubbed,
-    leaves must be ints; anything else is dropped."""
-    if not isinstance(value, dict):
-        return {}
-    out: dict[str, Any] = {}
-    for k, v in value.items():
-        key = _token(k) if type(k) is str else scrub(str(k), 64)
-        if depth > 1:
-            inner = _counts(v, depth - 1)
-            if inner:
-                out[key] = inner
-        elif isinstance(v, int) and not isinstance(v, bool):
-            out[key] = v
-    return out
-
-
-def _strings(value: Any, max_items: int = 64) -> list[str]:
-    if not isinstance(value, (list, tuple, set, frozenset)):
-        return []
-    return [scrub(str(v), 64) for v in list(value)[:max_items]]
 
 
 def _outcome(allow: bool, fields: Mapping[str, Any], blocked: str | None) -> str:
@@ -176,26 +79,26 @@ def build_access_event(
     report = report_dict or {}
     raw_records = report.get("records")
     records: Mapping[str, Any] = raw_records if isinstance(raw_records, dict) else {}
-    fields = _field_counts(report.get("fields"))
-    blocked = _s(report.get("blocked"))
-    allow = _b(decision_dict.get("allow"))
-    honeytoken = _b(request_dict.get("honeytoken")) or _b(report.get("honeytoken"))
+    fields = field_counts(report.get("fields"))
+    blocked = text(report.get("blocked"))
+    allow = flag(decision_dict.get("allow"))
+    honeytoken = flag(request_dict.get("honeytoken")) or flag(report.get("honeytoken"))
     raw_method = str(request_dict.get("method") or "").upper()
     method = raw_method if _METHOD.fullmatch(raw_method) else "OTHER"
     activity_id, activity_name = _ACTIVITY.get(method, (99, "Other"))
-    route = _s(request_dict.get("route"), 512) or ""
-    operation = _s(request_dict.get("operation"), 128) or f"{method} {route}"
+    route = text(request_dict.get("route"), 512) or ""
+    operation = text(request_dict.get("operation"), 128) or f"{method} {route}"
     raw_ids = records.get("ids")
     ids = scrub_many([str(i) for i in raw_ids]) if isinstance(raw_ids, list) else []
-    ids_total = max(_i(records.get("ids_total")), len(ids))
+    ids_total = max(count(records.get("ids_total")), len(ids))
     outcome = _outcome(allow, fields, blocked)
     time_ms = int(now * 1000)
-    roles = _strings(subject_dict.get("roles"))
+    roles = tokens(subject_dict.get("roles"))
     actor_user: dict[str, Any] = {
-        "uid": _s(subject_dict.get("id"), 128),
-        "name": _s(subject_dict.get("display_name"), 128),
+        "uid": text(subject_dict.get("id"), 128),
+        "name": text(subject_dict.get("display_name"), 128),
         "groups": [{"name": r} for r in roles],
-        "org": {"name": _s(subject_dict.get("department"), 128)},
+        "org": {"name": text(subject_dict.get("department"), 128)},
     }
     return {
         "class_uid": CLASS_UID,
@@ -207,7 +110,7 @@ def build_access_event(
         "type_uid": CLASS_UID * 100 + activity_id,
         "severity_id": _severity(outcome, fields, honeytoken, ids_total),
         "time": time_ms,
-        "time_dt": _rfc3339(now),
+        "time_dt": rfc3339(now),
         "status_id": 1 if status < 400 else 2,
         "status_code": str(status),
         "action_id": {"allow": 1, "allow_masked": 4}.get(outcome, 2),
@@ -218,65 +121,69 @@ def build_access_event(
             "version": OCSF_VERSION,
             "product": PRODUCT,
             "uid": uuid7(),
-            "correlation_uid": _s(request_id, 128),
+            "correlation_uid": text(request_id, 128),
             "log_name": "crm-audit",
             "profiles": ["security_control", "datetime"],
         },
         "actor": {
             "user": actor_user,
             "session": {
-                "uid": _s(subject_dict.get("session_id"), 128),
-                "is_mfa": _b(subject_dict.get("mfa")),
+                "uid": text(subject_dict.get("session_id"), 128),
+                "is_mfa": flag(subject_dict.get("mfa")),
             },
         },
-        "src_endpoint": {"ip": _s(subject_dict.get("ip"), 64)},
-        "http_request": {"http_method": method, "url": {"path": route}, "uid": _s(request_id, 128)},
+        "src_endpoint": {"ip": text(subject_dict.get("ip"), 64)},
+        "http_request": {
+            "http_method": method,
+            "url": {"path": route},
+            "uid": text(request_id, 128),
+        },
         "http_response": {"code": status},
         "api": {
             "operation": operation,
             "service": {"name": "crm"},
-            "request": {"uid": _s(request_id, 128)},
+            "request": {"uid": text(request_id, 128)},
         },
         "policy": {
             "name": "crm.gateway",
-            "version": _s(decision_dict.get("revision"), 128),
-            "is_applied": not _b(decision_dict.get("report_only")),
+            "version": text(decision_dict.get("revision"), 128),
+            "is_applied": not flag(decision_dict.get("report_only")),
         },
         "unmapped": {
             "crm": {
-                "purpose": _s(request_dict.get("purpose"), 128),
+                "purpose": text(request_dict.get("purpose"), 128),
                 "justification_given": bool(request_dict.get("justification")),
-                "clearance": _s(subject_dict.get("clearance"), 16),
-                "auth_method": _s(subject_dict.get("auth_method"), 32),
-                "partner": _b(subject_dict.get("partner")),
+                "clearance": text(subject_dict.get("clearance"), 16),
+                "auth_method": text(subject_dict.get("auth_method"), 32),
+                "partner": flag(subject_dict.get("partner")),
                 "decision": {
                     "allow": allow,
                     "outcome": outcome,
-                    "reason": _s(decision_dict.get("reason")),
-                    "revision": _s(decision_dict.get("revision"), 128),
-                    "cache_hit": _b(decision_dict.get("cache_hit")),
-                    "report_only": _b(decision_dict.get("report_only")),
-                    "audit_level": _s(decision_dict.get("audit_level"), 16),
+                    "reason": text(decision_dict.get("reason")),
+                    "revision": text(decision_dict.get("revision"), 128),
+                    "cache_hit": flag(decision_dict.get("cache_hit")),
+                    "report_only": flag(decision_dict.get("report_only")),
+                    "audit_level": text(decision_dict.get("audit_level"), 16),
                 },
                 "status": status,
                 "latency_ms": int(latency_ms),
-                "request_pii": _strings(request_dict.get("pii_categories")),
+                "request_pii": tokens(request_dict.get("pii_categories")),
                 "honeytoken": honeytoken,
                 "records": {
-                    "seen": _i(records.get("seen")),
-                    "dropped": _i(records.get("dropped")),
+                    "seen": count(records.get("seen")),
+                    "dropped": count(records.get("dropped")),
                     "ids_total": ids_total,
-                    "ids_truncated": _b(records.get("ids_truncated")),
-                    "clear_by_level": _counts(records.get("clear_by_level"), 1),
-                    "bulk_limited_by_level": _counts(records.get("bulk_limited_by_level"), 1),
+                    "ids_truncated": flag(records.get("ids_truncated")),
+                    "clear_by_level": counts(records.get("clear_by_level"), 1),
+                    "bulk_limited_by_level": counts(records.get("bulk_limited_by_level"), 1),
                 },
                 "record_ids": ids,
                 "chunk": {"index": 1, "total": 1},
-                "grades": _counts(report.get("grades"), 1),
-                "tiers": _counts(report.get("tiers"), 1),
+                "grades": counts(report.get("grades"), 1),
+                "tiers": counts(report.get("tiers"), 1),
                 "fields": fields,
-                "detectors": _counts(report.get("detectors"), 1),
-                "record_rules": _counts(report.get("record_rules"), 1),
+                "detectors": counts(report.get("detectors"), 1),
+                "record_rules": counts(report.get("record_rules"), 1),
                 "blocked": blocked,
             }
         },

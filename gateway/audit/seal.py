@@ -26,7 +26,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 
 from gateway.audit.chain import ChainWriter
-from gateway.audit.event import OCSF_VERSION, PRODUCT, uuid7
+from gateway.audit.event import OCSF_VERSION, PRODUCT
+from gateway.audit.values import uuid7
 
 
 def seal_body_bytes(body: dict[str, Any]) -> bytes:
