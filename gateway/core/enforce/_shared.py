@@ -36,12 +36,13 @@ class Shared:
         "route",
         "taxonomy",
     )
-    # After a category's operator ran, a long digit run or an "@" left in the
+    # After a category's operator ran, a run of 9+ digits (identifiers are
+    # longer than dates, which have 8) or an "@" left in the
     # output means the field held something else too (a card typed into a name
     # field): the output is then scanned like free text. E-mail masks keep their
     # "@" by design, so for them only digit runs count.
-    _residue_any = re.compile(r"\d(?:[ -]?\d){6,}|@")
-    _residue_digits = re.compile(r"\d(?:[ -]?\d){6,}")
+    _residue_any = re.compile(r"\d(?:[ -]?\d){8,}|@")
+    _residue_digits = re.compile(r"\d(?:[ -]?\d){8,}")
 
     def __init__(self, taxonomy: Taxonomy, route: RouteSpec | None, decision: Decision) -> None:
         self.taxonomy = taxonomy
