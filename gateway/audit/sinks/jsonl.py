@@ -34,7 +34,11 @@ class StdoutSink:
 
 
 class FileSink:
-    """Appends to `path`; past `max_bytes` renames path -> path.1 -> ... -> path.N."""
+    """Appends to `path`; past `max_bytes` renames path -> path.1 -> ... -> path.N.
+
+    Several workers may share the file (O_APPEND, one write per batch); a worker
+    notices another's rotation by inode and reopens the new file.
+    """
 
     name = "file"
 
@@ -46,11 +50,20 @@ class FileSink:
         self._size = 0
 
     def _open(self) -> int:
+        if self._fd is not None and self._rotated_elsewhere(self._fd):
+            os.close(self._fd)  # another worker rotated the file: follow the new one
+            self._fd = None
         if self._fd is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             self._size = os.fstat(self._fd).st_size
         return self._fd
+
+    def _rotated_elsewhere(self, fd: int) -> bool:
+        try:
+            return os.stat(self.path).st_ino != os.fstat(fd).st_ino
+        except FileNotFoundError:
+            return True
 
     def _rotate(self) -> None:
         if self._fd is not None:

@@ -172,3 +172,18 @@ async def test_durable_write_does_not_wait_for_a_long_replay(tmp_path: Path) -> 
     await emitter.close()
     seqs = sorted({orjson.loads(ln)["unmapped"]["integrity"]["seq"] for ln in sink.lines})
     assert seqs == list(range(1, emitter.stats.emitted + 1))
+
+
+async def test_file_sink_follows_rotation_by_another_writer(tmp_path: Path) -> None:
+    first = FileSink(tmp_path / "a.jsonl", max_bytes=300, backups=3)
+    second = FileSink(tmp_path / "a.jsonl", max_bytes=300, backups=3)
+    for i in range(12):
+        await (first if i % 2 else second).send([orjson.dumps({"i": i, "pad": "y" * 40})])
+    await first.close()
+    await second.close()
+    seen = sorted(orjson.loads(line)["i"] for line in _all_lines(tmp_path))
+    assert seen == list(range(12))
+
+
+def _all_lines(directory: Path) -> list[bytes]:
+    return [ln for p in directory.iterdir() for ln in p.read_bytes().splitlines()]
