@@ -50,7 +50,11 @@ def upstream_identity_headers(settings: Settings, subject: Subject) -> dict[str,
 
 
 def spoofable_headers(settings: Settings) -> tuple[str, ...]:
-    names = [*settings.identity.strip_request_headers, *settings.identity.upstream_identity_headers]
+    names = [
+        *settings.identity.strip_request_headers,
+        *settings.identity.upstream_identity_headers,
+        settings.identity.api_key_header,  # the gateway's own credential never reaches the CRM
+    ]
     if settings.identity.trusted_headers.source_networks:
         names.append(settings.identity.trusted_headers.user_header)
         if settings.identity.trusted_headers.mfa_header:
@@ -69,8 +73,14 @@ def strip_spoofable(headers: CIMultiDict[str], settings: Settings) -> None:
 def apply_identity(
     headers: CIMultiDict[str], settings: Settings, subject: Subject
 ) -> Mapping[str, str]:
-    """strip_spoofable, then add the gateway's own identity headers; returns what was set."""
+    """strip_spoofable, then add the gateway's own identity headers; returns what was set.
+
+    A gateway API key sent as `Authorization: Bearer` is removed too: it means nothing
+    to the CRM and must not end up in its logs. Other credentials pass through.
+    """
     strip_spoofable(headers, settings)
+    if subject.auth_method == "api_key":
+        headers.popall("Authorization", None)
     added = upstream_identity_headers(settings, subject)
     headers.update(added)
     return added

@@ -87,3 +87,16 @@ def test_client_copies_are_stripped_before_the_gateway_sets_its_own() -> None:
     apply_identity(headers, _settings(), Subject(id="u-cs", roles=("customer_service",)))
     assert headers.getall("X-Remote-User") == ["u-cs"]
     assert headers["X-Remote-Roles"] == "customer_service"
+
+
+def test_gateway_api_keys_do_not_reach_the_crm() -> None:
+    headers = CIMultiDict(
+        [("Authorization", "Bearer demo-sales-key"), ("X-Api-Key", "demo-sales-key")]
+    )
+    apply_identity(headers, _settings(), Subject(id="u-sales-01", auth_method="api_key"))
+    assert "Authorization" not in headers
+    assert "X-Api-Key" not in headers
+    crm_token = CIMultiDict([("Authorization", "Bearer bcrm_pat_x"), ("Token", "t")])
+    apply_identity(crm_token, _settings(), Subject(id="u-1", auth_method="crm_introspection"))
+    assert crm_token["Authorization"] == "Bearer bcrm_pat_x"
+    assert crm_token["Token"] == "t"
