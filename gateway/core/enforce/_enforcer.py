@@ -66,7 +66,7 @@ class Enforcer(ValueRewriter):
 
     def rewrite_document(self, doc: Any) -> Any:
         self._check_allowed()
-        return self._node(doc, (), "")
+        return self._node(doc, "")
 
     def rewrite_record(self, record: dict[str, Any], prefix: str = "") -> dict[str, Any] | None:
         self._check_allowed()
@@ -78,7 +78,8 @@ class Enforcer(ValueRewriter):
 
     def rewrite_value(self, path: tuple[str | int, ...], value: Any) -> Any:
         self._check_allowed()
-        out = self._envelope_value(path, value)
+        dotted = ".".join(p if isinstance(p, str) else "item" for p in path)
+        out = self._envelope_value(dotted, value)
         return None if out is DROPPED else out
 
     def rewrite_row(self, header: list[str], row: list[str]) -> list[str] | None:
@@ -246,14 +247,15 @@ class Enforcer(ValueRewriter):
 
     # --- documents ------------------------------------------------------------
 
-    def _node(self, node: Any, path: tuple[str | int, ...], prefix: str) -> Any:
+    def _node(self, node: Any, prefix: str) -> Any:
+        """Walk a document; `prefix` is the ijson-style dotted path (lists: `item`)."""
         if isinstance(node, dict):
             if prefix in self._prefixes:
                 return self.rewrite_record(node, prefix)
             out: dict[str, Any] = {}
             for k, v in node.items():
                 child = f"{prefix}.{k}" if prefix else str(k)
-                new = self._node(v, (*path, k), child)
+                new = self._node(v, child)
                 if not _dropped(v, new):
                     out[k] = new
             return out
@@ -263,23 +265,22 @@ class Enforcer(ValueRewriter):
                 records = (self.rewrite_record(v, child) for v in node)
                 return [r for r in records if r is not None]
             items = []
-            for i, v in enumerate(node):
-                new = self._node(v, (*path, i), child)
+            for v in node:
+                new = self._node(v, child)
                 if new is None and child in self._prefixes and isinstance(v, dict):
                     continue  # a dropped record
                 if not _dropped(v, new):
                     items.append(new)
             return items
-        return self._envelope_value(path, node)
+        return self._envelope_value(prefix, node)
 
-    def _envelope_value(self, path: tuple[str | int, ...], value: Any) -> Any:
+    def _envelope_value(self, dotted: str, value: Any) -> Any:
         """A scalar outside any record. Its outermost categorised ancestor decides
         (an envelope `holdings: [...]` is holdings, leaf by leaf, the same in the
         buffered and the streamed path), else its own key and value."""
-        dotted = ".".join(p if isinstance(p, str) else "item" for p in path)
         found = self._shared.envelope.get(dotted)
         if found is None:
-            found = envelope_slot(self._shared.classifier, dotted.split(".") if path else [])
+            found = envelope_slot(self._shared.classifier, dotted.split(".") if dotted else [])
             if len(self._shared.envelope) < 4096:
                 self._shared.envelope[dotted] = found
         key, slot = found
