@@ -332,12 +332,21 @@ class AuditSettings(_Section):
     cef_product: str = "CRM Access Gateway"
     # Splunk HEC: token read from the env var; ack polling when hec_ack.
     hec_url: str = ""
-    hec_token_env: str = "CRM_GATEWAY_HEC_TOKEN"
+    hec_token_env: str = "CRM_GATEWAY_HEC_TOKEN"  # noqa: S105 (an env var name, not a secret)
     hec_ack: bool = True
     hec_ack_timeout: float = Field(default=30.0, gt=0)
     hec_sourcetype: str = "crm:audit:ocsf"
     hec_index: str = ""
     hec_verify_tls: bool = True
+
+    @field_validator("sinks")
+    @classmethod
+    def _known_sinks(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        known = ("stdout", "file", "syslog", "cef", "hec", "redis")
+        bad = [s for s in v if s not in known]
+        if bad:
+            raise ValueError(f"unknown audit sink(s) {bad}; known: {', '.join(known)}")
+        return v
 
 
 class LoggingSettings(_Section):

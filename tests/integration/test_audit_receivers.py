@@ -29,6 +29,7 @@ from gateway.audit.chain import ChainWriter
 from gateway.audit.emitter import AuditEmitter
 from gateway.audit.event import build_access_event
 from gateway.audit.ship import ship
+from gateway.audit.sinks.hec import HecSink
 from gateway.audit.sinks.syslog import BOM, SyslogSink, client_context
 from gateway.audit.verify import verify_events
 from gateway.settings import Settings
@@ -264,5 +265,21 @@ async def test_hec_shipper_acks_redis_only_after_indexer_ack(
         )
         report = verify_events(canonical, bytes.fromhex(KEY_HEX), None, require_closed=True)
         assert report.ok, report.summary()
+    finally:
+        await runner.cleanup()
+
+
+async def test_hec_sink_splits_large_batches_and_waits_for_each_ack() -> None:
+    receiver = HecReceiver("t")
+    runner, port = await _serve(receiver.app())
+    try:
+        chain = ChainWriter(bytes.fromhex(KEY_HEX), "h:1:hec")
+        lines = [chain.append(_event(i)) for i in range(50)]
+        sink = HecSink(f"http://127.0.0.1:{port}", "t", max_request_bytes=8192, poll_interval=0.01)
+        await sink.send(lines)
+        await sink.close()
+        assert len(receiver.events) == 50
+        assert len(receiver.polls) > 5  # several requests, each with its own ackId
+        assert all(n >= 2 for n in receiver.polls.values())
     finally:
         await runner.cleanup()

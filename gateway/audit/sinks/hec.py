@@ -38,11 +38,13 @@ class HecSink:
         verify_tls: bool = True,
         timeout: float = 10.0,
         poll_interval: float = 0.2,
+        max_request_bytes: int = 512 * 1024,
     ) -> None:
         self._url = url.rstrip("/")
         self._ack = ack
         self._ack_timeout = ack_timeout
         self._poll = poll_interval
+        self._max_bytes = max_request_bytes
         self._meta = {
             "host": socket.gethostname(),
             "source": "crm-gateway",
@@ -83,7 +85,20 @@ class HecSink:
         return head[:-1] + b',"event":' + line + b"}"
 
     async def send(self, lines: Sequence[bytes]) -> None:
-        body = b"\n".join(self.render(line) for line in lines)
+        """POST in requests of at most `max_request_bytes` (HEC's content-length limit
+        is 1 MB on older Splunk versions), each acknowledged before the next."""
+        group: list[bytes] = []
+        size = 0
+        for rendered in (self.render(line) for line in lines):
+            if group and size + len(rendered) > self._max_bytes:
+                await self._post(b"\n".join(group))
+                group, size = [], 0
+            group.append(rendered)
+            size += len(rendered) + 1
+        if group:
+            await self._post(b"\n".join(group))
+
+    async def _post(self, body: bytes) -> None:
         try:
             async with self._client().post(
                 f"{self._url}/services/collector/event", data=body, headers=self._headers
