@@ -163,8 +163,9 @@ def _scan_groups(text: str, groups: list[tuple[int, int, str]], ctx: str) -> lis
             if verdict is None:
                 continue
             if not verdict.checked:
-                lengths = tuple(0 if g[2] == "+86" else len(g[2]) for g in groups[i:j])
-                if not _grouping_ok(verdict.category, lengths):
+                lengths = [0 if g[2] == "+86" else len(g[2]) for g in groups[i:j]]
+                lengths[-1] -= groups[j - 1][1] - end  # a glued X is not part of the number
+                if not _grouping_ok(verdict.category, tuple(lengths)):
                     continue
             out.append(NumberHit(groups[i][0], end, verdict))
             break

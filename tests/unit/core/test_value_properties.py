@@ -1,7 +1,7 @@
 """Properties of detection and masking over generated identifiers and text.
 
-1. A valid ID, card or mobile embedded in random text is always found, and its
-   span covers exactly the identifier.
+1. A valid ID, card or mobile embedded in random text, plain, grouped or
+   full-width, is always found, and its span covers the identifier.
 2. After `mask_text`, the identifier does not survive in clear and nothing
    detectable as an ID, card or mobile is left.
 3. Masking is idempotent for every category and verb.
@@ -63,11 +63,33 @@ def mobiles(draw: st.DrawFn) -> str:
     return draw(st.sampled_from(SEGMENTS)) + f"{draw(st.integers(0, 99_999_999)):08d}"
 
 
+_GROUPS = {"id_number": (6, 8, 4), "bank_card": (4, 4, 4, 4, 3), "mobile": (3, 4, 4)}
+_FULL_WIDTH = str.maketrans("0123456789X", "０１２３４５６７８９Ｘ")
+
+
+@st.composite
+def written(draw: st.DrawFn, category: str, value: str) -> str:
+    """The identifier as people write it: plain, grouped with spaces or hyphens, full-width."""
+    if draw(st.booleans()):
+        sep = draw(st.sampled_from([" ", "-"]))
+        parts, pos = [], 0
+        for size in _GROUPS[category]:
+            if pos < len(value):
+                parts.append(value[pos : pos + size])
+                pos += size
+        parts[-1] += value[pos:]
+        value = sep.join(parts)
+    if draw(st.booleans()):
+        value = value.translate(_FULL_WIDTH)
+    return value
+
+
 IDENTIFIERS = st.one_of(
     st.tuples(st.just("id_number"), resident_ids()),
     st.tuples(st.just("bank_card"), card_numbers()),
     st.tuples(st.just("mobile"), mobiles()),
 )
+WRITTEN = IDENTIFIERS.flatmap(lambda cv: st.tuples(st.just(cv[0]), written(cv[0], cv[1])))
 # Filler without digits (a digit glued to an identifier makes it a different number).
 FILLER = st.text(
     alphabet=st.sampled_from(list("客户来电说明已经办理业务谢谢您好的了，。：; ,!?-abcxyzABCXYZ")),
@@ -75,7 +97,7 @@ FILLER = st.text(
 )
 
 
-@given(IDENTIFIERS, FILLER, FILLER)
+@given(WRITTEN, FILLER, FILLER)
 def test_embedded_identifiers_are_detected(ident: tuple[str, str], left: str, right: str) -> None:
     category, value = ident
     text = left + value + right
@@ -85,7 +107,7 @@ def test_embedded_identifiers_are_detected(ident: tuple[str, str], left: str, ri
     assert covering[0].category in (category, "credentials")
 
 
-@given(IDENTIFIERS, FILLER, FILLER, st.sampled_from(ACTIONS))
+@given(WRITTEN, FILLER, FILLER, st.sampled_from(ACTIONS))
 def test_no_identifier_survives_mask_text(
     ident: tuple[str, str], left: str, right: str, action: Action
 ) -> None:
