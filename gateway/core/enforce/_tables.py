@@ -138,9 +138,11 @@ class ActionTable:
             return found
         act = self._decision.field_action(category, level)
         for rule in self._rules:
-            extra = rule.fields.get(category) or rule.fields.get(level)
-            if extra is not None:
-                act = act.stricter(extra)
+            # a rule names categories (model.RecordRule); a level code there
+            # covers every category of that level (an addition, same ordering)
+            for extra in (rule.fields.get(category), rule.fields.get(level)):
+                if extra is not None:
+                    act = act.stricter(extra)
         if level in self.bulk:
             act = act.stricter(STRICT)
         if level in self._never_clear and act.verb is Verb.ALLOW:

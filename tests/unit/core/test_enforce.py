@@ -800,3 +800,11 @@ def test_categorised_flags_follow_their_action() -> None:
     )
     out = enf.rewrite_document([{"consent": {"marketing": True, "sharing": False}, "vip": True}])
     assert out == [{"consent": {}, "vip": True}]
+
+
+def test_record_rule_fields_by_level_code() -> None:
+    d = decision_for("L2", records=[{"when": {"tier": ["VIP"]}, "fields": {"L2": "redact"}}])
+    out = enforcer(d).rewrite_record(customer(1, tier="VIP"))
+    assert out is not None
+    assert out["mobile"] == masked(customer(1)["mobile"], "mobile", Action(Verb.REDACT))
+    assert out["id"] == "C000001"  # L1 untouched
