@@ -150,7 +150,6 @@ class PolicyEngine:
             base_url,
             p.revision_path,
             rego_dir=rego_dir if self.mode == "managed" else None,
-            bundle_status=self.mode == "external",
             interval=p.revision_poll,
             on_change=self._revision_changed,
         )

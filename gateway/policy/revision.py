@@ -8,8 +8,11 @@ The revision has up to three parts joined with `+`:
 - managed mode: the first 8 hex digits of a SHA-256 over the rego directory's
   files (only re-read when a file's mtime or size changes), so an edit that
   forgot to bump the revision is still visible and still purges the cache;
-- external mode: the active bundle revisions from GET /v1/status when OPA's
-  status API is enabled (it answers 500 otherwise, and that part is omitted).
+- the active bundle revisions (`name@revision`, from the `.manifest` of each
+  bundle OPA loaded), read from the same request with `?provenance=true`: this
+  needs no status plugin, unlike GET /v1/status (which answers 500 without
+  one, and carries all of OPA's Prometheus metrics). A directory served with
+  `--watch` (managed mode) has no bundles, so that part is absent there.
 
 On a change the tracker calls `on_change(new)` (the engine purges its cache).
 Because OPA's `--watch` reload can lag the file write by a few milliseconds, the
@@ -87,7 +90,6 @@ class RevisionTracker:
         revision_path: str,
         *,
         rego_dir: Path | None,
-        bundle_status: bool,
         interval: float = 1.0,
         on_change: Callable[[str], None] | None = None,
     ) -> None:
@@ -95,7 +97,6 @@ class RevisionTracker:
         self.base_url = base_url.rstrip("/")
         self.revision_path = revision_path.strip("/")
         self._dir = DirectoryHash(rego_dir) if rego_dir is not None else None
-        self._bundle_status = bundle_status
         self.interval = interval
         self._on_change = on_change
         self.data_revision = ""
@@ -124,15 +125,16 @@ class RevisionTracker:
                 log.exception("policy revision refresh failed")
 
     async def refresh(self) -> str:
-        data_rev = await self._get_data_revision()
-        if data_rev is None:
+        doc = await self._get_json(f"/v1/data/{self.revision_path}?provenance=true")
+        if not isinstance(doc, dict):
             return self.revision  # OPA unreachable: keep the last known revision
+        value = doc.get("result")
+        data_rev = str(value) if value is not None else "unversioned"
         parts = [data_rev]
         if self._dir is not None:
             digest = await asyncio.to_thread(self._dir.compute)
             parts.append(digest[:8])
-        if self._bundle_status:
-            parts.extend(await self._bundle_revisions())
+        parts.extend(_bundle_revisions(doc.get("provenance")))
         new = "+".join(p for p in parts if p)
         self.data_revision = data_rev
         if new != self.revision:
@@ -159,27 +161,20 @@ class RevisionTracker:
         except (aiohttp.ClientError, TimeoutError, orjson.JSONDecodeError):
             return None
 
-    async def _get_data_revision(self) -> str | None:
-        doc = await self._get_json(f"/v1/data/{self.revision_path}")
-        if not isinstance(doc, dict):
-            return None
-        value = doc.get("result")
-        return str(value) if value is not None else "unversioned"
-
-    async def _bundle_revisions(self) -> list[str]:
-        doc = await self._get_json("/v1/status")
-        bundles = (doc or {}).get("result", {}).get("bundles", {}) if isinstance(doc, dict) else {}
-        if not isinstance(bundles, dict):
-            return []
-        return [
-            f"{name}@{b.get('active_revision', '')}"
-            for name, b in sorted(bundles.items())
-            if isinstance(b, dict)
-        ]
-
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+
+
+def _bundle_revisions(provenance: Any) -> list[str]:
+    bundles = provenance.get("bundles") if isinstance(provenance, dict) else None
+    if not isinstance(bundles, dict):
+        return []
+    return [
+        f"{name}@{b.get('revision', '')}"
+        for name, b in sorted(bundles.items())
+        if isinstance(b, dict) and b.get("revision")  # plain directories have none
+    ]

@@ -14,6 +14,7 @@ import os
 import shutil
 import signal
 import socket
+import subprocess
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -31,7 +32,15 @@ from gateway.policy.engine import PolicyEngine, PolicyRequest
 from gateway.settings import Settings
 from gateway.state.client import connect
 from gateway.state.grants import MemoryGrantStore, RedisGrantStore
-from tests.conftest import ROOT, OpaProcess, RedisProcess
+from tests.conftest import (
+    ROOT,
+    OpaProcess,
+    RedisProcess,
+    find_opa,
+    free_port,
+    stop_process,
+    wait_for_port,
+)
 from tests.contract.golden import GoldenCase, check_decision, load_cases
 
 pytestmark = pytest.mark.integration
@@ -461,3 +470,35 @@ async def test_grants_fail_closed_when_redis_is_gone(tmp_path: Path) -> None:
     finally:
         await store.close()
         server.stop()
+
+
+@pytest.fixture
+def bundle_opa(tmp_path: Path) -> Iterator[str]:
+    """A sidecar OPA fed a bundle whose .manifest names a revision; yields its URL."""
+    bundle = policy_copy(tmp_path / "bundle")
+    for test_file in bundle.glob("*_test.rego"):
+        test_file.unlink()
+    (bundle / ".manifest").write_text(json.dumps({"revision": "git-abc123", "roots": ["crm"]}))
+    port = free_port()
+    proc = subprocess.Popen(
+        [find_opa(), "run", "--server", "--addr", f"127.0.0.1:{port}", "--log-level", "error",
+         "--skip-version-check", "--bundle", str(bundle)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_for_port(port, proc=proc)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop_process(proc)
+
+
+async def test_external_bundle_revision_is_tracked(bundle_opa: str) -> None:
+    """The bundle's .manifest revision joins the data revision."""
+    eng = await open_engine(external(bundle_opa))
+    try:
+        assert eng.revision.startswith(DATA_REVISION + "+")
+        assert eng.revision.endswith("@git-abc123")
+        out = await eng.decide(RM, VIEW)
+        assert out.decision.revision == eng.revision
+    finally:
+        await eng.close()
