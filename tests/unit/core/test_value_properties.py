@@ -6,6 +6,7 @@
    detectable as an ID, card or mobile is left.
 3. Masking is idempotent for every category and verb.
 4. Masked output is always valid JSON with the same shape.
+5. Whatever masking emits, the write guard recognises as a placeholder.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.core.detectors import classify_value, detect
-from gateway.core.masking import DROPPED, Masker
+from gateway.core.masking import DROPPED, Masker, is_masked_placeholder
 from gateway.core.model import Action, Verb
 from gateway.core.taxonomy import Taxonomy
 
@@ -184,3 +185,15 @@ def test_output_stays_json_with_the_same_shape(value: Any, category: str, action
         assert (
             out is None or isinstance(out, int | float) or TAX.category(category).number_as_string
         )
+
+
+MASKING = [a for a in ACTIONS if a.verb is not Verb.GENERALISE]
+
+
+@given(VALUES, st.sampled_from(sorted(TAX.categories)), st.sampled_from(MASKING))
+def test_masked_output_is_recognised_by_the_write_guard(
+    value: Any, category: str, action: Action
+) -> None:
+    out = MASKER.apply(value, category, action)
+    if isinstance(out, str) and out and out != value:
+        assert is_masked_placeholder(out, category, TAX)
