@@ -33,7 +33,7 @@ from gateway.core.codecs.csvcodec import CsvStage
 from gateway.core.codecs.encoding import content_decoders
 from gateway.core.codecs.form import rewrite_form
 from gateway.core.codecs.jsonbody import JsonStage
-from gateway.core.codecs.limits import CodecLimits
+from gateway.core.codecs.limits import CodecLimits, too_large
 from gateway.core.codecs.ndjson import NdjsonStage
 from gateway.core.codecs.pipeline import Pipeline, Stage
 from gateway.core.codecs.sniff import sniff
@@ -59,6 +59,7 @@ _JSON = frozenset({"application/json", "text/json", "application/x-json"})
 _XML = frozenset({"application/xml", "text/xml", "application/soap+xml"})
 _CSV = frozenset({"text/csv", "application/csv", "text/x-csv", "application/x-csv"})
 _TSV = frozenset({"text/tab-separated-values"})
+_BUFFERED = frozenset({"xml", "form", "text"})
 _BINARY_PREFIXES = (
     "image/",
     "audio/",
@@ -122,19 +123,27 @@ def make_body_rewriter(
     *,
     limits: CodecLimits,
     sensitive: bool,
+    content_length: int | None = None,
 ) -> BodyRewriter:
     """The rewriter for one response body.
 
     Raises RewriteError at once (before any byte is read) for a binary media
-    type, an unknown Content-Encoding or an unknown charset. `content_type` of
-    the result is the declared one (charset kept), or text/plain; charset=utf-8
-    when none was declared.
+    type, an unknown Content-Encoding or an unknown charset, and for a
+    Content-Length that already exceeds what a buffered format may hold.
+    `content_length` is optional: without it a JSON body starts buffered and
+    switches to streaming once it crosses `limits.stream_threshold`; with a
+    larger one it streams from the first byte. `content_type` of the result is
+    the declared one (charset kept), or text/plain; charset=utf-8 when none was
+    declared.
     """
     media = parse_media_type(content_type)
     kind = body_kind(media.mime)
     if kind == "binary":
         raise RewriteError(f"cannot rewrite a {media.mime} body")
     decoders = content_decoders(content_encoding, limits)
+    known = content_length if not decoders else None  # encoded sizes say little
+    if known is not None and known > limits.max_buffered and kind in _BUFFERED:
+        raise too_large()
     out_type = content_type or "text/plain; charset=utf-8"
     if kind == "xml":  # XML may declare its charset inside the body
         return Pipeline(
@@ -142,7 +151,7 @@ def make_body_rewriter(
         )
     codec = codec_name(media.charset)
     transcoder = Transcoder(codec)
-    stage = _format_stage(kind, enforcer, limits, sensitive, codec)
+    stage = _format_stage(kind, enforcer, limits, sensitive, codec, content_length)
     stages: list[Stage] = [*decoders, transcoder, stage, Reencoder(transcoder)]
     return Pipeline(stages, out_type)
 
@@ -153,9 +162,10 @@ def _format_stage(
     limits: CodecLimits,
     sensitive: bool,
     codec: str,
+    content_length: int | None,
 ) -> Stage:
     if kind == "json":
-        return JsonStage(enforcer, limits, sensitive=sensitive)
+        return JsonStage(enforcer, limits, sensitive=sensitive, expected_size=content_length)
     if kind == "ndjson":
         return NdjsonStage(enforcer, limits, sensitive=sensitive)
     if kind in ("csv", "tsv"):

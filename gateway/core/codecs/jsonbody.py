@@ -18,12 +18,22 @@ _WHITESPACE = b" \t\r\n"
 
 
 class JsonStage:
-    def __init__(self, enforcer: RecordEnforcer, limits: CodecLimits, *, sensitive: bool) -> None:
+    def __init__(
+        self,
+        enforcer: RecordEnforcer,
+        limits: CodecLimits,
+        *,
+        sensitive: bool,
+        expected_size: int | None = None,
+    ) -> None:
         self._enforcer = enforcer
         self._limits = limits
         self._sensitive = sensitive
-        can_stream = bool(enforcer.record_prefixes())
-        self._stream_at = min(limits.stream_threshold, limits.max_buffered) if can_stream else None
+        self._stream_at: int | None = None
+        if enforcer.record_prefixes():
+            self._stream_at = min(limits.stream_threshold, limits.max_buffered)
+            if expected_size is not None and expected_size > self._stream_at:
+                self._stream_at = 0  # known to be large: stream from the first byte
         self._chunks: list[bytes] = []
         self._size = 0
         self._stream: JsonStream | None = None

@@ -255,3 +255,28 @@ def test_unbalanced_brackets_in_strings_fall_back_to_the_exact_scan() -> None:
     streamed = run(split_at(body, range(0, len(body), 300)), CT, enforcer, limits=STREAM_NOW)
     assert orjson.loads(streamed) == orjson.loads(run(body, CT, enforcer))
     assert enforcer.records_seen == 100
+
+
+def test_a_large_content_length_streams_from_the_first_byte() -> None:
+    enforcer = MaskingEnforcer(["results.item"])
+    body = orjson.dumps(page(3))
+    limits = CodecLimits(
+        max_buffered=1 << 20, max_decompressed=1 << 24, max_ratio=100, stream_threshold=100
+    )
+    rw = make_body_rewriter(
+        CT, None, enforcer, limits=limits, sensitive=True, content_length=len(body)
+    )
+    assert rw.feed(body[:60]).startswith(b'{"count":3')
+    small = make_body_rewriter(CT, None, enforcer, limits=limits, sensitive=True, content_length=50)
+    assert small.feed(body[:60]) == b""  # small bodies buffer (then switch once they are not)
+
+
+def test_content_length_over_the_limit_of_a_buffered_format_fails_before_reading() -> None:
+    limits = CodecLimits(max_buffered=1000, max_decompressed=1 << 20, max_ratio=10)
+    with pytest.raises(RewriteError, match="too large"):
+        make_body_rewriter(
+            "text/xml", None, MaskingEnforcer(), limits=limits, sensitive=True, content_length=5000
+        )
+    make_body_rewriter(  # compressed: the decoded size is unknown, so it is checked as it arrives
+        "text/xml", "gzip", MaskingEnforcer(), limits=limits, sensitive=True, content_length=5000
+    )
