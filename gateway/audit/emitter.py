@@ -265,6 +265,8 @@ class AuditEmitter:
         # confirmed at once instead of waiting for the whole backlog.
         while self._spool.pending_bytes and not self._waiting:
             lines, offset = self._spool.read_batch(self._batch_size)
+            if not lines and offset == self._spool.offset:
+                return  # only an unterminated tail: nothing complete to send
             if lines:
                 try:
                     await self._send(lines)

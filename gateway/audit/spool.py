@@ -36,6 +36,11 @@ class Spool:
         self._dirty = False
 
     @property
+    def offset(self) -> int:
+        """Replay position: bytes before it have been delivered."""
+        return self._offset
+
+    @property
     def pending_bytes(self) -> int:
         return self._size - self._offset
 
