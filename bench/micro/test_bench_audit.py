@@ -7,6 +7,7 @@ EnforcementReport.to_audit()):
 - build: build_access_event alone (allow-list copy, scrub, uuid7).
 - chain: ChainWriter.append alone (orjson sorted serialisation + HMAC-SHA256 +
   key evolution) on an already built event.
+- emit_prebuilt: AuditEmitter.emit alone on a built event.
 - emit: build + AuditEmitter.emit (chain, seal every 1000 events with Ed25519,
   deque append): what the handler pays per request. The flusher is not running;
   the deque is emptied every 10k events so the queue never overflows to the spool.
@@ -122,3 +123,17 @@ def test_emit(benchmark: Any, emitter: Any) -> None:
     benchmark(one)
     assert emitter.stats.failed == 0
     assert emitter.stats.spooled == 0
+
+
+def test_emit_prebuilt(benchmark: Any, emitter: Any) -> None:
+    """emit() alone (chain + seal share + enqueue) on an already built event."""
+    queue = emitter._queue
+    event = _build()
+
+    def one() -> None:
+        emitter.emit(event)
+        if len(queue) >= 10_000:
+            queue.clear()
+
+    benchmark(one)
+    assert emitter.stats.failed == 0
