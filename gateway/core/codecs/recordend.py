@@ -3,8 +3,9 @@
 The streaming rewriter only needs each record's end; orjson then parses the
 slice. Two ways to find it, both resumable across chunks:
 
-- the guess: count brackets with `bytes.find`/`count` (memchr speed) as if no
-  string held any. It is confirmed by parsing: an object's end is fixed by
+- the guess: count braces with `bytes.find`/`count` (memchr speed) as if no
+  string held any (square brackets need no counting: in valid JSON braces
+  balance on their own). It is confirmed by parsing: an object's end is fixed by
   its first bytes, so a slice that parses is the record. Brackets inside
   strings can only make a guess fail to parse or run long;
 - the exact scan: a possessive regular expression skips strings and plain
@@ -74,21 +75,14 @@ class RecordEnd:
         c, depth = self._scan, self._depth
         window = max(FAST_WINDOW, 4 * self._largest)
         while (close := buf.find(b"}", c)) >= 0:
-            depth += (
-                buf.count(b"{", c, close)
-                + buf.count(b"[", c, close)
-                - buf.count(b"]", c, close)
-                - 1
-            )
+            depth += buf.count(b"{", c, close) - 1  # braces nest on their own in valid JSON
             c = close + 1
             if depth == 0:
                 return c
             if depth < 0 or c - start > window:
                 return _GAVE_UP
         tail = len(buf)
-        self._depth = depth + (
-            buf.count(b"{", c, tail) + buf.count(b"[", c, tail) - buf.count(b"]", c, tail)
-        )
+        self._depth = depth + buf.count(b"{", c, tail)
         self._scan = tail
         return _GAVE_UP if tail - start > window else NEED_MORE
 
