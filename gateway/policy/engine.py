@@ -5,7 +5,8 @@ looks the normalised object up in the decision cache, and on a miss asks the
 engine: OPA over REST (managed: a supervised local `opa run --watch`; external:
 an OPA at `policy.url`) or the static table (`gateway.core.static_policy`).
 Anything but a well-formed decision raises `PolicyUnavailable` (the handler
-answers 503 and audits): the stage never invents an "allow".
+answers 503 and audits): the stage never invents an "allow". Identical misses
+arriving together (a page firing ten API calls) share one OPA evaluation.
 
 Report-only mode (global `policy.report_only`, or per route) still computes and
 returns the full decision with `report_only` set; the handler enforces nothing
@@ -15,18 +16,20 @@ as `engine.report_only` for health.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal, Protocol
 from zoneinfo import ZoneInfo
 
 from gateway.core.model import Decision, Subject
 from gateway.core.static_policy import static_decision
 from gateway.core.taxonomy import Taxonomy
-from gateway.errors import ConfigError
+from gateway.errors import ConfigError, PolicyUnavailable
 from gateway.policy.breaker import CircuitBreaker
 from gateway.policy.cache import DecisionCache
 from gateway.policy.client import OpaClient, load_output_validator
@@ -84,6 +87,8 @@ class PolicyEngine:
         self._tz = ZoneInfo(settings.policy.timezone)
         self._global_report_only = settings.policy.report_only
         self.cache = DecisionCache(settings.policy.cache_size)
+        self._inflight: dict[NormalisedInput, asyncio.Future[Decision]] = {}
+        self.coalesced = 0  # misses answered by an identical in-flight evaluation
         self.client: OpaClient | None = None
         self.supervisor: OpaSupervisor | None = None
         self.tracker: RevisionTracker | None = None
@@ -195,11 +200,16 @@ class PolicyEngine:
                 input_digest=hit.digest,
                 report_only=hit.decision.report_only,
             )
-        decision, cacheable = await self._evaluate(subject, request, norm)
         digest = norm.digest()
-        if cacheable and self.revision == revision:
-            ttl = min(decision.obligations.cache_ttl, (piece_end - request.now).total_seconds())
-            self.cache.put(norm, decision, digest, ttl)
+        pending = self._inflight.get(norm)
+        if pending is not None:
+            # The same question is already on its way to OPA: share the answer.
+            self.coalesced += 1
+            decision = await asyncio.shield(pending)
+        else:
+            decision = await self._evaluate_once(
+                subject, request, norm, digest, revision, piece_end
+            )
         return DecisionOutcome(
             decision,
             cache_hit=False,
@@ -207,6 +217,37 @@ class PolicyEngine:
             input_digest=digest,
             report_only=decision.report_only,
         )
+
+    async def _evaluate_once(
+        self,
+        subject: Subject,
+        request: PolicyRequest,
+        norm: NormalisedInput,
+        digest: str,
+        revision: str,
+        piece_end: datetime,
+    ) -> Decision:
+        """Evaluate and cache, letting identical concurrent misses wait for us."""
+        future: asyncio.Future[Decision] = asyncio.get_running_loop().create_future()
+        self._inflight[norm] = future
+        try:
+            decision, cacheable = await self._evaluate(subject, request, norm)
+        except BaseException as exc:
+            shared = (
+                exc
+                if isinstance(exc, Exception)
+                else PolicyUnavailable("policy evaluation was cancelled", cause="cancelled")
+            )
+            future.set_exception(shared)
+            future.exception()  # retrieved: waiters (if any) re-raise it themselves
+            raise
+        finally:
+            self._inflight.pop(norm, None)
+        future.set_result(decision)
+        if cacheable and self.revision == revision:
+            ttl = min(decision.obligations.cache_ttl, (piece_end - request.now).total_seconds())
+            self.cache.put(norm, decision, digest, ttl)
+        return decision
 
     async def _evaluate(
         self, subject: Subject, request: PolicyRequest, norm: NormalisedInput
@@ -256,6 +297,7 @@ class PolicyEngine:
             "cache_misses": self.cache.misses,
             "cache_evictions": self.cache.evictions,
             "cache_purges": self.cache.purges,
+            "coalesced": self.coalesced,
         }
         if self.client is not None:
             out |= {

@@ -160,6 +160,16 @@ async def test_relevant_changes_miss_the_cache(
     assert engine.cache.misses == 2
 
 
+async def test_identical_concurrent_misses_share_one_evaluation(engine: PolicyEngine) -> None:
+    assert engine.client is not None
+    calls = engine.client.calls
+    outs = await asyncio.gather(*(engine.decide(RM, VIEW) for _ in range(10)))
+    assert engine.client.calls == calls + 1
+    assert engine.coalesced == 9
+    assert all(o.decision == outs[0].decision for o in outs)
+    assert len({o.input_digest for o in outs}) == 1
+
+
 async def test_lower_clearance_gets_a_stricter_table(engine: PolicyEngine) -> None:
     l3 = (await engine.decide(RM, VIEW)).decision
     l1 = (await engine.decide(dataclasses.replace(RM, clearance="L1"), VIEW)).decision
@@ -296,6 +306,11 @@ async def test_killed_opa_trips_the_breaker_and_recovers(tmp_path: Path) -> None
         assert server.proc is not None
         os.kill(server.proc.pid, signal.SIGKILL)
         server.proc.wait(timeout=5)
+        together = await asyncio.gather(
+            *(eng.decide(RM, dataclasses.replace(VIEW, purpose="same")) for _ in range(3)),
+            return_exceptions=True,
+        )
+        assert all(isinstance(r, PolicyUnavailable) for r in together)
         for i in range(3):  # distinct inputs: a cached decision would still be served
             started = time.monotonic()
             with pytest.raises(PolicyUnavailable):
@@ -306,6 +321,7 @@ async def test_killed_opa_trips_the_breaker_and_recovers(tmp_path: Path) -> None
         assert not await eng.ready()
         assert not eng.healthy
         assert eng.stats()["breaker_opened"] == 1
+        assert eng.coalesced == 2
         started = time.monotonic()
         with pytest.raises(PolicyUnavailable) as info:
             await eng.decide(RM, dataclasses.replace(VIEW, purpose="p9"))
