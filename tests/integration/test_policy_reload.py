@@ -19,6 +19,7 @@ import pytest
 
 from gateway.core.model import Subject
 from gateway.core.taxonomy import Taxonomy
+from gateway.errors import ConfigError
 from gateway.policy.engine import PolicyEngine, PolicyRequest
 from gateway.settings import Settings
 from gateway.state.grants import MemoryGrantStore
@@ -131,3 +132,17 @@ async def test_broken_edit_keeps_the_last_good_policy(
     out = await engine.decide(RM, dataclasses.replace(VIEW, purpose="service"))
     assert out.decision.allow
     assert out.decision.revision.split("+")[0] == good.decision.revision.split("+")[0]
+
+
+async def test_broken_policy_at_start_is_a_config_error_with_opas_words(tmp_path: Path) -> None:
+    rego = copy_policy(tmp_path / "rego")
+    (rego / "broken.rego").write_text("package crm.gateway\n\nthis is not rego\n")
+    settings = Settings().with_overrides(
+        **{"policy.engine": "managed", "policy.rego_dir": str(rego), "policy.start_timeout": 5}
+    )
+    tax = Taxonomy.load(settings.path(settings.classification.taxonomy))
+    with pytest.raises(ConfigError) as info:
+        await PolicyEngine.open(
+            settings, taxonomy_policy=tax.to_policy(), grants=MemoryGrantStore(), taxonomy=tax
+        )
+    assert "broken.rego" in info.value.message
