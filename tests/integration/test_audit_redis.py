@@ -305,3 +305,28 @@ async def test_stream_maxlen_trims_approximately(tmp_path: Path, redis_url: str)
     length = await stream.length()
     await stream.close()
     assert 200 <= length < 1000  # whole radix-tree nodes are trimmed, never below MAXLEN
+
+
+async def test_verify_stream_detects_deleted_and_edited_entries(
+    tmp_path: Path, redis_url: str
+) -> None:
+    settings = _settings(tmp_path, redis_url)
+    emitter = await AuditEmitter.open(settings)
+    for i in range(100):
+        emitter.emit(_event(i))
+    await emitter.close()
+    client = redis_sync.Redis.from_url(redis_url)
+    try:
+        entries = client.xrange("test:audit")
+        client.xdel("test:audit", entries[10][0])  # delete seq 11
+        edited = orjson.loads(entries[20][1][b"e"])  # rewrite seq 21
+        edited["unmapped"]["crm"]["decision"]["outcome"] = "deny"
+        client.xdel("test:audit", entries[20][0])
+        client.xadd("test:audit", {b"e": orjson.dumps(edited)})
+    finally:
+        client.close()
+    report = await verify_stream(settings)
+    (chain,) = report.chains.values()
+    assert chain.missing == [(11, 11)]
+    assert chain.mac_bad == [21]
+    assert report.exit_code == 10

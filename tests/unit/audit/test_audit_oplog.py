@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import orjson
+import pytest
 import structlog
 from structlog.testing import capture_logs
 
-from gateway.audit.oplog import bind_request, processors
+from gateway.audit.oplog import bind_request, configure_logging, get_logger, processors
 
 
 def test_unlisted_keys_dropped_and_digits_redacted() -> None:
@@ -41,3 +43,20 @@ def test_context_cleared_between_requests() -> None:
         log.info("two")
     structlog.contextvars.clear_contextvars()
     assert [e["request_id"] for e in logs] == ["a", "b"]
+
+
+def test_configured_output_is_json_lines(capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    configure_logging("info", "json")
+    try:
+        log = get_logger("gateway.audit.test")
+        log.info("spool_replayed", count=3, card="6222020200112233446")
+        log.debug("hidden")
+    finally:
+        structlog.reset_defaults()
+    lines = capsysbinary.readouterr().out.splitlines()
+    assert len(lines) == 1
+    entry = orjson.loads(lines[0])
+    assert entry["event"] == "spool_replayed"
+    assert entry["count"] == 3
+    assert entry["component"] == "test"
+    assert "card" not in entry
