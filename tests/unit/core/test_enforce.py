@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import itertools
 import random
 from pathlib import Path
 from typing import Any
@@ -808,3 +809,42 @@ def test_record_rule_fields_by_level_code() -> None:
     assert out is not None
     assert out["mobile"] == masked(customer(1)["mobile"], "mobile", Action(Verb.REDACT))
     assert out["id"] == "C000001"  # L1 untouched
+
+
+@st.composite
+def pages_and_cuts(draw: st.DrawFn) -> tuple[bytes, list[int]]:
+    n = draw(st.integers(0, 4))
+    rows = []
+    for i in range(n):
+        extra = draw(st.dictionaries(keys, st.one_of(secrets, filler), max_size=2))
+        rows.append(customer(i, **{**extra, "grade": draw(st.sampled_from("ABC"))}))
+    envelope = draw(st.dictionaries(keys, st.one_of(secrets, st.integers(0, 9)), max_size=3))
+    raw = orjson.dumps({**envelope, "results": rows, "count": n})
+    cuts = sorted(draw(st.lists(st.integers(0, len(raw)), max_size=6)))
+    return raw, cuts
+
+
+STREAM_DECISION = decision_for(
+    "L2",
+    records=[{"when": {"grade": ["A"]}, "record": "drop"}],
+    obligations={"max_clear_records": {"L2": 2}},
+)
+
+
+@given(pages_and_cuts())
+def test_streaming_equals_buffered_for_any_chunking(sample: tuple[bytes, list[int]]) -> None:
+    from gateway.core.codecs import make_body_rewriter
+    from gateway.core.codecs.limits import CodecLimits
+
+    raw, cuts = sample
+    buffered = enforcer(STREAM_DECISION).rewrite_document(orjson.loads(raw))
+    limits = CodecLimits(
+        max_buffered=1 << 20, max_decompressed=1 << 22, max_ratio=100, stream_threshold=0
+    )
+    rewriter = make_body_rewriter(
+        "application/json", None, enforcer(STREAM_DECISION), limits=limits, sensitive=True
+    )
+    bounds = [0, *cuts, len(raw)]
+    out = b"".join(rewriter.feed(raw[a:b]) for a, b in itertools.pairwise(bounds))
+    out += rewriter.finish()
+    assert orjson.loads(out) == buffered
