@@ -197,6 +197,9 @@ Authenticator = Literal["api_key", "oidc", "crm_jwt", "crm_introspection", "trus
 class IdentitySettings(_Section):
     # The directory of subjects (YAML or CSV) the security team manages.
     directory: Path = Path("config/directory.yaml")
+    # file: read `directory` (re-read when it changes); redis: the copy published to Redis
+    # with `crm-gateway users publish-directory`, shared by every replica.
+    directory_source: Literal["file", "redis"] = "file"
     # Header carrying an API key (in addition to `Authorization: Bearer`).
     api_key_header: str = "X-Api-Key"
     # Identity headers the CRM trusts: set by the gateway only, client copies removed.

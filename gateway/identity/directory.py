@@ -72,6 +72,13 @@ class Entry:
         )
 
 
+def _date_or_datetime(value: Any) -> Any:
+    """A bare `YYYY-MM-DD` (YAML date or JSON string) stays a date: "through that day"."""
+    if isinstance(value, str) and len(value) == 10 and value[4] == "-" and value[7] == "-":
+        return date.fromisoformat(value)
+    return value
+
+
 class _KeyFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: str
@@ -80,6 +87,8 @@ class _KeyFile(BaseModel):
     methods: tuple[str, ...] = ()
     expires: datetime | date | None = None
     mfa: bool = False
+
+    _expires = field_validator("expires", mode="before")(_date_or_datetime)
 
     @field_validator("hash")
     @classmethod
@@ -104,6 +113,8 @@ class _EntryFile(BaseModel):
     disabled: bool = False
     attributes: dict[str, Any] = Field(default_factory=dict)
     api_keys: tuple[_KeyFile, ...] = ()
+
+    _partner_expires = field_validator("partner_expires", mode="before")(_date_or_datetime)
 
     @field_validator("allowed_networks")
     @classmethod
@@ -163,7 +174,7 @@ class Directory:
         except OSError as exc:
             raise ConfigError(f"cannot read the directory {path}: {exc.strerror}") from exc
         if path.suffix.lower() == ".csv":
-            data: Any = _csv_to_dict(text)
+            data: Any = csv_to_dict(text)
         else:
             try:
                 data = yaml.safe_load(text) or {}
@@ -226,7 +237,7 @@ _LIST_COLUMNS = ("roles", "aliases", "allowed_networks")
 _BOOL_COLUMNS = ("mfa", "partner", "disabled")
 
 
-def _csv_to_dict(text: str) -> Mapping[str, Any]:
+def csv_to_dict(text: str) -> Mapping[str, Any]:
     subjects = []
     for row in csv.DictReader(io.StringIO(text)):
         item: dict[str, Any] = {}

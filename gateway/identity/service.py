@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -25,8 +26,10 @@ from gateway.identity.authn.introspection import CrmIntrospectionAuthenticator
 from gateway.identity.authn.jwks import JwksCache
 from gateway.identity.authn.mtls import MtlsAuthenticator
 from gateway.identity.authn.oidc import OidcAuthenticator
+from gateway.identity.directory import Directory
 from gateway.identity.errors import SubjectRevoked
 from gateway.settings import Settings
+from gateway.state.directory import DirectoryStore
 from gateway.state.revocation import RevocationList
 
 
@@ -44,6 +47,7 @@ class Identity:
         self.directory = directory
         self._revocations = revocations
         self._session = session
+        self._store: DirectoryStore | None = None
 
     @classmethod
     async def open(
@@ -55,9 +59,12 @@ class Identity:
     ) -> Identity:
         env = os.environ if environ is None else environ
         ident = settings.identity
-        directory = DirectoryHandle.load(
-            settings.path(ident.directory), pepper_from_env(ident.api_key_pepper_env, env)
-        )
+        pepper = pepper_from_env(ident.api_key_pepper_env, env)
+        store: DirectoryStore | None = None
+        if ident.directory_source == "redis":
+            directory, store = await _follow_redis_directory(settings, pepper)
+        else:
+            directory = DirectoryHandle.load(settings.path(ident.directory), pepper)
         needs_http = {"oidc", "crm_introspection"} & set(ident.authenticators)
         session = aiohttp.ClientSession() if needs_http else None
         built: list[Authenticator] = []
@@ -67,8 +74,12 @@ class Identity:
         except BaseException:
             if session is not None:
                 await session.close()
+            if store is not None:
+                await store.close()
             raise
-        return cls(built, directory, revocations, session)
+        identity = cls(built, directory, revocations, session)
+        identity._store = store
+        return identity
 
     async def authenticate(self, request: web.Request) -> Subject:
         for authenticator in self.authenticators:
@@ -94,6 +105,35 @@ class Identity:
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
+        if self._store is not None:
+            await self._store.close()
+
+
+async def _follow_redis_directory(
+    settings: Settings, pepper: bytes | None
+) -> tuple[DirectoryHandle, DirectoryStore]:
+    """A handle kept current from the Redis-shared directory (refused if none is published)."""
+    if not settings.redis.url:
+        raise ConfigError("identity.directory_source is redis but redis.url is empty")
+    handle: DirectoryHandle | None = None
+
+    def apply(document: dict[str, Any], version: int) -> None:
+        if handle is not None:
+            handle.replace(Directory.from_data(document, pepper, source=f"redis v{version}"))
+
+    store = await DirectoryStore.open(settings.redis.url, apply)
+    if store.document is None:
+        await store.close()
+        raise ConfigError(
+            "no directory is published in Redis: run `crm-gateway users publish-directory FILE`"
+        )
+    try:
+        first = Directory.from_data(store.document, pepper, source=f"redis v{store.version}")
+    except ConfigError:
+        await store.close()
+        raise
+    handle = DirectoryHandle(first)
+    return handle, store
 
 
 def _build(

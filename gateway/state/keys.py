@@ -18,6 +18,12 @@ REVOKED = key("revoked")
 REVOCATION_VERSION = key("revoked", "version")
 REVOCATION_CHANNEL = key("revoked", "events")
 
+# The subject directory, when shared through Redis: one JSON document, a version, a channel.
+DIRECTORY = key("directory")
+DIRECTORY_VERSION = key("directory", "version")
+DIRECTORY_CHANNEL = key("directory", "events")
+
+
 # Rate limits (request guard).
 def ratelimit(scope: str, ident: str) -> str:
     return key("rl", scope, ident)
@@ -31,6 +37,7 @@ GRANTS_CHANNEL = key("grants", "events")
 # Audit stream (events for the SIEM shipper).
 AUDIT_STREAM = key("audit")
 AUDIT_GROUP = "shippers"
+
 
 # Anomaly counters.
 def anomaly(kind: str, subject: str, window: str) -> str:

@@ -63,6 +63,10 @@ class DirectoryHandle:
         except OSError:
             return 0.0
 
+    def replace(self, directory: Directory) -> None:
+        """Swap in a directory from elsewhere (the Redis-shared copy)."""
+        self._directory = directory
+
     def current(self) -> Directory:
         now = time.monotonic()
         if self._path is not None and now - self._checked >= self._check_every:
