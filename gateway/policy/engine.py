@@ -254,9 +254,17 @@ class PolicyEngine:
     ) -> tuple[Decision, bool]:
         if self.client is None or self.tracker is None:
             assert self._taxonomy is not None  # checked in _start for static mode
-            decision = static_decision(
-                self._taxonomy, subject, method=request.method, now=request.now
-            )
+            # The static table knows clearance, partners and disabled accounts; the
+            # hard gates the OPA policy adds for revoked callers and disallowed
+            # networks are kept here too, so static mode is never the softer one.
+            if norm.revoked:
+                decision = Decision.deny("subject_revoked", "static")
+            elif not norm.network_allowed:
+                decision = Decision.deny("network_not_allowed", "static")
+            else:
+                decision = static_decision(
+                    self._taxonomy, subject, method=request.method, now=request.now
+                )
             return dataclasses.replace(decision, report_only=norm.report_only), True
         decision = await self.client.evaluate(build_opa_input(norm, self._taxonomy_policy))
         if decision.revision != self.tracker.data_revision:

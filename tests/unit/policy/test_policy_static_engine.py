@@ -79,6 +79,18 @@ async def test_static_expired_partner_is_denied(taxonomy: Taxonomy) -> None:
         await engine.close()
 
 
+async def test_static_keeps_the_hard_gates(taxonomy: Taxonomy) -> None:
+    engine = await open_engine(static_settings(), taxonomy)
+    try:
+        revoked = dataclasses.replace(SUBJECT, attributes={"revoked": True})
+        assert (await engine.decide(revoked, REQUEST)).decision.reason == "subject_revoked"
+        outside = dataclasses.replace(REQUEST, network_allowed=False)
+        assert (await engine.decide(SUBJECT, outside)).decision.reason == "network_not_allowed"
+        assert not (await engine.decide(SUBJECT, outside)).decision.allow
+    finally:
+        await engine.close()
+
+
 async def test_report_only_global_and_per_route(taxonomy: Taxonomy) -> None:
     engine = await open_engine(static_settings(), taxonomy)
     try:
