@@ -151,7 +151,8 @@ class AuditEmitter:
                 self._enqueue(self._chain.seal())
         except Exception as exc:
             self._counts.failed += 1
-            log.critical("audit_emit_failed", error_type=type(exc).__name__)
+            with contextlib.suppress(Exception):  # not even logging may raise here
+                log.critical("audit_emit_failed", error_type=type(exc).__name__)
 
     async def emit_durable(self, event: dict[str, Any]) -> None:
         """Return once this event, and every event emitted before it, is in Redis or
