@@ -19,7 +19,7 @@ from typing import Any
 
 from gateway.core.catalog import RouteSpec
 from gateway.core.enforce._shared import Shared, shared_for
-from gateway.core.enforce._tables import CAT, ActionTable, Plan, envelope_slot
+from gateway.core.enforce._tables import CAT, ActionTable, Plan, Slot, envelope_slot
 from gateway.core.enforce._values import ValueRewriter
 from gateway.core.masking import DROPPED, Masker
 from gateway.core.model import Decision, RecordVerb, Verb
@@ -56,6 +56,7 @@ class Enforcer(ValueRewriter):
         # contact_obj_list[]) is one record, not two, for the bulk quota.
         self._cleared: dict[str, set[str | None]] = {lvl: set() for lvl in self._limits}
         self._record_id: str | None = None
+        self._header: tuple[tuple[str, ...], list[str], list[Slot]] | None = None
         self._base = self._shared.base
         self._facts = self._shared.facts
 
@@ -84,13 +85,12 @@ class Enforcer(ValueRewriter):
 
     def rewrite_row(self, header: list[str], row: list[str]) -> list[str] | None:
         self._check_allowed()
-        record = dict(zip(header, row, strict=False))
+        names, slots = self._columns(header)
+        record = dict(zip(names, row, strict=False))
         table = self._record_table(record)
         if table is None:
             return None
-        width = min(len(header), len(row))
-        column = self._shared.classifier.column
-        slots = [column(name) for name in header[:width]]
+        width = min(len(names), len(row))
         clear = frozenset(
             table.action(slot.category)[0]
             for slot, cell in zip(slots, row, strict=False)
@@ -105,9 +105,20 @@ class Enforcer(ValueRewriter):
             self.report.clear_records[level] += 1
         out = list(row)
         for i in range(width):
-            new = self._value(row[i], header[i], header[i], slots[i], table)
+            new = self._value(row[i], names[i], names[i], slots[i], table)
             out[i] = "" if new is DROPPED or new is None else str(new)
         return out
+
+    def _columns(self, header: list[str]) -> tuple[list[str], list[Slot]]:
+        """Column names as the catalog spells them (BOM and padding removed: CRM
+        exports often start with a BOM) and their slots, once per header."""
+        key = tuple(header)
+        found = self._header
+        if found is None or found[0] != key:
+            names = [h.lstrip("\ufeff").strip() for h in header]
+            column = self._shared.classifier.column
+            found = self._header = (key, names, [column(n) for n in names])
+        return found[1], found[2]
 
     def rewrite_fields(self, fields: Mapping[str, str]) -> dict[str, str]:
         """Flat pairs. They count as a record (record rules, bulk quota, report)

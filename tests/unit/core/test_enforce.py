@@ -848,3 +848,16 @@ def test_streaming_equals_buffered_for_any_chunking(sample: tuple[bytes, list[in
     out = b"".join(rewriter.feed(raw[a:b]) for a, b in itertools.pairwise(bounds))
     out += rewriter.finish()
     assert orjson.loads(out) == buffered
+
+
+def test_csv_header_with_bom_and_padding() -> None:
+    d = decision_for("L1", records=[{"when": {"grade": ["A"]}, "record": "drop"}])
+    enf = enforcer(d, route_name="customer_export_csv")
+    header = ["\ufeffid", " mobile ", "grade"]
+    assert enf.rewrite_row(header, ["C1", MOBILE1, "B"]) == [
+        "C1",
+        masked(MOBILE1, "mobile", STANDARD),
+        "B",
+    ]
+    assert enf.rewrite_row(header, ["C2", MOBILE1, "A"]) is None
+    assert enf.report.to_audit()["records"]["ids"] == ["C1", "C2"]
