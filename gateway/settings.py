@@ -449,6 +449,57 @@ class GuardSettings(_Section):
         for nets in v.values():
             _check_networks(nets)
         return v
+class MonitorSettings(_Section):
+    """Real-time anomaly detection shared by every replica through Redis, and honeytokens.
+
+    Windows are fixed buckets (`window_seconds`, `blocked_burst_seconds`); each alert
+    kind fires at most once per subject per bucket, whichever replica sees the breach.
+    `action` applies to the distinct-customer and blocked-burst alerts; access outside
+    usual hours only alerts (one call at night is a question, not proof).
+    """
+
+    enabled: bool = False
+    window_seconds: int = Field(default=3600, ge=60, le=7 * 86400)
+    # Level -> distinct customers one subject may see (in clear) per window.
+    distinct_customers: dict[str, int] = Field(
+        default_factory=lambda: {"L2": 500, "L3": 200, "L4": 50}
+    )
+    blocked_burst_count: int = Field(default=20, ge=1)
+    blocked_burst_seconds: int = Field(default=60, ge=1, le=86400)
+    # Usual hours [start, end) on `usual_days` in `timezone`; start > end wraps past midnight.
+    # 0-24 on every day turns the off-hours alert off.
+    usual_hours_start: int = Field(default=0, ge=0, le=23)
+    usual_hours_end: int = Field(default=24, ge=1, le=24)
+    usual_days: tuple[_DAY, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+    timezone: str = "Asia/Shanghai"
+    action: Literal["alert", "throttle", "revoke"] = "alert"
+    throttle_seconds: int = Field(default=900, ge=1)
+    # Decoy customer record ids no legitimate task touches; any access alerts at once.
+    honeytokens: tuple[str, ...] = ()
+    honeytoken_action: Literal["alert", "revoke"] = "alert"
+    # Detector plumbing: bounded queue, batch size, seconds between throttle refreshes.
+    queue_size: int = Field(default=10_000, ge=1)
+    batch_size: int = Field(default=500, ge=1)
+    refresh_seconds: float = Field(default=1.0, gt=0)
+
+    @field_validator("distinct_customers")
+    @classmethod
+    def _levels(cls, v: dict[str, int]) -> dict[str, int]:
+        bad = [k for k, n in v.items() if not (k[:1] == "L" and k[1:].isdigit()) or n < 1]
+        if bad:
+            raise ValueError(f"levels must look like L3 with a threshold >= 1, not {bad}")
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        import zoneinfo
+
+        try:
+            zoneinfo.ZoneInfo(v)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {v!r}") from exc
+        return v
 
 
 class Settings(_Section):
@@ -466,6 +517,7 @@ class Settings(_Section):
     logging: LoggingSettings = LoggingSettings()
     admin: AdminSettings = AdminSettings()
     guard: GuardSettings = GuardSettings()
+    monitor: MonitorSettings = MonitorSettings()
     # Where relative paths in this file are resolved from (the config file's project root).
     base_dir: Path = REPO_ROOT
 

@@ -44,6 +44,10 @@ def anomaly(kind: str, subject: str, window: str) -> str:
     return key("anomaly", kind, subject, window)
 
 
+# Subjects throttled by the anomaly detector: a sorted set, score = until (epoch seconds).
+ANOMALY_THROTTLED = key("anomaly", "throttled")
+
+
 # Change notifications (policy/config reloads).
 CHANGES_CHANNEL = key("changes")
 
