@@ -449,6 +449,8 @@ class GuardSettings(_Section):
         for nets in v.values():
             _check_networks(nets)
         return v
+
+
 class MonitorSettings(_Section):
     """Real-time anomaly detection shared by every replica through Redis, and honeytokens.
 
