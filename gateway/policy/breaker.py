@@ -50,6 +50,10 @@ class CircuitBreaker:
         self._opened_at = None
         self._trial_in_flight = False
 
+    def abandon(self) -> None:
+        """A call ended without telling us anything (cancelled): free the trial slot."""
+        self._trial_in_flight = False
+
     def failure(self) -> None:
         self.failures += 1
         was_trial = self._trial_in_flight

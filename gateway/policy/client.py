@@ -13,8 +13,9 @@ Here:
 - the result is checked against `rego/schema/output.json` (validator compiled
   once) and parsed with `Decision.from_json`;
 - every failure (timeout, refused, non-200, undefined, schema or parse error)
-  raises `PolicyUnavailable`, and a circuit breaker turns a dead OPA into an
-  immediate failure instead of a deadline's worth of waiting per request.
+  raises `PolicyUnavailable`, and a circuit breaker turns a dead or hung OPA
+  (timeouts, refused connections) into an immediate failure instead of a
+  deadline's worth of waiting per request.
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ from gateway.policy.breaker import CircuitBreaker
 log = logging.getLogger(__name__)
 
 _KNOWN_MAX = 256
+# Only these mean "OPA is not answering" and count towards opening the breaker;
+# a 500 or a malformed answer is a policy bug, and OPA is up.
+_TRANSPORT_FAILURES = frozenset({"timeout", "unreachable"})
 
 
 def _inline_refs(node: Any, root: Any, seen: tuple[str, ...] = ()) -> Any:
@@ -138,26 +142,32 @@ class OpaClient:
                 "policy engine unavailable (circuit open)", cause="circuit_open"
             )
         self.calls += 1
-        ok = False
         try:
             payload = await self._post(opa_input)
-            decision = self.result_memo.get(payload)
-            if decision is None:
-                decision = self._parse(self._result(payload))
-                self.result_memo[payload] = decision
-                if len(self.result_memo) > _KNOWN_MAX:
-                    self.result_memo.popitem(last=False)
-            else:
-                self.result_memo.move_to_end(payload)
-            ok = True
-            return decision
-        finally:
-            # Also on cancellation: a half-open trial must never stay "in flight".
-            if ok:
-                self.breaker.success()
-            else:
-                self.failures += 1
+        except PolicyUnavailable as exc:
+            self.failures += 1
+            if exc.details.get("cause") in _TRANSPORT_FAILURES:
                 self.breaker.failure()
+            else:
+                self.breaker.success()  # OPA is up and answering (badly)
+            raise
+        except BaseException:
+            self.breaker.abandon()  # cancelled: no evidence either way
+            raise
+        self.breaker.success()
+        decision = self.result_memo.get(payload)
+        if decision is not None:
+            self.result_memo.move_to_end(payload)
+            return decision
+        try:
+            decision = self._parse(self._result(payload))
+        except PolicyUnavailable:
+            self.failures += 1
+            raise
+        self.result_memo[payload] = decision
+        if len(self.result_memo) > _KNOWN_MAX:
+            self.result_memo.popitem(last=False)
+        return decision
 
     async def _post(self, opa_input: Mapping[str, Any]) -> bytes:
         """The body of OPA's 200 answer (PolicyUnavailable otherwise)."""

@@ -271,10 +271,13 @@ def bad_policy(tmp_path: Path, silent_port: int) -> Iterator[OpaProcess]:
 async def test_malformed_results_fail_closed(bad_policy: OpaProcess, path: str, cause: str) -> None:
     eng = await open_engine(external(bad_policy.url, **{"policy.decision_path": path}))
     try:
-        with pytest.raises(PolicyUnavailable) as info:
-            await eng.decide(RM, VIEW)
-        assert info.value.details["cause"] == cause
+        for _ in range(6):  # more than the breaker threshold
+            with pytest.raises(PolicyUnavailable) as info:
+                await eng.decide(RM, VIEW)
+            assert info.value.details["cause"] == cause
         assert len(eng.cache) == 0
+        assert eng.client is not None
+        assert eng.client.breaker.state == "closed"  # OPA is up: a policy bug, not an outage
     finally:
         await eng.close()
 

@@ -62,3 +62,14 @@ def test_failed_trial_reopens_for_a_full_cooldown() -> None:
     clock.now += 1.5
     assert b.allow()
     assert b.opened_total == 2
+
+
+def test_abandoned_trial_frees_the_slot_without_closing() -> None:
+    clock = Clock()
+    b = CircuitBreaker(threshold=1, cooldown=2.0, clock=clock)
+    b.failure()
+    clock.now += 2.5
+    assert b.allow()
+    b.abandon()
+    assert b.state == "half-open"
+    assert b.allow()
