@@ -67,7 +67,7 @@ def _decode_segments(raw: str, case_insensitive: bool) -> list[str]:
             pair = raw[i + 1 : i + 3]
             if len(pair) != 2 or not set(pair) <= _HEX:
                 raise PathRejected("malformed percent-escape in the request path")
-            dec = _decode_escape(int(pair, 16), raw, i)
+            dec = _decode_escape(int(pair, 16))
             parts.append(dec.translate(_ASCII_LOWER) if case_insensitive and len(dec) == 1 else dec)
             i += 3
             continue
@@ -77,21 +77,22 @@ def _decode_segments(raw: str, case_insensitive: bool) -> list[str]:
         else:
             parts.append("".join(f"%{b:02X}" for b in ch.encode("utf-8", "surrogatepass")))
         i += 1
-    return "".join(parts).split("/")[1:]
+    decoded = "".join(parts)
+    # Checked on the decoded text, so escapes that decode into hex digits (`%25%34%31`)
+    # are caught too, and a second pass sees exactly what the first one accepted.
+    at = decoded.find("%25")
+    while at != -1:
+        if set(decoded[at + 3 : at + 5]) <= _HEX and len(decoded[at + 3 : at + 5]) == 2:
+            raise PathRejected("double percent-encoding in the request path")
+        at = decoded.find("%25", at + 3)
+    return decoded.split("/")[1:]
 
 
-def _decode_escape(byte: int, raw: str, at: int) -> str:
+def _decode_escape(byte: int) -> str:
     if byte in (0x2F, 0x5C):
         raise PathRejected("encoded slash or backslash in the request path")
     if byte < 0x20 or byte == 0x7F:
         raise PathRejected("encoded control character in the request path")
-    if byte == 0x25:
-        following = raw[at + 3 : at + 5]
-        if len(following) == 2 and set(following) <= _HEX:
-            raise PathRejected("double percent-encoding in the request path")
-        # `%25%4` style: the next escape could decode into a hex digit.
-        if following[:1] == "%" or (following[:1] in _HEX and raw[at + 4 : at + 5] == "%"):
-            raise PathRejected("double percent-encoding in the request path")
     ch = chr(byte)
     if ch in _UNRESERVED:
         return ch

@@ -36,6 +36,8 @@ CUSTOMERS_RULE = "/api/customers*"
         ("/a b", "/a%20b"),
         ("/a/%3b/b", "/a/%3B/b"),
         ("/100%25", "/100%25"),
+        ("/%25é", "/%25%C3%A9"),
+        ("/%25%7e", "/%25~"),
         ("/a;x=1/b", "/a;x=1/b"),
     ],
 )
@@ -104,7 +106,31 @@ def test_bypass_attempts_still_hit_the_customers_rule(raw: str) -> None:
 
 
 _path_chars = st.sampled_from(
-    ["/", ".", "..", "a", "B", "%2e", "%2E", "%41", "%25", "%c3%a9", ";", "~", "é", " ", "%3b", "x"]
+    [
+        "/",
+        ".",
+        "..",
+        "a",
+        "B",
+        "%2e",
+        "%2E",
+        "%41",
+        "%25",
+        "%c3%a9",
+        ";",
+        "~",
+        "é",
+        " ",
+        "%3b",
+        "x",
+        "%34",
+        "1",
+        "%",
+        "%7e",
+        "\\",
+        "%2f",
+        "%00",
+    ]
 )
 paths = st.lists(_path_chars, max_size=20).map(lambda parts: "/" + "".join(parts))
 
