@@ -87,7 +87,7 @@ class OpaSupervisor:
         self.start_timeout = start_timeout
         self.restarts = 0
         self._proc: asyncio.subprocess.Process | None = None
-        self._stderr: deque[str] = deque(maxlen=20)
+        self._output: deque[str] = deque(maxlen=20)
         self._stopping = False
         self._monitor: asyncio.Task[None] | None = None
         self._drain: asyncio.Task[None] | None = None
@@ -114,7 +114,7 @@ class OpaSupervisor:
         self._monitor = asyncio.create_task(self._keep_alive(), name="opa-supervisor")
 
     async def _spawn(self) -> None:
-        self._stderr.clear()
+        self._output.clear()
         self._proc = await asyncio.create_subprocess_exec(
             self.binary, "run", "--server",
             "--addr", f"127.0.0.1:{self.port}",
@@ -126,7 +126,7 @@ class OpaSupervisor:
             stdout=asyncio.subprocess.PIPE,  # load errors are printed on stdout
             stderr=asyncio.subprocess.STDOUT,
         )  # fmt: skip
-        self._drain = asyncio.create_task(self._drain_stderr(self._proc), name="opa-stderr")
+        self._drain = asyncio.create_task(self._drain_output(self._proc), name="opa-output")
         log.info("started OPA pid=%s on %s watching %s", self._proc.pid, self.url, self.rego_dir)
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
@@ -139,15 +139,15 @@ class OpaSupervisor:
             # Let the reader collect what OPA said before it died (load errors).
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(self._drain), timeout=1.0)
-        detail = " | ".join(self._stderr) or "no output"
+        detail = " | ".join(self._output) or "no output"
         raise ConfigError(f"OPA did not become healthy on {self.url}: {detail}")
 
-    async def _drain_stderr(self, proc: asyncio.subprocess.Process) -> None:
+    async def _drain_output(self, proc: asyncio.subprocess.Process) -> None:
         assert proc.stdout is not None  # created with stdout=PIPE
         async for raw in proc.stdout:
             line = raw.decode("utf-8", "replace").rstrip()
             if line:
-                self._stderr.append(line[:500])
+                self._output.append(line[:500])
                 log.warning("opa: %s", line[:500])
 
     async def healthy(self) -> bool:
@@ -208,6 +208,10 @@ class OpaSupervisor:
                 await self._monitor
             self._monitor = None
         await self._terminate()
+        if self._drain is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._drain, timeout=1.0)
+            self._drain = None
         if self._session is not None:
             await self._session.close()
             self._session = None
