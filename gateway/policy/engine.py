@@ -89,6 +89,8 @@ class PolicyEngine:
         self.cache = DecisionCache(settings.policy.cache_size)
         self._inflight: dict[NormalisedInput, asyncio.Future[Decision]] = {}
         self.coalesced = 0  # misses answered by an identical in-flight evaluation
+        self.uncached_revision_mismatch = 0
+        self._mismatch_logged = float("-inf")
         self.client: OpaClient | None = None
         self.supervisor: OpaSupervisor | None = None
         self.tracker: RevisionTracker | None = None
@@ -271,6 +273,16 @@ class PolicyEngine:
             # OPA runs a policy the tracker has not seen yet: label it with what
             # OPA said, do not cache it, and have the tracker catch up now.
             self.tracker.poke()
+            self.uncached_revision_mismatch += 1
+            if time.monotonic() - self._mismatch_logged > 60:
+                self._mismatch_logged = time.monotonic()
+                log.warning(
+                    "decision revision %r differs from %r at policy.revision_path; such "
+                    "decisions are not cached (harmless during a reload, a misconfiguration "
+                    "if it persists)",
+                    decision.revision,
+                    self.tracker.data_revision,
+                )
             return decision, False
         return dataclasses.replace(decision, revision=self.tracker.revision), True
 
@@ -306,6 +318,7 @@ class PolicyEngine:
             "cache_evictions": self.cache.evictions,
             "cache_purges": self.cache.purges,
             "coalesced": self.coalesced,
+            "uncached_revision_mismatch": self.uncached_revision_mismatch,
         }
         if self.client is not None:
             out |= {
