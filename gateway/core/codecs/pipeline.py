@@ -72,4 +72,6 @@ def _passes_through(exc: BaseException) -> bool:
 
 
 def _as_rewrite_error(exc: BaseException) -> RewriteError:
-    return RewriteError(f"body rewrite failed: {type(exc).__name__}: {exc}")
+    """Only the type: an arbitrary message may quote body content, and this one reaches the
+    audit trail and the error response. The original stays chained for server-side logs."""
+    return RewriteError(f"body rewrite failed: {type(exc).__name__}")

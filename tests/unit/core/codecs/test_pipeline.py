@@ -15,7 +15,7 @@ from tests.unit.core.codecs.helpers import LIMITS, STREAM_NOW
 
 class BrokenEnforcer(MaskingEnforcer):
     def rewrite_record(self, record: dict[str, Any], prefix: str = "") -> dict[str, Any] | None:
-        raise KeyError("a bug in the enforcer")
+        raise KeyError(record.get("mobile"))  # a bug whose message quotes customer data
 
 
 def test_poisoned_after_a_parse_error() -> None:
@@ -49,8 +49,9 @@ def test_unexpected_enforcer_errors_become_rewrite_errors() -> None:
         "application/json", None, BrokenEnforcer(["item"]), limits=STREAM_NOW, sensitive=True
     )
     with pytest.raises(RewriteError, match="KeyError") as info:
-        rw.feed(b'[{"a": 1}]')
+        rw.feed(b'[{"mobile": "13812345678"}]')
     assert isinstance(info.value.__cause__, KeyError)
+    assert "13812345678" not in str(info.value)  # error texts reach audit and clients
     with pytest.raises(RewriteError, match="poisoned"):
         rw.finish()
 
