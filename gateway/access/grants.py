@@ -22,7 +22,8 @@ from typing import Any
 
 from gateway.access.chains import BUSINESS, DEFAULT_CHAINS, NOT_GRANTABLE_LEVELS, ChainTable
 from gateway.errors import ClientError, Forbidden, NotFound
-from gateway.state.grants import Grant, GrantStore, is_active
+from gateway.settings import Settings
+from gateway.state.grants import Grant, GrantStore, is_active, open_grant_store
 
 LEVELS = ("L0", "L1", "L2", "L3", "L4", "L5")
 
@@ -50,6 +51,16 @@ class GrantService:
     def __init__(self, store: GrantStore, chains: ChainTable = DEFAULT_CHAINS) -> None:
         self.store = store
         self.chains = chains
+
+    @classmethod
+    async def open(cls, settings: Settings) -> GrantService:
+        """The configured store (Redis or memory) with the chains of the policy's
+        own data file (`<policy.rego_dir>/data.json`). Close with `close()`."""
+        chains = ChainTable.load(settings.path(settings.policy.rego_dir) / "data.json")
+        return cls(await open_grant_store(settings), chains)
+
+    async def close(self) -> None:
+        await self.store.close()
 
     async def create(
         self,

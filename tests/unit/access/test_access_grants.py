@@ -11,6 +11,7 @@ import pytest
 from gateway.access.chains import BUSINESS, DEFAULT_CHAINS, ChainTable, TypeRule
 from gateway.access.grants import GrantService, GrantStateError
 from gateway.errors import ClientError, Forbidden, NotFound
+from gateway.settings import Settings
 from gateway.state.grants import MemoryGrantStore
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -150,3 +151,14 @@ def test_chains_read_from_the_policy_data_agree_with_defaults() -> None:
         for level in (None, "L3", "L4"):
             assert table.required(grant_type, level) == DEFAULT_CHAINS.required(grant_type, level)
     assert ChainTable.load(ROOT / "no-such.json") is DEFAULT_CHAINS
+
+
+async def test_open_from_settings_uses_the_policy_data_chains() -> None:
+    svc = await GrantService.open(Settings())
+    try:
+        data = json.loads((ROOT / "rego" / "data.json").read_text())
+        assert svc.chains == ChainTable.from_policy_data(data)
+        g = await create(svc, "level", level="L4")
+        assert g["chain"] == "A"
+    finally:
+        await svc.close()
