@@ -200,6 +200,9 @@ class IdentitySettings(_Section):
     # file: read `directory` (re-read when it changes); redis: the copy published to Redis
     # with `crm-gateway users publish-directory`, shared by every replica.
     directory_source: Literal["file", "redis"] = "file"
+    # A replica that could not confirm its revocation list with Redis for this many
+    # seconds refuses every caller (503): it cannot know who was revoked. 0: never.
+    revocation_max_staleness: float = Field(default=60.0, ge=0)
     # Header carrying an API key (in addition to `Authorization: Bearer`).
     api_key_header: str = "X-Api-Key"
     # Identity headers the CRM trusts: set by the gateway only, client copies removed.

@@ -24,6 +24,13 @@ class IdentityProviderUnavailable(ServerError):
     code = "identity_provider_unavailable"
 
 
+class RevocationListStale(ServerError):
+    """This replica has lost Redis for too long to know who is revoked: fail closed."""
+
+    status = 503
+    code = "revocation_list_stale"
+
+
 class NetworkNotAllowed(Forbidden):
     code = "network_not_allowed"
 

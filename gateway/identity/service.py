@@ -27,7 +27,7 @@ from gateway.identity.authn.jwks import JwksCache
 from gateway.identity.authn.mtls import MtlsAuthenticator
 from gateway.identity.authn.oidc import OidcAuthenticator
 from gateway.identity.directory import Directory
-from gateway.identity.errors import SubjectRevoked
+from gateway.identity.errors import RevocationListStale, SubjectRevoked
 from gateway.settings import Settings
 from gateway.state.directory import DirectoryStore
 from gateway.state.revocation import RevocationList
@@ -42,8 +42,11 @@ class Identity:
         directory: DirectoryHandle,
         revocations: RevocationList,
         session: aiohttp.ClientSession | None = None,
+        *,
+        max_staleness: float = 0.0,
     ) -> None:
         self.authenticators = authenticators
+        self._max_staleness = max_staleness
         self.directory = directory
         self._revocations = revocations
         self._session = session
@@ -77,7 +80,9 @@ class Identity:
             if store is not None:
                 await store.close()
             raise
-        identity = cls(built, directory, revocations, session)
+        identity = cls(
+            built, directory, revocations, session, max_staleness=ident.revocation_max_staleness
+        )
         identity._store = store
         return identity
 
@@ -94,6 +99,10 @@ class Identity:
 
     def check_active(self, subject: Subject) -> None:
         """Refuse disabled or revoked subjects (and revoked individual credentials)."""
+        if self._max_staleness and self._revocations.stale_for() > self._max_staleness:
+            raise RevocationListStale(
+                "this gateway cannot confirm the revocation list with Redis; refusing all callers"
+            )
         if subject.disabled:
             raise SubjectRevoked(f"subject {subject.id} is disabled", subject=subject.id)
         credential = subject.attributes.get("credential_id")

@@ -317,3 +317,21 @@ async def test_mtls_client_certificate(tmp_path: Path) -> None:
                 assert resp.status == 401
     finally:
         await runner.cleanup()
+
+
+async def test_replica_cut_off_from_redis_fails_closed(gateway: Any, tmp_path: Path) -> None:
+    from tests.conftest import RedisProcess
+
+    private = RedisProcess(tmp_path)
+    private.start()
+    replica = await RevocationList.open(private.url, poll_interval=0.1)
+    try:
+        call = await gateway({"revocation_max_staleness": 0.5}, revocations=replica)
+        assert (await call(Authorization="Bearer demo-sales-key"))[0] == 200
+        private.stop()
+        await asyncio.sleep(1.0)
+        status, body = await call(Authorization="Bearer demo-sales-key")
+        assert (status, body["error"]) == (503, "revocation_list_stale")
+    finally:
+        private.stop()
+        await replica.close()
