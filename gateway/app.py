@@ -16,7 +16,9 @@ from gateway.core.masking import Masker
 from gateway.core.taxonomy import Taxonomy
 from gateway.errors import ConfigError
 from gateway.handler import handle
-from gateway.identity import Identity, RequestGuard, strip_spoofable_names, upstream_identity_headers
+from gateway.identity.guard import RequestGuard
+from gateway.identity.service import Identity
+from gateway.identity.upstream_headers import spoofable_headers, upstream_identity_headers
 from gateway.monitor.metrics import Metrics
 from gateway.policy.engine import PolicyEngine
 from gateway.routes import RouteTable
@@ -24,6 +26,8 @@ from gateway.settings import Settings
 from gateway.stages import STAGES, Stages
 from gateway.state.client import connect
 from gateway.state.grants import GrantStore, MemoryGrantStore, RedisGrantStore
+from gateway.state.ratelimit import open_ratelimiter
+from gateway.state.revocation import RevocationList
 from gateway.upstream import Upstream
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -63,7 +67,9 @@ async def _stages_ctx(app: web.Application) -> AsyncIterator[None]:
     upstream = Upstream.open(settings.upstream)
     audit = await AuditEmitter.open(settings)
     grants = await _open_grants(settings)
-    identity = await Identity.open(settings)
+    revocations = await RevocationList.open(settings.redis.url or None)
+    ratelimiter = await open_ratelimiter(settings.redis.url or None)
+    identity = await Identity.open(settings, revocations)
     policy = await PolicyEngine.open(
         settings, taxonomy=taxonomy, taxonomy_policy=taxonomy.to_policy(), grants=grants
     )
@@ -72,7 +78,7 @@ async def _stages_ctx(app: web.Application) -> AsyncIterator[None]:
             settings=settings,
             upstream=upstream,
             identity=identity,
-            guard=RequestGuard.from_settings(settings, identity.ratelimiter),
+            guard=RequestGuard.from_settings(settings, ratelimiter),
             policy=policy,
             taxonomy=taxonomy,
             catalog=catalog,
@@ -81,13 +87,15 @@ async def _stages_ctx(app: web.Application) -> AsyncIterator[None]:
             metrics=Metrics(),
             routes=RouteTable(settings.routes),
             trusted_proxies=h.parse_networks(settings.forwarded.trusted_proxies),
-            spoofable_headers=strip_spoofable_names(settings),
-            identity_headers=lambda subject: upstream_identity_headers(settings, subject),
+            spoofable_headers=frozenset(n.lower() for n in spoofable_headers(settings)),
+            identity_headers=lambda subject: list(upstream_identity_headers(settings, subject).items()),
         )
         yield
     finally:
         await policy.close()
         await identity.close()
+        await ratelimiter.close()
+        await revocations.close()
         await grants.close()
         await upstream.close()
         await audit.close()

@@ -24,6 +24,7 @@ def check_config(path: Path) -> list[str]:
     problems += _check_file(settings, "classification.taxonomy", settings.classification.taxonomy, _taxonomy)
     problems += _check_file(settings, "classification.catalog", settings.classification.catalog, _catalog)
     problems += _check_file(settings, "identity.directory", settings.identity.directory, _directory)
+    problems += _catalog_categories(settings)
     if settings.policy.engine == "managed":
         rego = settings.path(settings.policy.rego_dir)
         if not rego.is_dir():
@@ -35,6 +36,22 @@ def check_config(path: Path) -> list[str]:
     if settings.environment == "production" and settings.policy.report_only:
         problems.append("policy.report_only: report-only mode in production leaves data unmasked")
     return problems
+
+
+def _catalog_categories(settings: Settings) -> list[str]:
+    """Catalog rules naming categories the taxonomy does not define (typos)."""
+    from gateway.core.catalog import Catalog
+    from gateway.core.taxonomy import Taxonomy
+
+    try:
+        taxonomy = Taxonomy.load(settings.path(settings.classification.taxonomy))
+        catalog = Catalog.load(settings.path(settings.classification.catalog))
+    except (ValueError, OSError):
+        return []  # already reported by the file checks
+    return [
+        f"classification.catalog: {problem}"
+        for problem in catalog.problems_with(set(taxonomy.categories))
+    ]
 
 
 def _opa_binary(settings: Settings) -> str | None:

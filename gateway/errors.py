@@ -8,6 +8,7 @@ GatewayError
 │   ├── Forbidden                403 forbidden
 │   ├── BlockedByPolicy          403 blocked_by_policy
 │   ├── NotFound                 404 not_found
+│   ├── RequestTimeout           408 request_timeout
 │   ├── MaskedValueWrite         409 masked_value_write
 │   ├── RequestTooLarge          413 request_too_large
 │   ├── UnsupportedUpgrade       426/501 upgrade_refused
@@ -90,6 +91,11 @@ class BlockedByPolicy(ClientError):
 class NotFound(ClientError):
     status = 404
     code = "not_found"
+
+
+class RequestTimeout(ClientError):
+    status = 408
+    code = "request_timeout"
 
 
 class MaskedValueWrite(ClientError):

@@ -67,6 +67,8 @@ class Access:
     path: str = ""
     route: str = ""
     purpose: str | None = None
+    operation: str = ""
+    justification: bool = False
     subject: Subject | None = None
     client_ip: str = ""
     decision: Decision | None = None
@@ -106,7 +108,9 @@ async def _proxy(request: web.Request, stages: Stages, access: Access) -> web.St
     rule = stages.routes.match(request.method, access.path)
     crm_route = stages.catalog.match(request.method, access.path)
     access.route = crm_route.template if crm_route else access.path
-    access.request_pii = [hit.to_audit() for hit in classify_request(access.path, query)]
+    access.request_pii = [
+        hit.to_audit() for hit in classify_request(access.path, query, taxonomy=stages.taxonomy)
+    ]
     if _is_upgrade(request) and not rule.websocket:
         raise UnsupportedUpgrade("protocol upgrades (WebSocket) are not allowed on this route")
 
@@ -119,6 +123,8 @@ async def _proxy(request: web.Request, stages: Stages, access: Access) -> web.St
     )
     access.client_ip = client.ip
     access.purpose = request.headers.get(settings.policy.purpose_header)
+    access.justification = bool(request.headers.get(settings.policy.justification_header))
+    access.operation = _operation(request.method, crm_route)
 
     decision: Decision | None = None
     if not rule.public:
@@ -129,10 +135,10 @@ async def _proxy(request: web.Request, stages: Stages, access: Access) -> web.St
             subject,
             PolicyRequest(
                 method=request.method,
-                operation=_operation(request.method, crm_route),
+                operation=access.operation,
                 route_template=access.route,
                 purpose=access.purpose,
-                justification=bool(request.headers.get(settings.policy.justification_header)),
+                justification=access.justification,
                 network_zone=guard.network_zone,
                 network_allowed=guard.network_allowed,
                 now=datetime.now(UTC),
@@ -171,7 +177,7 @@ def _enforce_obligations(decision: Decision, request: web.Request, access: Acces
             "this data needs a stronger sign-in (multi-factor authentication)",
             acr_values=ob.acr_values,
         )
-    if ob.justification_required and not request.headers.get("X-Justification"):
+    if ob.justification_required and not access.justification:
         raise Forbidden("break-glass access needs a justification (X-Justification header)")
 
 

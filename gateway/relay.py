@@ -23,8 +23,8 @@ from gateway.errors import (
     BlockedByPolicy,
     RequestTooLarge,
     ResponseRewriteFailed,
+    RequestTimeout,
     ResponseTooLarge,
-    UpstreamTimeout,
 )
 from gateway.upstream import UpstreamResponse
 
@@ -56,7 +56,7 @@ async def stream_request_body(
         try:
             chunk = await asyncio.wait_for(request.content.readany(), chunk_timeout)
         except TimeoutError as exc:
-            raise UpstreamTimeout("the client stopped sending the request body") from exc
+            raise RequestTimeout("the client stopped sending the request body") from exc
         if not chunk:
             return
         seen += len(chunk)

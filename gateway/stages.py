@@ -9,10 +9,10 @@ the handler itself stays a list of steps.
 from __future__ import annotations
 
 import ipaddress
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from gateway.upstream import Upstream
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -59,37 +60,43 @@ class Stages:
 
     def record(self, access: Access) -> None:
         """Audit and count one finished request. Never raises into the request."""
-        from gateway.audit.event import build_access_event
+        try:
+            for event in self._events(access):
+                self.audit.emit(event)
+            self.metrics.observe_access(access, (time.perf_counter() - access.started) * 1000)
+        except Exception:
+            log.exception("audit record failed for request %s", access.request_id)
 
-        latency_ms = (time.perf_counter() - access.started) * 1000
+    def _events(self, access: Access) -> list[dict[str, Any]]:
+        from gateway.audit.event import build_access_events
+
         subject = access.subject.to_policy() if access.subject else {"id": "anonymous"}
         subject["ip"] = access.client_ip
         decision = access.decision
-        event = build_access_event(
+        return build_access_events(
             request_id=access.request_id,
             subject_dict=subject,
             request_dict={
                 "method": access.method,
                 "route": access.route,
+                "operation": access.operation,
                 "purpose": access.purpose,
-                "request_pii": access.request_pii,
-                "error": access.error,
+                "pii_categories": sorted({hit["category"] for hit in access.request_pii}),
+                "justification": access.justification,
             },
             decision_dict={
-                "allow": decision.allow if decision else access.status < 400,
+                "allow": decision.allow if decision else False,
                 "reason": decision.reason if decision else (access.error or ""),
                 "revision": decision.revision if decision else "",
                 "cache_hit": access.cache_hit,
                 "report_only": access.report_only,
                 "audit_level": decision.obligations.audit_level if decision else "basic",
             },
-            report_dict=access.report,
+            report_dict=access.report or None,
             status=access.status,
-            latency_ms=latency_ms,
-            now=datetime.now(UTC),
+            latency_ms=(time.perf_counter() - access.started) * 1000,
+            now=time.time(),
         )
-        self.audit.emit(event)
-        self.metrics.observe_access(access, latency_ms)
 
     def guard_write(
         self, raw: bytes, content_type: str, decision: Decision, crm_route: RouteMatch | None

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import aiohttp
 from yarl import URL
 
-from gateway.errors import UpstreamTimeout, UpstreamUnavailable
+from gateway.errors import GatewayError, UpstreamTimeout, UpstreamUnavailable
 from gateway.settings import UpstreamSettings
 
 # Headers aiohttp would otherwise invent; the client's own (filtered) ones go through.
@@ -124,9 +124,25 @@ class Upstream:
                 allow_redirects=False,
                 compress=None,
             )
-        except TimeoutError as exc:
-            raise UpstreamTimeout("the CRM did not answer in time") from exc
-        except aiohttp.ClientError as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            # A failure of the client's own body (too large, too slow) surfaces here
+            # wrapped by aiohttp; report the client's error, not the CRM's.
+            cause = _gateway_cause(exc)
+            if cause is not None:
+                raise cause from exc
+            if isinstance(exc, TimeoutError):
+                raise UpstreamTimeout("the CRM did not answer in time") from exc
             raise UpstreamUnavailable(f"the CRM could not be reached ({type(exc).__name__})") from exc
         raw = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in resp.raw_headers]
         return UpstreamResponse(resp.status, resp.reason or "", raw, resp)
+
+
+def _gateway_cause(exc: BaseException) -> GatewayError | None:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, GatewayError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None

@@ -55,10 +55,9 @@ def spoofable_headers(settings: Settings) -> tuple[str, ...]:
         *settings.identity.upstream_identity_headers,
         settings.identity.api_key_header,  # the gateway's own credential never reaches the CRM
     ]
-    if settings.identity.trusted_headers.source_networks:
-        names.append(settings.identity.trusted_headers.user_header)
-        if settings.identity.trusted_headers.mfa_header:
-            names.append(settings.identity.trusted_headers.mfa_header)
+    names.append(settings.identity.trusted_headers.user_header)
+    if settings.identity.trusted_headers.mfa_header:
+        names.append(settings.identity.trusted_headers.mfa_header)
     if settings.guard.method_override == "strip":
         names.extend(METHOD_OVERRIDE_HEADERS)
     return tuple(dict.fromkeys(names))

@@ -200,18 +200,37 @@ async def test_absolute_form_and_host_header_cannot_redirect_upstream(
     assert rec["host"] == f"127.0.0.1:{upstream.port}"
 
 
-async def test_request_body_streams_upstream_intact(gw: Gateway, upstream) -> None:  # type: ignore[no-untyped-def]
+async def test_request_body_streams_upstream_intact(upstream, tmp_path) -> None:  # type: ignore[no-untyped-def]
     payload = bytes(range(256)) * 40_000  # ~10 MB, chunked
+    gw = await start_gateway(tmp_path, str(upstream.make_url("")).rstrip("/"),
+                             **{"limits.max_request_body": 20_000_000})
 
     async def gen():  # type: ignore[no-untyped-def]
         for i in range(0, len(payload), 100_000):
             yield payload[i : i + 100_000]
 
-    async with aiohttp.ClientSession() as s:
-        async with s.post(gw.url + "/plain/echo", data=gen(), headers=auth()) as r:
-            body = await r.json()
+    try:
+        async with aiohttp.ClientSession() as s:
+            async with s.post(gw.url + "/plain/echo", data=gen(), headers=auth()) as r:
+                body = await r.json()
+            # Over the limit while streaming (no Content-Length): refused, nothing half-sent.
+            async with s.post(gw.url + "/plain/echo", data=gen(), headers=auth(),
+                              params={"again": "1"}) as r:
+                assert r.status == 200
+    finally:
+        await gw.stop()
     assert body["length"] == len(payload)
     assert body["sha256"] == hashlib.sha256(payload).hexdigest()
+
+
+async def test_chunked_request_over_limit_is_413(gw: Gateway, upstream) -> None:  # type: ignore[no-untyped-def]
+    async def gen():  # type: ignore[no-untyped-def]
+        for _ in range(30):
+            yield b"y" * 100_000
+
+    async with aiohttp.ClientSession() as s:
+        async with s.post(gw.url + "/plain/echo", data=gen(), headers=auth()) as r:
+            assert r.status == 413
 
 
 async def test_oversized_request_refused_before_reaching_crm(gw: Gateway, upstream) -> None:  # type: ignore[no-untyped-def]

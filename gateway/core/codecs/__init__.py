@@ -7,8 +7,9 @@
 and returns it as a sans-IO `BodyRewriter` (see gateway.core.rewrite). Output
 is always uncompressed. Everything fails closed with RewriteError: unknown
 encodings and charsets, binary types, bodies over the limits, truncated or
-malformed input. BlockResponse from the enforcer propagates unchanged. After
-any exception the rewriter is poisoned.
+malformed input (BodyTooLarge, a RewriteError subclass, marks the size limits).
+BlockResponse from the enforcer propagates unchanged. After any exception the
+rewriter is poisoned.
 
 Format by declared media type:
   JSON (application/json, */*+json)     buffered below stream_threshold, else streamed by record
@@ -33,7 +34,7 @@ from gateway.core.codecs.csvcodec import CsvStage
 from gateway.core.codecs.encoding import content_decoders
 from gateway.core.codecs.form import rewrite_form
 from gateway.core.codecs.jsonbody import JsonStage
-from gateway.core.codecs.limits import CodecLimits, too_large
+from gateway.core.codecs.limits import BodyTooLarge, CodecLimits, too_large
 from gateway.core.codecs.ndjson import NdjsonStage
 from gateway.core.codecs.pipeline import Pipeline, Stage
 from gateway.core.codecs.sniff import sniff
@@ -42,7 +43,7 @@ from gateway.core.codecs.structured import MalformedBody, rewrite_as_text, rewri
 from gateway.core.codecs.xmlcodec import XmlStage
 from gateway.core.rewrite import BodyRewriter, RecordEnforcer, RewriteError
 
-__all__ = ["CodecLimits", "body_kind", "make_body_rewriter", "sniff"]
+__all__ = ["BodyTooLarge", "CodecLimits", "body_kind", "make_body_rewriter", "sniff"]
 
 _NDJSON = frozenset(
     {

@@ -13,7 +13,7 @@ from typing import Protocol
 
 import brotli
 
-from gateway.core.codecs.limits import CodecLimits
+from gateway.core.codecs.limits import CodecLimits, too_large
 from gateway.core.rewrite import RewriteError
 
 _PIECE = 64 * 1024
@@ -37,7 +37,7 @@ class _Budget:
     def produce(self, piece: bytes) -> bytes:
         self.produced += len(piece)
         if self.produced > self._limits.max_decompressed:
-            raise RewriteError(f"{self._name} body decompresses beyond the size limit")
+            raise too_large(f"{self._name} body decompresses beyond the size limit")
         if self.produced > RATIO_FLOOR and self.produced > self._limits.max_ratio * max(
             self.consumed, 1
         ):

@@ -36,6 +36,10 @@ class CodecLimits:
             raise ValueError("CodecLimits.stream_threshold must not be negative")
 
 
-def too_large() -> RewriteError:
+class BodyTooLarge(RewriteError):
+    """A RewriteError the handler may map to ResponseTooLarge (502 response_too_large)."""
+
+
+def too_large(message: str = "response too large to rewrite") -> BodyTooLarge:
     """The single message the handler and audit see for an over-limit body."""
-    return RewriteError("response too large to rewrite")
+    return BodyTooLarge(message)

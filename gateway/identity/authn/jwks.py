@@ -63,12 +63,16 @@ class JwksCache:
         self._keys: list[dict[str, Any]] = []
         self._fetched_at: float | None = None
         self._miss_at: float | None = None
+        self._failed_at: float | None = None
         self._lock = asyncio.Lock()
         self.fetches = 0
 
     async def key_for(self, kid: str | None, alg: str) -> Any:
         """The public key object for (kid, alg), refetching once on a miss."""
         now = self._clock()
+        if not self._keys and self._failed_at is not None and now - self._failed_at < 1.0:
+            # The IdP just failed: do not turn every request into another fetch.
+            raise IdentityProviderUnavailable("the JWKS endpoint is unavailable")
         if self._fetched_at is None or now - self._fetched_at >= self._ttl:
             await self._refresh(force=True)
         jwk = self._pick(kid, alg)
@@ -115,6 +119,7 @@ class JwksCache:
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             if self._keys:
                 return self._keys  # keep serving the last good keys
+            self._failed_at = self._clock()
             raise IdentityProviderUnavailable(f"cannot fetch the JWKS: {exc}") from exc
         keys = data.get("keys") if isinstance(data, dict) else None
         if not isinstance(keys, list):

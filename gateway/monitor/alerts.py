@@ -1,0 +1,131 @@
+"""Alert events for the SIEM stream, shaped on OCSF 1.8 Detection Finding (2004).
+
+An alert goes through the same `AuditEmitter.emit` as access events, so it is
+chained, sealed and shipped like them; the SIEM tells the two apart by
+`class_uid` (2004 here, 6003 for access) and `is_alert`. An alert says who, what
+kind, how many against which threshold in which window, and what the gateway
+did about it. It never carries a customer value or a real customer id: the only
+record ids it may name are the decoys (honeytokens), which belong to nobody.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from gateway.audit.event import OCSF_VERSION, PRODUCT
+from gateway.audit.values import rfc3339, text, uuid7
+
+CLASS_UID = 2004
+CATEGORY_UID = 2
+ACTIVITY_CREATE = 1
+# OCSF severity_id: 4 High, 5 Critical.
+SEVERITY = {"high": 4, "critical": 5}
+
+AlertKind = Literal["distinct_customers", "blocked_burst", "off_hours", "honeytoken"]
+Action = Literal["alert", "throttle", "revoke"]
+
+_TITLES: dict[str, str] = {
+    "distinct_customers": "Unusual number of distinct customers seen",
+    "blocked_burst": "Burst of blocked requests",
+    "off_hours": "Access outside usual hours",
+    "honeytoken": "Decoy customer record accessed",
+}
+_DISPOSITION = {"alert": 19, "throttle": 2, "revoke": 2}  # 19 Alert, 2 Blocked
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """What the detector found; `build_alert` turns it into the canonical event."""
+
+    kind: AlertKind
+    subject_id: str
+    at: float  # epoch seconds of the observation that tripped it
+    window_start: float  # epoch seconds; the bucket the count belongs to
+    window_seconds: int
+    count: int
+    threshold: int
+    action: Action = "alert"
+    level: str | None = None
+    decoy_ids: tuple[str, ...] = ()
+
+    @property
+    def severity(self) -> Literal["high", "critical"]:
+        # A decoy is touched only by someone browsing where no task leads.
+        return "critical" if self.kind == "honeytoken" else "high"
+
+    @property
+    def uid(self) -> str:
+        """Stable across replicas: the same breach has the same finding id."""
+        level = f".{self.level}" if self.level else ""
+        return f"{self.kind}{level}:{self.subject_id}:{int(self.window_start)}"
+
+
+def _message(f: Finding) -> str:
+    if f.kind == "distinct_customers":
+        return (
+            f"{f.count} distinct customers at {f.level} in {f.window_seconds}s "
+            f"(threshold {f.threshold})"
+        )
+    if f.kind == "blocked_burst":
+        return f"{f.count} blocked requests in {f.window_seconds}s (threshold {f.threshold})"
+    if f.kind == "off_hours":
+        return "access outside usual hours"
+    return f"{len(f.decoy_ids)} decoy customer record(s) accessed"
+
+
+def build_alert(finding: Finding) -> dict[str, Any]:
+    """The canonical alert event (no integrity block: the emitter's chain adds it)."""
+    severity = finding.severity
+    time_ms = int(finding.at * 1000)
+    subject = text(finding.subject_id, 128)
+    return {
+        "class_uid": CLASS_UID,
+        "class_name": "Detection Finding",
+        "category_uid": CATEGORY_UID,
+        "category_name": "Findings",
+        "activity_id": ACTIVITY_CREATE,
+        "activity_name": "Create",
+        "type_uid": CLASS_UID * 100 + ACTIVITY_CREATE,
+        "severity_id": SEVERITY[severity],
+        "severity": severity.capitalize(),
+        "time": time_ms,
+        "time_dt": rfc3339(finding.at),
+        "status_id": 1,
+        "status": "New",
+        "is_alert": True,
+        "message": _message(finding),
+        "action_id": 1 if finding.action == "alert" else 2,
+        "disposition_id": _DISPOSITION[finding.action],
+        "metadata": {
+            "version": OCSF_VERSION,
+            "product": PRODUCT,
+            "uid": uuid7(),
+            "log_name": "crm-alerts",
+            "profiles": ["security_control", "datetime"],
+        },
+        "finding_info": {
+            "uid": finding.uid,
+            "title": _TITLES[finding.kind],
+            "types": [finding.kind],
+            "analytic": {"name": finding.kind, "type_id": 1, "type": "Rule"},
+            "first_seen_time": time_ms,
+        },
+        "actor": {"user": {"uid": subject}},
+        "resources": [{"uid": d, "type": "crm.customer.decoy"} for d in finding.decoy_ids],
+        "unmapped": {
+            "crm": {
+                "anomaly": {
+                    "kind": finding.kind,
+                    "level": finding.level,
+                    "count": finding.count,
+                    "threshold": finding.threshold,
+                    "window_seconds": finding.window_seconds,
+                    "window_start": rfc3339(finding.window_start),
+                    "action": finding.action,
+                },
+                "honeytoken": finding.kind == "honeytoken",
+                "record_ids": list(finding.decoy_ids),
+            }
+        },
+    }
