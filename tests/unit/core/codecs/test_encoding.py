@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.core.codecs import CodecLimits, make_body_rewriter
+from gateway.core.codecs import BodyTooLarge, CodecLimits, make_body_rewriter
 from gateway.core.rewrite import RewriteError
 from tests.unit.core.codecs.doubles import MaskingEnforcer
 from tests.unit.core.codecs.helpers import run, split_at
@@ -107,7 +107,7 @@ def test_decompression_bomb_stops_at_the_size_cap(name: str) -> None:
     bomb = ENCODERS[name](b"\x20" * (16 << 20))  # 16 MiB of spaces, a few KiB compressed
     assert len(bomb) < 50_000
     limits = CodecLimits(max_buffered=1 << 30, max_decompressed=2 << 20, max_ratio=1 << 30)
-    with pytest.raises(RewriteError, match="size limit"):
+    with pytest.raises(BodyTooLarge, match="size limit"):
         run(bomb, CT, MaskingEnforcer(), encoding=name, limits=limits)
 
 

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.core.codecs import CodecLimits, make_body_rewriter
+from gateway.core.codecs import BodyTooLarge, CodecLimits, make_body_rewriter
 from gateway.core.codecs.jsonstream import JsonStream
 from gateway.core.rewrite import BlockResponse, RewriteError
 from tests.unit.core.codecs.doubles import MaskingEnforcer
@@ -146,7 +146,7 @@ def test_a_record_larger_than_the_limit_is_refused() -> None:
 
 def test_buffered_body_over_the_limit_is_refused() -> None:
     limits = CodecLimits(max_buffered=1024, max_decompressed=1 << 20, max_ratio=100)
-    with pytest.raises(RewriteError, match="response too large to rewrite"):
+    with pytest.raises(BodyTooLarge, match="response too large to rewrite"):
         run(orjson.dumps({"notes": "x" * 2048}), CT, MaskingEnforcer(), limits=limits)
 
 
