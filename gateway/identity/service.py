@@ -44,13 +44,14 @@ class Identity:
         session: aiohttp.ClientSession | None = None,
         *,
         max_staleness: float = 0.0,
+        store: DirectoryStore | None = None,
     ) -> None:
         self.authenticators = authenticators
-        self._max_staleness = max_staleness
         self.directory = directory
         self._revocations = revocations
         self._session = session
-        self._store: DirectoryStore | None = None
+        self._max_staleness = max_staleness
+        self._store = store
 
     @classmethod
     async def open(
@@ -80,11 +81,14 @@ class Identity:
             if store is not None:
                 await store.close()
             raise
-        identity = cls(
-            built, directory, revocations, session, max_staleness=ident.revocation_max_staleness
+        return cls(
+            built,
+            directory,
+            revocations,
+            session,
+            max_staleness=ident.revocation_max_staleness,
+            store=store,
         )
-        identity._store = store
-        return identity
 
     async def authenticate(self, request: web.Request) -> Subject:
         for authenticator in self.authenticators:
