@@ -66,18 +66,19 @@ class ChainWriter:
 
     def append(self, event: dict[str, Any]) -> bytes:
         """Stamp `event` (mutated in place) and return its serialized line (no newline)."""
-        self.seq += 1
+        seq = self.seq + 1
         unmapped = event.get("unmapped")
         if not isinstance(unmapped, dict):
             unmapped = {}
             event["unmapped"] = unmapped
         unmapped["integrity"] = {
             "prev": self.last_mac,
-            "seq": self.seq,
+            "seq": seq,
             "v": INTEGRITY_VERSION,
             "writer": self.writer,
         }
-        body = orjson.dumps(event, option=orjson.OPT_SORT_KEYS)
+        body = orjson.dumps(event, option=orjson.OPT_SORT_KEYS)  # may raise: state untouched
+        self.seq = seq
         mac = hmac.new(self._key, body, hashlib.sha256).hexdigest()
         self._key = next_key(self._key)
         self.last_mac = mac

@@ -251,3 +251,14 @@ def test_idle_writer_seals_on_heartbeat() -> None:
     assert events[2]["unmapped"]["seal"]["count"] == 0  # an empty heartbeat seal
     report = verify_events(events, KEY, PUBLIC, require_closed=True)
     assert report.ok, report.summary()
+
+
+def test_unserialisable_event_leaves_the_chain_intact() -> None:
+    writer = ChainWriter(KEY, "w")
+    lines = [writer.append(_event(1))]
+    with pytest.raises(TypeError):
+        writer.append({"time": object()})
+    lines.append(writer.append(_event(2)))
+    report = verify_events([orjson.loads(line) for line in lines], KEY, None)
+    assert report.ok
+    assert report.chains["w"].last_seq == 2
