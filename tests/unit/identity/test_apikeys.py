@@ -58,7 +58,7 @@ def test_lookup_compares_every_candidate_in_constant_time(monkeypatch: pytest.Mo
         calls.append(1)
         return real(a, b)
 
-    monkeypatch.setattr(apikeys.hmac, "compare_digest", counting)
+    monkeypatch.setattr(hmac, "compare_digest", counting)
     for probe in ("key-0", "key-19", "missing"):
         calls.clear()
         found = index.find(probe)
