@@ -92,8 +92,9 @@ class SealedChain:
     def append(self, event: dict[str, Any]) -> bytes:
         if self.closed:
             raise RuntimeError("audit chain already closed")
+        line = self.chain.append(event)
         self._since += 1
-        return self.chain.append(event)
+        return line
 
     def seal_due(self, now_monotonic: float | None = None) -> bool:
         """Every `every` records, `interval` seconds after activity, or a heartbeat."""
