@@ -7,6 +7,7 @@ list, is removed from the client's request before the gateway adds its own.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,9 +19,7 @@ from gateway.settings import Settings
 METHOD_OVERRIDE_HEADERS = ("X-HTTP-Method-Override", "X-Method-Override", "X-HTTP-Method")
 
 
-class _Fields(dict[str, Any]):
-    def __missing__(self, key: str) -> str:
-        return ""
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 def upstream_identity_headers(settings: Settings, subject: Subject) -> dict[str, str]:
@@ -30,9 +29,9 @@ def upstream_identity_headers(settings: Settings, subject: Subject) -> dict[str,
     mfa (true/false), auth_method, and any `attributes` key. Unknown ones are empty.
     CR/LF are removed from values so a directory entry cannot split headers.
     """
-    fields = _Fields(
-        {k: v for k, v in subject.attributes.items() if isinstance(v, str | int | float)}
-    )
+    fields: dict[str, Any] = {
+        k: v for k, v in subject.attributes.items() if isinstance(v, str | int | float)
+    }
     fields.update(
         id=subject.id,
         display_name=subject.display_name,
@@ -44,7 +43,8 @@ def upstream_identity_headers(settings: Settings, subject: Subject) -> dict[str,
     )
     out = {}
     for name, template in settings.identity.upstream_identity_headers.items():
-        value = template.format_map(fields)
+        # Plain `{name}` substitution only: no format specs, no attribute access.
+        value = _PLACEHOLDER.sub(lambda m: str(fields.get(m.group(1), "")), template)
         out[name] = value.replace("\r", "").replace("\n", "")
     return out
 

@@ -51,6 +51,7 @@ def _settings() -> Settings:
                     "X-Remote-Roles": "{roles}",
                     "X-Remote-Branch": "{branch}",
                     "X-Remote-Unknown": "{nothing}",
+                    "X-Remote-Probe": "{id.__class__}|{id!r}|{clearance}",
                 },
             },
             "guard": {"method_override": "strip"},
@@ -68,6 +69,7 @@ def test_upstream_headers_come_from_the_subject_only() -> None:
         "X-Remote-Roles": "sales,reader",
         "X-Remote-Branch": "上海X-Evil: 1",
         "X-Remote-Unknown": "",
+        "X-Remote-Probe": "{id.__class__}|{id!r}|L0",
     }
 
 
