@@ -133,8 +133,14 @@ class RedisAnomalyStore:
         await pipe.execute()
 
     async def throttled(self, now: float) -> dict[str, float]:
-        rows = await self._redis.zrangebyscore(ANOMALY_THROTTLED, f"({now}", "+inf", withscores=True)
-        return {(m.decode() if isinstance(m, bytes) else str(m)): float(s) for m, s in rows}
+        rows = await self._redis.zrangebyscore(
+            ANOMALY_THROTTLED, f"({now}", "+inf", withscores=True
+        )
+        out: dict[str, float] = {}
+        for row in rows:
+            member, score = row[0], row[1]
+            out[member.decode() if isinstance(member, bytes) else str(member)] = float(score)
+        return out
 
     async def close(self) -> None:
         await self._redis.aclose()
