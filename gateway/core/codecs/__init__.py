@@ -36,7 +36,7 @@ from gateway.core.codecs.form import rewrite_form
 from gateway.core.codecs.jsonbody import JsonStage
 from gateway.core.codecs.limits import BodyTooLarge, CodecLimits, too_large
 from gateway.core.codecs.ndjson import NdjsonStage
-from gateway.core.codecs.pipeline import Pipeline, Stage
+from gateway.core.codecs.pipeline import Pipeline, Refused, Stage
 from gateway.core.codecs.sniff import sniff
 from gateway.core.codecs.sse import SseStage
 from gateway.core.codecs.structured import MalformedBody, rewrite_as_text, rewrite_json_like
@@ -128,15 +128,31 @@ def make_body_rewriter(
 ) -> BodyRewriter:
     """The rewriter for one response body.
 
-    Raises RewriteError at once (before any byte is read) for a binary media
-    type, an unknown Content-Encoding or an unknown charset, and for a
-    Content-Length that already exceeds what a buffered format may hold.
+    Never raises itself. A body that cannot be rewritten at all (a binary media
+    type, an unknown Content-Encoding or charset, a Content-Length already over
+    what a buffered format may hold) gets a rewriter whose first feed() or
+    finish() raises RewriteError, before any byte is produced.
     `content_length` is optional: without it a JSON body starts buffered and
     switches to streaming once it crosses `limits.stream_threshold`; with a
     larger one it streams from the first byte. `content_type` of the result is
     the declared one (charset kept), or text/plain; charset=utf-8 when none was
     declared.
     """
+    out_type = content_type or "text/plain; charset=utf-8"
+    try:
+        return _build(content_type, content_encoding, enforcer, limits, sensitive, content_length)
+    except RewriteError as exc:
+        return Refused(exc, out_type)
+
+
+def _build(
+    content_type: str | None,
+    content_encoding: str | None,
+    enforcer: RecordEnforcer,
+    limits: CodecLimits,
+    sensitive: bool,
+    content_length: int | None,
+) -> BodyRewriter:
     media = parse_media_type(content_type)
     kind = body_kind(media.mime)
     if kind == "binary":

@@ -66,6 +66,25 @@ class Pipeline:
             raise RewriteError("body rewriter already finished")
 
 
+class Refused:
+    """The rewriter for a body that cannot be rewritten at all (binary type, unknown
+    encoding or charset, declared size over the limit): every call raises.
+
+    Deciding this up front but raising on first use keeps one error path in the
+    caller: whatever goes wrong, it surfaces from feed() or finish().
+    """
+
+    def __init__(self, error: RewriteError, content_type: str) -> None:
+        self.content_type = content_type
+        self._error = error
+
+    def feed(self, data: bytes) -> bytes:
+        raise type(self._error)(str(self._error)) from self._error
+
+    def finish(self) -> bytes:
+        raise type(self._error)(str(self._error)) from self._error
+
+
 def _passes_through(exc: BaseException) -> bool:
     """Our own signals, and non-Exceptions (cancellation, interrupts), are re-raised as they are."""
     return isinstance(exc, BlockResponse | RewriteError) or not isinstance(exc, Exception)

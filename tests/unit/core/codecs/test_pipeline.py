@@ -61,10 +61,12 @@ def test_unencodable_output_is_refused() -> None:
         def rewrite_text(self, text: str) -> str:
             return "\U0001f600"
 
+    rw = make_body_rewriter(
+        "text/plain; charset=latin-1", None, Emoji(), limits=LIMITS, sensitive=True
+    )
+    rw.feed(b"caf\xe9")
     with pytest.raises(RewriteError):
-        make_body_rewriter(
-            "text/plain; charset=latin-1", None, Emoji(), limits=LIMITS, sensitive=True
-        ).finish()
+        rw.finish()
 
 
 def test_nothing_can_be_fed_after_finish() -> None:

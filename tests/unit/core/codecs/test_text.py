@@ -74,9 +74,13 @@ def test_binary_bytes_under_a_textual_label_are_refused(body: bytes) -> None:
         "multipart/form-data; boundary=x",
     ],
 )
-def test_binary_types_are_refused_before_reading(ct: str) -> None:
+def test_binary_types_are_refused_at_the_first_byte(ct: str) -> None:
+    rw = make_body_rewriter(ct, None, MaskingEnforcer(), limits=LIMITS, sensitive=True)
+    assert rw.content_type == ct
     with pytest.raises(RewriteError, match="cannot rewrite"):
-        make_body_rewriter(ct, None, MaskingEnforcer(), limits=LIMITS, sensitive=True)
+        rw.feed(b"%PDF-1.7")
+    with pytest.raises(RewriteError, match="cannot rewrite"):
+        rw.finish()
 
 
 def test_text_over_the_limit_is_refused() -> None:
