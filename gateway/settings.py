@@ -250,19 +250,19 @@ class PolicySettings(_Section):
     decision_path: str = "crm/gateway/decision"
     rego_dir: Path = Path("rego")
     opa_binary: str = ""  # empty: PATH, then .tools/bin/opa
-    timeout: float = Field(0.05, gt=0)
+    timeout: float = Field(default=0.05, gt=0)
     report_only: bool = False
     purpose_header: str = "X-Purpose"
     justification_header: str = "X-Justification"
     # The policy's clock: hour/weekday/date rules (business hours, holidays) are local.
     timezone: str = "Asia/Shanghai"
-    cache_size: int = Field(10_000, ge=0)  # decisions kept (LRU); 0 disables the cache
-    pool_size: int = Field(64, ge=1)  # connections to OPA
-    breaker_threshold: int = Field(5, ge=1)  # consecutive failures that open the breaker
-    breaker_cooldown: float = Field(2.0, gt=0)  # seconds failing fast before a trial call
+    cache_size: int = Field(default=10_000, ge=0)  # decisions kept (LRU); 0 disables the cache
+    pool_size: int = Field(default=64, ge=1)  # connections to OPA
+    breaker_threshold: int = Field(default=5, ge=1)  # consecutive failures that open the breaker
+    breaker_cooldown: float = Field(default=2.0, gt=0)  # seconds failing fast before a trial call
     revision_path: str = "crm/config/revision"
-    revision_poll: float = Field(1.0, gt=0)  # seconds between revision checks
-    start_timeout: float = Field(15.0, gt=0)  # managed OPA must be healthy within this
+    revision_poll: float = Field(default=1.0, gt=0)  # seconds between revision checks
+    start_timeout: float = Field(default=15.0, gt=0)  # managed OPA must be healthy within this
     output_schema: Path | None = None  # default: <rego_dir>/schema/output.json
 
     @field_validator("timezone")
