@@ -11,6 +11,8 @@ from zoneinfo import ZoneInfo
 
 import jsonschema
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gateway.core.model import Subject
 from gateway.policy.inputs import (
@@ -149,3 +151,63 @@ def test_opa_input_is_a_function_of_the_key() -> None:
     )
     assert a == b
     assert build_opa_input(a, TAXONOMY) == build_opa_input(b, TAXONOMY)
+
+
+_INPUT_SCHEMA = json.loads((ROOT / "rego" / "schema" / "input.json").read_text())
+_instants = st.datetimes(
+    min_value=datetime(2026, 1, 1), max_value=datetime(2027, 12, 31), timezones=st.just(UTC)
+)
+_grants = st.lists(
+    st.fixed_dictionaries(
+        {
+            "id": st.text("abcdef0123", min_size=1, max_size=6),
+            "type": st.sampled_from(["grade_a", "grade_b", "oncall", "break_glass", "level"]),
+            "level": st.sampled_from([None, "L3", "L4"]),
+            "approved_by": st.lists(st.sampled_from(["security", "it", "business"]), max_size=2),
+            "expires": _instants.map(lambda d: d.isoformat()),
+            "justification": st.one_of(st.none(), st.text(max_size=10)),
+        }
+    ),
+    max_size=3,
+    unique_by=lambda g: g["id"],
+)
+
+
+@given(
+    now=_instants,
+    minutes=st.integers(0, 59),
+    clearance=st.sampled_from(["L0", "L1", "L2", "L3", "L4", "L5"]),
+    roles=st.lists(st.sampled_from(["sales", "auditor", "risk_officer"]), max_size=3),
+    zone=st.sampled_from(["internal", "vpn", "external"]),
+    purpose=st.one_of(st.none(), st.sampled_from(["sales", "audit"])),
+    partner_expires=st.one_of(st.none(), _instants),
+    grants=_grants,
+)
+def test_any_request_gives_a_schema_valid_input_that_only_depends_on_the_key(
+    now: datetime,
+    minutes: int,
+    clearance: str,
+    roles: list[str],
+    zone: str,
+    purpose: str | None,
+    partner_expires: datetime | None,
+    grants: list[dict[str, Any]],
+) -> None:
+    subject = dataclasses.replace(
+        SUBJECT, clearance=clearance, roles=tuple(roles), partner=partner_expires is not None,
+        partner_expires=partner_expires,
+    )  # fmt: skip
+    request = dataclasses.replace(REQUEST, now=now, network_zone=zone, purpose=purpose)
+    a, end = norm(subject=subject, request=request, grants=grants)
+    doc = build_opa_input(a, TAXONOMY)
+    jsonschema.validate(doc, _INPUT_SCHEMA)
+    assert end > now
+    start = datetime.fromisoformat(doc["request"]["time"]["rfc3339"])
+    assert start <= now + timedelta(seconds=1)
+    assert now - start < timedelta(hours=1)
+    # Anywhere inside the same piece the key, and so the input, is the same.
+    later = now + timedelta(minutes=minutes)
+    if later < end:
+        b, _ = norm(subject=subject, request=dataclasses.replace(request, now=later), grants=grants)
+        assert b == a
+        assert build_opa_input(b, TAXONOMY) == doc
