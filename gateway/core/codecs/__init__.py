@@ -128,10 +128,10 @@ def make_body_rewriter(
 ) -> BodyRewriter:
     """The rewriter for one response body.
 
-    Never raises itself. A body that cannot be rewritten at all (a binary media
-    type, an unknown Content-Encoding or charset, a Content-Length already over
-    what a buffered format may hold) gets a rewriter whose first feed() or
-    finish() raises RewriteError, before any byte is produced.
+    Raises no RewriteError itself: a body that cannot be rewritten at all (a
+    binary media type, an unknown Content-Encoding or charset, a Content-Length
+    already over what a buffered format may hold) gets a rewriter whose first
+    feed() or finish() raises RewriteError, before any byte is produced.
     `content_length` is optional: without it a JSON body starts buffered and
     switches to streaming once it crosses `limits.stream_threshold`; with a
     larger one it streams from the first byte. `content_type` of the result is
