@@ -51,10 +51,14 @@ class ApiKey:
     expires: datetime | None
     mfa: bool  # a hardware-bound key counts as a second factor
 
-    def allows(self, method: str, path: str) -> bool:
+    def allows(self, method: str, path: str, *, case_insensitive: bool = False) -> bool:
+        """`path` is normalised; with a case-insensitive CRM the globs are lower-cased too."""
         if self.methods and method.upper() not in self.methods:
             return False
-        return not self.routes or any(fnmatchcase(path, glob) for glob in self.routes)
+        if not self.routes:
+            return True
+        globs = (g.lower() for g in self.routes) if case_insensitive else iter(self.routes)
+        return any(fnmatchcase(path, glob) for glob in globs)
 
 
 @dataclass(frozen=True, slots=True)

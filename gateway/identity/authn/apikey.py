@@ -44,7 +44,7 @@ class ApiKeyAuthenticator:
         if api_key.expires is not None and self._clock() >= api_key.expires:
             raise Unauthenticated(f"API key {api_key.id} expired at {api_key.expires.isoformat()}")
         path = normalize_path(request.rel_url.raw_path, case_insensitive=self._case_insensitive)
-        if not api_key.allows(request.method, path):
+        if not api_key.allows(request.method, path, case_insensitive=self._case_insensitive):
             raise CredentialOutOfScope(
                 f"API key {api_key.id} is not issued for {request.method} {path}",
                 routes=list(api_key.routes),

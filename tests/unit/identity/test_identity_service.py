@@ -8,6 +8,7 @@ import pytest
 
 from gateway.core.model import Subject
 from gateway.errors import Unauthenticated
+from gateway.identity.apikeys import hash_key
 from gateway.identity.authn.apikey import ApiKeyAuthenticator
 from gateway.identity.authn.base import DirectoryHandle
 from gateway.identity.authn.mtls import cert_names
@@ -73,6 +74,24 @@ async def test_case_insensitive_crm_scopes(make_request: RequestFactory) -> None
         make_request("/API/Customers/7", headers={"X-Api-Key": "demo-partner-key"})
     )
     assert subject is not None
+    mixed = Directory.from_data(
+        {
+            "subjects": [
+                {
+                    "id": "u",
+                    "api_keys": [
+                        {"id": "k", "hash": hash_key("mixed", None), "routes": ["/API/Customers/*"]}
+                    ],
+                }
+            ]
+        }
+    )
+    mixed_auth = ApiKeyAuthenticator(
+        DirectoryHandle(mixed), "X-Api-Key", case_insensitive_paths=True
+    )
+    assert await mixed_auth.authenticate(
+        make_request("/api/CUSTOMERS/7", headers={"X-Api-Key": "mixed"})
+    )
 
 
 def test_certificate_names() -> None:
