@@ -445,6 +445,10 @@ class GuardSettings(_Section):
     rate_limits: tuple[RateLimitRuleSettings, ...] = ()
     # The CRM treats paths case-insensitively: normalise to lower case before routing.
     case_insensitive_paths: bool = False
+    # Failed sign-ins per client address before further attempts are refused (429)
+    # for the rest of the window; 0: no limit. Shared by replicas through Redis.
+    auth_failure_limit: int = Field(default=50, ge=0)
+    auth_failure_period: float = Field(default=300.0, gt=0)
 
     @field_validator("network_zones")
     @classmethod

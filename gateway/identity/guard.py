@@ -111,6 +111,38 @@ class RequestGuard:
         await self._check_rates(subject, route_key)
         return GuardResult(zone, refusal is None, str(ip) if ip else "", stripped)
 
+    # -- failed sign-ins ------------------------------------------------------
+
+    async def check_auth_allowed(self, request: web.Request) -> None:
+        """Before authenticating: refuse a client address with too many recent failures,
+        so credentials cannot be guessed at the gateway's request rate."""
+        if not self._s.auth_failure_limit:
+            return
+        decision = await self._limiter.peek(
+            "auth-failures",
+            self._client_key(request),
+            limit=self._s.auth_failure_limit,
+            period=self._s.auth_failure_period,
+        )
+        if not decision.allowed:
+            raise RateLimited(
+                "too many failed sign-ins from this address", retry_after=decision.retry_after
+            )
+
+    async def record_auth_failure(self, request: web.Request) -> None:
+        """After `Unauthenticated`: count the failure against the client address."""
+        if self._s.auth_failure_limit:
+            await self._limiter.hit(
+                "auth-failures",
+                self._client_key(request),
+                limit=self._s.auth_failure_limit,
+                period=self._s.auth_failure_period,
+            )
+
+    def _client_key(self, request: web.Request) -> str:
+        ip = self.client_ip(request)
+        return str(ip) if ip else "unknown"
+
     # -- method override ------------------------------------------------------
 
     def _method_override(self, request: web.Request) -> bool:

@@ -49,6 +49,22 @@ return {0, 0, tonumber(oldest[2]) + period - now}
 """
 
 
+# Same key and arguments as above, but only reads: would one more request be allowed?
+_PEEK = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local limit = tonumber(ARGV[1])
+local period = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - period)
+local count = redis.call('ZCARD', KEYS[1])
+if count < limit then
+  return {1, limit - count, 0}
+end
+local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+return {0, 0, tonumber(oldest[2]) + period - now}
+"""
+
+
 @dataclass(frozen=True, slots=True)
 class RateDecision:
     allowed: bool
@@ -59,6 +75,10 @@ class RateDecision:
 class RateLimiter(Protocol):
     async def hit(self, scope: str, ident: str, *, limit: int, period: float) -> RateDecision:
         """Count one request against (scope, ident) unless the window is full."""
+        ...
+
+    async def peek(self, scope: str, ident: str, *, limit: int, period: float) -> RateDecision:
+        """Would `hit` be allowed now? Counts nothing."""
         ...
 
     async def close(self) -> None: ...
@@ -90,6 +110,18 @@ class MemoryRateLimiter:
             return RateDecision(True, limit - len(entries), 0.0)
         return RateDecision(False, 0, max(entries[0] + period - now, 0.0))
 
+    async def peek(self, scope: str, ident: str, *, limit: int, period: float) -> RateDecision:
+        return self.peek_now(scope, ident, limit=limit, period=period, now=time.monotonic())
+
+    def peek_now(
+        self, scope: str, ident: str, *, limit: int, period: float, now: float
+    ) -> RateDecision:
+        entries = self._logs.get(ratelimit_key(scope, ident))
+        live = [t for t in entries or () if t > now - period]
+        if len(live) < limit:
+            return RateDecision(True, limit - len(live), 0.0)
+        return RateDecision(False, 0, max(live[0] + period - now, 0.0))
+
     def _sweep(self, now: float, period: float) -> None:
         """Forget keys whose newest entry is older than the current period."""
         for key in [k for k, d in self._logs.items() if not d or d[-1] <= now - period]:
@@ -105,6 +137,7 @@ class RedisRateLimiter:
     def __init__(self, client: aioredis.Redis) -> None:
         self._redis = client
         self._script = client.register_script(_SLIDING_LOG)
+        self._peek = client.register_script(_PEEK)
         self._fallback = MemoryRateLimiter()
 
     async def hit(self, scope: str, ident: str, *, limit: int, period: float) -> RateDecision:
@@ -117,6 +150,17 @@ class RedisRateLimiter:
         except RedisError as exc:
             log.warning("rate limiter: Redis unavailable, counting per process: %s", exc)
             return await self._fallback.hit(scope, ident, limit=limit, period=period)
+        allowed, remaining, retry_us = (int(x) for x in raw)
+        return RateDecision(bool(allowed), remaining, retry_us / 1_000_000)
+
+    async def peek(self, scope: str, ident: str, *, limit: int, period: float) -> RateDecision:
+        try:
+            raw = await self._peek(
+                keys=[ratelimit_key(scope, ident)], args=[limit, int(period * 1_000_000)]
+            )
+        except RedisError as exc:
+            log.warning("rate limiter: Redis unavailable, counting per process: %s", exc)
+            return await self._fallback.peek(scope, ident, limit=limit, period=period)
         allowed, remaining, retry_us = (int(x) for x in raw)
         return RateDecision(bool(allowed), remaining, retry_us / 1_000_000)
 

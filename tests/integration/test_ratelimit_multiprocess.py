@@ -87,6 +87,19 @@ async def test_redis_limiter_reports_retry_after_and_separates_keys(redis_url: s
         await limiter.close()
 
 
+async def test_peek_counts_nothing(redis_url: str) -> None:
+    limiter = await open_ratelimiter(redis_url)
+    try:
+        for _ in range(3):
+            assert (await limiter.peek("p", "k", limit=1, period=10)).allowed
+        assert (await limiter.hit("p", "k", limit=1, period=10)).allowed
+        refused = await limiter.peek("p", "k", limit=1, period=10)
+        assert not refused.allowed
+        assert 9.0 < refused.retry_after <= 10.0
+    finally:
+        await limiter.close()
+
+
 async def test_redis_limiter_window_slides(redis_url: str) -> None:
     limiter = await open_ratelimiter(redis_url)
     try:
@@ -110,6 +123,8 @@ def test_memory_twin_slides_and_sweeps() -> None:
     # A third key sweeps the ones idle for a whole period.
     limiter.hit_now("s", "c", limit=2, period=1, now=30)
     assert len(limiter._logs) <= 2
+    assert limiter.peek_now("s", "c", limit=1, period=1, now=30.5).allowed is False
+    assert limiter.peek_now("s", "c", limit=1, period=1, now=31.5).allowed is True
 
 
 async def test_without_url_the_limiter_is_in_memory() -> None:

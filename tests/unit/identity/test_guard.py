@@ -199,3 +199,22 @@ async def test_rate_limits_per_subject_and_route(make_request: RequestFactory) -
     # Subjects without the role are not limited by it.
     for _ in range(6):
         await g.check(make_request(), Subject(id="u-admin"), "GET /api/customers")
+
+
+async def test_failed_sign_ins_are_throttled_per_client_address(
+    make_request: RequestFactory,
+) -> None:
+    g = guard(auth_failure_limit=3, auth_failure_period=60)
+    attacker, colleague = make_request(peer="203.0.113.66"), make_request(peer="203.0.113.67")
+    for _ in range(3):
+        await g.check_auth_allowed(attacker)
+        await g.record_auth_failure(attacker)
+    with pytest.raises(RateLimited, match="failed sign-ins") as info:
+        await g.check_auth_allowed(attacker)
+    assert 0 < info.value.retry_after <= 60
+    await g.check_auth_allowed(colleague)  # another address is unaffected
+    # Behind a trusted proxy the forwarded client address is what counts.
+    behind = make_request(peer="10.9.0.1", headers={"X-Forwarded-For": "203.0.113.66"})
+    with pytest.raises(RateLimited):
+        await g.check_auth_allowed(behind)
+    await guard(auth_failure_limit=0).check_auth_allowed(attacker)
