@@ -27,14 +27,16 @@ def _volume() -> Finding:
 def test_detection_finding_shape() -> None:
     ev = build_alert(_volume())
     assert (ev["class_uid"], ev["category_uid"], ev["type_uid"]) == (2004, 2, 200401)
-    assert ev["severity_id"] == 4 and ev["severity"] == "High"
+    assert ev["severity_id"] == 4
+    assert ev["severity"] == "High"
     assert ev["is_alert"] is True
     assert ev["time"] == 1_764_151_230_500
     assert ev["time_dt"] == "2025-11-26T10:00:30.500Z"
     assert ev["actor"]["user"]["uid"] == "u-alice"
     assert ev["finding_info"]["uid"] == "distinct_customers.L4:u-alice:1764151200"
     assert ev["finding_info"]["types"] == ["distinct_customers"]
-    assert ev["disposition_id"] == 2 and ev["action_id"] == 2  # throttled: blocked
+    assert ev["disposition_id"] == 2
+    assert ev["action_id"] == 2
     anomaly = ev["unmapped"]["crm"]["anomaly"]
     assert anomaly == {
         "kind": "distinct_customers",
@@ -45,7 +47,8 @@ def test_detection_finding_shape() -> None:
         "window_start": "2025-11-26T10:00:00.000Z",
         "action": "throttle",
     }
-    assert ev["resources"] == [] and ev["unmapped"]["crm"]["record_ids"] == []
+    assert ev["resources"] == []
+    assert ev["unmapped"]["crm"]["record_ids"] == []
     assert "57 distinct customers at L4" in ev["message"]
 
 
@@ -68,7 +71,8 @@ def test_honeytoken_is_critical_and_names_only_the_decoy() -> None:
             decoy_ids=("C999901",),
         )
     )
-    assert ev["severity_id"] == 5 and ev["severity"] == "Critical"
+    assert ev["severity_id"] == 5
+    assert ev["severity"] == "Critical"
     assert ev["resources"] == [{"uid": "C999901", "type": "crm.customer.decoy"}]
     assert ev["unmapped"]["crm"]["honeytoken"] is True
     assert ev["disposition_id"] == 19  # alert only

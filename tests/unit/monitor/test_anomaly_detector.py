@@ -138,7 +138,8 @@ async def test_blocked_burst_within_one_bucket(h: Harness) -> None:
         await det.flush()
         assert h.kinds() == ["blocked_burst"]
         finding = h.events[0]["unmapped"]["crm"]["anomaly"]
-        assert finding["window_seconds"] == 60 and finding["count"] == 3
+        assert finding["window_seconds"] == 60
+        assert finding["count"] == 3
         see(det, {}, blocked=True)
         await det.flush()
         assert len(h.events) == 1
@@ -197,7 +198,8 @@ async def test_honeytoken_alerts_immediately_on_every_access(h: Harness) -> None
         # Synchronous: no await between observe and the alert.
         assert h.kinds() == ["honeytoken"]
         alert = h.events[0]
-        assert alert["severity_id"] == 5 and alert["is_alert"] is True
+        assert alert["severity_id"] == 5
+        assert alert["is_alert"] is True
         assert alert["unmapped"]["crm"]["record_ids"] == ["C999901"]
         assert "C000001" not in str(alert)
         see(det, {"L2": ["C999902"]})
@@ -253,7 +255,8 @@ async def test_off_hours_never_triggers_the_action(h: Harness) -> None:
     try:
         see(det, {}, now=T0)  # 18:00 local
         await det.flush()
-        assert h.kinds() == ["off_hours"] and h.revoked == []
+        assert h.kinds() == ["off_hours"]
+        assert h.revoked == []
     finally:
         await det.close()
 
@@ -273,9 +276,10 @@ async def test_full_queue_drops_and_counts(h: Harness) -> None:
 
 async def test_disabled_detector_does_nothing(h: Harness) -> None:
     det = await h.open(enabled=False, honeytokens=["C999901"])
-    see(det, {"L4": ids(50) + ["C999901"]}, blocked=True)
+    see(det, {"L4": [*ids(50), "C999901"]}, blocked=True)
     await det.close()
-    assert h.events == [] and det.stats.observed == 0
+    assert h.events == []
+    assert det.stats.observed == 0
 
 
 async def test_revoke_without_a_revoker_is_refused() -> None:
@@ -292,7 +296,8 @@ async def test_a_failing_emit_never_reaches_the_request(h: Harness) -> None:
     try:
         see(det, {"L4": ["C999901", *ids(5)]})
         await det.flush()
-        assert det.stats.action_errors == 2 and det.stats.alerts == 0
+        assert det.stats.action_errors == 2
+        assert det.stats.alerts == 0
     finally:
         await det.close()
 

@@ -7,7 +7,8 @@ from gateway.monitor.honeytokens import Honeytokens
 
 def test_hits_in_first_seen_order_without_repeats() -> None:
     decoys = Honeytokens(["C999901", " C999902 ", ""])
-    assert len(decoys) == 2 and "C999902" in decoys
+    assert len(decoys) == 2
+    assert "C999902" in decoys
     assert decoys.hits(["C1", "C999902", "C999901", "C999902"]) == ["C999902", "C999901"]
     assert decoys.hits(["C1", "C2"]) == []
 
