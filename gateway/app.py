@@ -35,7 +35,9 @@ SETTINGS = web.AppKey("settings", Settings)
 
 def create_app(settings: Settings) -> web.Application:
     if not settings.upstream.url:
-        raise ConfigError("upstream.url is required", ["upstream.url: required (the CRM's base URL)"])
+        raise ConfigError(
+            "upstream.url is required", ["upstream.url: required (the CRM's base URL)"]
+        )
     app = web.Application(client_max_size=settings.limits.max_request_body or 2**62)
     app[SETTINGS] = settings
     app.cleanup_ctx.append(_stages_ctx)
@@ -88,7 +90,9 @@ async def _stages_ctx(app: web.Application) -> AsyncIterator[None]:
             routes=RouteTable(settings.routes),
             trusted_proxies=h.parse_networks(settings.forwarded.trusted_proxies),
             spoofable_headers=frozenset(n.lower() for n in spoofable_headers(settings)),
-            identity_headers=lambda subject: list(upstream_identity_headers(settings, subject).items()),
+            identity_headers=lambda subject: list(
+                upstream_identity_headers(settings, subject).items()
+            ),
         )
         yield
     finally:

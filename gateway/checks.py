@@ -21,8 +21,12 @@ def check_config(path: Path) -> list[str]:
     problems: list[str] = []
     if not settings.upstream.url:
         problems.append("upstream.url: required (the CRM's base URL)")
-    problems += _check_file(settings, "classification.taxonomy", settings.classification.taxonomy, _taxonomy)
-    problems += _check_file(settings, "classification.catalog", settings.classification.catalog, _catalog)
+    problems += _check_file(
+        settings, "classification.taxonomy", settings.classification.taxonomy, _taxonomy
+    )
+    problems += _check_file(
+        settings, "classification.catalog", settings.classification.catalog, _catalog
+    )
     problems += _check_file(settings, "identity.directory", settings.identity.directory, _directory)
     problems += _catalog_categories(settings)
     if settings.policy.engine == "managed":

@@ -1,14 +1,14 @@
 """The `crm-gateway` command.
 
-    crm-gateway serve --config FILE [--upstream URL] [--listen HOST:PORT] [--workers N]
-    crm-gateway demo [--listen HOST:PORT] [--crm-listen HOST:PORT]
-    crm-gateway check-config FILE
-    crm-gateway explain --crm CATALOG --sample FILE [--level L2]
-    crm-gateway explain --user ID --route /api/customers/{id} [--method GET] [--config FILE]
-    crm-gateway users revoke ID --reason TEXT [--by WHO] [--config FILE]
-    crm-gateway users hash-key [KEY]
-    crm-gateway audit verify FILE | --stream [--config FILE]
-    crm-gateway audit ship --to SINK [--config FILE] [--once]
+crm-gateway serve --config FILE [--upstream URL] [--listen HOST:PORT] [--workers N]
+crm-gateway demo [--listen HOST:PORT] [--crm-listen HOST:PORT]
+crm-gateway check-config FILE
+crm-gateway explain --crm CATALOG --sample FILE [--level L2]
+crm-gateway explain --user ID --route /api/customers/{id} [--method GET] [--config FILE]
+crm-gateway users revoke ID --reason TEXT [--by WHO] [--config FILE]
+crm-gateway users hash-key [KEY]
+crm-gateway audit verify FILE | --stream [--require-closed] [--json] [--config FILE]
+crm-gateway audit ship --to SINK [--once] [--max N] [--config FILE]
 """
 
 from __future__ import annotations
@@ -85,7 +85,10 @@ def cmd_explain(args: argparse.Namespace) -> int:
         print(explain_sample_file(_load(args.config), args.crm, Path(args.sample), args.level))
         return 0
     if not args.route or not (args.user or args.subject):
-        print("explain: give --sample FILE, or --route with --user ID or --subject FILE", file=sys.stderr)
+        print(
+            "explain: give --sample FILE, or --route with --user ID or --subject FILE",
+            file=sys.stderr,
+        )
         return 2
     from gateway.policy.explain import explain_decision
 
@@ -108,21 +111,27 @@ def cmd_users(args: argparse.Namespace) -> int:
 
     settings = _load(args.config)
     asyncio.run(revoke_user(settings, args.id, args.reason, args.by))
-    print(f"revoked {args.id}: every gateway sharing {settings.redis.url or 'this process'} refuses it")
+    shared = settings.redis.url or "this process"
+    print(f"revoked {args.id}: every gateway sharing {shared} refuses it")
     return 0
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
+    from gateway.audit.commands import ship_command, verify_command
+
     settings = _load(args.config)
     if args.audit_cmd == "verify":
-        from gateway.audit.verify import verify_cli
-
-        return verify_cli(settings, args.file, stream=args.stream)
-    from gateway.audit.shipper import ship
-
-    stats = asyncio.run(ship(settings, args.to, once=args.once))
-    print(stats)
-    return 0
+        if not args.stream and not args.file:
+            print("audit verify: give FILE or --stream", file=sys.stderr)
+            return 2
+        return verify_command(
+            settings,
+            None if args.stream else Path(args.file),
+            require_closed=args.require_closed,
+            allow_open=args.allow_open,
+            as_json=args.json,
+        )
+    return ship_command(settings, args.to, once=args.once, max_events=args.max)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -133,23 +142,33 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("serve", help="run the gateway in front of a CRM")
-    s.add_argument("--config", help=f"YAML settings (default {DEFAULT_CONFIG.relative_to(REPO_ROOT)})")
+    s.add_argument(
+        "--config", help=f"YAML settings (default {DEFAULT_CONFIG.relative_to(REPO_ROOT)})"
+    )
     s.add_argument("--upstream", help="the CRM's base URL, e.g. http://127.0.0.1:8000")
-    s.add_argument("--listen", type=_host_port, help="HOST:PORT to listen on (default 127.0.0.1:8080)")
+    s.add_argument(
+        "--listen", type=_host_port, help="HOST:PORT to listen on (default 127.0.0.1:8080)"
+    )
     s.add_argument("--workers", type=int, help="worker processes sharing the port (default 1)")
     s.set_defaults(func=cmd_serve)
 
     d = sub.add_parser("demo", help="run the bundled demo CRM behind the gateway, with a local OPA")
     d.add_argument("--config", help="demo settings (default config/demo.yaml)")
-    d.add_argument("--listen", type=_host_port, default=("127.0.0.1", 8080), help="gateway HOST:PORT")
-    d.add_argument("--crm-listen", type=_host_port, default=("127.0.0.1", 8081), help="demo CRM HOST:PORT")
+    d.add_argument(
+        "--listen", type=_host_port, default=("127.0.0.1", 8080), help="gateway HOST:PORT"
+    )
+    d.add_argument(
+        "--crm-listen", type=_host_port, default=("127.0.0.1", 8081), help="demo CRM HOST:PORT"
+    )
     d.set_defaults(func=cmd_demo)
 
     c = sub.add_parser("check-config", help="validate a settings file and everything it points to")
     c.add_argument("file")
     c.set_defaults(func=cmd_check_config)
 
-    e = sub.add_parser("explain", help="show how a sample is classified, or a subject's decision table")
+    e = sub.add_parser(
+        "explain", help="show how a sample is classified, or a subject's decision table"
+    )
     e.add_argument("--config")
     e.add_argument("--crm", help="field catalog (config/crm/NAME.yaml)")
     e.add_argument("--sample", help="a JSON response body to classify")
@@ -176,11 +195,26 @@ def build_parser() -> argparse.ArgumentParser:
     asub = a.add_subparsers(dest="audit_cmd", required=True)
     v = asub.add_parser("verify", help="check an audit file or the Redis stream for tampering")
     v.add_argument("file", nargs="?")
-    v.add_argument("--stream", action="store_true", help="verify the Redis stream instead of a file")
+    v.add_argument(
+        "--stream", action="store_true", help="verify the Redis stream instead of a file"
+    )
+    v.add_argument(
+        "--require-closed",
+        action="store_true",
+        help="every writer's chain must end in a seal (after a clean shutdown)",
+    )
+    v.add_argument(
+        "--allow-open",
+        type=float,
+        metavar="SECONDS",
+        help="accept an unsealed chain tail younger than this",
+    )
+    v.add_argument("--json", action="store_true", help="machine-readable report")
     v.add_argument("--config")
     sh = asub.add_parser("ship", help="consume the Redis stream into a SIEM sink")
     sh.add_argument("--to", required=True, help="sink name from audit settings")
     sh.add_argument("--once", action="store_true", help="ship what is there, then exit")
+    sh.add_argument("--max", type=int, help="stop after this many events")
     sh.add_argument("--config")
     a.set_defaults(func=cmd_audit)
     return p

@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from gateway.audit.oplog import bind_request
 from gateway.core import headers as h
 from gateway.core.catalog import RouteMatch
 from gateway.core.codecs import CodecLimits, make_body_rewriter
@@ -26,7 +27,6 @@ from gateway.core.enforce import build_enforcer
 from gateway.core.model import Decision, Subject
 from gateway.core.paths import normalize_path
 from gateway.core.request_pii import classify_request
-from gateway.core.writeguard import check_write
 from gateway.errors import (
     BlockedByPolicy,
     ClientError,
@@ -82,9 +82,8 @@ class Access:
 
 async def handle(request: web.Request) -> web.StreamResponse:
     stages = request.app[STAGES]
-    access = Access(
-        request_id=uuid.uuid4().hex, started=time.perf_counter(), method=request.method
-    )
+    access = Access(request_id=uuid.uuid4().hex, started=time.perf_counter(), method=request.method)
+    bind_request(access.request_id)
     try:
         response = await _proxy(request, stages, access)
     except ConnectionAborted as exc:
@@ -145,15 +144,26 @@ async def _proxy(request: web.Request, stages: Stages, access: Access) -> web.St
                 report_only=rule.report_only,
             ),
         )
-        decision, access.decision, access.cache_hit = outcome.decision, outcome.decision, outcome.cache_hit
+        decision, access.decision, access.cache_hit = (
+            outcome.decision,
+            outcome.decision,
+            outcome.cache_hit,
+        )
         access.report_only = decision.report_only or rule.report_only
         _enforce_obligations(decision, request, access)
 
     sensitive = rule.sensitive and decision is not None
     headers = _upstream_headers(request, stages, client, access, sensitive)
     if _is_upgrade(request):  # only reached when the route allows WebSocket
-        ws_headers = h.without(headers, {"sec-websocket-key", "sec-websocket-version",
-                                         "sec-websocket-extensions", "sec-websocket-protocol"})
+        ws_headers = h.without(
+            headers,
+            {
+                "sec-websocket-key",
+                "sec-websocket-version",
+                "sec-websocket-extensions",
+                "sec-websocket-protocol",
+            },
+        )
         return await relay_websocket(request, stages.upstream, access.path + _qs(query), ws_headers)
     body = await _request_body(request, stages, decision, crm_route, sensitive)
     if body is not None and not isinstance(body, bytes) and request.content_length is not None:
@@ -230,7 +240,9 @@ def _upstream_headers(
     if settings.upstream.preserve_host:
         out.append(("Host", request.host))
     if sensitive:
-        out.append(("Accept-Encoding", h.decodable_accept_encoding(request.headers.get("Accept-Encoding"))))
+        out.append(
+            ("Accept-Encoding", h.decodable_accept_encoding(request.headers.get("Accept-Encoding")))
+        )
     out += h.forwarding_headers(
         client,
         via=f"1.1 {settings.listen.via_name}",
@@ -301,7 +313,9 @@ def _operation(method: str, crm_route: RouteMatch | None) -> str:
 
 
 def _is_upgrade(request: web.Request) -> bool:
-    return "upgrade" in request.headers.get("Connection", "").lower() or "Upgrade" in request.headers
+    return (
+        "upgrade" in request.headers.get("Connection", "").lower() or "Upgrade" in request.headers
+    )
 
 
 def _qs(query: str) -> str:

@@ -12,6 +12,7 @@ Responses go one of two ways:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
@@ -21,9 +22,9 @@ from gateway.core import headers as h
 from gateway.core.rewrite import BlockResponse, BodyRewriter, RewriteError
 from gateway.errors import (
     BlockedByPolicy,
+    RequestTimeout,
     RequestTooLarge,
     ResponseRewriteFailed,
-    RequestTimeout,
     ResponseTooLarge,
 )
 from gateway.upstream import UpstreamResponse
@@ -31,7 +32,7 @@ from gateway.upstream import UpstreamResponse
 NO_BODY_STATUSES = frozenset({204, 304})
 
 
-class ConnectionAborted(Exception):  # noqa: N818 - a control-flow signal
+class ConnectionAborted(Exception):
     """The response was already under way when it had to stop; the transport is closed."""
 
 
@@ -66,7 +67,9 @@ async def stream_request_body(
 
 
 async def read_request_body(request: web.Request, *, limit: int, chunk_timeout: float) -> bytes:
-    parts = [c async for c in stream_request_body(request, limit=limit, chunk_timeout=chunk_timeout)]
+    parts = [
+        c async for c in stream_request_body(request, limit=limit, chunk_timeout=chunk_timeout)
+    ]
     return b"".join(parts)
 
 
@@ -121,7 +124,10 @@ async def rewrite(
     runs (so audit sees what would change) but the original bytes are sent."""
     out_headers = h.without(headers, h.REWRITE_INVALIDATED | {"cache-control", "content-type"})
     if not report_only:
-        out_headers += [("Content-Type", rewriter.content_type), ("Cache-Control", "private, no-store")]
+        out_headers += [
+            ("Content-Type", rewriter.content_type),
+            ("Cache-Control", "private, no-store"),
+        ]
     else:
         out_headers = [
             *h.without(headers, {"content-length"}),
@@ -173,20 +179,17 @@ async def rewrite(
 def _feed(rewriter: BodyRewriter, chunk: bytes, report_only: bool) -> bytes:
     if not report_only:
         return rewriter.feed(chunk)
-    try:
+    # Report-only: the audit records it; the CRM's bytes go out unchanged.
+    with contextlib.suppress(RewriteError, BlockResponse):
         rewriter.feed(chunk)
-    except (RewriteError, BlockResponse):
-        pass  # report-only: the audit records it; the CRM's bytes go out unchanged
     return b""
 
 
 def _finish(rewriter: BodyRewriter, report_only: bool) -> bytes:
     if not report_only:
         return rewriter.finish()
-    try:
+    with contextlib.suppress(RewriteError, BlockResponse):
         rewriter.finish()
-    except (RewriteError, BlockResponse):
-        pass
     return b""
 
 

@@ -28,6 +28,9 @@ def _install_uvloop() -> None:
 async def start_site(
     app: web.Application, settings: Settings, *, reuse_port: bool = False
 ) -> web.AppRunner:
+    from gateway.audit.oplog import configure_logging
+
+    configure_logging(settings.logging.level, settings.logging.format)
     runner = web.AppRunner(
         app,
         handler_cancellation=True,  # a client that disconnects cancels the CRM call
@@ -45,7 +48,9 @@ async def start_site(
     return runner
 
 
-async def _serve_forever(settings: Settings, reuse_port: bool, on_ready: Callable[[], None]) -> None:
+async def _serve_forever(
+    settings: Settings, reuse_port: bool, on_ready: Callable[[], None]
+) -> None:
     from gateway.app import create_app
 
     runner = await start_site(create_app(settings), settings, reuse_port=reuse_port)
@@ -72,36 +77,61 @@ def serve(settings: Settings, *, announce: Callable[[str], None] = print) -> int
     url = f"http://{settings.listen.host}:{settings.listen.port}"
     if workers == 1:
         _install_uvloop()
-        asyncio.run(_serve_forever(settings, False, lambda: announce(f"crm-gateway listening on {url}")))
+        asyncio.run(
+            _serve_forever(settings, False, lambda: announce(f"crm-gateway listening on {url}"))
+        )
         return 0
     return _serve_workers(settings, workers, url, announce)
 
 
-def _serve_workers(settings: Settings, workers: int, url: str, announce: Callable[[str], None]) -> int:
-    from gateway.policy.supervisor import run_shared_opa
+def _serve_workers(
+    settings: Settings, workers: int, url: str, announce: Callable[[str], None]
+) -> int:
+    return asyncio.run(_supervise_workers(settings, workers, url, announce))
 
+
+async def _supervise_workers(
+    settings: Settings, workers: int, url: str, announce: Callable[[str], None]
+) -> int:
+    """Parent process: one managed OPA (if any), N workers, stop all on a signal."""
+    from gateway.policy.supervisor import OpaSupervisor, find_opa_binary
+
+    supervisor: OpaSupervisor | None = None
+    worker_settings = settings
+    if settings.policy.engine == "managed":
+        supervisor = OpaSupervisor(
+            find_opa_binary(settings), settings.path(settings.policy.rego_dir)
+        )
+        await supervisor.start()
+        worker_settings = settings.with_overrides(
+            **{"policy.engine": "external", "policy.url": supervisor.url}
+        )
     ctx = multiprocessing.get_context("spawn")
-    with run_shared_opa(settings) as worker_settings:
-        payload = worker_settings.model_dump_json()
-        procs = [ctx.Process(target=_worker, args=(payload, True), daemon=False) for _ in range(workers)]
+    payload = worker_settings.model_dump_json()
+    procs = [ctx.Process(target=_worker, args=(payload, True)) for _ in range(workers)]
+    for p in procs:
+        p.start()
+    announce(f"crm-gateway listening on {url} with {workers} workers")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        while not stop.is_set() and all(p.is_alive() for p in procs):
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=0.5)
+            except TimeoutError:
+                continue
+    finally:
         for p in procs:
-            p.start()
-        announce(f"crm-gateway listening on {url} with {workers} workers")
-        stopping = False
-
-        def _stop(*_: object) -> None:
-            nonlocal stopping
-            stopping = True
-            for p in procs:
-                if p.is_alive() and p.pid is not None:
-                    p.terminate()
-
-        signal.signal(signal.SIGINT, _stop)
-        signal.signal(signal.SIGTERM, _stop)
+            if p.is_alive():
+                p.terminate()
         for p in procs:
-            p.join()
-    failed = [p.exitcode for p in procs if p.exitcode not in (0, -signal.SIGTERM)]
-    return 1 if failed and not stopping else 0
+            await loop.run_in_executor(None, p.join, 15)
+        if supervisor is not None:
+            await supervisor.stop()
+    crashed = [p.exitcode for p in procs if p.exitcode not in (0, -signal.SIGTERM)]
+    return 1 if crashed and not stop.is_set() else 0
 
 
 def run_until_signal(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:

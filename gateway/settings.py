@@ -59,7 +59,7 @@ class UpstreamSettings(_Section):
     @field_validator("url")
     @classmethod
     def _url(cls, v: str) -> str:
-        if v and not (v.startswith("http://") or v.startswith("https://")):
+        if v and not v.startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL")
         return v.rstrip("/")
 

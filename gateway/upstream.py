@@ -61,7 +61,7 @@ class Upstream:
             limit=settings.pool_size,
             limit_per_host=settings.pool_per_host,
             keepalive_timeout=settings.keepalive_timeout or None,
-            ssl=None if settings.verify_tls else False,
+            ssl=settings.verify_tls,
             enable_cleanup_closed=True,
         )
         timeout = aiohttp.ClientTimeout(
@@ -132,7 +132,9 @@ class Upstream:
                 raise cause from exc
             if isinstance(exc, TimeoutError):
                 raise UpstreamTimeout("the CRM did not answer in time") from exc
-            raise UpstreamUnavailable(f"the CRM could not be reached ({type(exc).__name__})") from exc
+            raise UpstreamUnavailable(
+                f"the CRM could not be reached ({type(exc).__name__})"
+            ) from exc
         raw = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in resp.raw_headers]
         return UpstreamResponse(resp.status, resp.reason or "", raw, resp)
 

@@ -22,7 +22,9 @@ async def relay_websocket(
     url = upstream.url_for(path_qs).with_scheme(
         "wss" if upstream.url_for("/").scheme == "https" else "ws"
     )
-    protocols = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
+    protocols = [
+        p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()
+    ]
     try:
         remote = await upstream.session.ws_connect(url, headers=headers, protocols=protocols)
     except (aiohttp.ClientError, TimeoutError) as exc:
@@ -30,8 +32,10 @@ async def relay_websocket(
     local = web.WebSocketResponse(protocols=[remote.protocol] if remote.protocol else ())
     await local.prepare(request)
 
-    async def pump(src: aiohttp.ClientWebSocketResponse | web.WebSocketResponse,
-                   dst: aiohttp.ClientWebSocketResponse | web.WebSocketResponse) -> None:
+    async def pump(
+        src: aiohttp.ClientWebSocketResponse | web.WebSocketResponse,
+        dst: aiohttp.ClientWebSocketResponse | web.WebSocketResponse,
+    ) -> None:
         async for msg in src:
             if msg.type is aiohttp.WSMsgType.TEXT:
                 await dst.send_str(msg.data)

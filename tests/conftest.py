@@ -33,7 +33,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_for_port(port: int, timeout: float = 15.0, proc: subprocess.Popen[bytes] | None = None) -> None:
+def wait_for_port(
+    port: int, timeout: float = 15.0, proc: subprocess.Popen[bytes] | None = None
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
@@ -82,10 +84,23 @@ class RedisProcess:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            [find_redis_server(), "--bind", "127.0.0.1", "--port", str(self.port),
-             "--save", "", "--appendonly", "no", "--dir", str(self._tmp),
-             "--protected-mode", "yes"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                find_redis_server(),
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self._tmp),
+                "--protected-mode",
+                "yes",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         wait_for_port(self.port, proc=self.proc)
 
@@ -105,14 +120,14 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisProc
 
 
 @pytest.fixture
-def redis_url(redis_server: RedisProcess) -> Iterator[str]:
+def redis_url(redis_server: RedisProcess) -> str:
     """A clean database on the session's redis-server."""
     import redis as redis_sync
 
     client = redis_sync.Redis.from_url(redis_server.url)
     client.flushdb()
     client.close()
-    yield redis_server.url
+    return redis_server.url
 
 
 class OpaProcess:
@@ -124,10 +139,20 @@ class OpaProcess:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            [find_opa(), "run", "--server", "--addr", f"127.0.0.1:{self.port}",
-             "--log-level", "error", "--optimize-store-for-read-speed", "--watch",
-             *[arg for d in self.bundle_dirs for arg in ("--bundle", str(d))]],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                find_opa(),
+                "run",
+                "--server",
+                "--addr",
+                f"127.0.0.1:{self.port}",
+                "--log-level",
+                "error",
+                "--optimize-store-for-read-speed",
+                "--watch",
+                *[arg for d in self.bundle_dirs for arg in ("--bundle", str(d))],
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         wait_for_port(self.port, proc=self.proc)
 

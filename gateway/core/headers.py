@@ -95,7 +95,9 @@ class ClientAddress:
     chain: tuple[str, ...]  # X-Forwarded-For chain to emit (believed hops + peer)
 
 
-def _in_networks(ip: str, networks: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
+def _in_networks(
+    ip: str, networks: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]
+) -> bool:
     try:
         addr = ipaddress.ip_address(ip)
     except ValueError:
@@ -103,7 +105,9 @@ def _in_networks(ip: str, networks: Sequence[ipaddress.IPv4Network | ipaddress.I
     return any(addr in net for net in networks)
 
 
-def parse_networks(cidrs: Iterable[str]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+def parse_networks(
+    cidrs: Iterable[str],
+) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
     return tuple(ipaddress.ip_network(c, strict=False) for c in cidrs)
 
 

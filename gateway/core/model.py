@@ -15,11 +15,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 
-class Verb(str, Enum):
+class Verb(StrEnum):
     """What a field action does to a value."""
 
     ALLOW = "allow"  # shown in clear
@@ -68,7 +68,7 @@ class Action:
         if not isinstance(raw, Mapping):
             raise DecisionError(f"action must be an object or string, got {type(raw).__name__}")
         try:
-            verb = Verb(raw.get("action"))
+            verb = Verb(str(raw.get("action")))
         except ValueError as exc:
             raise DecisionError(f"unknown action {raw.get('action')!r}") from exc
         style = raw.get("style")
@@ -92,7 +92,7 @@ DROP = Action(Verb.DROP)
 BLOCK = Action(Verb.BLOCK)
 
 
-class RecordVerb(str, Enum):
+class RecordVerb(StrEnum):
     SHOW = "show"
     DROP = "drop"  # the record is left out of the response
     BLOCK = "block"  # the whole response is refused
@@ -120,7 +120,7 @@ class RecordRule:
         if not isinstance(raw, Mapping) or not isinstance(raw.get("when", {}), Mapping):
             raise DecisionError("record rule must be an object with a 'when' object")
         try:
-            verb = RecordVerb(raw.get("record", "show"))
+            verb = RecordVerb(str(raw.get("record", "show")))
         except ValueError as exc:
             raise DecisionError(f"unknown record action {raw.get('record')!r}") from exc
         fields_raw = raw.get("fields", {})

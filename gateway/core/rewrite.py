@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 
-class BlockResponse(Exception):  # noqa: N818 - a control-flow signal, not an error
+class BlockResponse(Exception):
     """The decision says this response must not be shown at all (-> 403)."""
 
     def __init__(self, reason: str) -> None:

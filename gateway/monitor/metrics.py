@@ -24,7 +24,10 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = Counter(
-            "crmgw_requests", "Requests by route template and status", ["route", "status"], registry=r
+            "crmgw_requests",
+            "Requests by route template and status",
+            ["route", "status"],
+            registry=r,
         )
         self.decisions = Counter(
             "crmgw_decisions", "Policy decisions by outcome", ["outcome"], registry=r
@@ -35,12 +38,16 @@ class Metrics:
             ["category", "level", "outcome"],
             registry=r,
         )
-        self.blocks = Counter("crmgw_blocks", "Responses blocked, by error code", ["code"], registry=r)
+        self.blocks = Counter(
+            "crmgw_blocks", "Responses blocked, by error code", ["code"], registry=r
+        )
         self.latency = Histogram(
             "crmgw_request_seconds", "Total request latency", buckets=_LATENCY_BUCKETS, registry=r
         )
         self.cache_hits = Gauge("crmgw_decision_cache_hits", "Decision cache hits", registry=r)
-        self.cache_misses = Gauge("crmgw_decision_cache_misses", "Decision cache misses", registry=r)
+        self.cache_misses = Gauge(
+            "crmgw_decision_cache_misses", "Decision cache misses", registry=r
+        )
         self.audit_queue = Gauge("crmgw_audit_queue_depth", "Audit events waiting", registry=r)
         self.audit_spool = Gauge("crmgw_audit_spool_bytes", "Audit spool size", registry=r)
         self.audit_delivered = Gauge("crmgw_audit_delivered", "Audit events delivered", registry=r)
@@ -49,8 +56,9 @@ class Metrics:
 
     def observe_access(self, access: Access, latency_ms: float) -> None:
         route = access.route if access.decision is not None or access.status < 400 else "unmatched"
-        self.requests.labels(route=route if route.startswith("/") else "unmatched",
-                             status=str(access.status)).inc()
+        self.requests.labels(
+            route=route if route.startswith("/") else "unmatched", status=str(access.status)
+        ).inc()
         self.latency.observe(latency_ms / 1000)
         if access.decision is not None:
             self.decisions.labels(outcome="allow" if access.decision.allow else "deny").inc()

@@ -44,7 +44,7 @@ USERS: list[dict[str, Any]] = [
         "department": "partner",
         "partner": True,
         "partner_expires": "2099-01-01",
-     "allowed_networks": ["127.0.0.0/8"],
+        "allowed_networks": ["127.0.0.0/8"],
         "key": "test-partner-key",
     },
     {

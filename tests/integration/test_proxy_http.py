@@ -131,7 +131,7 @@ def upstream_app(rec: Recorder) -> web.Application:
 
 
 @pytest.fixture
-async def upstream(aiohttp_server):  # type: ignore[no-untyped-def]
+async def upstream(aiohttp_server):
     rec = Recorder()
     server = await aiohttp_server(upstream_app(rec))
     server.rec = rec
@@ -139,7 +139,7 @@ async def upstream(aiohttp_server):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-async def gw(upstream, tmp_path):  # type: ignore[no-untyped-def]
+async def gw(upstream, tmp_path):
     gateway = await start_gateway(tmp_path, str(upstream.make_url("")).rstrip("/"))
     yield gateway
     await gateway.stop()
@@ -149,7 +149,7 @@ def auth(key: str = KEY) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
-async def test_hop_by_hop_headers_are_removed_both_ways(gw: Gateway, upstream) -> None:  # type: ignore[no-untyped-def]
+async def test_hop_by_hop_headers_are_removed_both_ways(gw: Gateway, upstream) -> None:
     async with aiohttp.ClientSession() as s:
         hdrs = {
             **auth(),
@@ -167,7 +167,7 @@ async def test_hop_by_hop_headers_are_removed_both_ways(gw: Gateway, upstream) -
     assert not seen & {"x-client-private", "te", "proxy-authorization", "keep-alive"}
 
 
-async def test_forwarding_headers_set_and_client_copies_not_trusted(gw: Gateway, upstream) -> None:  # type: ignore[no-untyped-def]
+async def test_forwarding_headers_set_and_client_copies_not_trusted(gw: Gateway, upstream) -> None:
     async with aiohttp.ClientSession() as s:
         hdrs = {
             **auth(),
@@ -178,7 +178,7 @@ async def test_forwarding_headers_set_and_client_copies_not_trusted(gw: Gateway,
         }
         async with s.get(gw.url + "/plain/echo", headers=hdrs) as r:
             assert r.status == 200
-    got = dict((k.lower(), v) for k, v in upstream.rec.requests[-1]["headers"])
+    got = {k.lower(): v for k, v in upstream.rec.requests[-1]["headers"]}
     assert got["x-forwarded-for"] == "127.0.0.1"
     assert got["x-forwarded-proto"] == "http"
     assert "evil.example" not in got.get("x-forwarded-host", "")
@@ -188,8 +188,8 @@ async def test_forwarding_headers_set_and_client_copies_not_trusted(gw: Gateway,
 
 async def test_absolute_form_and_host_header_cannot_redirect_upstream(
     gw: Gateway, upstream
-) -> None:  # type: ignore[no-untyped-def]
-    status, headers, body = await raw_request(
+) -> None:
+    status, _, _ = await raw_request(
         gw.port,
         f"GET http://attacker.example/plain/echo HTTP/1.1\r\nHost: attacker.example\r\n"
         f"Authorization: Bearer {KEY}\r\nConnection: close\r\n\r\n".encode(),
@@ -200,12 +200,13 @@ async def test_absolute_form_and_host_header_cannot_redirect_upstream(
     assert rec["host"] == f"127.0.0.1:{upstream.port}"
 
 
-async def test_request_body_streams_upstream_intact(upstream, tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_request_body_streams_upstream_intact(upstream, tmp_path) -> None:
     payload = bytes(range(256)) * 40_000  # ~10 MB, chunked
-    gw = await start_gateway(tmp_path, str(upstream.make_url("")).rstrip("/"),
-                             **{"limits.max_request_body": 20_000_000})
+    gw = await start_gateway(
+        tmp_path, str(upstream.make_url("")).rstrip("/"), **{"limits.max_request_body": 20_000_000}
+    )
 
-    async def gen():  # type: ignore[no-untyped-def]
+    async def gen():
         for i in range(0, len(payload), 100_000):
             yield payload[i : i + 100_000]
 
@@ -214,8 +215,9 @@ async def test_request_body_streams_upstream_intact(upstream, tmp_path) -> None:
             async with s.post(gw.url + "/plain/echo", data=gen(), headers=auth()) as r:
                 body = await r.json()
             # Over the limit while streaming (no Content-Length): refused, nothing half-sent.
-            async with s.post(gw.url + "/plain/echo", data=gen(), headers=auth(),
-                              params={"again": "1"}) as r:
+            async with s.post(
+                gw.url + "/plain/echo", data=gen(), headers=auth(), params={"again": "1"}
+            ) as r:
                 assert r.status == 200
     finally:
         await gw.stop()
@@ -223,8 +225,8 @@ async def test_request_body_streams_upstream_intact(upstream, tmp_path) -> None:
     assert body["sha256"] == hashlib.sha256(payload).hexdigest()
 
 
-async def test_chunked_request_over_limit_is_413(gw: Gateway, upstream) -> None:  # type: ignore[no-untyped-def]
-    async def gen():  # type: ignore[no-untyped-def]
+async def test_chunked_request_over_limit_is_413(gw: Gateway, upstream) -> None:
+    async def gen():
         for _ in range(30):
             yield b"y" * 100_000
 
@@ -233,7 +235,7 @@ async def test_chunked_request_over_limit_is_413(gw: Gateway, upstream) -> None:
             assert r.status == 413
 
 
-async def test_oversized_request_refused_before_reaching_crm(gw: Gateway, upstream) -> None:  # type: ignore[no-untyped-def]
+async def test_oversized_request_refused_before_reaching_crm(gw: Gateway, upstream) -> None:
     before = len(upstream.rec.requests)
     async with aiohttp.ClientSession() as s:
         async with s.post(
@@ -312,17 +314,19 @@ async def test_gzip_on_sensitive_route_is_decoded_masked_and_relabelled(gw: Gate
     assert doc["customer"]["id"] == "C1"
 
 
-async def test_range_never_serves_raw_slices_on_sensitive_routes(gw: Gateway, upstream) -> None:  # type: ignore[no-untyped-def]
-    async with aiohttp.ClientSession() as s:
-        async with s.get(
+async def test_range_never_serves_raw_slices_on_sensitive_routes(gw: Gateway, upstream) -> None:
+    async with (
+        aiohttp.ClientSession() as s,
+        s.get(
             gw.url + "/api/echo", headers={**auth(), "Range": "bytes=0-10", "If-Range": '"v1"'}
-        ) as r:
-            assert r.status == 200
+        ) as r,
+    ):
+        assert r.status == 200
     seen = {k.lower() for k, _ in upstream.rec.requests[-1]["headers"]}
     assert "range" not in seen and "if-range" not in seen
 
 
-async def test_upstream_unreachable_is_502_json_without_trace(tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_upstream_unreachable_is_502_json_without_trace(tmp_path) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         dead = sock.getsockname()[1]
@@ -338,7 +342,7 @@ async def test_upstream_unreachable_is_502_json_without_trace(tmp_path) -> None:
         await gw.stop()
 
 
-async def test_upstream_timeout_is_504(upstream, tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_upstream_timeout_is_504(upstream, tmp_path) -> None:
     gw = await start_gateway(
         tmp_path, str(upstream.make_url("")).rstrip("/"), **{"upstream.read_timeout": 0.5}
     )
@@ -351,7 +355,7 @@ async def test_upstream_timeout_is_504(upstream, tmp_path) -> None:  # type: ign
         await gw.stop()
 
 
-async def test_slow_headers_are_cut_off_and_others_still_served(upstream, tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_slow_headers_are_cut_off_and_others_still_served(upstream, tmp_path) -> None:
     gw = await start_gateway(
         tmp_path, str(upstream.make_url("")).rstrip("/"), **{"listen.header_timeout": 1.0}
     )
@@ -369,8 +373,8 @@ async def test_slow_headers_are_cut_off_and_others_still_served(upstream, tmp_pa
         await gw.stop()
 
 
-async def test_client_disconnect_cancels_upstream_call(gw: Gateway, upstream) -> None:  # type: ignore[no-untyped-def]
-    reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
+async def test_client_disconnect_cancels_upstream_call(gw: Gateway, upstream) -> None:
+    _, writer = await asyncio.open_connection("127.0.0.1", gw.port)
     writer.write(
         f"GET /api/hang HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\n\r\n".encode()
     )
@@ -380,7 +384,7 @@ async def test_client_disconnect_cancels_upstream_call(gw: Gateway, upstream) ->
     await asyncio.wait_for(upstream.rec.cancelled.wait(), timeout=5)
 
 
-async def test_response_over_limit_on_rewritten_route_is_refused(upstream, tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_response_over_limit_on_rewritten_route_is_refused(upstream, tmp_path) -> None:
     gw = await start_gateway(
         tmp_path, str(upstream.make_url("")).rstrip("/"), **{"limits.max_response_body": 100_000}
     )
@@ -408,7 +412,7 @@ async def test_websocket_refused_by_default_allowed_per_route(gw: Gateway) -> No
             assert msg.data == "echo:hi"
 
 
-async def test_admin_endpoints_answered_by_gateway_never_forwarded(gw: Gateway, upstream) -> None:  # type: ignore[no-untyped-def]
+async def test_admin_endpoints_answered_by_gateway_never_forwarded(gw: Gateway, upstream) -> None:
     before = len(upstream.rec.requests)
     async with aiohttp.ClientSession() as s:
         async with s.get(gw.url + "/_gateway/health") as r:
@@ -427,7 +431,7 @@ async def test_admin_endpoints_answered_by_gateway_never_forwarded(gw: Gateway, 
     assert len(upstream.rec.requests) == before
 
 
-async def test_unknown_caller_gets_401_and_crm_never_sees_it(gw: Gateway, upstream) -> None:  # type: ignore[no-untyped-def]
+async def test_unknown_caller_gets_401_and_crm_never_sees_it(gw: Gateway, upstream) -> None:
     before = len(upstream.rec.requests)
     async with aiohttp.ClientSession() as s:
         for hdrs in ({}, {"Authorization": "Bearer wrong"}, {"X-Remote-User": "u-admin"}):
@@ -437,12 +441,14 @@ async def test_unknown_caller_gets_401_and_crm_never_sees_it(gw: Gateway, upstre
     assert len(upstream.rec.requests) == before
 
 
-async def test_identity_headers_from_clients_are_stripped(gw: Gateway, upstream) -> None:  # type: ignore[no-untyped-def]
-    async with aiohttp.ClientSession() as s:
-        async with s.get(
+async def test_identity_headers_from_clients_are_stripped(gw: Gateway, upstream) -> None:
+    async with (
+        aiohttp.ClientSession() as s,
+        s.get(
             gw.url + "/plain/echo",
             headers={**auth(), "X-Remote-User": "u-admin", "X-Gateway-Clearance": "L5"},
-        ) as r:
-            assert r.status == 200
+        ) as r,
+    ):
+        assert r.status == 200
     seen = {k.lower() for k, _ in upstream.rec.requests[-1]["headers"]}
     assert "x-remote-user" not in seen and "x-gateway-clearance" not in seen

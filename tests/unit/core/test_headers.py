@@ -5,15 +5,23 @@ from gateway.core import headers as h
 
 def test_hop_by_hop_and_connection_named_fields_are_removed() -> None:
     got = h.strip_hop_by_hop(
-        [("Connection", "close, X-Private"), ("X-Private", "1"), ("Keep-Alive", "5"),
-         ("TE", "trailers"), ("Set-Cookie", "a=1"), ("Set-Cookie", "b=2"), ("Upgrade", "h2c")]
+        [
+            ("Connection", "close, X-Private"),
+            ("X-Private", "1"),
+            ("Keep-Alive", "5"),
+            ("TE", "trailers"),
+            ("Set-Cookie", "a=1"),
+            ("Set-Cookie", "b=2"),
+            ("Upgrade", "h2c"),
+        ]
     )
     assert got == [("Set-Cookie", "a=1"), ("Set-Cookie", "b=2")]
 
 
 def test_client_forwarding_headers_ignored_from_untrusted_peer() -> None:
-    c = h.resolve_client([("X-Forwarded-For", "6.6.6.6")], peer_ip="10.0.0.5", scheme="http",
-                         host="gw", trusted=())
+    c = h.resolve_client(
+        [("X-Forwarded-For", "6.6.6.6")], peer_ip="10.0.0.5", scheme="http", host="gw", trusted=()
+    )
     assert c.ip == "10.0.0.5" and c.chain == ("10.0.0.5",)
 
 
@@ -21,7 +29,10 @@ def test_trusted_proxy_chain_walks_to_first_untrusted_hop() -> None:
     trusted = h.parse_networks(["10.0.0.0/8"])
     c = h.resolve_client(
         [("X-Forwarded-For", "6.6.6.6, 203.0.113.9, 10.1.1.1"), ("X-Forwarded-Proto", "https")],
-        peer_ip="10.0.0.2", scheme="http", host="gw", trusted=trusted,
+        peer_ip="10.0.0.2",
+        scheme="http",
+        host="gw",
+        trusted=trusted,
     )
     assert c.ip == "203.0.113.9"
     assert c.proto == "https"
