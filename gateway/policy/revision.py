@@ -35,7 +35,8 @@ import orjson
 
 log = logging.getLogger(__name__)
 
-_LOADED_SUFFIXES = (".rego", ".json", ".yaml", ".yml")
+# What OPA reads from a bundle directory.
+_DATA_FILES = frozenset({"data.json", "data.yaml", "data.yml", ".manifest"})
 
 
 class DirectoryHash:
@@ -47,15 +48,11 @@ class DirectoryHash:
         self._hash = ""
 
     def _files(self) -> list[Path]:
-        """What the supervisor's OPA loads: not the schema dir, not hidden files."""
+        """What the supervisor's OPA loads from the directory (bundle mode)."""
         return sorted(
             p
             for p in self.root.rglob("*")
-            if p.is_file()
-            and p.suffix in _LOADED_SUFFIXES
-            and not any(
-                part == "schema" or part.startswith(".") for part in p.relative_to(self.root).parts
-            )
+            if p.is_file() and (p.suffix == ".rego" or p.name in _DATA_FILES)
         )
 
     def compute(self) -> str:

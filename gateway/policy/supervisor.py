@@ -9,8 +9,9 @@ reset after a minute of healthy running); meanwhile the client fails closed and
 its circuit breaker keeps that cheap. On shutdown OPA gets SIGTERM, then
 SIGKILL after a grace period; only the process we started, by its PID.
 
-The `schema` directory (JSON Schemas of input and output) and hidden files are
-not loaded: they are documentation and editor droppings, not policy data.
+The directory is loaded as a bundle (`--bundle`, as rego/README.md says): only
+`*.rego`, `data.json`/`data.yaml` and `.manifest` are read, so the JSON Schemas
+in `rego/schema/` are not mistaken for data.
 
 Health is a plain aiohttp `GET /health` (not opa-python-client: it needs
 `async with`, retries, and swallows the status code).
@@ -37,9 +38,6 @@ log = logging.getLogger(__name__)
 _BACKOFF_MIN = 0.2
 _BACKOFF_MAX = 5.0
 _STABLE_AFTER = 60.0
-# JSON Schemas (rego/schema/) document the input and output; loaded as data they
-# would collide at data.schema. Hidden files are editor swap files.
-_IGNORE = ("--ignore", "schema", "--ignore", ".*")
 
 
 def find_opa_binary(settings: Settings) -> str:
@@ -120,8 +118,8 @@ class OpaSupervisor:
             "--addr", f"127.0.0.1:{self.port}",
             "--log-level", "error",
             "--skip-version-check",
-            *_IGNORE,
-            "--watch", str(self.rego_dir),
+            "--optimize-store-for-read-speed",
+            "--watch", "--bundle", str(self.rego_dir),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,  # load errors are printed on stdout
             stderr=asyncio.subprocess.STDOUT,

@@ -62,8 +62,15 @@ def taxonomy() -> Taxonomy:
     return Taxonomy.load(s.path(s.classification.taxonomy))
 
 
+# A generous deadline: a loaded CI box must not turn these tests into timeout tests
+# (test_hard_deadline sets its own).
+SLACK = {"policy.timeout": 2.0}
+
+
 def external(url: str, **extra: Any) -> Settings:
-    return Settings().with_overrides(**{"policy.engine": "external", "policy.url": url, **extra})
+    return Settings().with_overrides(
+        **{"policy.engine": "external", "policy.url": url, **SLACK, **extra}
+    )
 
 
 async def open_engine(settings: Settings, grants: Any = None) -> PolicyEngine:
@@ -349,7 +356,7 @@ async def test_killed_opa_trips_the_breaker_and_recovers(tmp_path: Path) -> None
 
 
 async def test_managed_supervisor_restarts_a_killed_opa() -> None:
-    settings = Settings().with_overrides(**{"policy.engine": "managed"})
+    settings = Settings().with_overrides(**{"policy.engine": "managed", **SLACK})
     eng = await open_engine(settings)
     try:
         sup = eng.supervisor

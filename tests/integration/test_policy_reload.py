@@ -54,6 +54,7 @@ async def managed(tmp_path: Path) -> AsyncIterator[tuple[PolicyEngine, Path]]:
             "policy.engine": "managed",
             "policy.rego_dir": str(rego),
             "policy.revision_poll": 0.25,
+            "policy.timeout": 2.0,  # a loaded CI box must not make this a timeout test
             "policy.output_schema": str(ROOT / "rego" / "schema" / "output.json"),
         }
     )
