@@ -264,6 +264,9 @@ class PolicySettings(_Section):
     revision_poll: float = Field(default=1.0, gt=0)  # seconds between revision checks
     start_timeout: float = Field(default=15.0, gt=0)  # managed OPA must be healthy within this
     output_schema: Path | None = None  # default: <rego_dir>/schema/output.json
+    # External mode on this host's rego_dir (workers of one supervised OPA): also
+    # hash rego_dir into the revision, as managed mode does.
+    track_rego_dir: bool = False
 
     @field_validator("timezone")
     @classmethod

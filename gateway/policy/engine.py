@@ -156,7 +156,7 @@ class PolicyEngine:
             self.client.session,
             base_url,
             p.revision_path,
-            rego_dir=rego_dir if self.mode == "managed" else None,
+            rego_dir=rego_dir if self.mode == "managed" or p.track_rego_dir else None,
             interval=p.revision_poll,
             on_change=self._revision_changed,
         )

@@ -21,6 +21,7 @@ from gateway.core.model import Subject
 from gateway.core.taxonomy import Taxonomy
 from gateway.errors import ConfigError
 from gateway.policy.engine import PolicyEngine, PolicyRequest
+from gateway.policy.supervisor import OpaSupervisor, find_opa_binary
 from gateway.settings import Settings
 from gateway.state.grants import MemoryGrantStore
 from tests.conftest import ROOT
@@ -147,3 +148,37 @@ async def test_broken_policy_at_start_is_a_config_error_with_opas_words(tmp_path
             settings, taxonomy_policy=tax.to_policy(), grants=MemoryGrantStore(), taxonomy=tax
         )
     assert "broken.rego" in info.value.message
+
+
+async def test_workers_of_a_shared_supervisor_track_the_directory(tmp_path: Path) -> None:
+    """The multi-worker layout: the parent supervises OPA, workers run external mode
+    with `track_rego_dir`, and still see an edit that did not bump the revision."""
+    rego = copy_policy(tmp_path / "rego")
+    base = Settings().with_overrides(**{"policy.rego_dir": str(rego)})
+    supervisor = OpaSupervisor(find_opa_binary(base), rego)
+    await supervisor.start()
+    try:
+        worker = base.with_overrides(
+            **{
+                "policy.engine": "external",
+                "policy.url": supervisor.url,
+                "policy.track_rego_dir": True,
+                "policy.revision_poll": 0.25,
+                "policy.timeout": 2.0,
+            }
+        )
+        tax = Taxonomy.load(worker.path(worker.classification.taxonomy))
+        engine = await PolicyEngine.open(
+            worker, taxonomy_policy=tax.to_policy(), grants=MemoryGrantStore(), taxonomy=tax
+        )
+        try:
+            before = engine.revision
+            assert "+" in before
+            policy = rego / "levels.rego"
+            policy.write_text(policy.read_text() + "\n# reviewed\n")
+            await wait_for(lambda: engine.revision != before, within=3.0)
+            assert engine.revision.split("+")[0] == before.split("+")[0]
+        finally:
+            await engine.close()
+    finally:
+        await supervisor.stop()
