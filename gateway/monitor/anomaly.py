@@ -83,18 +83,9 @@ class AnomalyDetector:
         fallback: AnomalyStore | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if (
-            settings.enabled
-            and revoke is None
-            and "revoke"
-            in (
-                settings.action,
-                settings.honeytoken_action,
-            )
-        ):
-            raise ConfigError(
-                "monitor.action or honeytoken_action is revoke but no revoker is wired"
-            )
+        wants_revoke = "revoke" in (settings.action, settings.honeytoken_action)
+        if settings.enabled and wants_revoke and revoke is None:
+            raise ConfigError("monitor: an action is revoke but no revoker is wired")
         self._s = settings
         self._store = store
         self._fallback = fallback
@@ -126,13 +117,9 @@ class AnomalyDetector:
         """Redis-backed when `redis.url` is set (with a memory fallback), else in memory."""
         fallback: AnomalyStore | None = None
         if store is None:
+            store = MemoryAnomalyStore(clock)
             if settings.redis.url and settings.monitor.enabled:
-                store, fallback = (
-                    RedisAnomalyStore.open(settings.redis.url),
-                    MemoryAnomalyStore(clock),
-                )
-            else:
-                store = MemoryAnomalyStore(clock)
+                store, fallback = RedisAnomalyStore.open(settings.redis.url), store
         self = cls(
             settings.monitor, store, emit=emit, revoke=revoke, fallback=fallback, clock=clock
         )
@@ -373,6 +360,35 @@ class AnomalyDetector:
         await self._store.close()
         if self._fallback is not None:
             await self._fallback.close()
+
+
+def ids_by_level(report: Mapping[str, Any]) -> dict[str, list[str]]:
+    """`observe`'s `record_ids_by_level` from `EnforcementReport.to_audit()`.
+
+    Key `"*"` holds every record id of the response (a decoy counts even when all
+    of its fields were masked); the detector counts only the levels it watches.
+    With `records.clear_ids_by_level` (ids per level shown in clear) the levels are
+    exact; without it, every id of the response is counted at each level that some
+    record showed in clear: exact for one-record responses, an over-count for lists
+    that mix clear and masked records (it errs towards alerting).
+    """
+    raw = report.get("records")
+    records: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
+    raw_ids = records.get("ids")
+    every = [str(i) for i in raw_ids] if isinstance(raw_ids, list) else []
+    out: dict[str, list[str]] = {"*": every} if every else {}
+    exact = records.get("clear_ids_by_level")
+    if isinstance(exact, Mapping):
+        for level, level_ids in exact.items():
+            if isinstance(level_ids, list) and level_ids:
+                out[str(level)] = [str(i) for i in level_ids]
+        return out
+    clear = records.get("clear_by_level")
+    if every and isinstance(clear, Mapping):
+        for level, n in clear.items():
+            if isinstance(n, int) and n > 0:
+                out[str(level)] = every
+    return out
 
 
 def _epoch(at: datetime) -> float:

@@ -211,6 +211,16 @@ async def test_honeytoken_alerts_immediately_on_every_access(h: Harness) -> None
         await det.close()
 
 
+async def test_masked_decoy_under_star_still_alerts_and_star_is_not_counted(h: Harness) -> None:
+    det = await h.open(honeytokens=["C999901"], distinct_customers={"L4": 2})
+    try:
+        see(det, {"*": ["C999901", *ids(10)]})
+        await det.flush()
+        assert h.kinds() == ["honeytoken"]
+    finally:
+        await det.close()
+
+
 async def test_honeytoken_revoke(h: Harness) -> None:
     det = await h.open(honeytokens=["C999901"], honeytoken_action="revoke")
     see(det, {"L1": ["C999901"]})
