@@ -472,7 +472,7 @@ class MonitorSettings(_Section):
 
     enabled: bool = False
     window_seconds: int = Field(default=3600, ge=60, le=7 * 86400)
-    # Level -> distinct customers one subject may see (in clear) per window.
+    # Level -> distinct customers seen in clear by one subject in a window that raise an alert.
     distinct_customers: dict[str, int] = Field(
         default_factory=lambda: {"L2": 500, "L3": 200, "L4": 50}
     )
