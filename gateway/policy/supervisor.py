@@ -29,6 +29,7 @@ from collections import deque
 from pathlib import Path
 
 import aiohttp
+import orjson
 
 from gateway.errors import ConfigError
 from gateway.settings import REPO_ROOT, Settings
@@ -143,10 +144,10 @@ class OpaSupervisor:
     async def _drain_output(self, proc: asyncio.subprocess.Process) -> None:
         assert proc.stdout is not None  # created with stdout=PIPE
         async for raw in proc.stdout:
-            line = raw.decode("utf-8", "replace").rstrip()
+            line = raw.decode("utf-8", "replace").rstrip()[:500]
             if line:
-                self._output.append(line[:500])
-                log.warning("opa: %s", line[:500])
+                self._output.append(line)
+                log.log(_opa_log_level(line), "opa: %s", line)
 
     async def healthy(self) -> bool:
         """GET /health answered 200."""
@@ -213,3 +214,14 @@ class OpaSupervisor:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+def _opa_log_level(line: str) -> int:
+    """OPA logs JSON lines with a level; anything else (load errors) is a warning."""
+    try:
+        level = orjson.loads(line).get("level")
+    except (orjson.JSONDecodeError, AttributeError):
+        return logging.WARNING
+    return {"error": logging.ERROR, "warning": logging.INFO, "info": logging.DEBUG}.get(
+        str(level), logging.DEBUG
+    )
