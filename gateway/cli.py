@@ -19,6 +19,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from gateway.core.model import Subject
 from gateway.errors import ConfigError
 from gateway.settings import REPO_ROOT, Settings, load_settings
 
@@ -90,10 +91,29 @@ def cmd_explain(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    from gateway.identity.directory import Directory
     from gateway.policy.explain import explain_decision
 
     settings = _load(args.config)
-    print(asyncio.run(explain_decision(settings, args.user, args.subject, args.route, args.method)))
+    directory = Directory.load(settings.path(settings.identity.directory))
+
+    def lookup(subject_id: str) -> Subject | None:
+        entry = directory.get(subject_id)
+        return entry.subject_for("directory", mfa=args.mfa) if entry else None
+
+    print(
+        asyncio.run(
+            explain_decision(
+                settings,
+                args.user,
+                args.subject,
+                args.route,
+                args.method,
+                lookup=lookup,
+                purpose=args.purpose,
+            )
+        )
+    )
     return 0
 
 
@@ -177,6 +197,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--subject", help="a JSON file describing a subject")
     e.add_argument("--route", help="a route template, e.g. /api/customers/{id}")
     e.add_argument("--method", default="GET")
+    e.add_argument("--purpose", help="declared purpose (as in the X-Purpose header)")
+    e.add_argument("--mfa", action="store_true", help="assume the user signed in with MFA")
     e.set_defaults(func=cmd_explain)
 
     u = sub.add_parser("users", help="revoke departed staff; hash API keys for the directory")

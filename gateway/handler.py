@@ -36,8 +36,11 @@ from gateway.errors import (
     RequestTooLarge,
     ResponseRewriteFailed,
     StepUpRequired,
+    Unauthenticated,
     UnsupportedUpgrade,
 )
+from gateway.identity.guard import strip_method_override_param
+from gateway.identity.stepup import step_up_challenge, step_up_redirect, wants_html
 from gateway.policy.engine import PolicyRequest
 from gateway.relay import (
     ConnectionAborted,
@@ -90,6 +93,16 @@ async def handle(request: web.Request) -> web.StreamResponse:
         access.status, access.error = 502, f"aborted mid-response: {exc}"
         stages.record(access)
         raise
+    except StepUpRequired as exc:
+        access.status, access.error = exc.status, exc.code
+        target = step_up_redirect(
+            exc, stages.settings.identity.step_up_redirect, str(request.rel_url)
+        )
+        if target and wants_html(request.headers.get("Accept", "")):
+            access.status = 303
+            response = web.HTTPSeeOther(target)
+        else:
+            response = error_response(exc, access.request_id, stages)
     except GatewayError as exc:
         access.status, access.error = exc.status, exc.code
         response = error_response(exc, access.request_id, stages)
@@ -127,9 +140,11 @@ async def _proxy(request: web.Request, stages: Stages, access: Access) -> web.St
 
     decision: Decision | None = None
     if not rule.public:
-        subject = await stages.identity.authenticate(request)
+        subject = await _authenticate(request, stages)
         access.subject = subject
         guard = await stages.guard.check(request, subject, access.route)
+        if guard.method_override_stripped:
+            query = strip_method_override_param(query)
         outcome = await stages.policy.decide(
             subject,
             PolicyRequest(
@@ -176,6 +191,16 @@ async def _proxy(request: web.Request, stages: Stages, access: Access) -> web.St
         raise
     up.release()
     return response
+
+
+async def _authenticate(request: web.Request, stages: Stages) -> Subject:
+    """Who is calling; repeated failures from one address are throttled."""
+    await stages.guard.check_auth_allowed(request)
+    try:
+        return await stages.identity.authenticate(request)
+    except Unauthenticated:
+        await stages.guard.record_auth_failure(request)
+        raise
 
 
 def _enforce_obligations(decision: Decision, request: web.Request, access: Access) -> None:
@@ -251,6 +276,9 @@ def _upstream_headers(
     )
     out.append(("X-Request-Id", access.request_id))
     if access.subject is not None:
+        if access.subject.auth_method == "api_key":
+            # The gateway's own key means nothing to the CRM and must not reach its logs.
+            out = h.without(out, {"authorization"})
         out += stages.identity_headers(access.subject)
     return out
 
@@ -327,14 +355,8 @@ def error_response(exc: GatewayError, request_id: str, stages: Stages | None) ->
     resp = web.Response(status=exc.status, body=body, content_type="application/json")
     resp.headers["Cache-Control"] = "no-store"
     resp.headers["X-Request-Id"] = request_id
-    if isinstance(exc, StepUpRequired):
-        challenge = 'Bearer error="insufficient_user_authentication"'
-        challenge += f', error_description="{exc.message}"'
-        if exc.acr_values:
-            challenge += f', acr_values="{exc.acr_values}"'
-        if exc.max_age is not None:
-            challenge += f", max_age={exc.max_age}"
-        resp.headers["WWW-Authenticate"] = challenge
+    if isinstance(exc, StepUpRequired) and stages is not None:
+        resp.headers.update(step_up_challenge(exc, stages.settings.identity.step_up_realm))
     elif exc.status == 401:
         resp.headers["WWW-Authenticate"] = 'Bearer realm="crm-gateway"'
     retry_after = getattr(exc, "retry_after", None)
