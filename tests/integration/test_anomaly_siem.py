@@ -49,7 +49,8 @@ def _settings(tmp_path: Path, redis_url: str) -> Settings:
 def _stream(url: str) -> list[dict[str, Any]]:
     client = redis_sync.Redis.from_url(url)
     try:
-        return [orjson.loads(fields[b"e"]) for _, fields in client.xrange("test:audit")]
+        rows: list[tuple[bytes, dict[bytes, bytes]]] = client.xrange("test:audit")  # type: ignore[assignment]
+        return [orjson.loads(fields[b"e"]) for _, fields in rows]
     finally:
         client.close()
 
@@ -103,8 +104,8 @@ async def test_alerts_reach_the_audit_stream_and_revoke(tmp_path: Path, redis_ur
     assert volume["actor"]["user"]["uid"] == "u-eve"
     assert volume["resources"] == []
     assert "C000001" not in orjson.dumps(volume).decode()
-    report = await verify_stream(settings, require_closed=True)
-    assert report.ok, report.summary()
+    verified = await verify_stream(settings, require_closed=True)
+    assert verified.ok, verified.summary()
 
 
 def _revoker(revocations: RevocationList) -> Callable[[str, str], Awaitable[None]]:
