@@ -49,6 +49,7 @@ Revoke = Callable[[str, str], Awaitable[None]]
 T = TypeVar("T")
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _CLOSE_TIMEOUT = 2.0
+_DECIDED_MAX = 100_000
 
 
 @dataclass(slots=True)
@@ -101,6 +102,7 @@ class AnomalyDetector:
         self._throttled: dict[str, float] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._actions: set[asyncio.Task[None]] = set()
+        self._decided: set[tuple[str, str, int]] = set()  # claims this replica has tried
         self._closed = False
         self.stats = DetectorStats()
 
@@ -153,6 +155,8 @@ class AnomalyDetector:
                 self._honeytoken(subject_id, decoys, now)
             watched = self._s.distinct_customers
             ids = {lv: v for lv, v in record_ids_by_level.items() if lv in watched and v}
+            # Refusals of a throttled subject are the throttle working, not a new burst.
+            blocked = blocked and not self.is_throttled(subject_id)
             if not ids and not blocked and not self._hours_active:
                 return
             self._queue.put_nowait(_Observation(subject_id, ids, blocked, now))
@@ -271,6 +275,12 @@ class AnomalyDetector:
         s = self._s
         seconds = s.blocked_burst_seconds if kind == "blocked_burst" else s.window_seconds
         claim_kind = f"{kind}.{level}" if level else kind
+        decided = (claim_kind, subject, bucket)
+        if decided in self._decided:  # this replica already won or lost it: no round trip
+            return
+        if len(self._decided) >= _DECIDED_MAX:
+            self._decided.clear()
+        self._decided.add(decided)
         if not await self._call(lambda st: st.claim(claim_kind, subject, bucket, 2 * seconds)):
             return
         finding = Finding(

@@ -12,6 +12,7 @@ import pytest
 from gateway.errors import ConfigError
 from gateway.monitor.anomaly import AnomalyDetector
 from gateway.settings import Settings
+from gateway.state.anomaly import MemoryAnomalyStore
 
 T0 = datetime(2026, 11, 26, 10, 0, 30, tzinfo=UTC)  # Thursday 18:00:30 in Shanghai
 SUBJECT = "u-alice"
@@ -317,3 +318,43 @@ async def test_observe_after_close_is_ignored(h: Harness) -> None:
     await det.close()
     see(det, {"L4": ids(10)})
     assert det.stats.observed == 0
+
+
+class CountingStore(MemoryAnomalyStore):
+    """The memory twin, counting claim round trips."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.claims = 0
+
+    async def claim(self, kind: str, subject: str, bucket: int, ttl: int) -> bool:
+        self.claims += 1
+        return await super().claim(kind, subject, bucket, ttl)
+
+
+async def test_a_decided_claim_is_not_asked_again(h: Harness) -> None:
+    store = CountingStore()
+    det = await AnomalyDetector.open(_settings(), emit=h.events.append, store=store)
+    try:
+        for start in range(0, 50, 5):
+            see(det, {"L4": ids(5, start=start)})
+            await det.flush()
+        assert len(h.events) == 1
+        assert store.claims == 1
+    finally:
+        await det.close()
+
+
+async def test_refusals_while_throttled_are_not_a_new_burst(h: Harness) -> None:
+    det = await h.open(action="throttle")
+    try:
+        for _ in range(3):
+            see(det, {}, blocked=True)
+        await det.flush()
+        assert det.is_throttled(SUBJECT)
+        for _ in range(10):  # the guard's 429s for the throttled subject
+            see(det, {}, blocked=True, now=T0 + timedelta(seconds=90))
+        await det.flush()
+        assert h.kinds() == ["blocked_burst"]
+    finally:
+        await det.close()
