@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from gateway.audit.event import requires_durable
 from gateway.audit.oplog import bind_request
 from gateway.core import headers as h
 from gateway.core.catalog import RouteMatch
@@ -316,10 +317,12 @@ async def _respond(
         subject_id=access.subject.id if access.subject else "",
         masker=stages.masker,
     )
+    declared = h.first(up.headers, "content-length")
     rewriter = make_body_rewriter(
         h.first(up.headers, "content-type"),
         h.first(up.headers, "content-encoding"),
         enforcer,
+        content_length=int(declared) if declared and declared.isdigit() else None,
         limits=CodecLimits(
             max_buffered=settings.limits.max_response_body,
             max_decompressed=settings.limits.max_decompressed_body,
@@ -327,8 +330,28 @@ async def _respond(
         ),
         sensitive=True,
     )
+    strict = settings.audit.strict_levels
+    released_records = -1
+
+    async def audit_before_release() -> None:
+        """Strict audit: what is about to leave is in a durable event first (else 503)."""
+        nonlocal released_records
+        report = enforcer.report.to_audit()
+        if report["records"]["seen"] == released_records or not requires_durable(report, strict):
+            return
+        released_records = report["records"]["seen"]
+        access.report = report
+        await stages.record_durable(access)
+
     try:
-        result = await rewrite(request, up, headers, rewriter, report_only=access.report_only)
+        result = await rewrite(
+            request,
+            up,
+            headers,
+            rewriter,
+            report_only=access.report_only,
+            before_release=audit_before_release if strict else None,
+        )
     finally:
         access.report = enforcer.report.to_audit()
     return result.response

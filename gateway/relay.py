@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 from aiohttp import web
 
 from gateway.core import headers as h
+from gateway.core.codecs import BodyTooLarge
 from gateway.core.rewrite import BlockResponse, BodyRewriter, RewriteError
 from gateway.errors import (
+    AuditUnavailable,
     BlockedByPolicy,
     RequestTimeout,
     RequestTooLarge,
@@ -118,10 +120,14 @@ async def rewrite(
     rewriter: BodyRewriter,
     *,
     report_only: bool,
-    on_first_bytes: Callable[[], None] | None = None,
+    before_release: Callable[[], Awaitable[None]] | None = None,
 ) -> RelayResult:
     """Stream the CRM body through `rewriter`. In report-only mode the rewriter still
-    runs (so audit sees what would change) but the original bytes are sent."""
+    runs (so audit sees what would change) but the original bytes are sent.
+
+    `before_release` runs before any bytes leave (strict audit: the event must be
+    durable before the data is released); if it raises, nothing more is sent.
+    """
     out_headers = h.without(headers, h.REWRITE_INVALIDATED | {"cache-control", "content-type"})
     if not report_only:
         out_headers += [
@@ -140,11 +146,11 @@ async def rewrite(
     async def send(data: bytes) -> None:
         if not data:
             return
+        if before_release is not None:
+            await before_release()
         if not resp.prepared:
             resp.enable_chunked_encoding()
             await resp.prepare(request)
-            if on_first_bytes:
-                on_first_bytes()
         result.bytes_out += len(data)
         await resp.write(data)
 
@@ -156,7 +162,7 @@ async def rewrite(
         tail = _finish(rewriter, report_only)
         if not report_only:
             pending.append(tail)
-    except (RewriteError, BlockResponse, ResponseTooLarge) as exc:
+    except (RewriteError, BlockResponse, ResponseTooLarge, AuditUnavailable) as exc:
         if resp.prepared:
             abort(request)
             raise ConnectionAborted(str(exc)) from exc
@@ -164,10 +170,10 @@ async def rewrite(
     body_tail = b"".join(pending)
     if not resp.prepared:
         # The whole body was held (buffered codecs): send it with an exact length.
+        if before_release is not None and body_tail:
+            await before_release()
         resp.content_length = len(body_tail)
         await resp.prepare(request)
-        if on_first_bytes:
-            on_first_bytes()
         result.bytes_out += len(body_tail)
         await resp.write(body_tail)
     else:
@@ -196,8 +202,10 @@ def _finish(rewriter: BodyRewriter, report_only: bool) -> bytes:
 def _as_gateway_error(exc: Exception) -> Exception:
     if isinstance(exc, BlockResponse):
         return BlockedByPolicy(exc.reason)
-    if isinstance(exc, ResponseTooLarge):
+    if isinstance(exc, ResponseTooLarge | AuditUnavailable):
         return exc
+    if isinstance(exc, BodyTooLarge):
+        return ResponseTooLarge(f"the CRM response is too large to rewrite safely: {exc}")
     return ResponseRewriteFailed(f"the CRM response could not be rewritten safely: {exc}")
 
 

@@ -67,13 +67,19 @@ class Stages:
         except Exception:
             log.exception("audit record failed for request %s", access.request_id)
 
-    def _events(self, access: Access) -> list[dict[str, Any]]:
+    async def record_durable(self, access: Access) -> None:
+        """Strict audit mode: the release event is durable before data leaves (or 503)."""
+        events = self._events(access, status=200)
+        await self.audit.emit_all(events, durable=True)
+
+    def _events(self, access: Access, status: int | None = None) -> list[dict[str, Any]]:
         from gateway.audit.event import build_access_events
 
         subject = access.subject.to_policy() if access.subject else {"id": "anonymous"}
         subject["ip"] = access.client_ip
         decision = access.decision
         return build_access_events(
+            ids_per_event=self.settings.audit.ids_per_event,
             request_id=access.request_id,
             subject_dict=subject,
             request_dict={
@@ -93,7 +99,7 @@ class Stages:
                 "audit_level": decision.obligations.audit_level if decision else "basic",
             },
             report_dict=access.report or None,
-            status=access.status,
+            status=access.status if status is None else status,
             latency_ms=(time.perf_counter() - access.started) * 1000,
             now=time.time(),
         )

@@ -64,13 +64,12 @@ class Metrics:
             self.decisions.labels(outcome="allow" if access.decision.allow else "deny").inc()
         if access.error:
             self.blocks.labels(code=access.error.split(":")[0][:40]).inc()
-        for row in access.report.get("fields", []):
-            if isinstance(row, dict):
-                self.fields.labels(
-                    category=str(row.get("category", "")),
-                    level=str(row.get("level", "")),
-                    outcome=str(row.get("outcome", "")),
-                ).inc(int(row.get("count", 1)))
+        fields = access.report.get("fields")  # {outcome: {level: {category: count}}}
+        if isinstance(fields, dict):
+            for outcome, levels in fields.items():
+                for level, categories in levels.items():
+                    for category, n in categories.items():
+                        self.fields.labels(category=category, level=level, outcome=outcome).inc(n)
 
     def render(self, stages: Stages) -> tuple[bytes, str]:
         """Refresh gauges from the stages' own counters, then render."""
