@@ -19,6 +19,7 @@ from gateway.handler import handle
 from gateway.identity.guard import RequestGuard
 from gateway.identity.service import Identity
 from gateway.identity.upstream_headers import spoofable_headers, upstream_identity_headers
+from gateway.monitor.anomaly import AnomalyDetector
 from gateway.monitor.metrics import Metrics
 from gateway.policy.engine import PolicyEngine
 from gateway.routes import RouteTable
@@ -72,6 +73,11 @@ async def _stages_ctx(app: web.Application) -> AsyncIterator[None]:
     revocations = await RevocationList.open(settings.redis.url or None)
     ratelimiter = await open_ratelimiter(settings.redis.url or None)
     identity = await Identity.open(settings, revocations)
+
+    async def _anomaly_revoke(subject_id: str, reason: str) -> None:
+        await revocations.revoke(subject_id, reason=reason, by="anomaly-detector")
+
+    anomaly = await AnomalyDetector.open(settings, emit=audit.emit, revoke=_anomaly_revoke)
     policy = await PolicyEngine.open(
         settings, taxonomy=taxonomy, taxonomy_policy=taxonomy.to_policy(), grants=grants
     )
@@ -80,6 +86,8 @@ async def _stages_ctx(app: web.Application) -> AsyncIterator[None]:
             settings=settings,
             upstream=upstream,
             identity=identity,
+            revocations=revocations,
+            anomaly=anomaly,
             guard=RequestGuard.from_settings(settings, ratelimiter),
             policy=policy,
             taxonomy=taxonomy,
@@ -97,6 +105,7 @@ async def _stages_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await policy.close()
+        await anomaly.close()
         await identity.close()
         await ratelimiter.close()
         await revocations.close()

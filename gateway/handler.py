@@ -34,6 +34,7 @@ from gateway.errors import (
     Forbidden,
     GatewayError,
     NotFound,
+    RateLimited,
     RequestTooLarge,
     ResponseRewriteFailed,
     StepUpRequired,
@@ -144,6 +145,8 @@ async def _proxy(request: web.Request, stages: Stages, access: Access) -> web.St
         subject = await _authenticate(request, stages)
         access.subject = subject
         guard = await stages.guard.check(request, subject, access.route)
+        if stages.anomaly is not None and stages.anomaly.is_throttled(subject.id):
+            raise RateLimited("throttled after unusual activity", retry_after=60.0)
         if guard.method_override_stripped:
             query = strip_method_override_param(query)
         outcome = await stages.policy.decide(

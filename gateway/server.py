@@ -104,7 +104,11 @@ async def _supervise_workers(
         )
         await supervisor.start()
         worker_settings = settings.with_overrides(
-            **{"policy.engine": "external", "policy.url": supervisor.url}
+            **{
+                "policy.engine": "external",
+                "policy.url": supervisor.url,
+                "policy.track_rego_dir": True,  # edits without a revision bump still purge caches
+            }
         )
     ctx = multiprocessing.get_context("spawn")
     payload = worker_settings.model_dump_json()

@@ -250,7 +250,7 @@ class PolicySettings(_Section):
     decision_path: str = "crm/gateway/decision"
     rego_dir: Path = Path("rego")
     opa_binary: str = ""  # empty: PATH, then .tools/bin/opa
-    timeout: float = Field(default=0.05, gt=0)
+    timeout: float = Field(default=0.1, gt=0)  # decision deadline; slower = deny (503)
     report_only: bool = False
     purpose_header: str = "X-Purpose"
     justification_header: str = "X-Justification"
@@ -367,6 +367,8 @@ class AdminSettings(_Section):
     prefix: str = "/_gateway"
     # Networks allowed to call admin endpoints other than health/ready/metrics.
     allowed_networks: tuple[str, ...] = ("127.0.0.1/32", "::1/128")
+    # Roles whose members may revoke and restore subjects through the admin API.
+    roles: tuple[str, ...] = ("security_admin",)
 
 
 _DAY = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]

@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -32,8 +33,10 @@ if TYPE_CHECKING:
     from gateway.audit.emitter import AuditEmitter
     from gateway.handler import Access
     from gateway.identity import Identity, RequestGuard
+    from gateway.monitor.anomaly import AnomalyDetector
     from gateway.monitor.metrics import Metrics
     from gateway.policy.engine import PolicyEngine
+    from gateway.state.revocation import RevocationList
     from gateway.upstream import Upstream
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -45,6 +48,7 @@ class Stages:
     settings: Settings
     upstream: Upstream
     identity: Identity
+    revocations: RevocationList
     guard: RequestGuard
     policy: PolicyEngine
     taxonomy: Taxonomy
@@ -56,16 +60,38 @@ class Stages:
     trusted_proxies: tuple[Network, ...]
     spoofable_headers: frozenset[str]
     identity_headers: Callable[[Subject], list[tuple[str, str]]]
+    anomaly: AnomalyDetector | None = None
     case_insensitive: bool = False
 
     def record(self, access: Access) -> None:
         """Audit and count one finished request. Never raises into the request."""
         try:
+            self._observe(access)
             for event in self._events(access):
                 self.audit.emit(event)
             self.metrics.observe_access(access, (time.perf_counter() - access.started) * 1000)
         except Exception:
             log.exception("audit record failed for request %s", access.request_id)
+
+    def _observe(self, access: Access) -> None:
+        """Feed the anomaly detector (distinct customers, blocked bursts, honeytokens)."""
+        if self.anomaly is None or access.subject is None:
+            return
+        from gateway.monitor.anomaly import ids_by_level
+
+        self.anomaly.observe(
+            subject_id=access.subject.id,
+            record_ids_by_level=ids_by_level(access.report),
+            blocked=access.status in (403, 429)
+            or (access.decision is not None and not access.decision.allow),
+            now=datetime.now(UTC),
+        )
+
+    def _honeytoken(self, access: Access) -> bool:
+        if self.anomaly is None:
+            return False
+        records = access.report.get("records") or {}
+        return bool(self.anomaly.check_honeytokens(records.get("ids") or ()))
 
     async def record_durable(self, access: Access) -> None:
         """Strict audit mode: the release event is durable before data leaves (or 503)."""
@@ -89,6 +115,7 @@ class Stages:
                 "purpose": access.purpose,
                 "pii_categories": sorted({hit["category"] for hit in access.request_pii}),
                 "justification": access.justification,
+                "honeytoken": self._honeytoken(access),
             },
             decision_dict={
                 "allow": decision.allow if decision else False,

@@ -7,6 +7,7 @@ import asyncio
 import orjson
 from aiohttp import web
 
+from gateway.admin.revocations import add_revocation_routes
 from gateway.errors import NotFound
 from gateway.stages import STAGES
 from gateway.state.client import ping
@@ -35,12 +36,16 @@ async def ready(request: web.Request) -> web.Response:
         stages.policy.ready(),
         ping(settings.redis.url) if settings.redis.url else _true(),
     )
+    stale = stages.revocations.stale_for()
+    max_stale = settings.identity.revocation_max_staleness
+    revocations_ok = not (settings.redis.url and max_stale and stale > max_stale)
     checks = {
         "upstream": upstream_ok,
         "policy": policy_ok,
         "redis": redis_ok if settings.redis.url else "not configured",
+        "revocations": revocations_ok,
     }
-    ok = upstream_ok and policy_ok and redis_ok
+    ok = upstream_ok and policy_ok and redis_ok and revocations_ok
     body: dict[str, object] = {"status": "ready" if ok else "not ready", "checks": checks}
     if settings.policy.report_only:
         body["report_only"] = True
@@ -68,4 +73,5 @@ def add_routes(app: web.Application, prefix: str) -> None:
     app.router.add_get(f"{prefix}/health", health)
     app.router.add_get(f"{prefix}/ready", ready)
     app.router.add_get(f"{prefix}/metrics", metrics)
+    add_revocation_routes(app, prefix)
     app.router.add_route("*", prefix + "/{tail:.*}", not_found)
