@@ -56,9 +56,11 @@ _break_glass_grants contains grant if {
 	grant.type == "break_glass"
 }
 
-# Break-glass needs the justification header on this very request.
+# Break-glass needs the justification header on this very request, and is for
+# staff only: external partners never unmask through an emergency grant.
 _break_glass_applied if {
 	count(_break_glass_grants) > 0
+	not input.subject.partner
 	input.request.justification == true
 	input.request.operation in _config.break_glass.operations
 }

@@ -262,6 +262,14 @@ test_break_glass_not_for_export if {
 	d.obligations.audit_level == "basic"
 }
 
+test_break_glass_never_for_partners if {
+	g := grant("break_glass", [], {"level": "L4", "justification": "INC-7"})
+	subject := {"clearance": "L1", "roles": ["partner_agent"], "partner": true, "partner_expires": "2099-01-01T00:00:00Z"}
+	d := decide(subject, {"justification": true}, [g])
+	d.fields.income == strict
+	d.fields.mobile == strict
+}
+
 test_break_glass_needs_mfa if {
 	g := grant("break_glass", [], {"level": "L4"})
 	d := decide({"clearance": "L1", "mfa": false}, {"justification": true}, [g])
