@@ -127,9 +127,19 @@ def cmd_users(args: argparse.Namespace) -> int:
             print(f"new key (hand it over once, it is not stored): {clear}")
         print(digest)
         return 0
-    from gateway.identity.revocation import revoke_user
+    from gateway.identity.revocation import list_revoked, restore_user, revoke_user
 
     settings = _load(args.config)
+    if args.users_cmd == "list-revoked":
+        for entry in asyncio.run(list_revoked(settings)):
+            print(f"{entry.subject_id}\t{entry.at}\tby {entry.by}\t{entry.reason}")
+        return 0
+    if args.users_cmd == "restore":
+        if not asyncio.run(restore_user(settings, args.id, args.by)):
+            print(f"{args.id} was not revoked", file=sys.stderr)
+            return 1
+        print(f"restored {args.id}")
+        return 0
     asyncio.run(revoke_user(settings, args.id, args.reason, args.by))
     shared = settings.redis.url or "this process"
     print(f"revoked {args.id}: every gateway sharing {shared} refuses it")
@@ -208,6 +218,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--reason", required=True)
     r.add_argument("--by", default="cli")
     r.add_argument("--config")
+    rs = usub.add_parser("restore", help="lift a revocation")
+    rs.add_argument("id")
+    rs.add_argument("--by", default="cli")
+    rs.add_argument("--config")
+    ls = usub.add_parser("list-revoked", help="who is revoked, when, by whom and why")
+    ls.add_argument("--config")
     k = usub.add_parser("hash-key", help="print the directory hash of an API key (new key if none)")
     k.add_argument("key", nargs="?")
     k.add_argument("--config")
