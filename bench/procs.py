@@ -135,10 +135,8 @@ class Proc:
         for p in reversed(pids):
             with contextlib.suppress(OSError):
                 os.kill(p, signal.SIGTERM)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self.popen.wait(timeout)
-        except subprocess.TimeoutExpired:
-            pass
         deadline = time.monotonic() + timeout
         for p in pids:
             while time.monotonic() < deadline and Path(f"/proc/{p}").exists():
