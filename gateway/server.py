@@ -11,10 +11,15 @@ import multiprocessing
 import signal
 import sys
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from gateway.errors import ConfigError
 from gateway.settings import Settings
+
+if TYPE_CHECKING:
+    from multiprocessing.synchronize import Event as EventType
 
 
 def _install_uvloop() -> None:
@@ -65,10 +70,10 @@ async def _serve_forever(
         await runner.cleanup()
 
 
-def _worker(settings_json: str, reuse_port: bool) -> None:
+def _worker(settings_json: str, reuse_port: bool, ready: EventType) -> None:
     settings = Settings.model_validate_json(settings_json)
     _install_uvloop()
-    asyncio.run(_serve_forever(settings, reuse_port, lambda: None))
+    asyncio.run(_serve_forever(settings, reuse_port, ready.set))
 
 
 def serve(settings: Settings, *, announce: Callable[[str], None] = print) -> int:
@@ -112,15 +117,20 @@ async def _supervise_workers(
         )
     ctx = multiprocessing.get_context("spawn")
     payload = worker_settings.model_dump_json()
-    procs = [ctx.Process(target=_worker, args=(payload, True)) for _ in range(workers)]
+    readiness = [ctx.Event() for _ in range(workers)]
+    procs = [ctx.Process(target=_worker, args=(payload, True, ev)) for ev in readiness]
     for p in procs:
         p.start()
-    announce(f"crm-gateway listening on {url} with {workers} workers")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
+        while not all(ev.is_set() for ev in readiness):
+            if stop.is_set() or not all(p.is_alive() for p in procs):
+                raise ConfigError("a worker failed to start (see its error above)")
+            await asyncio.sleep(0.05)
+        announce(f"crm-gateway listening on {url} with {workers} workers")
         while not stop.is_set() and all(p.is_alive() for p in procs):
             try:
                 await asyncio.wait_for(stop.wait(), timeout=0.5)

@@ -545,7 +545,14 @@ class Settings(_Section):
         return self
 
     def path(self, p: Path) -> Path:
-        return p if p.is_absolute() else self.base_dir / p
+        """Relative paths resolve from `base_dir`; the shipped defaults (config/, rego/)
+        fall back to the source tree, so a file naming only `upstream.url` works anywhere."""
+        if p.is_absolute():
+            return p
+        local = self.base_dir / p
+        if not local.exists() and (REPO_ROOT / p).exists():
+            return REPO_ROOT / p
+        return local
 
     def with_overrides(self, **dotted: Any) -> Settings:
         """Return a copy with `section.key` overrides applied and re-validated."""
