@@ -357,6 +357,8 @@ async def _respond(
         )
     finally:
         access.report = enforcer.report.to_audit()
+    if result.would_block:
+        access.error = f"report_only_would_block: {result.would_block}"[:200]
     return result.response
 
 

@@ -12,7 +12,6 @@ Responses go one of two ways:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
@@ -44,6 +43,7 @@ class RelayResult:
     bytes_in: int = 0
     bytes_out: int = 0
     rewritten: bool = False
+    would_block: str | None = None  # report-only: why enforcement would have refused
 
 
 def has_body(method: str, status: int) -> bool:
@@ -157,9 +157,9 @@ async def rewrite(
     try:
         async for chunk in up.chunks():
             result.bytes_in += len(chunk)
-            out = _feed(rewriter, chunk, report_only)
+            out = _feed(rewriter, chunk, result) if report_only else rewriter.feed(chunk)
             await send(chunk if report_only else out)
-        tail = _finish(rewriter, report_only)
+        tail = _finish(rewriter, result) if report_only else rewriter.finish()
         if not report_only:
             pending.append(tail)
     except (RewriteError, BlockResponse, ResponseTooLarge, AuditUnavailable) as exc:
@@ -182,20 +182,22 @@ async def rewrite(
     return result
 
 
-def _feed(rewriter: BodyRewriter, chunk: bytes, report_only: bool) -> bytes:
-    if not report_only:
-        return rewriter.feed(chunk)
-    # Report-only: the audit records it; the CRM's bytes go out unchanged.
-    with contextlib.suppress(RewriteError, BlockResponse):
-        rewriter.feed(chunk)
+def _feed(rewriter: BodyRewriter, chunk: bytes, result: RelayResult) -> bytes:
+    """Report-only: run the rewriter for its report; the CRM's bytes go out unchanged."""
+    if result.would_block is None:
+        try:
+            rewriter.feed(chunk)
+        except (RewriteError, BlockResponse) as exc:
+            result.would_block = f"{type(exc).__name__}: {exc}"
     return b""
 
 
-def _finish(rewriter: BodyRewriter, report_only: bool) -> bytes:
-    if not report_only:
-        return rewriter.finish()
-    with contextlib.suppress(RewriteError, BlockResponse):
-        rewriter.finish()
+def _finish(rewriter: BodyRewriter, result: RelayResult) -> bytes:
+    if result.would_block is None:
+        try:
+            rewriter.finish()
+        except (RewriteError, BlockResponse) as exc:
+            result.would_block = f"{type(exc).__name__}: {exc}"
     return b""
 
 

@@ -119,7 +119,9 @@ class Stages:
             },
             decision_dict={
                 "allow": decision.allow if decision else False,
-                "reason": decision.reason if decision else (access.error or ""),
+                "reason": "; ".join(
+                    r for r in ((decision.reason if decision else ""), access.error or "") if r
+                ),
                 "revision": decision.revision if decision else "",
                 "cache_hit": access.cache_hit,
                 "report_only": access.report_only,
