@@ -27,7 +27,7 @@ from gateway.server import serve
 from gateway.settings import load_settings
 
 
-def self_times(root: Frame, top: int = 40) -> dict[str, object]:
+def self_times(root: Frame, top: int = 100) -> dict[str, object]:
     """Self and inclusive time per function over the whole tree.
 
     Self time says where the CPU is; inclusive time (recursion counted once)
