@@ -550,7 +550,8 @@ class Settings(_Section):
         if p.is_absolute():
             return p
         local = self.base_dir / p
-        if not local.exists() and (REPO_ROOT / p).exists():
+        shipped = p.parts[:1] in (("config",), ("rego",))  # read-only defaults, never outputs
+        if shipped and not local.exists() and (REPO_ROOT / p).exists():
             return REPO_ROOT / p
         return local
 
