@@ -101,7 +101,10 @@ def _target_workers(doc: Row) -> list[str] | None:
     if not (w1 and w2):
         return None
     r = w2["rps"] / w1["rps"]
-    text = f"{r:.2f}x ({w2['rps']:.0f} vs {w1['rps']:.0f} req/s, unpinned)"
+    text = (
+        f"{r:.2f}x ({w2['rps']:.0f} vs {w1['rps']:.0f} req/s, unpinned; the gateway used "
+        f"{w2['sut_cpu_util']:.2f} vs {w1['sut_cpu_util']:.2f} cores, wrk and upstream the rest)"
+    )
     pw1 = _one(doc, config="plain-w1", kind="workers")
     pw2 = _one(doc, config="plain-w2", kind="workers")
     if pw1 and pw2:
@@ -238,11 +241,19 @@ def other_sections(doc: Row) -> list[str]:
             *_table(["config", *tail], rows),
         ]
     if _runs(doc, kind="workers"):
-        rows = _simple_rows(_runs(doc, kind="workers"), workers=True)
+        runs = _runs(doc, kind="workers")
+        rows = [
+            [*row, f"{r['sut_cpu_util']:.2f}"]
+            for row, r in zip(_simple_rows(runs, workers=True), runs, strict=True)
+        ]
         out += [
             "## Workers (20-record page, unpinned: proxy, wrk and upstream share both cores)",
             "",
-            *_table(["config", "workers", *tail], rows),
+            "On 2 cores the load generator and the upstream take CPU from the second worker: "
+            "`cores` is the CPU the system under test actually got (CPU seconds / wall seconds). "
+            "Throughput per core is the scaling figure that transfers to a bigger machine.",
+            "",
+            *_table(["config", "workers", *tail, "cores"], rows),
         ]
     if _runs(doc, kind="opa"):
         out += [
@@ -278,7 +289,9 @@ def fixed_rate_section(doc: Row) -> list[str]:
         f"{ref.get('max_rps', 0):.0f} req/s)",
         "",
         "bench/fixed_rate.py: request i is due at start + i/rate and its latency counts from "
-        "the due time (no coordinated omission). The Python client shares CPU 1 with the upstream.",
+        "the due time (no coordinated omission). The Python client shares CPU 1 with the upstream "
+        "and adds its own cost to every figure: compare with the direct row (wrk measures "
+        "direct at 1 connection much lower).",
         "",
         *_table(head, rows),
     ]
