@@ -263,3 +263,16 @@ def test_ocsf_required_attributes_present() -> None:
     assert ev["metadata"]["product"]["name"] == "crm-gateway"
     assert ev["api"]["operation"]
     assert ev["unmapped"]["crm"]["tiers"] == {"VIP": 1, "一般": 1}
+
+
+def test_gateway_request_ids_are_kept_verbatim() -> None:
+    """The handler's uuid4-hex request id is the join key between a response's
+    X-Request-Id and its events; a digit run in it is not PII and must survive."""
+    rid = "ab" + MOBILE + "cdef0123456789abcde"  # 32 hex chars with a mobile-shaped run
+    assert len(rid) == 32
+    ev = _build(request_id=rid)
+    assert ev["metadata"]["correlation_uid"] == rid
+    assert ev["http_request"]["uid"] == rid
+    assert ev["api"]["request"]["uid"] == rid
+    # Anything not shaped like a gateway id is still scrubbed.
+    assert _build(request_id=f"req {MOBILE}")["metadata"]["correlation_uid"] == "req [redacted]"
