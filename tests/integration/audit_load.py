@@ -96,13 +96,19 @@ class GatewayConfig:
 
 def start_gateway(cfg: GatewayConfig, *, wait: bool = True) -> subprocess.Popen[bytes]:
     env = {**os.environ, KEY_ENV: KEY_HEX}
-    proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "crm-gateway"), "serve", "--config", str(cfg.write())],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    with (cfg.tmp / "gateway.log").open("ab") as log:  # a pipe nobody reads could fill up
+        proc = subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "crm-gateway"),
+                "serve",
+                "--config",
+                str(cfg.write()),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     if wait:
         wait_for_port(cfg.port, timeout=30, proc=proc)
     return proc
@@ -111,15 +117,11 @@ def start_gateway(cfg: GatewayConfig, *, wait: bool = True) -> subprocess.Popen[
 def stop_gateway(proc: subprocess.Popen[bytes]) -> None:
     """SIGTERM (clean shutdown: the emitter seals and drains), then close the pipe."""
     stop_process(proc)
-    if proc.stderr is not None:
-        proc.stderr.close()
 
 
 def kill_9(proc: subprocess.Popen[bytes]) -> None:
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=10)
-    if proc.stderr is not None:
-        proc.stderr.close()
 
 
 @dataclass
