@@ -179,7 +179,8 @@ async def drive(
 def stream_events(redis_url: str, stream: str = STREAM) -> list[dict[str, Any]]:
     client = redis_sync.Redis.from_url(redis_url)
     try:
-        return [orjson.loads(f[b"e"]) for _, f in client.xrange(stream)]
+        rows: list[tuple[bytes, dict[bytes, bytes]]] = client.xrange(stream)  # type: ignore[assignment]
+        return [orjson.loads(fields[b"e"]) for _, fields in rows]
     finally:
         client.close()
 
