@@ -217,20 +217,19 @@ async def test_strict_mode_without_redis_or_spool_is_503_without_data(
         al.stop_gateway(gw)
 
 
-def test_unusable_spool_directory_refuses_to_start(tmp_path: Path, crm_port: int) -> None:
+def test_unusable_spool_directory_refuses_to_start(
+    tmp_path: Path, crm_port: int, own_redis: RedisProcess
+) -> None:
     """A spool path under a regular file (fails for root too): the gateway does not
     start at all, so it can never serve strict-level data without a spool."""
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("x", encoding="utf-8")
     cfg = al.GatewayConfig(
-        tmp_path,
-        crm_port,
-        f"redis://127.0.0.1:{free_port()}/0",
-        strict_levels=STRICT,
-        spool_dir=blocker / "spool",
+        tmp_path, crm_port, own_redis.url, strict_levels=STRICT, spool_dir=blocker / "spool"
     )
     gw = al.start_gateway(cfg, wait=False)
     try:
         assert gw.wait(timeout=30) != 0
     finally:
         al.stop_gateway(gw)
+    assert "NotADirectoryError" in (tmp_path / "gateway.log").read_text(encoding="utf-8")
