@@ -154,6 +154,9 @@ def test_secrets_are_referenced_not_inlined() -> None:
         for vol in spec.get("volumes", []):
             if "secret" in vol:
                 assert vol["secret"]["secretName"] in secrets
+    # Read-only mounts: the seal key's public half must be shipped next to it.
+    seal = secrets["crm-gateway-audit-seal"]["stringData"]
+    assert {"seal-ed25519.pem", "seal-ed25519.pem.pub"} <= set(seal)
 
 
 def test_network_policy_limits_the_gateway() -> None:
@@ -203,6 +206,11 @@ def test_compose_wires_redis_opa_and_secrets() -> None:
                 assert INTERPOLATION.search(value), (name, key)
         assert svc["read_only"] is True, name
     assert services["audit-shipper"]["command"][:4] == ["audit", "ship", "--to", "syslog"]
+    for name, svc in {**gateways, "audit-shipper": services["audit-shipper"]}.items():
+        targets = {s if isinstance(s, str) else s["target"] for s in svc["secrets"]}
+        assert targets == {"audit_seal_key", "audit_seal_key.pub"}, name
+    declared = _compose()["secrets"]
+    assert all(d["file"].startswith("./secrets/") for d in declared.values())
     assert "0.0.0.0" in services["crm-demo"]["command"][0]
 
 
