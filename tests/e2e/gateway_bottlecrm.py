@@ -32,13 +32,11 @@ CATALOG = ROOT / "config" / "crm" / "bottlecrm.yaml"
 
 API_ACTIVITY = 6003  # OCSF class of the per-request events
 
-# Same values as config/bottlecrm-gateway.yaml.
-INTROSPECTION = {
-    "path": "/api/profile/",
-    "user_id_path": "user_obj.user_details.id",
-    "email_path": "user_obj.user_details.email",
-    "directory_match": "email",
-}
+# Introspection exactly as the example config sets it up for BottleCRM.
+EXAMPLE_CONFIG = ROOT / "config" / "bottlecrm-gateway.yaml"
+INTROSPECTION: dict[str, Any] = yaml.safe_load(EXAMPLE_CONFIG.read_text(encoding="utf-8"))[
+    "identity"
+]["crm_introspection"]
 
 # Every catalogued read route that returns customer data, filled with seeded ids.
 READ_ROUTES = {
