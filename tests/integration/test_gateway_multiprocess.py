@@ -130,8 +130,11 @@ async def test_cli_revocation_refuses_the_user_on_both_replicas(replicas: Replic
             "--config", str(replicas.config), cwd=ROOT,
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
-        polls = [_first_refusal(s, replicas.url(i), key, started) for i in range(2)]
-        *delays, (_, err) = await asyncio.gather(*polls, revoke.communicate())
+        cli = asyncio.ensure_future(revoke.communicate())
+        delays = await asyncio.gather(
+            *(_first_refusal(s, replicas.url(i), key, started) for i in range(2))
+        )
+        _, err = await cli
         assert revoke.returncode == 0, err.decode()
         cli_done = time.monotonic() - started
         print(
