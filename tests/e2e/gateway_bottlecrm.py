@@ -32,11 +32,9 @@ CATALOG = ROOT / "config" / "crm" / "bottlecrm.yaml"
 
 API_ACTIVITY = 6003  # OCSF class of the per-request events
 
-# Introspection exactly as the example config sets it up for BottleCRM.
+# Introspection and stripped headers exactly as the example config sets them.
 EXAMPLE_CONFIG = ROOT / "config" / "bottlecrm-gateway.yaml"
-INTROSPECTION: dict[str, Any] = yaml.safe_load(EXAMPLE_CONFIG.read_text(encoding="utf-8"))[
-    "identity"
-]["crm_introspection"]
+_IDENTITY: dict[str, Any] = yaml.safe_load(EXAMPLE_CONFIG.read_text(encoding="utf-8"))["identity"]
 
 # Every catalogued read route that returns customer data, filled with seeded ids.
 READ_ROUTES = {
@@ -87,7 +85,8 @@ async def start_bottlecrm_gateway(
     values: dict[str, Any] = {
         "identity.directory": str(DIRECTORY),
         "identity.authenticators": ["crm_introspection"],
-        "identity.crm_introspection": INTROSPECTION,
+        "identity.crm_introspection": _IDENTITY["crm_introspection"],
+        "identity.strip_request_headers": _IDENTITY["strip_request_headers"],
         "classification.catalog": str(CATALOG),
         "policy.engine": engine,
         "routes": [],
@@ -105,10 +104,17 @@ async def fetch(
     token: str | None,
     header: str = "Authorization",
 ) -> Reply:
-    headers = {"X-Purpose": "service"}
+    headers = {}
     if token is not None:
         headers[header] = f"Bearer {token}" if header == "Authorization" else token
-    async with session.get(gateway.url + path, headers=headers) as resp:
+    return await fetch_with(session, gateway, path, headers)
+
+
+async def fetch_with(
+    session: aiohttp.ClientSession, gateway: Gateway, path: str, headers: dict[str, str]
+) -> Reply:
+    """GET through the gateway with exactly these headers (plus a declared purpose)."""
+    async with session.get(gateway.url + path, headers={"X-Purpose": "service", **headers}) as resp:
         body = await resp.read()
         return Reply(resp.status, dict(resp.headers), body.decode("utf-8", "replace"))
 
