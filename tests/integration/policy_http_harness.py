@@ -8,6 +8,9 @@ loopback into another zone through `guard.network_zones`).
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +23,7 @@ from aiohttp import web
 from gateway.demo.crm import create_demo_crm
 from gateway.identity.apikeys import hash_key
 from tests.conftest import free_port
+from tests.integration.audit_load import stream_events
 from tests.integration.gateway_harness import Gateway, start_gateway
 
 # Every subject the tests call as; "key" is the API key, the rest is the directory entry.
@@ -103,6 +107,9 @@ def headers(name: str, **extra: str) -> dict[str, str]:
 
 
 def audit_events(gw: Gateway) -> list[dict[str, Any]]:
+    """The gateway's audit events: the Redis stream when it has Redis, else the file."""
+    if gw.settings.redis.url:
+        return stream_events(gw.settings.redis.url, gw.settings.audit.stream)
     path = gw.settings.path(gw.settings.audit.file)
     if not path.exists():
         return []
@@ -123,3 +130,19 @@ def policy_copy(dest: Path, root: Path, **config: Any) -> Path:
 
 # Working hours every day, all day, no holidays: tests must not depend on the clock.
 ALWAYS_OPEN = {str(d): {"start": 0, "end": 24} for d in range(1, 8)}
+
+
+async def wait_event(
+    gw: Gateway, match: Callable[[dict[str, Any]], bool], within: float = 5.0
+) -> dict[str, Any]:
+    """The last audit event's `unmapped.crm` part that matches (events are written
+    asynchronously, so poll the file)."""
+    started = time.monotonic()
+    while True:
+        for event in reversed(audit_events(gw)):
+            crm = event.get("unmapped", {}).get("crm", {})
+            if crm.get("decision") and match(crm):
+                return dict(crm)
+        if time.monotonic() - started > within:
+            raise AssertionError(f"no matching audit event within {within}s")
+        await asyncio.sleep(0.05)
