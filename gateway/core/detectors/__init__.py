@@ -21,6 +21,7 @@ Public API:
 from __future__ import annotations
 
 import bisect
+import functools
 import ipaddress
 import re
 from dataclasses import dataclass
@@ -114,10 +115,28 @@ def _resolve(found: list[Found]) -> list[Found]:
     return kept
 
 
+# Free text repeats (templated notes, remarks copied across records, the same
+# record on every page); detection is pure, so short texts are memoised.
+_MEMO_MAX_LEN = 256
+_MEMO_SIZE = 4096
+
+
 def detect(text: str) -> list[Hit]:
     """Scan free text. Spans index the original `text`, so masking replaces its characters."""
-    if len(text) < 5:
+    n = len(text)
+    if n < 5:
         return []
+    if n <= _MEMO_MAX_LEN:
+        return list(_detect_memo(text))
+    return _detect(text)
+
+
+@functools.lru_cache(maxsize=_MEMO_SIZE)
+def _detect_memo(text: str) -> tuple[Hit, ...]:
+    return tuple(_detect(text))
+
+
+def _detect(text: str) -> list[Hit]:
     norm = normalize(text)
     hits = []
     for start, end, cat, det, conf in _resolve(_candidates(norm.text)):
@@ -131,7 +150,20 @@ def classify_value(value: str, key_hint: str | None = None) -> Hit | None:
 
     `key_hint` (the field name) serves as the context keyword that detectors
     without a checksum (legacy IDs, passports, postal codes, accounts) require.
+    Memoised (values repeat: enums, statuses, the same customer on every page);
+    a Hit is immutable, so callers may share it.
     """
+    if len(value) > 256:
+        return None
+    return _classify_memo(value, key_hint)
+
+
+@functools.lru_cache(maxsize=_MEMO_SIZE)
+def _classify_memo(value: str, key_hint: str | None) -> Hit | None:
+    return _classify_value(value, key_hint)
+
+
+def _classify_value(value: str, key_hint: str | None = None) -> Hit | None:
     n = len(value)
     ctx = key_hint.lower() if key_hint else ""
     if n < 5 or n > 256:

@@ -140,10 +140,16 @@ class Masker:
         Unknown categories raise KeyError and BLOCK raises MaskingError; both
         must block the response (fail closed).
         """
+        return self.compiled(category, action)(value)
+
+    def compiled(self, category: str, action: Action) -> Callable[[Any], Any]:
+        """The memoised `compile(category, action)`: callers that apply one pair to
+        many values (an enforcer's per-record plan) bind it once and skip `apply`'s
+        per-call lookup."""
         fn = self._compiled.get((category, action))
         if fn is None:
             fn = self._compiled[(category, action)] = self.compile(category, action)
-        return fn(value)
+        return fn
 
     def compile(self, category: str, action: Action) -> Callable[[Any], Any]:
         """`apply` for one (category, action), as a function of the value alone.
