@@ -29,6 +29,7 @@ from gateway.core.rewrite import BlockResponse
 from gateway.core.taxonomy import Taxonomy
 
 _NO_BULK: frozenset[str] = frozenset()
+_RESCANNED = (str, list, dict)  # operator outputs that may still hold an identifier
 # one planned field: key, the masker's function for its (category, action), residue
 _Bound = tuple[str, Callable[[Any], Any], "re.Pattern[str] | None"]
 
@@ -243,14 +244,15 @@ class Enforcer(ValueRewriter):
             del out[key]
         for key, fn, residue in self._bind(plan):
             value = record[key]
-            if value is not None:
-                new = fn(value)
-                if new is DROPPED:
-                    del out[key]
-                elif residue is None or not isinstance(new, str | list | dict):
-                    out[key] = new
-                else:
-                    out[key] = self._residue(new, table, residue)
+            if value is None:
+                continue
+            new = fn(value)
+            if new is DROPPED:
+                del out[key]
+                continue
+            if residue is not None and isinstance(new, _RESCANNED):
+                new = self._residue(new, table, residue)
+            out[key] = new
         for key, slot in plan.dynamic:
             skey = str(key)
             new = self._value(record[key], skey, skey, slot, table)

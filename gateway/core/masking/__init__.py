@@ -117,6 +117,29 @@ def _never_clear(value: Any) -> Any:
     return NEVER_CLEAR if isinstance(value, str) else None
 
 
+# Short field values repeat across records and pages (names, employers, statuses,
+# addresses); every string operator is a pure function of its input, so each
+# compiled (category, action) remembers its recent answers. Bounded: emptied when full.
+_MEMO_MAX_LEN = 64
+_MEMO_SIZE = 4096
+
+
+def _memoised(fn: Callable[[str], str]) -> Callable[[str], str]:
+    memo: dict[str, str] = {}
+
+    def cached(value: str) -> str:
+        out = memo.get(value)
+        if out is None:
+            out = fn(value)
+            if len(value) <= _MEMO_MAX_LEN:
+                if len(memo) >= _MEMO_SIZE:
+                    memo.clear()
+                memo[value] = out
+        return out
+
+    return cached
+
+
 class Masker:
     """Applies actions to values under one taxonomy and one pseudonym key.
 
@@ -168,8 +191,9 @@ class Masker:
             return _never_clear
         if verb is Verb.ALLOW:
             return _identity
-        string_fn = self._string_fn(cat, verb, action.style or "standard")
-        number_fn = self._number_fn(cat, verb, string_fn)
+        raw_string_fn = self._string_fn(cat, verb, action.style or "standard")
+        number_fn = self._number_fn(cat, verb, raw_string_fn)
+        string_fn = raw_string_fn if raw_string_fn is ops.fixed else _memoised(raw_string_fn)
 
         def fn(value: Any) -> Any:
             cls = value.__class__

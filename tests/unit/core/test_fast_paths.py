@@ -98,3 +98,34 @@ def test_compiled_is_compile(category: str, action: Action, value: Any) -> None:
     masker = Masker(TAX, b"fast-path-test-key-0123456789abc")
     assert masker.compiled(category, action) is masker.compiled(category, action)
     assert masker.compiled(category, action)(value) == masker.compile(category, action)(value)
+
+
+@given(
+    st.sampled_from(sorted(c.name for c in TAX.categories.values())),
+    st.sampled_from(
+        [
+            Action(Verb.MASK, "standard"),
+            Action(Verb.MASK, "strict"),
+            Action(Verb.GENERALISE),
+            Action(Verb.PSEUDONYMISE),
+        ]
+    ),
+    st.lists(TEXTS, min_size=1, max_size=4),
+)
+def test_memoised_string_operators_repeat_their_first_answer(
+    category: str, action: Action, values: list[str]
+) -> None:
+    """A compiled function answers a repeated value exactly as a fresh compile does."""
+    masker = Masker(TAX, b"fast-path-test-key-0123456789abc")
+    fn = masker.compiled(category, action)
+    for value in values + values:
+        assert fn(value) == masker.compile(category, action)(value)
+
+
+def test_operator_memo_is_bounded() -> None:
+    masker = Masker(TAX, b"fast-path-test-key-0123456789abc")
+    fn = masker.compiled("mobile", Action(Verb.MASK, "standard"))
+    fresh = masker.compile("mobile", Action(Verb.MASK, "standard"))
+    values = [f"138{i:08d}" for i in range(5000)]  # more than the memo holds
+    assert [fn(v) for v in values] == [fresh(v) for v in values]
+    assert fn(values[0]) == fresh(values[0])
