@@ -64,7 +64,7 @@ class ValueRewriter:
         """Scan what an operator left when it looks like another identifier."""
         kind = type(new)
         if kind is str:
-            return self._text(new, table) if residue.search(new) else new
+            return self._text(new, table) if _looks_like_more(residue, new) else new
         if kind is list:
             return [self._residue(v, table, residue) for v in new]
         if kind is dict:
@@ -127,3 +127,23 @@ class ValueRewriter:
                 self.report.blocked_reason = f"text {hit.category}"
                 raise BlockResponse(f"the policy blocks {hit.category}")
         return self._masker.mask_text(text, hits, lambda h: table.action(h.category)[1])
+
+
+# Masked outputs repeat far more than inputs ("***", "张*", "138****5678" shapes),
+# so whether one still looks like an identifier is remembered (bounded; emptied
+# when full). Keyed by the pattern's source and flags: same source, same answer.
+_RESCAN: dict[tuple[str, int, str], bool] = {}
+_RESCAN_MAX_LEN = 64
+_RESCAN_SIZE = 8192
+
+
+def _looks_like_more(residue: re.Pattern[str], text: str) -> bool:
+    key = (residue.pattern, residue.flags, text)
+    found = _RESCAN.get(key)
+    if found is None:
+        found = residue.search(text) is not None
+        if len(text) <= _RESCAN_MAX_LEN:
+            if len(_RESCAN) >= _RESCAN_SIZE:
+                _RESCAN.clear()
+            _RESCAN[key] = found
+    return found

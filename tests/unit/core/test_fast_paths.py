@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.core import detectors
+from gateway.core.enforce._values import _looks_like_more
 from gateway.core.masking import Masker
 from gateway.core.model import Action, Verb
 from gateway.core.taxonomy import Taxonomy
@@ -129,3 +131,11 @@ def test_operator_memo_is_bounded() -> None:
     values = [f"138{i:08d}" for i in range(5000)]  # more than the memo holds
     assert [fn(v) for v in values] == [fresh(v) for v in values]
     assert fn(values[0]) == fresh(values[0])
+
+
+@given(TEXTS, st.sampled_from([r"\d(?:[ -]?\d){8,}|@", r"\d(?:[ -]?\d){8,}"]))
+def test_rescan_memo_matches_the_pattern(text: str, source: str) -> None:
+    pattern = re.compile(source)
+    expected = pattern.search(text) is not None
+    assert _looks_like_more(pattern, text) is expected
+    assert _looks_like_more(pattern, text) is expected  # the memoised answer
