@@ -40,7 +40,8 @@ STAFF: dict[str, dict[str, Any]] = {
     "mkt": {"roles": ["marketing"], "department": "marketing", "clearance": "L2"},
     "retention": {"roles": ["retention"], "department": "retail", "clearance": "L2"},
     "admin": {"roles": ["data_admin"], "department": "it", "clearance": "L4", "mfa": True},
-    "partner-01": {"roles": ["partner"], "department": "partner", "clearance": "L2",
+    # An agency selling for the retail department: grade C is visible to its department.
+    "partner-01": {"roles": ["partner"], "department": "retail", "clearance": "L2",
                 "partner": True, "partner_expires": "2099-01-01",
                 "allowed_networks": ["127.0.0.0/8"]},
     "partner_old": {"roles": ["partner"], "department": "partner", "clearance": "L2",
@@ -90,9 +91,7 @@ async def start_demo_crm(count: int = 60) -> DemoCrm:
     return DemoCrm(runner, url, records)
 
 
-async def start_policy_gateway(
-    tmp_path: Path, crm: DemoCrm, **overrides: Any
-) -> Gateway:
+async def start_policy_gateway(tmp_path: Path, crm: DemoCrm, **overrides: Any) -> Gateway:
     """A gateway whose directory is STAFF; give `policy.engine`/`policy.url` or `rego_dir`."""
     directory = write_staff_directory(tmp_path / "staff.yaml")
     values: dict[str, Any] = {"identity.directory": str(directory), "policy.timeout": 2.0}
