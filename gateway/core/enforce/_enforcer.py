@@ -66,6 +66,7 @@ class Enforcer(ValueRewriter):
         # id(plan) -> (plan, its work with each (category, action) bound to the
         # masker's compiled function): one lookup per record instead of one per field.
         self._bound: dict[int, tuple[Plan, tuple[_Bound, ...]]] = {}
+        self._acts = {}
 
     # --- RecordEnforcer -------------------------------------------------------
 

@@ -10,6 +10,7 @@ match are scanned as free text, where only the detected spans are masked.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from gateway.core import detectors
@@ -20,6 +21,10 @@ from gateway.core.model import Action, Verb
 from gateway.core.report import EnforcementReport, outcome_of
 from gateway.core.rewrite import BlockResponse
 
+_NOT_MASKED = frozenset({Verb.ALLOW, Verb.BLOCK, Verb.DROP})
+# table, level, action, report outcome, compiled masker function (None: not masked), residue
+_Act = tuple[ActionTable, str, Action, str, Callable[[Any], Any] | None, "re.Pattern[str] | None"]
+
 
 class ValueRewriter:
     """The value half of the enforcer (see `Enforcer` for records and documents)."""
@@ -27,6 +32,9 @@ class ValueRewriter:
     report: EnforcementReport
     _shared: Shared
     _masker: Masker
+    # category -> the table it was resolved under and what to do (see _categorised):
+    # the same category recurs on every record, its action is looked up once.
+    _acts: dict[str, _Act]
 
     def _value(self, value: Any, key: str, path: str, slot: Slot, table: ActionTable) -> Any:
         if value is None:
@@ -44,9 +52,19 @@ class ValueRewriter:
         return self._scan(value, key, table)
 
     def _categorised(self, value: Any, category: str, table: ActionTable) -> Any:
-        level, action = table.action(category)
-        self.report.add_field(category, level, outcome_of(action))
-        return self._act(value, category, action, table)
+        entry = self._acts.get(category)
+        if entry is None or entry[0] is not table:
+            level, action = table.action(category)
+            fn = None if action.verb in _NOT_MASKED else self._masker.compiled(category, action)
+            residue = self._shared.residue(category, action)
+            entry = (table, level, action, outcome_of(action), fn, residue)
+            self._acts[category] = entry
+        _, level, action, outcome, fn, residue = entry
+        self.report.add_field(category, level, outcome)
+        if fn is None:
+            return self._act(value, category, action, table)
+        new = fn(value)
+        return new if residue is None else self._residue(new, table, residue)
 
     def _act(self, value: Any, category: str, action: Action, table: ActionTable) -> Any:
         if action.verb is Verb.ALLOW:
