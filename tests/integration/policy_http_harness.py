@@ -30,6 +30,8 @@ from tests.integration.gateway_harness import Gateway, start_gateway
 STAFF: dict[str, dict[str, Any]] = {
     "rm": {"roles": ["relationship_manager"], "department": "wealth", "clearance": "L3",
            "mfa": True},
+    "rm_nomfa": {"roles": ["relationship_manager"], "department": "wealth",
+                 "clearance": "L3"},
     "rm4": {"roles": ["relationship_manager"], "department": "wealth", "clearance": "L4",
             "mfa": True},
     "risk": {"roles": ["risk_officer"], "department": "risk", "clearance": "L4", "mfa": True},
