@@ -29,6 +29,7 @@ from gateway.core.rewrite import BlockResponse
 from gateway.core.taxonomy import Taxonomy
 
 _NO_BULK: frozenset[str] = frozenset()
+_SCALARS = frozenset({str, int, float, bool, type(None)})  # exact JSON leaf types
 _RESCANNED = (str, list, dict)  # operator outputs that may still hold an identifier
 # one planned field: key, the masker's function for its (category, action), residue
 _Bound = tuple[str, Callable[[Any], Any], "re.Pattern[str] | None"]
@@ -281,11 +282,18 @@ class Enforcer(ValueRewriter):
             if prefix in self._prefixes:
                 return self.rewrite_record(node, prefix)
             out: dict[str, Any] = {}
+            envelope = self._envelope_value
             for k, v in node.items():
                 child = f"{prefix}.{k}" if prefix else str(k)
-                new = self._node(v, child)
-                if not _dropped(v, new):
-                    out[k] = new
+                if v.__class__ in _SCALARS:  # a leaf: skip a level of recursion
+                    new = envelope(child, v)
+                    if new is DROPPED or (new is None and v is not None):
+                        continue
+                else:
+                    new = self._node(v, child)
+                    if _dropped(v, new):
+                        continue
+                out[k] = new
             return out
         if isinstance(node, list):
             child = f"{prefix}.item" if prefix else "item"
