@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from gateway.core import detectors
 from gateway.core.enforce._values import _looks_like_more
 from gateway.core.masking import Masker
+from gateway.core.masking.bands import band_of
 from gateway.core.model import Action, Verb
 from gateway.core.taxonomy import Taxonomy
 
@@ -139,3 +140,29 @@ def test_rescan_memo_matches_the_pattern(text: str, source: str) -> None:
     expected = pattern.search(text) is not None
     assert _looks_like_more(pattern, text) is expected
     assert _looks_like_more(pattern, text) is expected  # the memoised answer
+
+
+_BANDED = sorted(
+    c.name
+    for c in TAX.categories.values()
+    if c.kind in {"amount", "records"} and c.masks.get("standard") != "fixed"
+)
+
+
+@given(
+    st.sampled_from(_BANDED or ["income"]),
+    st.one_of(
+        st.integers(min_value=-(10**9), max_value=10**9),
+        st.floats(allow_infinity=True, allow_nan=True),
+        st.sampled_from([0, 99_999, 100_000, 499_999.99, 500_000, 3_000_000, 2_999_999]),
+    ),
+)
+def test_compiled_band_matches_band_of(category: str, value: float) -> None:
+    masker = Masker(TAX, b"fast-path-test-key-0123456789abc")
+    label, lower = band_of(float(value))
+    expected: Any = label if TAX.category(category).number_as_string else lower
+    if not TAX.category(category).number_as_string and value.__class__ is float:
+        expected = float(lower)
+    out = masker.compiled(category, Action(Verb.MASK, "standard"))(value)
+    assert out == expected
+    assert out.__class__ is expected.__class__
