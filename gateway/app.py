@@ -25,8 +25,7 @@ from gateway.policy.engine import PolicyEngine
 from gateway.routes import RouteTable
 from gateway.settings import Settings
 from gateway.stages import STAGES, Stages
-from gateway.state.client import connect
-from gateway.state.grants import GrantStore, MemoryGrantStore, RedisGrantStore
+from gateway.state.grants import open_grant_store
 from gateway.state.ratelimit import open_ratelimiter
 from gateway.state.revocation import RevocationList
 from gateway.upstream import Upstream
@@ -57,19 +56,13 @@ def _pseudonym_key(settings: Settings) -> bytes:
     return b"crm-gateway-development-pseudonym-key"
 
 
-async def _open_grants(settings: Settings) -> GrantStore:
-    if settings.redis.url:
-        return await RedisGrantStore.open(connect(settings.redis.url))
-    return MemoryGrantStore()
-
-
 async def _stages_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     taxonomy = Taxonomy.load(settings.path(settings.classification.taxonomy))
     catalog = Catalog.load(settings.path(settings.classification.catalog))
     upstream = Upstream.open(settings.upstream)
     audit = await AuditEmitter.open(settings)
-    grants = await _open_grants(settings)
+    grants = await open_grant_store(settings)
     revocations = await RevocationList.open(settings.redis.url or None)
     ratelimiter = await open_ratelimiter(settings.redis.url or None)
     identity = await Identity.open(settings, revocations)

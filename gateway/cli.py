@@ -9,6 +9,10 @@ crm-gateway users revoke ID --reason TEXT [--by WHO] [--config FILE]
 crm-gateway users hash-key [KEY]
 crm-gateway audit verify FILE | --stream [--require-closed] [--json] [--config FILE]
 crm-gateway audit ship --to SINK [--once] [--max N] [--config FILE]
+crm-gateway grants request SUBJECT --department D --type T --justification TEXT --by WHO
+crm-gateway grants approve ID --by WHO --department D
+crm-gateway grants list [--subject ID] [--status STATE]
+crm-gateway grants revoke ID --by WHO --reason TEXT
 """
 
 from __future__ import annotations
@@ -164,6 +168,57 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return ship_command(settings, args.to, once=args.once, max_events=args.max)
 
 
+def cmd_grants(args: argparse.Namespace) -> int:
+    """Grant lifecycle on the shared Redis store the gateways read (approval chains
+    from the policy's data.json); every command prints the grant(s) as JSON lines."""
+    from datetime import timedelta
+
+    import orjson
+
+    from gateway.access.grants import GrantService
+    from gateway.errors import ClientError
+
+    settings = _load(args.config)
+    if not settings.redis.url:
+        print(
+            "grants: set redis.url; a gateway's in-memory grants are out of reach", file=sys.stderr
+        )
+        return 2
+
+    async def run() -> list[dict[str, object]]:
+        svc = await GrantService.open(settings)
+        try:
+            if args.grants_cmd == "request":
+                hours = timedelta(hours=args.hours) if args.hours else None
+                return [
+                    await svc.create(
+                        subject_id=args.subject, subject_department=args.department,
+                        grant_type=args.type, justification=args.justification,
+                        requested_by=args.by, level=args.level, duration=hours,
+                    )
+                ]  # fmt: skip
+            if args.grants_cmd == "approve":
+                return [
+                    await svc.approve(
+                        args.id, approver_id=args.by, approver_department=args.department
+                    )
+                ]
+            if args.grants_cmd == "revoke":
+                return [await svc.revoke(args.id, by=args.by, reason=args.reason)]
+            return list(await svc.list(subject_id=args.subject, status=args.status))
+        finally:
+            await svc.close()
+
+    try:
+        grants = asyncio.run(run())
+    except ClientError as exc:
+        print(f"grants {args.grants_cmd}: {exc}", file=sys.stderr)
+        return 1
+    for grant in grants:
+        print(orjson.dumps(grant, option=orjson.OPT_SORT_KEYS).decode())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="crm-gateway",
@@ -255,6 +310,33 @@ def build_parser() -> argparse.ArgumentParser:
     sh.add_argument("--max", type=int, help="stop after this many events")
     sh.add_argument("--config")
     a.set_defaults(func=cmd_audit)
+
+    g = sub.add_parser("grants", help="request, approve, list and revoke access grants")
+    gsub = g.add_subparsers(dest="grants_cmd", required=True)
+    gr = gsub.add_parser("request", help="a new grant, pending until its chain approves")
+    gr.add_argument("subject", help="subject id the grant is for")
+    gr.add_argument("--department", required=True, help="the subject's department")
+    gr.add_argument("--type", required=True, help="grade_a, grade_b, oncall, break_glass, ...")
+    gr.add_argument("--justification", required=True)
+    gr.add_argument("--by", required=True, help="who requests it")
+    gr.add_argument("--level", help="level for level/break_glass/bulk_export grants")
+    gr.add_argument("--hours", type=float, help="duration (default and cap: the chain's)")
+    gr.add_argument("--config")
+    ga = gsub.add_parser("approve", help="one department's approval")
+    ga.add_argument("id")
+    ga.add_argument("--by", required=True, help="approver id")
+    ga.add_argument("--department", required=True, help="approver's department")
+    ga.add_argument("--config")
+    gl = gsub.add_parser("list", help="grants, newest first, with their state")
+    gl.add_argument("--subject")
+    gl.add_argument("--status", choices=("pending", "active", "expired", "revoked"))
+    gl.add_argument("--config")
+    gv = gsub.add_parser("revoke", help="withdraw a pending or active grant")
+    gv.add_argument("id")
+    gv.add_argument("--by", required=True)
+    gv.add_argument("--reason", required=True)
+    gv.add_argument("--config")
+    g.set_defaults(func=cmd_grants)
     return p
 
 

@@ -133,6 +133,11 @@ def compact(value: str) -> str:
     text = value if value.isascii() else normalize_str(value)
     if not text.isalnum():
         text = text.translate(_DELETE_SEPARATORS)
+        if not text.isascii():
+            # a removed separator can leave a combining mark next to a new base
+            # (`R¸0` -> `R` + U+0327): compose again so compact() is idempotent
+            text = unicodedata.normalize("NFKC", text)
+        text = _upper_x(text)  # `0)x` -> `0x` now has its x after a digit
     return text[:-1] + "X" if text[-1:] == "x" else text
 
 

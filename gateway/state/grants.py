@@ -142,6 +142,7 @@ class RedisGrantStore:
         self._refresh_lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._owns_client = False
+        self._closing = False
 
     @classmethod
     async def open(
@@ -193,11 +194,11 @@ class RedisGrantStore:
 
     async def _follow(self) -> None:
         """Refresh on pub/sub messages, and at least every poll_interval."""
-        while True:
+        while not self._closing:
             pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(GRANTS_CHANNEL)
-                while True:
+                while not self._closing:
                     await pubsub.get_message(timeout=self._poll_interval)
                     # Drain any burst so one refresh covers many messages.
                     while await pubsub.get_message(timeout=0) is not None:
@@ -208,7 +209,8 @@ class RedisGrantStore:
             finally:
                 with contextlib.suppress(RedisError, OSError):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
-            await asyncio.sleep(self._poll_interval)
+            if not self._closing:
+                await asyncio.sleep(self._poll_interval)
 
     def _fresh(self) -> bool:
         return self._version >= 0 and time.monotonic() - self._loaded_at <= self._max_staleness
@@ -254,6 +256,9 @@ class RedisGrantStore:
         return int(await self._redis.get(GRANTS_VERSION) or 0)
 
     async def close(self) -> None:
+        # The flag as well as cancel(): redis-py can swallow a cancellation that
+        # races get_message's read timeout, and the loop would then wait forever.
+        self._closing = True
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

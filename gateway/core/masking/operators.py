@@ -145,8 +145,12 @@ def passport_3(s: str) -> str:
 
 
 def passport_type(s: str) -> str:
+    """E********: only the document-type letters (at most 2) stay; a value that is
+    all letters is no passport number and gets the generic thirds rule."""
     d = compact(s)
-    lead = _letters(d)
+    lead = min(_letters(d), 2)
+    if lead >= len(d):
+        return thirds(d)
     return d[:lead] + "*" * (len(d) - lead)
 
 

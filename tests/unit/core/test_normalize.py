@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from gateway.core.normalize import compact, normalize, strip_country_code
@@ -44,6 +44,14 @@ def test_compact_strips_separators_and_brackets() -> None:
     assert compact("１３８ １２３４ ５６７８") == "13812345678"
     assert compact("138****1234") == "138****1234"
     assert compact("abc") == "abc"
+
+
+@example("0)x\x80")  # the x follows a digit only once the bracket is gone
+@example("R\u00b800")  # removing the separator leaves a combining mark on R
+@given(st.text(max_size=30))
+def test_compact_is_idempotent(value: str) -> None:
+    once = compact(value)
+    assert compact(once) == once
 
 
 def test_strip_country_code() -> None:

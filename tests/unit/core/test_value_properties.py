@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from gateway.core.detectors import classify_value, detect
@@ -190,6 +190,8 @@ def test_output_stays_json_with_the_same_shape(value: Any, category: str, action
 MASKING = [a for a in ACTIONS if a.verb is not Verb.GENERALISE]
 
 
+@example("R\u00b800", "id_number", Action(Verb.MASK, "standard"))  # separator before a mark
+@example("A\r", "passport", Action(Verb.MASK, "strict"))  # all type letters, nothing masked
 @given(VALUES, st.sampled_from(sorted(TAX.categories)), st.sampled_from(MASKING))
 def test_masked_output_is_recognised_by_the_write_guard(
     value: Any, category: str, action: Action
