@@ -5,6 +5,8 @@ Run: .venv/bin/python -m pytest bench/micro -q --benchmark-only
 Scenarios:
 - l2_sales: a sales caller (clearance L2) under the static table: L2 clear,
   L3 banded, L4 strict, L5 dropped, notes scanned. The common case.
+- l2_sales_8k: l2_sales on a list page of the usual columns, 8.2 KB of JSON
+  (the size the issue's 150 us target names; l2_sales records are 15 KB).
 - l0_mask_all: clearance L0, every customer field masked.
 - unknown_keys: the same page through a route the catalog does not know
   (every field classified by key name or value).
@@ -88,6 +90,14 @@ PAGE_NO_NOTES = {
     **PAGE,
     "results": [{k: v for k, v in r.items() if k != "notes"} for r in PAGE["results"]],
 }
+# The reference page: 20 records in about 8 KB of JSON, i.e. a list view
+# with the usual columns (identity, contact, income, card, grade, notes) rather
+# than the 25-field detail records above (15 KB).
+_LIST_COLUMNS = (
+    "id", "name", "gender", "id_number", "mobile", "email", "address", "annual_income",
+    "bank_card", "grade", "tier", "owner", "department", "notes", "created_at",
+)  # fmt: skip
+PAGE_8K = {**PAGE, "results": [{k: r[k] for k in _LIST_COLUMNS} for r in PAGE["results"]]}
 
 
 _SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
@@ -119,6 +129,12 @@ FRESH_PAGES = [
 ]
 
 
+FRESH_8K = [
+    {**page, "results": [{k: r[k] for k in _LIST_COLUMNS} for r in page["results"]]}
+    for page in FRESH_PAGES
+]
+
+
 def _run(decision_clearance: str, route_name: str | None, page: Any = PAGE) -> Any:
     decision = static_decision(
         TAXONOMY, Subject(id="u-sales-01", clearance=decision_clearance), method="GET"
@@ -142,27 +158,32 @@ def _run(decision_clearance: str, route_name: str | None, page: Any = PAGE) -> A
 def test_page_size() -> None:
     size = len(orjson.dumps(PAGE))
     assert 6_000 < size < 16_000, size
+    assert 7_500 < len(orjson.dumps(PAGE_8K)) < 8_800
 
 
 @pytest.mark.parametrize(
     ("clearance", "route", "page"),
     [
         ("L2", "customer_list", PAGE),
+        ("L2", "customer_list", PAGE_8K),
         ("L0", "customer_list", PAGE),
         ("L2", None, PAGE),
         ("L2", "customer_list", PAGE_NO_NOTES),
         ("L4", "customer_list", PAGE_NO_NOTES),
         ("L2", "customer_list", FRESH_PAGES),
+        ("L2", "customer_list", FRESH_8K),
         ("L0", "customer_list", FRESH_PAGES),
         ("L2", None, FRESH_PAGES),
     ],
     ids=[
         "l2_sales",
+        "l2_sales_8k",
         "l0_mask_all",
         "unknown_keys",
         "l2_no_notes",
         "l4_no_notes",
         "l2_sales_fresh",
+        "l2_sales_8k_fresh",
         "l0_mask_all_fresh",
         "unknown_keys_fresh",
     ],

@@ -53,23 +53,34 @@ class Metrics:
         self.audit_delivered = Gauge("crmgw_audit_delivered", "Audit events delivered", registry=r)
         self.policy_up = Gauge("crmgw_policy_up", "1 when the policy engine answers", registry=r)
         self.report_only = Gauge("crmgw_report_only", "1 when report-only mode is on", registry=r)
+        # labels() validates and locks on every call; the label sets are bounded, so
+        # each child is looked up once and kept (a dict hit per request instead).
+        self._children: dict[tuple[object, ...], Any] = {}
+
+    def _child(self, metric: Any, *values: str) -> Any:
+        key = (metric, *values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*values)
+        return child
 
     def observe_access(self, access: Access, latency_ms: float) -> None:
         route = access.route if access.decision is not None or access.status < 400 else "unmatched"
-        self.requests.labels(
-            route=route if route.startswith("/") else "unmatched", status=str(access.status)
+        child = self._child
+        child(
+            self.requests, route if route.startswith("/") else "unmatched", str(access.status)
         ).inc()
         self.latency.observe(latency_ms / 1000)
         if access.decision is not None:
-            self.decisions.labels(outcome="allow" if access.decision.allow else "deny").inc()
+            child(self.decisions, "allow" if access.decision.allow else "deny").inc()
         if access.error:
-            self.blocks.labels(code=access.error.split(":")[0][:40]).inc()
+            child(self.blocks, access.error.split(":")[0][:40]).inc()
         fields = access.report.get("fields")  # {outcome: {level: {category: count}}}
         if isinstance(fields, dict):
             for outcome, levels in fields.items():
                 for level, categories in levels.items():
                     for category, n in categories.items():
-                        self.fields.labels(category=category, level=level, outcome=outcome).inc(n)
+                        child(self.fields, category, level, outcome).inc(n)
 
     def render(self, stages: Stages) -> tuple[bytes, str]:
         """Refresh gauges from the stages' own counters, then render."""
