@@ -95,10 +95,12 @@ class Stages:
 
     async def record_durable(self, access: Access) -> None:
         """Strict audit mode: the release event is durable before data leaves (or 503)."""
-        events = self._events(access, status=200)
+        events = self._events(access, status=200, phase="release")
         await self.audit.emit_all(events, durable=True)
 
-    def _events(self, access: Access, status: int | None = None) -> list[dict[str, Any]]:
+    def _events(
+        self, access: Access, status: int | None = None, phase: str = "final"
+    ) -> list[dict[str, Any]]:
         from gateway.audit.event import build_access_events
 
         subject = access.subject.to_policy() if access.subject else {"id": "anonymous"}
@@ -131,6 +133,7 @@ class Stages:
             status=access.status if status is None else status,
             latency_ms=(time.perf_counter() - access.started) * 1000,
             now=time.time(),
+            phase=phase,
         )
 
     def guard_write(

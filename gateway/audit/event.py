@@ -76,6 +76,7 @@ def build_access_event(
     status: int,
     latency_ms: float,
     now: float,
+    phase: str = "final",
 ) -> dict[str, Any]:
     """One canonical event from allow-listed keys of the handler's dicts.
 
@@ -85,6 +86,8 @@ def build_access_event(
     has `allow`, `reason`, `revision`, `cache_hit`, `report_only`, `audit_level`;
     `report_dict` is `EnforcementReport.to_audit()` (or None for a refused request).
     `now` is epoch seconds. Record ids are all kept here; `split_record_ids` chunks them.
+    `phase` is "final" (the request's outcome) or "release" (strict audit: written
+    durably before the data left; the same request's "final" event follows).
     """
     report = report_dict or {}
     request_uid = _request_uid(request_id)
@@ -196,6 +199,7 @@ def build_access_event(
                 "detectors": counts(report.get("detectors"), 1),
                 "record_rules": counts(report.get("record_rules"), 1),
                 "blocked": blocked,
+                "phase": "release" if phase == "release" else "final",
             }
         },
     }

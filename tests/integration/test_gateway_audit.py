@@ -114,6 +114,11 @@ def _check_and_report(
     events = al.stream_events(redis_url) + al.spooled_events(cfg.spool)
     served = result.ids()
     lost = served - al.correlation_ids(events)
+    if cfg.strict_levels:  # what strict mode kept durable before release says so
+        released = [
+            e for e in events if e.get("unmapped", {}).get("crm", {}).get("phase") == "release"
+        ]
+        assert served <= al.correlation_ids(released)
     code, report = al.run_verify(cfg, "--allow-open", "120")
     chains = report.get("chains", [])
     print(
