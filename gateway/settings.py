@@ -144,11 +144,16 @@ class OidcSettings(_Section):
 
 
 class CrmIntrospectionSettings(_Section):
-    """Ask the CRM who a credential belongs to (e.g. BottleCRM `GET /api/auth/me/`)."""
+    """Ask the CRM who a credential belongs to (a "who am I" endpoint; for BottleCRM
+    see config/bottlecrm-gateway.yaml, which uses `/api/profile/`).
+
+    Only `Authorization` is forwarded by default: a CRM may accept other headers
+    that do not name a person (BottleCRM's `Token:` also takes the org API key and
+    answers with an arbitrary admin), so each extra header is an explicit choice."""
 
     url: str = ""  # empty: upstream.url
     path: str = "/api/auth/me/"
-    forward_headers: tuple[str, ...] = ("Authorization", "Token")
+    forward_headers: tuple[str, ...] = ("Authorization",)
     user_id_path: str = "user.id"
     email_path: str = "user.email"
     directory_match: _MATCH = "email"

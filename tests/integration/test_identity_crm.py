@@ -153,8 +153,15 @@ async def test_pat_is_introspected_passed_through_and_cached(gateway: Any, crm: 
     assert all(isinstance(k, bytes) and len(k) == 32 and b"bcrm_pat" not in k for k in keys)
 
 
-async def test_token_header_and_email_case(gateway: Any, crm: Any) -> None:
+async def test_only_authorization_is_forwarded_by_default(gateway: Any, crm: Any) -> None:
     call, _ = await gateway()
+    status, _body = await call(Token="bcrm_pat_cs")
+    assert status == 401
+    assert crm[0].calls == []  # the CRM was never asked about the Token header
+
+
+async def test_token_header_and_email_case(gateway: Any, crm: Any) -> None:
+    call, _ = await gateway(forward_headers=["Authorization", "Token"])
     status, body = await call(Token="bcrm_pat_cs")
     assert (status, body["id"]) == (200, "u-cs")
     assert crm[0].calls == [{"Token": "bcrm_pat_cs"}]
@@ -174,22 +181,22 @@ async def test_refusals_are_cached_briefly(gateway: Any, crm: Any) -> None:
 
 async def test_positive_cache_expires(gateway: Any, crm: Any) -> None:
     call, _ = await gateway(cache_ttl=0.2)
-    assert (await call(Token="bcrm_pat_sales"))[0] == 200
+    assert (await call(Authorization="Bearer bcrm_pat_sales"))[0] == 200
     await asyncio.sleep(0.25)
-    assert (await call(Token="bcrm_pat_sales"))[0] == 200
+    assert (await call(Authorization="Bearer bcrm_pat_sales"))[0] == 200
     assert len(crm[0].calls) == 2
 
 
 async def test_cache_is_bounded(gateway: Any) -> None:
     call, identity = await gateway(cache_size=2)
     for token in ("bcrm_pat_sales", "bcrm_pat_cs", "bcrm_pat_x1", "bcrm_pat_x2"):
-        assert (await call(Token=token))[0] == 200
+        assert (await call(Authorization=f"Bearer {token}"))[0] == 200
     assert len(_introspector(identity)._cache) == 2
 
 
 async def test_crm_user_outside_the_directory_is_refused(gateway: Any) -> None:
     call, _ = await gateway()
-    status, body = await call(Token="bcrm_pat_stranger")
+    status, body = await call(Authorization="Bearer bcrm_pat_stranger")
     assert status == 401
     assert "not in the gateway directory" in body["message"]
 
@@ -197,14 +204,14 @@ async def test_crm_user_outside_the_directory_is_refused(gateway: Any) -> None:
 async def test_crm_failure_is_a_503_not_a_pass(gateway: Any, crm: Any) -> None:
     crm[0].broken = True
     call, _ = await gateway()
-    status, body = await call(Token="bcrm_pat_sales")
+    status, body = await call(Authorization="Bearer bcrm_pat_sales")
     assert (status, body["error"]) == (503, "identity_provider_unavailable")
 
 
 async def test_configurable_json_paths(gateway: Any) -> None:
     call, _ = await gateway(directory_match="id", user_id_path="user.email", email_path="none")
     # Matching "id" against the e-mail path: the directory id is not an e-mail, so refused.
-    assert (await call(Token="bcrm_pat_sales"))[0] == 401
+    assert (await call(Authorization="Bearer bcrm_pat_sales"))[0] == 401
     assert json_path({"a": [{"b": 1}]}, "a.0.b") == 1
     assert json_path({"a": [{"b": 1}]}, "a.5.b") is None
 
