@@ -7,11 +7,17 @@ Responses go one of two ways:
   bytes exist, so a body the masker rejects early becomes a clean JSON error; a
   body rejected after bytes were sent aborts the connection (the client sees a
   truncated response, never the rest of the original).
+
+A client that goes away mid-response is a normal event, not a gateway fault: the
+write fails with ConnectionResetError ("Cannot write to closing transport"), the
+relay stops, closes the CRM response, logs one warning line and returns the
+result marked `client_gone`, so the caller still records the access.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
@@ -32,9 +38,19 @@ from gateway.upstream import UpstreamResponse
 
 NO_BODY_STATUSES = frozenset({204, 304})
 
+log = logging.getLogger(__name__)
+
 
 class ConnectionAborted(Exception):
     """The response was already under way when it had to stop; the transport is closed."""
+
+
+class _ClientGone(Exception):
+    """A write to the client failed because the client closed the connection.
+
+    Raised only by the client-side write helpers below, so a reset on the CRM side
+    is never mistaken for the client leaving.
+    """
 
 
 @dataclass(slots=True)
@@ -44,6 +60,7 @@ class RelayResult:
     bytes_out: int = 0
     rewritten: bool = False
     would_block: str | None = None  # report-only: why enforcement would have refused
+    client_gone: bool = False  # the client disconnected before the body was complete
 
 
 def has_body(method: str, status: int) -> bool:
@@ -82,6 +99,45 @@ def _start(status: int, reason: str, headers: h.Headers) -> web.StreamResponse:
     return resp
 
 
+async def _prepare(resp: web.StreamResponse, request: web.Request) -> None:
+    try:
+        await resp.prepare(request)
+    except ConnectionResetError as exc:  # aiohttp's ClientConnectionResetError included
+        raise _ClientGone(str(exc)) from exc
+
+
+async def _write(resp: web.StreamResponse, data: bytes) -> None:
+    try:
+        await resp.write(data)
+    except ConnectionResetError as exc:
+        raise _ClientGone(str(exc)) from exc
+
+
+async def _write_eof(resp: web.StreamResponse) -> None:
+    try:
+        await resp.write_eof()
+    except ConnectionResetError as exc:
+        raise _ClientGone(str(exc)) from exc
+
+
+def _client_gone(
+    up: UpstreamResponse, headers: h.Headers, result: RelayResult, exc: _ClientGone
+) -> RelayResult:
+    """Stop relaying: drop the CRM connection, note it once (no traceback), keep the result."""
+    up.abort()
+    result.client_gone = True
+    log.warning(
+        "client disconnected mid-response (request %s, status %d): stopped after %d of %d "
+        "bytes read from the CRM: %s",
+        h.first(headers, "x-request-id") or "-",
+        result.response.status,
+        result.bytes_out,
+        result.bytes_in,
+        exc,
+    )
+    return result
+
+
 async def without_body(
     request: web.Request, up: UpstreamResponse, headers: h.Headers
 ) -> RelayResult:
@@ -89,9 +145,13 @@ async def without_body(
     if up.status in NO_BODY_STATUSES:
         headers = h.without(headers, ["content-length"])
     resp = _start(up.status, up.reason, headers)
-    await resp.prepare(request)
-    await resp.write_eof()
-    return RelayResult(resp)
+    result = RelayResult(resp)
+    try:
+        await _prepare(resp, request)
+        await _write_eof(resp)
+    except _ClientGone as exc:
+        return _client_gone(up, headers, result, exc)
+    return result
 
 
 async def pass_through(
@@ -100,16 +160,19 @@ async def pass_through(
     resp = _start(up.status, up.reason, headers)
     if h.first(headers, "content-length") is None:
         resp.enable_chunked_encoding()
-    await resp.prepare(request)
     result = RelayResult(resp)
-    async for chunk in up.chunks():
-        result.bytes_in += len(chunk)
-        if limit and result.bytes_in > limit:
-            abort(request)
-            raise ConnectionAborted(f"response exceeded {limit} bytes")
-        await resp.write(chunk)
-    result.bytes_out = result.bytes_in
-    await resp.write_eof()
+    try:
+        await _prepare(resp, request)
+        async for chunk in up.chunks():
+            result.bytes_in += len(chunk)
+            if limit and result.bytes_in > limit:
+                abort(request)
+                raise ConnectionAborted(f"response exceeded {limit} bytes")
+            await _write(resp, chunk)
+            result.bytes_out += len(chunk)
+        await _write_eof(resp)
+    except _ClientGone as exc:
+        return _client_gone(up, headers, result, exc)
     return result
 
 
@@ -150,35 +213,38 @@ async def rewrite(
             await before_release()
         if not resp.prepared:
             resp.enable_chunked_encoding()
-            await resp.prepare(request)
+            await _prepare(resp, request)
         result.bytes_out += len(data)
-        await resp.write(data)
+        await _write(resp, data)
 
     try:
-        async for chunk in up.chunks():
-            result.bytes_in += len(chunk)
-            out = _feed(rewriter, chunk, result) if report_only else rewriter.feed(chunk)
-            await send(chunk if report_only else out)
-        tail = _finish(rewriter, result) if report_only else rewriter.finish()
-        if not report_only:
-            pending.append(tail)
-    except (RewriteError, BlockResponse, ResponseTooLarge, AuditUnavailable) as exc:
-        if resp.prepared:
-            abort(request)
-            raise ConnectionAborted(str(exc)) from exc
-        raise _as_gateway_error(exc) from exc
-    body_tail = b"".join(pending)
-    if not resp.prepared:
-        # The whole body was held (buffered codecs): send it with an exact length.
-        if before_release is not None and body_tail:
-            await before_release()
-        resp.content_length = len(body_tail)
-        await resp.prepare(request)
-        result.bytes_out += len(body_tail)
-        await resp.write(body_tail)
-    else:
-        await send(body_tail)
-    await resp.write_eof()
+        try:
+            async for chunk in up.chunks():
+                result.bytes_in += len(chunk)
+                out = _feed(rewriter, chunk, result) if report_only else rewriter.feed(chunk)
+                await send(chunk if report_only else out)
+            tail = _finish(rewriter, result) if report_only else rewriter.finish()
+            if not report_only:
+                pending.append(tail)
+        except (RewriteError, BlockResponse, ResponseTooLarge, AuditUnavailable) as exc:
+            if resp.prepared:
+                abort(request)
+                raise ConnectionAborted(str(exc)) from exc
+            raise _as_gateway_error(exc) from exc
+        body_tail = b"".join(pending)
+        if not resp.prepared:
+            # The whole body was held (buffered codecs): send it with an exact length.
+            if before_release is not None and body_tail:
+                await before_release()
+            resp.content_length = len(body_tail)
+            await _prepare(resp, request)
+            result.bytes_out += len(body_tail)
+            await _write(resp, body_tail)
+        else:
+            await send(body_tail)
+        await _write_eof(resp)
+    except _ClientGone as exc:
+        return _client_gone(up, out_headers, result, exc)
     return result
 
 
