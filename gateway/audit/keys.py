@@ -95,16 +95,36 @@ def load_seal_key(settings: Settings) -> Ed25519PrivateKey:
     loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
     if not isinstance(loaded, Ed25519PrivateKey):
         raise ConfigError(f"audit.seal_key_file {path} is not an Ed25519 private key")
-    pub = public_key_path(path)
-    if not pub.exists():
-        tmp = pub.with_name(f".{pub.name}.{os.getpid()}.tmp")
+    _write_public(public_key_path(path), loaded)
+    return loaded
+
+
+def _write_public(pub: Path, key: Ed25519PrivateKey) -> None:
+    """Publish the verification key next to the private one, if it is not there yet.
+
+    Only a convenience for verifiers: the private key is what signing needs, so a
+    read-only key directory (a mounted secret) logs a warning instead of stopping
+    start-up; the public key can be exported from the private one elsewhere.
+    """
+    if pub.exists():
+        return
+    tmp = pub.with_name(f".{pub.name}.{os.getpid()}.tmp")
+    try:
         tmp.write_bytes(
-            loaded.public_key().public_bytes(
+            key.public_key().public_bytes(
                 serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
             )
         )
         tmp.replace(pub)
-    return loaded
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        log.warning(
+            "audit_seal_public_key_not_written",
+            path=str(pub),
+            error=f"{type(exc).__name__}: {exc.strerror or exc}",
+            detail="seal verification key not published; verifiers need it from elsewhere",
+        )
 
 
 def public_key_path(private_path: Path) -> Path:

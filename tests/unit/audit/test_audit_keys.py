@@ -1,0 +1,79 @@
+"""Seal key loading: a `.pub` that cannot be written is a warning, never a failed start-up."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import structlog
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from structlog.testing import capture_logs
+
+from gateway.audit import keys
+from gateway.audit.keys import load_seal_key, load_seal_public_key, public_key_path
+from gateway.settings import Settings
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings().with_overrides(base_dir=str(tmp_path))
+
+
+@pytest.fixture
+def captured(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, object]]:
+    """The warnings `keys` logs (a fresh logger: a cached one would bypass the capture)."""
+    with capture_logs() as logs:
+        monkeypatch.setattr(keys, "log", structlog.get_logger("gateway.audit.keys"))
+        yield logs
+
+
+def _pub_warnings(logs: list[dict[str, object]]) -> list[dict[str, object]]:
+    return [e for e in logs if e["event"] == "audit_seal_public_key_not_written"]
+
+
+def test_public_key_is_written_next_to_the_private_key(settings: Settings) -> None:
+    key = load_seal_key(settings)
+    public = load_seal_public_key(settings)
+    assert isinstance(key, Ed25519PrivateKey)
+    assert public is not None
+    assert public.public_bytes_raw() == key.public_key().public_bytes_raw()
+
+
+def test_unwritable_public_key_is_a_warning(
+    settings: Settings, captured: list[dict[str, object]]
+) -> None:
+    """Works as root too: the temporary file's path is a directory, so writing it fails."""
+    private = settings.path(settings.audit.seal_key_file)
+    first = load_seal_key(settings)
+    pub = public_key_path(private)
+    pub.unlink()
+    (pub.with_name(f".{pub.name}.{os.getpid()}.tmp")).mkdir()
+
+    key = load_seal_key(settings)
+
+    assert key.private_bytes_raw() == first.private_bytes_raw()
+    assert not pub.exists()
+    assert load_seal_public_key(settings) is None
+    [warning] = _pub_warnings(captured)
+    assert warning["log_level"] == "warning"
+    assert warning["path"] == str(pub)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories")
+def test_read_only_key_directory_still_starts(
+    settings: Settings, captured: list[dict[str, object]]
+) -> None:
+    private = settings.path(settings.audit.seal_key_file)
+    first = load_seal_key(settings)
+    public_key_path(private).unlink()
+    directory = private.parent
+    directory.chmod(0o500)
+    try:
+        key = load_seal_key(settings)
+    finally:
+        directory.chmod(0o700)
+    assert key.private_bytes_raw() == first.private_bytes_raw()
+    assert not public_key_path(private).exists()
+    assert len(_pub_warnings(captured)) == 1
+    assert [p.name for p in directory.iterdir()] == [private.name]  # no temp file left
