@@ -10,7 +10,7 @@ OPA_VERSION := v1.22.3
 REGAL_VERSION := v0.38.1
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint unit integration e2e rego-test bench deps tools venv clean help bottlecrm
+.PHONY: demo test lint unit integration e2e rego-test bench bench-deps deps tools venv clean help bottlecrm
 
 help:
 	@echo "make demo   - install and run the demo CRM behind the gateway (with a local OPA)"
@@ -112,7 +112,25 @@ integration: venv deps tools
 e2e: venv tools bottlecrm
 	$(VENV)/bin/pytest -q tests/e2e
 
-bench: venv deps tools
+# Benchmark tools: wrk (load), nginx (the plain-proxy baseline), curl, taskset (CPU pinning).
+# Same pattern as `deps`: installed with apt-get when running as root, else a clear stop.
+bench-deps:
+	@missing=""; \
+	for pair in wrk:wrk nginx:nginx curl:curl taskset:util-linux; do \
+	  cmd=$${pair%%:*}; pkg=$${pair#*:}; \
+	  command -v $$cmd >/dev/null 2>&1 || test -x /usr/sbin/$$cmd || missing="$$missing $$pkg"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  else \
+	    echo "make bench needs wrk, nginx, curl and taskset; missing packages:$$missing"; \
+	    echo "  install them with your package manager (Debian: apt-get install$$missing)"; exit 1; \
+	  fi; \
+	fi
+
+bench: venv deps bench-deps tools
 	$(PY) bench/run.py
 
 clean:
