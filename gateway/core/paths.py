@@ -22,6 +22,8 @@ parameters (`..;x`).
 
 from __future__ import annotations
 
+import functools
+
 from gateway.errors import ClientError
 
 _HEX = frozenset("0123456789abcdefABCDEF")
@@ -38,7 +40,15 @@ class PathRejected(ClientError):
 
 
 def normalize_path(raw: str, *, case_insensitive: bool = False) -> str:
-    """Return the canonical form of `raw` (a path without query), or raise PathRejected."""
+    """Return the canonical form of `raw` (a path without query), or raise PathRejected.
+
+    Memoised (the handler and the API-key scope check both ask, and paths repeat);
+    a rejection raises every time, since exceptions are not cached."""
+    return _normalize_path(raw, case_insensitive)
+
+
+@functools.lru_cache(maxsize=8192)
+def _normalize_path(raw: str, case_insensitive: bool) -> str:
     if not raw.startswith("/"):
         raise PathRejected("the request path must start with '/'")
     decoded = _decode_segments(raw, case_insensitive)

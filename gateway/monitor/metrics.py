@@ -7,10 +7,13 @@ is `unmatched`), categories and levels come from the taxonomy.
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.metrics_core import CounterMetricFamily, Metric
 
 if TYPE_CHECKING:
     from gateway.handler import Access
@@ -19,28 +22,53 @@ if TYPE_CHECKING:
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 
+class Tally:
+    """A labelled counter kept as a plain dict and exposed as a Prometheus counter.
+
+    prometheus_client's Counter takes a lock and validates labels on every inc(); a
+    masked page bumps about twenty field counters, so on the event loop (one
+    thread per worker process) a dict addition is all a count needs. Read at
+    scrape time through `collect()`.
+    """
+
+    def __init__(self, name: str, documentation: str, labels: tuple[str, ...]) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.labels = labels
+        self.counts: defaultdict[tuple[str, ...], float] = defaultdict(float)
+
+    def inc(self, *values: str, amount: float = 1) -> None:
+        self.counts[values] += amount
+
+    def value(self, *values: str) -> float:
+        return self.counts.get(values, 0.0)
+
+    def describe(self) -> list[Metric]:
+        return [CounterMetricFamily(self.name, self.documentation, labels=self.labels)]
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(self.name, self.documentation, labels=self.labels)
+        for values, count in list(self.counts.items()):
+            family.add_metric(values, count)
+        yield family
+
+
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.requests = Counter(
-            "crmgw_requests",
-            "Requests by route template and status",
-            ["route", "status"],
-            registry=r,
+        self.requests = Tally(
+            "crmgw_requests", "Requests by route template and status", ("route", "status")
         )
-        self.decisions = Counter(
-            "crmgw_decisions", "Policy decisions by outcome", ["outcome"], registry=r
-        )
-        self.fields = Counter(
+        self.decisions = Tally("crmgw_decisions", "Policy decisions by outcome", ("outcome",))
+        self.fields = Tally(
             "crmgw_fields",
             "Fields seen in responses by category, level and outcome",
-            ["category", "level", "outcome"],
-            registry=r,
+            ("category", "level", "outcome"),
         )
-        self.blocks = Counter(
-            "crmgw_blocks", "Responses blocked, by error code", ["code"], registry=r
-        )
+        self.blocks = Tally("crmgw_blocks", "Responses blocked, by error code", ("code",))
+        for tally in (self.requests, self.decisions, self.fields, self.blocks):
+            r.register(tally)
         self.latency = Histogram(
             "crmgw_request_seconds", "Total request latency", buckets=_LATENCY_BUCKETS, registry=r
         )
@@ -53,34 +81,21 @@ class Metrics:
         self.audit_delivered = Gauge("crmgw_audit_delivered", "Audit events delivered", registry=r)
         self.policy_up = Gauge("crmgw_policy_up", "1 when the policy engine answers", registry=r)
         self.report_only = Gauge("crmgw_report_only", "1 when report-only mode is on", registry=r)
-        # labels() validates and locks on every call; the label sets are bounded, so
-        # each child is looked up once and kept (a dict hit per request instead).
-        self._children: dict[tuple[object, ...], Any] = {}
-
-    def _child(self, metric: Any, *values: str) -> Any:
-        key = (metric, *values)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = metric.labels(*values)
-        return child
 
     def observe_access(self, access: Access, latency_ms: float) -> None:
         route = access.route if access.decision is not None or access.status < 400 else "unmatched"
-        child = self._child
-        child(
-            self.requests, route if route.startswith("/") else "unmatched", str(access.status)
-        ).inc()
+        self.requests.inc(route if route.startswith("/") else "unmatched", str(access.status))
         self.latency.observe(latency_ms / 1000)
         if access.decision is not None:
-            child(self.decisions, "allow" if access.decision.allow else "deny").inc()
+            self.decisions.inc("allow" if access.decision.allow else "deny")
         if access.error:
-            child(self.blocks, access.error.split(":")[0][:40]).inc()
+            self.blocks.inc(access.error.split(":")[0][:40])
         fields = access.report.get("fields")  # {outcome: {level: {category: count}}}
         if isinstance(fields, dict):
             for outcome, levels in fields.items():
                 for level, categories in levels.items():
                     for category, n in categories.items():
-                        child(self.fields, category, level, outcome).inc(n)
+                        self.fields.inc(category, level, outcome, amount=n)
 
     def render(self, stages: Stages) -> tuple[bytes, str]:
         """Refresh gauges from the stages' own counters, then render."""
