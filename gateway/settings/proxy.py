@@ -1,0 +1,71 @@
+"""Settings of the HTTP side: listener, upstream, limits, forwarding, route rules."""
+
+from __future__ import annotations
+
+from pydantic import Field, field_validator
+
+from gateway.settings.base import Section as _Section
+
+
+class ListenSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    workers: int = Field(1, ge=1, le=64)
+    # Seconds a client may take to send the request line and headers (slowloris guard).
+    # aiohttp uses one timer for this and for idle keep-alive between requests.
+    header_timeout: float = Field(15.0, gt=0)
+    # Seconds between two chunks of a request body before the request is abandoned.
+    body_timeout: float = Field(30.0, gt=0)
+    max_line_size: int = Field(8190, ge=1024)
+    max_field_size: int = Field(8190, ge=1024)
+    # The gateway's own name in Via.
+    via_name: str = "crm-gateway"
+
+
+class UpstreamSettings(_Section):
+    url: str = ""
+    connect_timeout: float = Field(5.0, gt=0)
+    read_timeout: float = Field(30.0, gt=0)
+    total_timeout: float = Field(300.0, gt=0)
+    pool_size: int = Field(100, ge=1)
+    pool_per_host: int = Field(0, ge=0)
+    keepalive_timeout: float = Field(30.0, ge=0)
+    # Forward the client's Host header (some CRMs build absolute links from it).
+    preserve_host: bool = False
+    verify_tls: bool = True
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if v and not v.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return v.rstrip("/")
+
+
+class LimitSettings(_Section):
+    max_request_body: int = Field(10 * 1024 * 1024, ge=0)
+    max_response_body: int = Field(64 * 1024 * 1024, ge=0)  # buffered rewrites
+    max_streamed_response: int = Field(0, ge=0)  # 0 = unlimited when streaming
+    # Decompression of upstream bodies before masking.
+    max_decompressed_body: int = Field(256 * 1024 * 1024, ge=0)
+    max_decompression_ratio: int = Field(200, ge=1)
+
+
+class ForwardedSettings(_Section):
+    # Client networks whose X-Forwarded-*/Forwarded headers are believed. Empty: none.
+    trusted_proxies: tuple[str, ...] = ()
+    # Emit X-Forwarded-For/-Proto/-Host (and always Via) to the CRM.
+    emit_x_forwarded: bool = True
+    emit_forwarded: bool = False
+
+
+class RouteSettings(_Section):
+    """A route rule. `path` is a glob on the normalised path (`/api/contacts/*`)."""
+
+    path: str
+    methods: tuple[str, ...] = ()
+    sensitive: bool = True
+    public: bool = False
+    websocket: bool = False
+    report_only: bool = False
+    catalog_route: str | None = None

@@ -1,0 +1,140 @@
+"""Settings of the policy, state, classification, audit, logging and admin stages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from gateway.settings.base import Section as _Section
+
+
+class PolicySettings(_Section):
+    # static: the action table derived from `static_table` (no OPA);
+    # managed: the gateway supervises `opa run --server --watch rego/`;
+    # external: an OPA server at `url`.
+    engine: Literal["static", "managed", "external"] = "managed"
+    url: str = "http://127.0.0.1:8181"
+    decision_path: str = "crm/gateway/decision"
+    rego_dir: Path = Path("rego")
+    opa_binary: str = ""  # empty: PATH, then .tools/bin/opa
+    timeout: float = Field(default=0.1, gt=0)  # decision deadline; slower = deny (503)
+    report_only: bool = False
+    purpose_header: str = "X-Purpose"
+    justification_header: str = "X-Justification"
+    # The policy's clock: hour/weekday/date rules (business hours, holidays) are local.
+    timezone: str = "Asia/Shanghai"
+    cache_size: int = Field(default=10_000, ge=0)  # decisions kept (LRU); 0 disables the cache
+    pool_size: int = Field(default=64, ge=1)  # connections to OPA
+    breaker_threshold: int = Field(default=5, ge=1)  # consecutive failures that open the breaker
+    breaker_cooldown: float = Field(default=2.0, gt=0)  # seconds failing fast before a trial call
+    revision_path: str = "crm/config/revision"
+    revision_poll: float = Field(default=1.0, gt=0)  # seconds between revision checks
+    start_timeout: float = Field(default=15.0, gt=0)  # managed OPA must be healthy within this
+    output_schema: Path | None = None  # default: <rego_dir>/schema/output.json
+    # External mode on this host's rego_dir (workers of one supervised OPA): also
+    # hash rego_dir into the revision, as managed mode does.
+    track_rego_dir: bool = False
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {v!r}") from exc
+        return v
+
+
+class RedisSettings(_Section):
+    url: str = ""  # empty: in-memory state (single process only)
+    required: bool = False
+
+
+class ClassificationSettings(_Section):
+    taxonomy: Path = Path("config/taxonomy.yaml")
+    catalog: Path = Path("config/crm/demo.yaml")
+    pseudonym_key_env: str = "CRM_GATEWAY_PSEUDONYM_KEY"
+    # What to do with a write carrying a masked placeholder: reject (409) or strip.
+    masked_write: Literal["reject", "strip"] = "reject"
+    entry_validation: bool = False
+
+
+class AuditSettings(_Section):
+    sinks: tuple[str, ...] = ("stdout",)
+    file: Path = Path("var/audit/audit.jsonl")
+    spool_dir: Path = Path("var/audit/spool")
+    stream: str = "crm-gateway:audit"
+    hmac_key_env: str = "CRM_GATEWAY_AUDIT_KEY"
+    strict_levels: tuple[str, ...] = ()
+    # Emitter: bounded queue, batch size, breaker pause, durable-write deadline (seconds).
+    queue_size: int = Field(default=50_000, ge=1)
+    batch_size: int = Field(default=500, ge=1)
+    breaker_cooldown: float = Field(default=1.0, gt=0)
+    durable_timeout: float = Field(default=0.5, gt=0)
+    # Durable writes also wait for WAITAOF (Redis >= 7.2 with AOF); else they rely on
+    # XADD (run Redis with appendfsync always) and fall back to the fsynced spool.
+    durable_waitaof: bool = False
+    # Approximate MAXLEN trimming of the stream; 0 = never trim (trim after archiving instead).
+    stream_maxlen: int = Field(default=0, ge=0)
+    # Integrity: dev HMAC key file (used only when the env var is unset outside production),
+    # Ed25519 seal key (PEM; the public key is written next to it), seal cadence.
+    dev_key_file: Path = Path("var/audit/dev-hmac.key")
+    seal_key_file: Path = Path("var/audit/seal-ed25519.pem")
+    seal_every: int = Field(default=1000, ge=1)
+    seal_interval: float = Field(default=10.0, gt=0)
+    # Idle writers still seal this often, so a verifier can tell "quiet" from "cut off".
+    seal_heartbeat: float = Field(default=60.0, gt=0)
+    # Record ids per event; bigger responses continue in linked follow-up events.
+    ids_per_event: int = Field(default=500, ge=1)
+    # File sink rotation.
+    file_max_bytes: int = Field(default=100 * 1024 * 1024, ge=1024)
+    file_backups: int = Field(default=5, ge=0)
+    # Shipper (consumer group on the stream).
+    shipper_group: str = "shippers"
+    shipper_batch: int = Field(default=500, ge=1)
+    claim_idle_ms: int = Field(default=60_000, ge=1)
+    # RFC 5424 syslog (TCP, or TLS when syslog_tls) and CEF over the same transport.
+    syslog_host: str = "127.0.0.1"
+    syslog_port: int = Field(default=6514, ge=1, le=65535)
+    syslog_tls: bool = True
+    syslog_ca_file: Path | None = None
+    syslog_cert_file: Path | None = None
+    syslog_key_file: Path | None = None
+    syslog_app_name: str = "crm-gateway"
+    syslog_sd_id: str = "crmaudit@32473"
+    cef_vendor: str = "crm-gateway"
+    cef_product: str = "CRM Access Gateway"
+    # Splunk HEC: token read from the env var; ack polling when hec_ack.
+    hec_url: str = ""
+    hec_token_env: str = "CRM_GATEWAY_HEC_TOKEN"  # noqa: S105 (an env var name, not a secret)
+    hec_ack: bool = True
+    hec_ack_timeout: float = Field(default=30.0, gt=0)
+    hec_sourcetype: str = "crm:audit:ocsf"
+    hec_index: str = ""
+    hec_verify_tls: bool = True
+
+    @field_validator("sinks")
+    @classmethod
+    def _known_sinks(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        known = ("stdout", "file", "syslog", "cef", "hec", "redis")
+        bad = [s for s in v if s not in known]
+        if bad:
+            raise ValueError(f"unknown audit sink(s) {bad}; known: {', '.join(known)}")
+        return v
+
+
+class LoggingSettings(_Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["json", "console"] = "json"
+
+
+class AdminSettings(_Section):
+    prefix: str = "/_gateway"
+    # Networks allowed to call admin endpoints other than health/ready/metrics.
+    allowed_networks: tuple[str, ...] = ("127.0.0.1/32", "::1/128")
+    # Roles whose members may revoke and restore subjects through the admin API.
+    roles: tuple[str, ...] = ("security_admin",)
