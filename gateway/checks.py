@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +32,7 @@ def check_config(path: Path) -> list[str]:
         rego = settings.path(settings.policy.rego_dir)
         if not rego.is_dir():
             problems.append(f"policy.rego_dir: {rego} is not a directory")
-        if not _opa_binary(settings):
-            problems.append(
-                "policy.opa_binary: no `opa` found on PATH or in .tools/bin (run `make tools`)"
-            )
+        problems += _opa_binary(settings)
     if settings.environment == "production" and settings.policy.report_only:
         problems.append("policy.report_only: report-only mode in production leaves data unmasked")
     return problems
@@ -58,11 +54,16 @@ def _catalog_categories(settings: Settings) -> list[str]:
     ]
 
 
-def _opa_binary(settings: Settings) -> str | None:
-    if settings.policy.opa_binary:
-        return settings.policy.opa_binary if Path(settings.policy.opa_binary).exists() else None
-    local = settings.base_dir / ".tools" / "bin" / "opa"
-    return str(local) if local.exists() else shutil.which("opa")
+def _opa_binary(settings: Settings) -> list[str]:
+    """The same search the gateway makes at start-up (configured, PATH, .tools/bin)."""
+    from gateway.policy.supervisor import find_opa_binary
+
+    try:
+        find_opa_binary(settings)
+    except ConfigError as exc:
+        msg = str(exc)
+        return [msg if msg.startswith("policy.") else f"policy.opa_binary: {msg}"]
+    return []
 
 
 def _check_file(settings: Settings, key: str, rel: Path, loader: Any) -> list[str]:

@@ -10,6 +10,7 @@ the response path a failure never lets the CRM's original body through.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -46,6 +47,7 @@ from gateway.identity.stepup import step_up_challenge, step_up_redirect, wants_h
 from gateway.policy.engine import PolicyRequest
 from gateway.relay import (
     ConnectionAborted,
+    RelayResult,
     has_body,
     pass_through,
     read_request_body,
@@ -93,6 +95,13 @@ async def handle(request: web.Request) -> web.StreamResponse:
         response = await _proxy(request, stages, access)
     except ConnectionAborted as exc:
         access.status, access.error = 502, f"aborted mid-response: {exc}"
+        stages.record(access)
+        raise
+    except asyncio.CancelledError:
+        # The client went away and aiohttp cancelled the handler: the access still
+        # happened (the CRM may have answered), so it is recorded before unwinding.
+        access.status = access.status or 499
+        access.error = access.error or "client_disconnected"
         stages.record(access)
         raise
     except StepUpRequired as exc:
@@ -308,6 +317,7 @@ async def _respond(
         result = await pass_through(
             request, up, headers, limit=settings.limits.max_streamed_response
         )
+        _note_client_gone(access, result)
         return result.response
     if up.status == 206:
         raise ResponseRewriteFailed("the CRM sent a partial body on a sensitive route")
@@ -359,7 +369,15 @@ async def _respond(
         access.report = enforcer.report.to_audit()
     if result.would_block:
         access.error = f"report_only_would_block: {result.would_block}"[:200]
+    _note_client_gone(access, result)
     return result.response
+
+
+def _note_client_gone(access: Access, result: RelayResult) -> None:
+    """A response cut short by the client is audited as such (what was sent is in
+    the report; the status stays the one the client was sent)."""
+    if result.client_gone:
+        access.error = access.error or "client_disconnected"
 
 
 def _operation(method: str, crm_route: RouteMatch | None) -> str:

@@ -81,6 +81,9 @@ class VerifyReport:
     # this many seconds: writers seal at least every `audit.seal_heartbeat` seconds.
     allow_open: float | None = None
     now_ms: int = field(default_factory=lambda: int(time.time() * 1000))
+    # False when no seal public key was found: seal links were checked, their
+    # Ed25519 signatures were not (said loudly in the summary and the JSON).
+    signatures_checked: bool = True
 
     def stale(self, chain: ChainReport) -> bool:
         if chain.closed:
@@ -114,6 +117,7 @@ class VerifyReport:
             "ok": self.ok,
             "exit_code": self.exit_code,
             "malformed": self.malformed,
+            "signatures_checked": self.signatures_checked,
             "chains": [
                 {**asdict(c), "unsealed_tail": c.unsealed_tail, "ok": c.ok}
                 for c in self.chains.values()
@@ -125,6 +129,11 @@ class VerifyReport:
             f"{'OK' if self.ok else 'FAILED'} (exit {self.exit_code}): "
             f"{len(self.chains)} chain(s), {self.malformed} malformed record(s)"
         ]
+        if not self.signatures_checked:
+            lines.append(
+                "  WARNING: no seal public key (audit.seal_key_file + .pub): seal "
+                "signatures were NOT checked, only the HMAC chain and seal links"
+            )
         for c in self.chains.values():
             lines.append(
                 f"  {c.writer}: seq {c.first_seq}..{c.last_seq}, {c.records} records, "
@@ -175,7 +184,12 @@ def verify_events(
     require_closed: bool = False,
     allow_open: float | None = None,
 ) -> VerifyReport:
-    report = VerifyReport(malformed=malformed, require_closed=require_closed, allow_open=allow_open)
+    report = VerifyReport(
+        malformed=malformed,
+        require_closed=require_closed,
+        allow_open=allow_open,
+        signatures_checked=public_key is not None,
+    )
     variants: dict[str, dict[int, list[_Variant]]] = {}
     last_arrival: dict[str, int] = {}
     for event in events:

@@ -31,6 +31,24 @@ def test_check_config_prints_every_error_with_its_path(
     assert "3 problem(s)" in err
 
 
+def test_check_config_looks_for_opa_where_the_gateway_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A file naming only the upstream, outside the source tree, is fine (the repo's
+    .tools/bin/opa is found as at start-up); a wrong explicit binary is named."""
+    minimal = tmp_path / "minimal.yaml"
+    minimal.write_text("upstream:\n  url: http://127.0.0.1:9\n", encoding="utf-8")
+    assert main(["check-config", str(minimal)]) == 0
+    wrong = tmp_path / "wrong.yaml"
+    wrong.write_text(
+        "upstream:\n  url: http://127.0.0.1:9\npolicy:\n  opa_binary: /nonexistent/opa\n",
+        encoding="utf-8",
+    )
+    assert main(["check-config", str(wrong)]) == 1
+    err = capsys.readouterr().err
+    assert "policy.opa_binary: '/nonexistent/opa' is not an executable file" in err
+
+
 def test_check_config_follows_referenced_files(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -181,6 +181,16 @@ def test_bad_seal_signature_detected() -> None:
     assert len(_only(report).seal_bad) == 3
 
 
+def test_missing_public_key_is_said_not_hidden() -> None:
+    events = _chain(8)
+    report = verify_events(events, KEY, None)
+    assert report.exit_code == 0  # the HMAC chain and the seal links still hold
+    assert report.to_dict()["signatures_checked"] is False
+    assert "seal signatures were NOT checked" in report.summary()
+    assert _verify(events).to_dict()["signatures_checked"] is True
+    assert "NOT checked" not in _verify(events).summary()
+
+
 def test_deleted_seal_detected() -> None:
     events = _chain(8)
     seal_at = next(i for i, e in enumerate(events) if "seal" in e["unmapped"])
