@@ -3,10 +3,13 @@ cleanup context and closed on shutdown, in reverse order."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import AsyncIterator
+from urllib.parse import urlsplit, urlunsplit
 
 from aiohttp import web
+from redis.exceptions import RedisError
 
 from gateway import admin
 from gateway.audit.emitter import AuditEmitter
@@ -14,7 +17,7 @@ from gateway.core import headers as h
 from gateway.core.catalog import Catalog
 from gateway.core.masking import Masker
 from gateway.core.taxonomy import Taxonomy
-from gateway.errors import ConfigError
+from gateway.errors import ConfigError, StartupError
 from gateway.handler import handle
 from gateway.identity.guard import RequestGuard
 from gateway.identity.service import Identity
@@ -60,48 +63,67 @@ async def _stages_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     taxonomy = Taxonomy.load(settings.path(settings.classification.taxonomy))
     catalog = Catalog.load(settings.path(settings.classification.catalog))
-    upstream = Upstream.open(settings.upstream)
+    async with contextlib.AsyncExitStack() as opened:  # closed in reverse, also on failure
+        try:
+            app[STAGES] = await _open_stages(settings, taxonomy, catalog, opened)
+        except RedisError as exc:
+            raise StartupError(
+                f"redis.url: cannot use {redact_url(settings.redis.url)}: {exc} "
+                "(the gateway does not start without its shared revocations and grants)"
+            ) from exc
+        yield
+
+
+async def _open_stages(
+    settings: Settings, taxonomy: Taxonomy, catalog: Catalog, opened: contextlib.AsyncExitStack
+) -> Stages:
     audit = await AuditEmitter.open(settings)
+    opened.push_async_callback(audit.close)  # closed last: the others may still emit
+    upstream = Upstream.open(settings.upstream)
+    opened.push_async_callback(upstream.close)
     grants = await open_grant_store(settings)
+    opened.push_async_callback(grants.close)
     revocations = await RevocationList.open(settings.redis.url or None)
+    opened.push_async_callback(revocations.close)
     ratelimiter = await open_ratelimiter(settings.redis.url or None)
+    opened.push_async_callback(ratelimiter.close)
     identity = await Identity.open(settings, revocations)
+    opened.push_async_callback(identity.close)
 
     async def _anomaly_revoke(subject_id: str, reason: str) -> None:
         await revocations.revoke(subject_id, reason=reason, by="anomaly-detector")
 
     anomaly = await AnomalyDetector.open(settings, emit=audit.emit, revoke=_anomaly_revoke)
+    opened.push_async_callback(anomaly.close)
     policy = await PolicyEngine.open(
         settings, taxonomy=taxonomy, taxonomy_policy=taxonomy.to_policy(), grants=grants
     )
-    try:
-        app[STAGES] = Stages(
-            settings=settings,
-            upstream=upstream,
-            identity=identity,
-            revocations=revocations,
-            anomaly=anomaly,
-            guard=RequestGuard.from_settings(settings, ratelimiter),
-            policy=policy,
-            taxonomy=taxonomy,
-            catalog=catalog,
-            masker=Masker(taxonomy, _pseudonym_key(settings)),
-            audit=audit,
-            metrics=Metrics(),
-            routes=RouteTable(settings.routes),
-            trusted_proxies=h.parse_networks(settings.forwarded.trusted_proxies),
-            spoofable_headers=frozenset(n.lower() for n in spoofable_headers(settings)),
-            identity_headers=lambda subject: list(
-                upstream_identity_headers(settings, subject).items()
-            ),
-        )
-        yield
-    finally:
-        await policy.close()
-        await anomaly.close()
-        await identity.close()
-        await ratelimiter.close()
-        await revocations.close()
-        await grants.close()
-        await upstream.close()
-        await audit.close()
+    opened.push_async_callback(policy.close)
+    return Stages(
+        settings=settings,
+        upstream=upstream,
+        identity=identity,
+        revocations=revocations,
+        anomaly=anomaly,
+        guard=RequestGuard.from_settings(settings, ratelimiter),
+        policy=policy,
+        taxonomy=taxonomy,
+        catalog=catalog,
+        masker=Masker(taxonomy, _pseudonym_key(settings)),
+        audit=audit,
+        metrics=Metrics(),
+        routes=RouteTable(settings.routes),
+        trusted_proxies=h.parse_networks(settings.forwarded.trusted_proxies),
+        spoofable_headers=frozenset(n.lower() for n in spoofable_headers(settings)),
+        identity_headers=lambda subject: list(upstream_identity_headers(settings, subject).items()),
+    )
+
+
+def redact_url(url: str) -> str:
+    """`url` without its password (for messages and logs)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from gateway.core.model import Subject
-from gateway.errors import ConfigError
+from gateway.errors import ConfigError, StartupError
 from gateway.settings import REPO_ROOT, Settings, load_settings
 
 DEFAULT_CONFIG = REPO_ROOT / "config" / "gateway.yaml"
@@ -348,6 +348,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in exc.problems:
             print(f"error: {problem}", file=sys.stderr)
         return 2
+    except StartupError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -56,6 +56,13 @@ class ConfigError(GatewayError):
         self.problems = problems or [message]
 
 
+class StartupError(GatewayError):
+    """Something the gateway needs before it may serve (Redis, a key) is unreachable:
+    it refuses to start, with one line naming the setting, rather than serve blind."""
+
+    code = "startup_error"
+
+
 class ClientError(GatewayError):
     status = 400
     code = "bad_request"

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from gateway.errors import ConfigError
+from gateway.errors import ConfigError, StartupError
 from gateway.settings import Settings
 
 if TYPE_CHECKING:
@@ -73,7 +73,11 @@ async def _serve_forever(
 def _worker(settings_json: str, reuse_port: bool, ready: EventType) -> None:
     settings = Settings.model_validate_json(settings_json)
     _install_uvloop()
-    asyncio.run(_serve_forever(settings, reuse_port, ready.set))
+    try:
+        asyncio.run(_serve_forever(settings, reuse_port, ready.set))
+    except (ConfigError, StartupError) as exc:
+        print(f"error: {exc.message}", file=sys.stderr)  # the parent reports the failed start
+        sys.exit(1)
 
 
 def serve(settings: Settings, *, announce: Callable[[str], None] = print) -> int:

@@ -88,3 +88,36 @@ async def test_two_workers_share_the_port_and_stop_on_sigterm(tmp_path: Path) ->
     finally:
         stop_process(gw)
         stop_process(crm)
+
+
+def test_unreachable_redis_refuses_to_start_with_one_clear_line(tmp_path: Path) -> None:
+    """No traceback, no leaked sessions, the password never printed; both serving modes."""
+    dead = free_port()  # nothing listens there
+    for workers in (1, 2):
+        cfg = tmp_path / f"gateway-{workers}.yaml"
+        cfg.write_text(
+            yaml.safe_dump(
+                {
+                    "base_dir": str(tmp_path),
+                    "upstream": {"url": "http://127.0.0.1:9"},
+                    "listen": {"host": "127.0.0.1", "port": free_port(), "workers": workers},
+                    "redis": {"url": f"redis://:hunter2@127.0.0.1:{dead}/0"},
+                    "policy": {"engine": "static"},
+                    "audit": {"sinks": ["file"], "file": str(tmp_path / "audit.jsonl")},
+                }
+            ),
+            encoding="utf-8",
+        )
+        done = subprocess.run(
+            [sys.executable, "-m", "gateway.cli", "serve", "--config", str(cfg)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=ROOT,
+            check=False,
+        )
+        assert done.returncode != 0
+        assert f"error: redis.url: cannot use redis://:***@127.0.0.1:{dead}/0" in done.stderr
+        assert "Traceback" not in done.stderr + done.stdout
+        assert "Unclosed" not in done.stderr + done.stdout
+        assert "hunter2" not in done.stderr + done.stdout
