@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import zoneinfo
 
 from pydantic import BaseModel, ConfigDict
 
@@ -21,3 +22,12 @@ def check_networks(values: tuple[str, ...]) -> tuple[str, ...]:
         except ValueError as exc:
             raise ValueError(f"{v!r} is not an IP network (CIDR)") from exc
     return values
+
+
+def check_zone(value: str) -> str:
+    """An IANA time zone name this system knows (e.g. Asia/Shanghai)."""
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {value!r}") from exc
+    return value

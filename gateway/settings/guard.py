@@ -8,6 +8,7 @@ from pydantic import Field, field_validator
 
 from gateway.settings.base import Section as _Section
 from gateway.settings.base import check_networks as _check_networks
+from gateway.settings.base import check_zone
 
 _DAY = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
@@ -37,16 +38,7 @@ class WorkingHoursSettings(_Section):
     start: str = "08:00"
     end: str = "20:00"
 
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, v: str) -> str:
-        import zoneinfo
-
-        try:
-            zoneinfo.ZoneInfo(v)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {v!r}") from exc
-        return v
+    _zone = field_validator("timezone")(check_zone)
 
     @field_validator("start", "end")
     @classmethod
@@ -142,13 +134,4 @@ class MonitorSettings(_Section):
             raise ValueError(f"levels must look like L3 with a threshold >= 1, not {bad}")
         return v
 
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, v: str) -> str:
-        import zoneinfo
-
-        try:
-            zoneinfo.ZoneInfo(v)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {v!r}") from exc
-        return v
+    _zone = field_validator("timezone")(check_zone)

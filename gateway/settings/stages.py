@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from gateway.settings.base import Section as _Section
+from gateway.settings.base import check_zone
 
 
 class PolicySettings(_Section):
@@ -37,16 +38,7 @@ class PolicySettings(_Section):
     # hash rego_dir into the revision, as managed mode does.
     track_rego_dir: bool = False
 
-    @field_validator("timezone")
-    @classmethod
-    def _timezone(cls, v: str) -> str:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-        try:
-            ZoneInfo(v)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {v!r}") from exc
-        return v
+    _timezone = field_validator("timezone")(check_zone)
 
 
 class RedisSettings(_Section):
