@@ -30,6 +30,7 @@ _HEX = frozenset("0123456789abcdefABCDEF")
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 # RFC 3986 pchar minus unreserved and "%": sub-delims, ":" and "@".
 _RAW_ALLOWED = _UNRESERVED | frozenset("!$&'()*+,;=:@")
+_MEMO_MAX_PATH = 512  # longer paths are normalised every time, never kept
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
 
@@ -42,8 +43,11 @@ class PathRejected(ClientError):
 def normalize_path(raw: str, *, case_insensitive: bool = False) -> str:
     """Return the canonical form of `raw` (a path without query), or raise PathRejected.
 
-    Memoised (the handler and the API-key scope check both ask, and paths repeat);
-    a rejection raises every time, since exceptions are not cached."""
+    Memoised for ordinary lengths (the handler and the API-key scope check both
+    ask, and paths repeat); long paths are not kept, so the memo stays small
+    whatever clients send. A rejection raises every time (not cached)."""
+    if len(raw) > _MEMO_MAX_PATH:
+        return _normalize_path.__wrapped__(raw, case_insensitive)
     return _normalize_path(raw, case_insensitive)
 
 
