@@ -62,6 +62,9 @@ class Enforcer(ValueRewriter):
         self._cleared: dict[str, set[str | None]] = {lvl: set() for lvl in self._limits}
         self._record_id: str | None = None
         self._header: tuple[tuple[str, ...], list[str], list[Slot]] | None = None
+        # id(table) -> (table, (column index, level) of each column shown in clear
+        # under it): the CSV header is fixed, so each row only checks its cells.
+        self._row_clear: dict[int, tuple[ActionTable, tuple[tuple[int, str], ...]]] = {}
         self._base = self._shared.base
         self._facts = self._shared.facts
         # id(plan) -> (plan, its work with each (category, action) bound to the
@@ -101,12 +104,7 @@ class Enforcer(ValueRewriter):
             return None
         width = min(len(names), len(row))
         clear = frozenset(
-            table.action(slot.category)[0]
-            for slot, cell in zip(slots, row, strict=False)
-            if slot.mode == CAT
-            and slot.category is not None
-            and cell != ""
-            and table.action(slot.category)[1].verb is Verb.ALLOW
+            level for i, level in self._clear_columns(slots, table) if i < width and row[i] != ""
         )
         if self._limits:
             table, clear = self._bulk_table(clear, table)
@@ -118,6 +116,21 @@ class Enforcer(ValueRewriter):
             out[i] = "" if new is DROPPED or new is None else str(new)
         return out
 
+    def _clear_columns(self, slots: list[Slot], table: ActionTable) -> tuple[tuple[int, str], ...]:
+        """(index, level) of the categorised columns `table` shows in clear (the
+        current header's; `_columns` resets the memo when the header changes)."""
+        found = self._row_clear.get(id(table))
+        if found is not None and found[0] is table:
+            return found[1]
+        cols = []
+        for i, slot in enumerate(slots):
+            if slot.mode == CAT and slot.category is not None:
+                level, action = table.action(slot.category)
+                if action.verb is Verb.ALLOW:
+                    cols.append((i, level))
+        self._row_clear[id(table)] = (table, tuple(cols))
+        return tuple(cols)
+
     def _columns(self, header: list[str]) -> tuple[list[str], list[Slot]]:
         """Column names as the catalog spells them (BOM and padding removed: CRM
         exports often start with a BOM) and their slots, once per header."""
@@ -127,6 +140,7 @@ class Enforcer(ValueRewriter):
             names = [h.lstrip("\ufeff").strip() for h in header]
             column = self._shared.classifier.column
             found = self._header = (key, names, [column(n) for n in names])
+            self._row_clear.clear()  # clear columns are per header
         return found[1], found[2]
 
     def rewrite_fields(self, fields: Mapping[str, str]) -> dict[str, str]:
