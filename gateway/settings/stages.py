@@ -42,8 +42,9 @@ class PolicySettings(_Section):
 
 
 class RedisSettings(_Section):
-    url: str = ""  # empty: in-memory state (single process only)
-    required: bool = False
+    # Empty: in-memory state (one process only). Set: shared by every replica, and
+    # the gateway refuses to start while it cannot reach it.
+    url: str = ""
 
 
 class ClassificationSettings(_Section):

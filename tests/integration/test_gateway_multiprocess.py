@@ -51,7 +51,7 @@ def _write_config(tmp_path: Path, redis_url: str, crm_port: int) -> Path:
         "base_dir": str(ROOT),
         "listen": {"host": "127.0.0.1", "port": 0, "workers": 1},
         "upstream": {"url": f"http://127.0.0.1:{crm_port}"},
-        "redis": {"url": redis_url, "required": True},
+        "redis": {"url": redis_url},
         "identity": {"directory": str(write_directory(tmp_path / "directory.yaml"))},
         "policy": {"engine": "static"},
         "guard": {

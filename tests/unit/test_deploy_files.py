@@ -237,7 +237,6 @@ def test_container_config_passes_check_config(
     assert check_config(path) == []
     settings = load_settings(path)
     assert settings.environment == "production"
-    assert settings.redis.required
     assert settings.redis.url == "redis://:dummy-redis_password@redis:6379/0"
     assert settings.policy.engine == "external"
     assert settings.listen.host == "0.0.0.0"
