@@ -68,4 +68,3 @@ class RouteSettings(_Section):
     public: bool = False
     websocket: bool = False
     report_only: bool = False
-    catalog_route: str | None = None
