@@ -99,23 +99,11 @@ def _start(status: int, reason: str, headers: h.Headers) -> web.StreamResponse:
     return resp
 
 
-async def _prepare(resp: web.StreamResponse, request: web.Request) -> None:
+async def _to_client(write: Awaitable[object]) -> None:
+    """Await one write to the client (prepare, write, write_eof); a reset there
+    means the client left (aiohttp's ClientConnectionResetError included)."""
     try:
-        await resp.prepare(request)
-    except ConnectionResetError as exc:  # aiohttp's ClientConnectionResetError included
-        raise _ClientGone(str(exc)) from exc
-
-
-async def _write(resp: web.StreamResponse, data: bytes) -> None:
-    try:
-        await resp.write(data)
-    except ConnectionResetError as exc:
-        raise _ClientGone(str(exc)) from exc
-
-
-async def _write_eof(resp: web.StreamResponse) -> None:
-    try:
-        await resp.write_eof()
+        await write
     except ConnectionResetError as exc:
         raise _ClientGone(str(exc)) from exc
 
@@ -147,8 +135,8 @@ async def without_body(
     resp = _start(up.status, up.reason, headers)
     result = RelayResult(resp)
     try:
-        await _prepare(resp, request)
-        await _write_eof(resp)
+        await _to_client(resp.prepare(request))
+        await _to_client(resp.write_eof())
     except _ClientGone as exc:
         return _client_gone(up, headers, result, exc)
     return result
@@ -162,15 +150,15 @@ async def pass_through(
         resp.enable_chunked_encoding()
     result = RelayResult(resp)
     try:
-        await _prepare(resp, request)
+        await _to_client(resp.prepare(request))
         async for chunk in up.chunks():
             result.bytes_in += len(chunk)
             if limit and result.bytes_in > limit:
                 abort(request)
                 raise ConnectionAborted(f"response exceeded {limit} bytes")
-            await _write(resp, chunk)
+            await _to_client(resp.write(chunk))
             result.bytes_out += len(chunk)
-        await _write_eof(resp)
+        await _to_client(resp.write_eof())
     except _ClientGone as exc:
         return _client_gone(up, headers, result, exc)
     return result
@@ -213,9 +201,9 @@ async def rewrite(
             await before_release()
         if not resp.prepared:
             resp.enable_chunked_encoding()
-            await _prepare(resp, request)
+            await _to_client(resp.prepare(request))
         result.bytes_out += len(data)
-        await _write(resp, data)
+        await _to_client(resp.write(data))
 
     try:
         try:
@@ -237,12 +225,12 @@ async def rewrite(
             if before_release is not None and body_tail:
                 await before_release()
             resp.content_length = len(body_tail)
-            await _prepare(resp, request)
+            await _to_client(resp.prepare(request))
             result.bytes_out += len(body_tail)
-            await _write(resp, body_tail)
+            await _to_client(resp.write(body_tail))
         else:
             await send(body_tail)
-        await _write_eof(resp)
+        await _to_client(resp.write_eof())
     except _ClientGone as exc:
         return _client_gone(up, out_headers, result, exc)
     return result

@@ -16,23 +16,15 @@ import pytest
 
 from gateway.core.catalog import Catalog, RouteSpec
 from tests.e2e.conftest import ROOT, BottleCRM
+from tests.e2e.gateway_bottlecrm import READ_ROUTES
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]
 
 CATALOG = Catalog.load(ROOT / "config" / "crm" / "bottlecrm.yaml")
 NOT_CUSTOMER = {"internal", "customer_no"}
 
-# Catalogued GET routes and a URL for each, filled with seeded ids.
-URLS = {
-    "contact_list": "/api/contacts/?limit=100",
-    "contact_detail": "/api/contacts/{contact}/",
-    "lead_list": "/api/leads/?limit=100",
-    "lead_detail": "/api/leads/{lead}/",
-    "account_list": "/api/accounts/?limit=100",
-    "account_detail": "/api/accounts/{account}/",
-    "opportunity_list": "/api/opportunities/?limit=100",
-    "opportunity_detail": "/api/opportunities/{opportunity}/",
-}
+# Catalogued GET routes that return JSON records (the exports are CSV), by URL.
+URLS = {name: url for name, url in READ_ROUTES.items() if not name.endswith("_export")}
 
 
 def _records_at(body: Any, prefix: str) -> list[Any] | None:

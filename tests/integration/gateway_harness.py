@@ -59,12 +59,19 @@ USERS: list[dict[str, Any]] = [
 
 
 def write_directory(path: Path) -> Path:
-    subjects = []
-    for u in USERS:
-        entry = {k: v for k, v in u.items() if k != "key"}
-        entry["api_keys"] = [{"id": f"k-{u['id']}", "hash": hash_key(u["key"], None)}]
-        subjects.append(entry)
-    path.write_text(yaml.safe_dump({"subjects": subjects}, allow_unicode=True), encoding="utf-8")
+    return write_key_directory(
+        path,
+        [({k: v for k, v in u.items() if k != "key"}, f"k-{u['id']}", u["key"]) for u in USERS],
+    )
+
+
+def write_key_directory(path: Path, subjects: list[tuple[dict[str, Any], str, str]]) -> Path:
+    """A directory file of (subject entry, API key id, clear key): the key stored hashed."""
+    entries = [
+        {**entry, "api_keys": [{"id": key_id, "hash": hash_key(key, None)}]}
+        for entry, key_id, key in subjects
+    ]
+    path.write_text(yaml.safe_dump({"subjects": entries}, allow_unicode=True), encoding="utf-8")
     return path
 
 

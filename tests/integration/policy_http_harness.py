@@ -17,14 +17,12 @@ from typing import Any
 
 import aiohttp
 import orjson
-import yaml
 from aiohttp import web
 
 from gateway.demo.crm import create_demo_crm
-from gateway.identity.apikeys import hash_key
 from tests.conftest import free_port
 from tests.integration.audit_load import stream_events
-from tests.integration.gateway_harness import Gateway, start_gateway
+from tests.integration.gateway_harness import Gateway, start_gateway, write_key_directory
 
 # Every subject the tests call as; "key" is the API key, the rest is the directory entry.
 STAFF: dict[str, dict[str, Any]] = {
@@ -62,14 +60,9 @@ def key_of(name: str) -> str:
 
 
 def write_staff_directory(path: Path) -> Path:
-    subjects = []
-    for name, entry in STAFF.items():
-        subjects.append(
-            {"id": f"u-{name}", **entry,
-             "api_keys": [{"id": f"k-{name}", "hash": hash_key(key_of(name), None)}]}
-        )  # fmt: skip
-    path.write_text(yaml.safe_dump({"subjects": subjects}, allow_unicode=True), encoding="utf-8")
-    return path
+    return write_key_directory(
+        path, [({"id": f"u-{n}", **e}, f"k-{n}", key_of(n)) for n, e in STAFF.items()]
+    )
 
 
 @dataclass

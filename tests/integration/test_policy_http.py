@@ -260,14 +260,7 @@ async def test_outside_working_hours_masks_l3_unless_on_call(
             rec = plain(crm)
             out = await customer(gw, rec, "rm", X_Purpose="advisory")
             assert out["mobile"] == rec["mobile"] and out["annual_income"] != rec["annual_income"]
-            g = await svc.create(
-                subject_id="u-rm",
-                subject_department="wealth",
-                grant_type="oncall",
-                justification="rota",
-                requested_by="u-lead",
-            )
-            await svc.approve(str(g["id"]), approver_id="u-sec", approver_department="security")
+            await grant(svc, "u-rm", "wealth", "oncall", "security", justification="rota")
             started = time.monotonic()
             while (await customer(gw, rec, "rm", X_Purpose="advisory"))["annual_income"] != rec[
                 "annual_income"
@@ -336,6 +329,37 @@ async def eventually_visible(gw: Gateway, rec: dict[str, Any], who: str, **extra
     raise AssertionError("record never became visible")
 
 
+APPROVERS = {"security": "u-sec", "it": "u-it"}
+
+
+async def grant(
+    svc: GrantService,
+    subject: str,
+    department: str,
+    grant_type: str,
+    *approved_by: str,
+    justification: str,
+    requested_by: str = "u-lead",
+    level: str | None = None,
+) -> dict[str, Any]:
+    """Request a grant, then approve it by each department named (u-sec, u-it)."""
+    g = await svc.create(
+        subject_id=subject,
+        subject_department=department,
+        grant_type=grant_type,
+        justification=justification,
+        requested_by=requested_by,
+        level=level,
+    )
+    await approve(svc, g, *approved_by)
+    return g
+
+
+async def approve(svc: GrantService, g: dict[str, Any], *departments: str) -> None:
+    for dept in departments:
+        await svc.approve(str(g["id"]), approver_id=APPROVERS[dept], approver_department=dept)
+
+
 async def test_grade_a_needs_security_and_it_approval(
     redis_gw: tuple[Gateway, GrantService], crm: DemoCrm
 ) -> None:
@@ -345,30 +369,15 @@ async def test_grade_a_needs_security_and_it_approval(
     for rec in (a, b):
         _, body, _ = await get(gw, f"/api/customers/{rec['id']}", "rm", X_Purpose="advisory")
         assert rec["name"] not in body
-    g = await svc.create(
-        subject_id="u-rm",
-        subject_department="wealth",
-        grant_type="grade_a",
-        justification="case 4",
-        requested_by="u-lead",
-    )
-    await svc.approve(str(g["id"]), approver_id="u-sec", approver_department="security")
+    g = await grant(svc, "u-rm", "wealth", "grade_a", "security", justification="case 4")
     await asyncio.sleep(0.5)  # half a chain: still hidden
     _, body, _ = await get(gw, f"/api/customers/{a['id']}", "rm", X_Purpose="advisory")
     assert a["name"] not in body
-    await svc.approve(str(g["id"]), approver_id="u-it", approver_department="it")
+    await approve(svc, g, "it")
     await eventually_visible(gw, a, "rm", X_Purpose="advisory")
     await eventually_visible(gw, b, "rm", X_Purpose="advisory")  # grade_a covers B too
     # The same fully approved grant does not count without MFA.
-    g = await svc.create(
-        subject_id="u-rm_nomfa",
-        subject_department="wealth",
-        grant_type="grade_a",
-        justification="case 4",
-        requested_by="u-lead",
-    )
-    await svc.approve(str(g["id"]), approver_id="u-sec", approver_department="security")
-    await svc.approve(str(g["id"]), approver_id="u-it", approver_department="it")
+    await grant(svc, "u-rm_nomfa", "wealth", "grade_a", "security", "it", justification="case 4")
     await asyncio.sleep(0.5)
     status, body, _ = await get(gw, f"/api/customers/{a['id']}", "rm_nomfa", X_Purpose="advisory")
     assert status == 401 and a["name"] not in body  # step-up asked for, nothing shown
@@ -378,14 +387,7 @@ async def test_grade_a_needs_security_and_it_approval(
 async def test_grade_b_grant(redis_gw: tuple[Gateway, GrantService], crm: DemoCrm) -> None:
     gw, svc = redis_gw
     b = pick(crm, grade="B", tier="一般")
-    g = await svc.create(
-        subject_id="u-sales",
-        subject_department="retail",
-        grant_type="grade_b",
-        justification="case 5",
-        requested_by="u-lead",
-    )
-    await svc.approve(str(g["id"]), approver_id="u-sec", approver_department="security")
+    await grant(svc, "u-sales", "retail", "grade_b", "security", justification="case 5")
     await eventually_visible(gw, b, "sales")
 
 
@@ -394,10 +396,11 @@ async def test_break_glass_with_justification_is_critical(
 ) -> None:
     gw, svc = redis_gw
     rec = plain(crm)
-    await svc.create(
-        subject_id="u-rm",
-        subject_department="wealth",
-        grant_type="break_glass",
+    await grant(
+        svc,
+        "u-rm",
+        "wealth",
+        "break_glass",
         justification="outage 9",
         requested_by="u-rm",
         level="L4",
