@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from gateway.core.catalog import RouteSpec
 from gateway.core.enforce._shared import Shared, shared_for
@@ -24,7 +24,7 @@ from gateway.core.enforce._tables import CAT, ActionTable, Plan, Slot, envelope_
 from gateway.core.enforce._values import ValueRewriter
 from gateway.core.masking import DROPPED, Masker
 from gateway.core.model import Decision, RecordVerb, Verb
-from gateway.core.report import EnforcementReport
+from gateway.core.report import EnforcementReport, outcome_of
 from gateway.core.rewrite import BlockResponse
 from gateway.core.taxonomy import Taxonomy
 
@@ -65,6 +65,7 @@ class Enforcer(ValueRewriter):
         # id(table) -> (table, (column index, level) of each column shown in clear
         # under it): the CSV header is fixed, so each row only checks its cells.
         self._row_clear: dict[int, tuple[ActionTable, tuple[tuple[int, str], ...]]] = {}
+        self._row_plans: dict[int, tuple[ActionTable, _RowPlan]] = {}
         self._base = self._shared.base
         self._facts = self._shared.facts
         # id(plan) -> (plan, its work with each (category, action) bound to the
@@ -110,11 +111,64 @@ class Enforcer(ValueRewriter):
             table, clear = self._bulk_table(clear, table)
         for level in clear:
             self.report.clear_records[level] += 1
+        if width < len(names):  # a short row: cell by cell (rare)
+            out = list(row)
+            for i in range(width):
+                out[i] = _cell(self._value(row[i], names[i], names[i], slots[i], table))
+            return out
+        return self._apply_row(row, names, slots, table)
+
+    def _apply_row(
+        self, row: list[str], names: list[str], slots: list[Slot], table: ActionTable
+    ) -> list[str]:
+        """A full-width row through its column plan: the categorised columns' functions
+        are bound once per header and table, the report gets one batch per row."""
+        plan = self._row_plan(slots, table)
+        if plan.blocked is not None:
+            self.report.blocked_reason = f"field {plan.blocked}"
+            raise BlockResponse(f"the policy blocks {plan.blocked}")
         out = list(row)
-        for i in range(width):
-            new = self._value(row[i], names[i], names[i], slots[i], table)
-            out[i] = "" if new is DROPPED or new is None else str(new)
+        for i, fn, residue in plan.masked:
+            if fn is None:
+                out[i] = ""
+                continue
+            new = fn(row[i])
+            if residue is not None:
+                new = self._residue(new, table, residue)
+            out[i] = _cell(new)
+        for i in plan.dynamic:
+            out[i] = _cell(self._value(row[i], names[i], names[i], slots[i], table))
+        self.report.add_batch(plan.batch, _NO_BULK)
         return out
+
+    def _row_plan(self, slots: list[Slot], table: ActionTable) -> _RowPlan:
+        """The current header's column plan under `table` (reset with the header)."""
+        found = self._row_plans.get(id(table))
+        if found is not None and found[0] is table:
+            return found[1]
+        masked: list[tuple[int, Callable[[Any], Any] | None, re.Pattern[str] | None]] = []
+        dynamic: list[int] = []
+        batch: list[tuple[str, str, str]] = []
+        blocked = None
+        for i, slot in enumerate(slots):
+            if slot.mode != CAT or slot.category is None:
+                dynamic.append(i)
+                continue
+            category = slot.category
+            level, action = table.action(category)
+            batch.append((category, level, outcome_of(action)))
+            if action.verb is Verb.ALLOW:
+                continue
+            if action.verb is Verb.BLOCK:
+                blocked = blocked or category
+            elif action.verb is Verb.DROP:
+                masked.append((i, None, None))
+            else:
+                fn = self._masker.compiled(category, action)
+                masked.append((i, fn, self._shared.residue(category, action)))
+        plan = _RowPlan(tuple(masked), tuple(dynamic), tuple(batch), blocked)
+        self._row_plans[id(table)] = (table, plan)
+        return plan
 
     def _clear_columns(self, slots: list[Slot], table: ActionTable) -> tuple[tuple[int, str], ...]:
         """(index, level) of the categorised columns `table` shows in clear (the
@@ -140,7 +194,8 @@ class Enforcer(ValueRewriter):
             names = [h.lstrip("\ufeff").strip() for h in header]
             column = self._shared.classifier.column
             found = self._header = (key, names, [column(n) for n in names])
-            self._row_clear.clear()  # clear columns are per header
+            self._row_clear.clear()  # clear columns and row plans are per header
+            self._row_plans.clear()
         return found[1], found[2]
 
     def rewrite_fields(self, fields: Mapping[str, str]) -> dict[str, str]:
@@ -335,6 +390,19 @@ class Enforcer(ValueRewriter):
                 self._shared.envelope[dotted] = found
         key, slot = found
         return self._value(value, key, dotted, slot, self._base)
+
+
+class _RowPlan(NamedTuple):
+    """A CSV header's columns under one action table."""
+
+    masked: tuple[tuple[int, Callable[[Any], Any] | None, re.Pattern[str] | None], ...]
+    dynamic: tuple[int, ...]  # columns classified by their cells (detectors, free text)
+    batch: tuple[tuple[str, str, str], ...]  # report entries of the categorised columns
+    blocked: str | None
+
+
+def _cell(new: Any) -> str:
+    return "" if new is DROPPED or new is None else str(new)
 
 
 def _dropped(old: Any, new: Any) -> bool:

@@ -861,3 +861,54 @@ def test_csv_header_with_bom_and_padding() -> None:
     ]
     assert enf.rewrite_row(header, ["C2", MOBILE1, "A"]) is None
     assert enf.report.to_audit()["records"]["ids"] == ["C1", "C2"]
+
+
+_CSV_HEADER = [
+    "id", "name", "gender", "id_number", "mobile", "landline", "email", "address", "employer",
+    "birth_date", "annual_income", "balance", "bank_card", "risk_level", "grade", "tier",
+    "notes", "query_password", "password", "remark",
+]  # fmt: skip
+
+
+@given(
+    clearance=st.sampled_from(["L0", "L1", "L2", "L3", "L4", "L5"]),
+    which=st.integers(0, 999),
+    blanks=st.sets(st.integers(0, len(_CSV_HEADER) - 1), max_size=6),
+    rules=st.sampled_from(["none", "drop_a", "mask_c", "bulk", "bulk_block"]),
+)
+def test_csv_row_plan_equals_cell_by_cell(
+    clearance: str, which: int, blanks: set[int], rules: str
+) -> None:
+    """Full-width rows go through a per-header column plan; short rows cell by cell.
+    The same rows under a header one column wider (so every row is short) must come
+    out the same, with the same report."""
+    extra: dict[str, Any] = {
+        "none": {},
+        "drop_a": {"records": [{"when": {"grade": ["A"]}, "record": "drop"}]},
+        "mask_c": {"records": [{"when": {"grade": ["C"]}, "fields": {"L1": "redact"}}]},
+        "bulk": {"obligations": {"max_clear_records": {"L1": 2, "L2": 1}}},
+        "bulk_block": {"obligations": {"max_clear_records": {"L2": 2}, "bulk_action": "block"}},
+    }[rules]
+    d = decision_for(clearance, **extra)
+    rows = []
+    for n in range(4):
+        rec = customer(which + n, grade="ABC"[(which + n) % 3])
+        rec["notes"] = f"客户手机{MOBILE2}，卡号{rec['bank_card']}"
+        rec["remark"] = rec["mobile"]
+        if n == 3:  # an identifier typed into a categorised column: the residue scan
+            rec["employer"] = f"{rec['mobile']} {rec['bank_card']} {rec['mobile']}"
+        row = [str(rec.get(c, "")) for c in _CSV_HEADER]
+        rows.append(["" if i in blanks else v for i, v in enumerate(row)])
+
+    def run(header: list[str]) -> tuple[list[Any], dict[str, Any]]:
+        enf = enforcer(d, route_name="customer_export_csv")
+        out: list[Any] = []
+        for row in rows:
+            try:
+                out.append(enf.rewrite_row(header, row))
+            except BlockResponse as exc:
+                out.append(("blocked", exc.reason))
+                break
+        return out, enf.report.to_audit()
+
+    assert run(_CSV_HEADER) == run([*_CSV_HEADER, "unused_column"])
