@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 BENCH = Path(__file__).resolve().parent
-ORDER = ["direct", "nginx-w1", "plain-w1", "gw-allow-w1", "gw-mask-w1"]
+ORDER = ["direct", "nginx-w1", "plain-w1", "gw-floor-w1", "gw-allow-w1", "gw-mask-w1"]
 Row = dict[str, Any]
 
 
@@ -92,6 +92,12 @@ def _target_throughput(doc: Row) -> list[str] | None:
     g2 = _one(doc, config="gw-mask-w2", kind="workers")
     if p2 and g2:
         text += f"; {100 * g2['rps'] / p2['rps']:.0f}% at 2 workers"
+    floor = _page(doc, "gw-floor-w1", 20, sweep)
+    if floor:
+        text += (
+            f"; the gateway without parsing or masking (floor) reaches "
+            f"{100 * floor['rps'] / pm['rps']:.0f}% ({floor['rps']:.0f} req/s)"
+        )
     return ["throughput with masking vs plain aiohttp proxy", ">= 60%", text, _verdict(r >= 0.6)]
 
 
@@ -495,6 +501,9 @@ def write_report(doc: Row, out: Path, results: Path) -> None:
         "",
         "Systems: **direct** (wrk to the fixture CRM), **nginx** (Debian nginx pass-through, "
         "keepalive pool), **plain** (bench/plain_proxy.py, aiohttp streaming pass-through), "
+        "**gw-floor** (gateway, customer routes marked not sensitive: authentication, guard, "
+        "policy, relay and audit, but no parsing or masking: what the gateway costs before "
+        "it touches a body), "
         "**gw-allow** (gateway, L4 admin key: classify only), **gw-mask** (gateway, L2 sales key: "
         "masking; static policy table, decision cache warm). The upstream (bench/upstream.py) "
         "serves canned bytes on uvloop.",

@@ -187,6 +187,7 @@ def one_worker_configs(b: Bench) -> list[tuple[str, Callable[[], Proc] | None, s
         ("plain-w1", lambda: servers.plain_proxy(b.workdir, b.upstream.port, 1), ""),
         ("gw-mask-w1", _gateway(b), servers.KEYS["mask"]),
         ("gw-allow-w1", _gateway(b), servers.KEYS["allow"]),
+        ("gw-floor-w1", _gateway(b, floor=True), servers.KEYS["mask"]),
     ]
 
 

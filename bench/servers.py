@@ -97,15 +97,21 @@ def gateway_settings(
     workers: int,
     engine: str,
     cache_size: int,
+    floor: bool = False,
 ) -> Path:
     state = workdir / name
+    routes: list[dict[str, Any]] = [{"path": "/api/health", "public": True, "sensitive": False}]
+    if floor:
+        # The floor: customer pages on a route that is not sensitive, so the gateway
+        # authenticates, guards, relays and audits them but neither parses nor masks.
+        routes.append({"path": "/api/customers*", "sensitive": False})
     state.mkdir(parents=True, exist_ok=True)
     settings = {
         "environment": "development",
         "base_dir": str(ROOT),
         "listen": {"host": "127.0.0.1", "port": port, "workers": workers},
         "upstream": {"url": f"http://127.0.0.1:{upstream_port}", "pool_size": 100},
-        "routes": [{"path": "/api/health", "public": True, "sensitive": False}],
+        "routes": routes,
         "identity": {"directory": str(ROOT / "config" / "directory.yaml")},
         "policy": {"engine": engine, "rego_dir": str(ROOT / "rego"), "cache_size": cache_size},
         "classification": {
@@ -135,12 +141,23 @@ def gateway(
     cache_size: int = 10_000,
     cpus: set[int] | None = None,
     profile_out: Path | None = None,
+    floor: bool = False,
 ) -> Proc:
-    """`crm-gateway serve` on its own settings file (or under pyinstrument if profile_out)."""
+    """`crm-gateway serve` on its own settings file (or under pyinstrument if profile_out).
+
+    `floor`: customer pages are not sensitive (see `gateway_settings`)."""
     name = f"gateway-{engine}-c{cache_size}-w{workers}" + ("-profiled" if profile_out else "")
+    name += "-floor" if floor else ""
     port = free_port()
     cfg = gateway_settings(
-        workdir, name, upstream_port, port, workers=workers, engine=engine, cache_size=cache_size
+        workdir,
+        name,
+        upstream_port,
+        port,
+        workers=workers,
+        engine=engine,
+        cache_size=cache_size,
+        floor=floor,
     )
     if profile_out is None:
         argv = [PY, "-m", "gateway.cli", "serve", "--config", str(cfg)]
