@@ -147,7 +147,7 @@ def _walk(
                 masked.append(name)
         else:
             report.fields[name] = category
-            if _is_placeholder(v, category, taxonomy):
+            if _is_placeholder(v, category, taxonomy) or _has_masked_span(v, category, taxonomy):
                 masked.append(name)
     return out
 
@@ -162,6 +162,20 @@ def _is_placeholder(value: Any, category: str, taxonomy: Taxonomy) -> bool:
     if not isinstance(value, str):
         return False
     return is_masked_placeholder(value, category, taxonomy)
+
+
+def _has_masked_span(value: Any, category: str, taxonomy: Taxonomy) -> bool:
+    """A `free_form` category's value (a name, an address) whose clear form the enforcer
+    scans and masks in place (a card typed into it): saved back, it carries a masked
+    span. Other categories are one value each, left to `is_masked_placeholder` ("**"
+    may well be part of a new password)."""
+    if not isinstance(value, str) or ("*" not in value and "pn_" not in value):
+        return False
+    try:
+        free_form = taxonomy.category(category).free_form
+    except KeyError:
+        return False
+    return free_form and _MASKED_SPAN.search(value) is not None
 
 
 def _strip(node: dict[str, Any], drop: set[str], path: str) -> dict[str, Any]:

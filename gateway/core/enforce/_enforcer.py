@@ -136,6 +136,10 @@ class Enforcer(ValueRewriter):
             if residue is not None:
                 new = self._residue(new, table, residue)
             out[i] = _cell(new)
+        for i, pattern in plan.scans:
+            cell = row[i]
+            if cell and pattern.search(cell) is not None:
+                out[i] = self._text(cell, table)
         for i in plan.dynamic:
             out[i] = _cell(self._value(row[i], names[i], names[i], slots[i], table))
         self.report.add_batch(plan.batch, _NO_BULK)
@@ -147,6 +151,7 @@ class Enforcer(ValueRewriter):
         if found is not None and found[0] is table:
             return found[1]
         masked: list[tuple[int, Callable[[Any], Any] | None, re.Pattern[str] | None]] = []
+        scans: list[tuple[int, re.Pattern[str]]] = []
         dynamic: list[int] = []
         batch: list[tuple[str, str, str]] = []
         blocked = None
@@ -158,6 +163,9 @@ class Enforcer(ValueRewriter):
             level, action = table.action(category)
             batch.append((category, level, outcome_of(action)))
             if action.verb is Verb.ALLOW:
+                pattern = self._shared.clear_residue(category)
+                if pattern is not None:
+                    scans.append((i, pattern))
                 continue
             if action.verb is Verb.BLOCK:
                 blocked = blocked or category
@@ -166,7 +174,7 @@ class Enforcer(ValueRewriter):
             else:
                 fn = self._masker.compiled(category, action)
                 masked.append((i, fn, self._shared.residue(category, action)))
-        plan = _RowPlan(tuple(masked), tuple(dynamic), tuple(batch), blocked)
+        plan = _RowPlan(tuple(masked), tuple(scans), tuple(dynamic), tuple(batch), blocked)
         self._row_plans[id(table)] = (table, plan)
         return plan
 
@@ -324,6 +332,13 @@ class Enforcer(ValueRewriter):
             if residue is not None and isinstance(new, _RESCANNED):
                 new = self._residue(new, table, residue)
             out[key] = new
+        for key, pattern in plan.scans:
+            value = record[key]
+            if value.__class__ is str:
+                if value and pattern.search(value) is not None:
+                    out[key] = self._text(value, table)
+            elif isinstance(value, list | dict):
+                out[key] = self._residue(value, table, pattern)
         for key, slot in plan.dynamic:
             skey = str(key)
             new = self._value(record[key], skey, skey, slot, table)
@@ -396,6 +411,7 @@ class _RowPlan(NamedTuple):
     """A CSV header's columns under one action table."""
 
     masked: tuple[tuple[int, Callable[[Any], Any] | None, re.Pattern[str] | None], ...]
+    scans: tuple[tuple[int, re.Pattern[str]], ...]  # clear free-form columns (Plan.scans)
     dynamic: tuple[int, ...]  # columns classified by their cells (detectors, free text)
     batch: tuple[tuple[str, str, str], ...]  # report entries of the categorised columns
     blocked: str | None

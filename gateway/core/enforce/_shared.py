@@ -24,6 +24,7 @@ _MAX_PLANS = 1024
 
 class Shared:
     __slots__ = (
+        "_clear_residue",
         "_residue",
         "_tables",
         "base",
@@ -53,6 +54,7 @@ class Shared:
         self._tables: dict[tuple[tuple[int, ...], frozenset[str]], ActionTable] = {}
         self.plans: dict[tuple[int, tuple[Any, ...]], Plan] = {}
         self._residue: dict[tuple[str, Action], re.Pattern[str] | None] = {}
+        self._clear_residue: dict[str, re.Pattern[str] | None] = {}
         self.envelope: dict[str, tuple[str, Slot]] = {}  # dotted path -> key, slot
         self.facts = FactsReader(route.facts if route else FactsSpec())
         self.base = self.table((), frozenset())
@@ -79,6 +81,22 @@ class Shared:
         self._residue[key] = found
         return found
 
+    def clear_residue(self, category: str) -> re.Pattern[str] | None:
+        """For a field the caller may see in clear: the pattern that flags it as holding
+        another identifier too, which is then scanned like free text (only the spans
+        above the caller's clearance change). Only for the taxonomy's `free_form`
+        categories (names, addresses: typed by staff); a clear mobile or card is
+        exactly what was allowed, and scanning every clear field costs."""
+        if category in self._clear_residue:
+            return self._clear_residue[category]
+        try:
+            free_form = self.taxonomy.category(category).free_form
+        except KeyError:
+            free_form = False
+        found = self._residue_any if free_form else None
+        self._clear_residue[category] = found
+        return found
+
     def table(self, rules_key: tuple[int, ...], bulk: frozenset[str]) -> ActionTable:
         key = (rules_key, bulk)
         found = self._tables.get(key)
@@ -92,7 +110,7 @@ class Shared:
         key = (id(table), keys)
         found = self.plans.get(key)
         if found is None:
-            found = build_plan(keys, self.classifier, table, self.residue)
+            found = build_plan(keys, self.classifier, table, self.residue, self.clear_residue)
             if len(self.plans) < _MAX_PLANS:
                 self.plans[key] = found
         return found

@@ -162,6 +162,9 @@ class Plan:
     batch: tuple[FieldKey, ...]  # report entries of the fixed fields
     clear_levels: frozenset[str]
     blocked: str | None  # a category whose action is BLOCK
+    # clear fields of a free-form category (a name, an address) and the pattern that
+    # says one holds an identifier besides (see Shared.clear_residue): scanned
+    scans: tuple[tuple[str, re.Pattern[str]], ...] = ()
 
 
 def build_plan(
@@ -169,8 +172,10 @@ def build_plan(
     classifier: Classifier,
     table: ActionTable,
     residue: Callable[[str, Action], re.Pattern[str] | None],
+    clear_residue: Callable[[str], re.Pattern[str] | None],
 ) -> Plan:
     work: list[tuple[str, str, Action, re.Pattern[str] | None]] = []
+    scans: list[tuple[str, re.Pattern[str]]] = []
     drops: list[str] = []
     dynamic: list[tuple[str, Slot]] = []
     batch: list[FieldKey] = []
@@ -186,10 +191,21 @@ def build_plan(
         batch.append((slot.category, level, outcome_of(act)))
         if act.verb is Verb.ALLOW:
             clear.add(level)
+            pattern = clear_residue(slot.category)
+            if pattern is not None:
+                scans.append((key, pattern))
         elif act.verb is Verb.BLOCK:
             blocked = blocked or slot.category
         elif act.verb is Verb.DROP:
             drops.append(key)
         else:
             work.append((key, slot.category, act, residue(slot.category, act)))
-    return Plan(tuple(work), tuple(drops), tuple(dynamic), tuple(batch), frozenset(clear), blocked)
+    return Plan(
+        tuple(work),
+        tuple(drops),
+        tuple(dynamic),
+        tuple(batch),
+        frozenset(clear),
+        blocked,
+        tuple(scans),
+    )

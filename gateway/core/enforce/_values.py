@@ -68,7 +68,8 @@ class ValueRewriter:
 
     def _act(self, value: Any, category: str, action: Action, table: ActionTable) -> Any:
         if action.verb is Verb.ALLOW:
-            return value
+            clear = self._shared.clear_residue(category)
+            return value if clear is None else self._residue(value, table, clear)
         if action.verb is Verb.BLOCK:
             self.report.blocked_reason = f"field {category}"
             raise BlockResponse(f"the policy blocks {category}")

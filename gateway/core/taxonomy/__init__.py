@@ -116,6 +116,7 @@ class Taxonomy:
             categories[name] = Category(
                 c.name, c.level, c.spi, c.kind, c.masks, c.number_as_string,
                 extra["zh"] or c.label, extra["en"] or c.label_en, c.aliases + extra["aliases"],
+                c.free_form,
             )  # fmt: skip
         aliases: dict[str, str] = {}
         for code, names in [

@@ -106,7 +106,9 @@ def parse_category(name: str, item: Any, codes: set[str], problems: Problems) ->
         problems.add(path, "must be a mapping")
         item = {}
     for key in item:
-        if key not in {"level", "spi", "kind", "masks", "number_as_string", "label", "aliases"}:
+        if key not in {
+            "level", "spi", "kind", "masks", "number_as_string", "free_form", "label", "aliases",
+        }:  # fmt: skip
             problems.add(f"{path}.{key}", "unknown key")
     level = _text(item.get("level"), f"{path}.level", problems)
     if level and level not in codes:
@@ -139,6 +141,7 @@ def parse_category(name: str, item: Any, codes: set[str], problems: Problems) ->
         label=zh or name,
         label_en=en or name,
         aliases=_aliases(item.get("aliases"), f"{path}.aliases", problems),
+        free_form=_flag(item.get("free_form"), f"{path}.free_form", problems),
     )
 
 
@@ -206,6 +209,7 @@ def category_dict(c: Category) -> dict[str, Any]:
         "kind": c.kind,
         "masks": dict(c.masks),
         "number_as_string": c.number_as_string,
+        "free_form": c.free_form,
         "label": [c.label, c.label_en],
         "aliases": list(c.aliases),
     }

@@ -45,6 +45,9 @@ class Category:
     label: str  # display name (zh)
     label_en: str = ""
     aliases: tuple[str, ...] = ()
+    # typed free-form by staff (a name, an address): shown in clear, such a value is
+    # still scanned for identifiers above the caller's clearance (a card in a name)
+    free_form: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -897,6 +897,8 @@ def test_csv_row_plan_equals_cell_by_cell(
         rec["remark"] = rec["mobile"]
         if n == 3:  # an identifier typed into a categorised column: the residue scan
             rec["employer"] = f"{rec['mobile']} {rec['bank_card']} {rec['mobile']}"
+        if n == 2:  # ... and into a free-form column the caller may see in clear
+            rec["name"] = f"{rec['name']} {rec['bank_card']}"
         row = [str(rec.get(c, "")) for c in _CSV_HEADER]
         rows.append(["" if i in blanks else v for i, v in enumerate(row)])
 
@@ -912,3 +914,37 @@ def test_csv_row_plan_equals_cell_by_cell(
         return out, enf.report.to_audit()
 
     assert run(_CSV_HEADER) == run([*_CSV_HEADER, "unused_column"])
+
+
+def test_clear_free_form_fields_are_scanned_for_other_identifiers() -> None:
+    """Cleared for names is not cleared for the card someone typed into the name field:
+    a clear name, address or employer is scanned like free text when it holds a long
+    digit run or an "@", and only the spans above the caller's clearance change."""
+    rec = customer(1)
+    card = rec["bank_card"]
+    odd = {"name": f"张三 {card}", "employer": f"华信科技 手机{MOBILE2}", "address": "北京市1号"}
+    d = decision_for("L2")
+    assert d.field_action("bank_card", "L4").verb is not Verb.ALLOW
+    enf = enforcer(d)
+    out = enf.rewrite_document({"count": 1, "results": [{**rec, **odd}]})["results"][0]
+    assert card not in out["name"]
+    assert out["name"].startswith("张三 ")
+    assert out["name"] == enforcer(d).rewrite_text(odd["name"])
+    assert out["employer"] == odd["employer"]  # a mobile: L2, which this caller may see
+    assert out["address"] == odd["address"]
+    assert out["mobile"] == rec["mobile"]  # a clear mobile field is one identifier
+    fields = enf.report.to_audit()["fields"]
+    plain = enforcer(d)
+    plain.rewrite_document({"count": 1, "results": [rec]})
+    assert fields["clear"]["L2"]["name"] == 1
+    cards = plain.report.to_audit()["fields"]["masked"]["L4"]["bank_card"]
+    assert fields["masked"]["L4"]["bank_card"] == cards + 1  # the card in the name
+    # The same through every other shape: a CSV row, an envelope value, flat fields.
+    csv = enforcer(d, route_name="customer_export_csv")
+    row = csv.rewrite_row(["id", "name", "employer"], ["C1", odd["name"], odd["employer"]])
+    assert row == ["C1", out["name"], odd["employer"]]
+    assert enforcer(d).rewrite_value(("meta", "name"), odd["name"]) == out["name"]
+    assert enforcer(d).rewrite_fields({"name": odd["name"]}) == {"name": out["name"]}
+    # A caller cleared for cards sees the name as stored.
+    l4 = enforcer(decision_for("L4")).rewrite_document({"results": [{**rec, **odd}]})
+    assert l4["results"][0]["name"] == odd["name"]

@@ -154,6 +154,21 @@ def test_fingerprint_is_stable_and_hashable(raw: dict[str, Any], tax: Taxonomy) 
     assert Taxonomy.from_dict(changed).fingerprint != tax.fingerprint
 
 
+def test_free_form_categories(raw: dict[str, Any], tax: Taxonomy) -> None:
+    """Names, addresses, employers and occupations are typed by staff: scanned even
+    when shown in clear. A flag, so renaming keeps it and the fingerprint sees it."""
+    assert {c.name for c in tax.categories.values() if c.free_form} == {
+        "name", "address", "employer", "occupation",
+    }  # fmt: skip
+    d = copy.deepcopy(raw)
+    d["labels"]["categories"]["name"] = {"zh": "户名"}
+    assert Taxonomy.from_dict(d).category("name").free_form
+    off = copy.deepcopy(raw)
+    off["categories"]["name"]["free_form"] = False
+    assert not Taxonomy.from_dict(off).category("name").free_form
+    assert Taxonomy.from_dict(off).fingerprint != tax.fingerprint
+
+
 def test_category_is_frozen_and_hashable(tax: Taxonomy) -> None:
     cat = tax.category("mobile")
     with pytest.raises(AttributeError):
@@ -168,6 +183,7 @@ def test_errors_name_every_key_path(raw: dict[str, Any]) -> None:
     d["categories"]["email"]["masks"]["strict"] = "nope"
     d["categories"]["name"]["kind"] = "person"
     d["categories"]["address"]["colour"] = "red"
+    d["categories"]["employer"]["free_form"] = "yes"
     d["labels"]["levels"]["L8"] = {"zh": "x"}
     with pytest.raises(ValueError) as exc:
         Taxonomy.from_dict(d)
@@ -178,6 +194,7 @@ def test_errors_name_every_key_path(raw: dict[str, Any]) -> None:
         "categories.email.masks.strict",
         "categories.name.kind",
         "categories.address.colour",
+        "categories.employer.free_form",
         "labels.levels.L8",
     ):
         assert path in msg

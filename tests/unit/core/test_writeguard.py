@@ -12,7 +12,7 @@ from gateway.core.masking import Masker
 from gateway.core.model import Action, Decision, Subject, Verb
 from gateway.core.static_policy import static_decision
 from gateway.core.taxonomy import Taxonomy
-from gateway.core.writeguard import check_format, check_write, validate
+from gateway.core.writeguard import _has_masked_span, check_format, check_write, validate
 from gateway.errors import EntryValidationFailed, Forbidden, MaskedValueWrite
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -186,3 +186,21 @@ def test_free_text_with_masked_spans_is_a_masked_write() -> None:
     assert out == {"notes": "客户手机13812345678，5*3=15"}
     out, report = check({"misc": "x"})
     assert report.unclassified == ["misc"]
+
+
+def test_free_form_fields_with_masked_spans_are_masked_writes() -> None:
+    """The enforcer masks a card typed into a clear name or employer field in place;
+    saving that value back would store the mask, so it is a masked write too."""
+    card = mask(CARD, "bank_card", "strict")
+    with pytest.raises(MaskedValueWrite, match="name"):
+        check({"name": f"王芳 {card}"})
+    with pytest.raises(MaskedValueWrite, match="employer"):
+        check({"name": "王芳", "employer": f"华信科技 {card}"})
+    out, report = check({"name": "王芳", "employer": f"华信科技 {card}"}, mode="strip")
+    assert out == {"name": "王芳"}
+    assert report.stripped == ["employer"]
+    assert check({"employer": "A*B 咨询"})[0] == {"employer": "A*B 咨询"}  # one * is a name
+    # A credential is one opaque value: "**" in a new password is not a mask (the
+    # static table never lets anyone write one, so the rule is checked directly).
+    assert not _has_masked_span("ab**cd", "credentials", TAXONOMY)
+    assert _has_masked_span("ab**cd", "employer", TAXONOMY)
