@@ -18,7 +18,7 @@ import orjson
 import pytest
 from aiohttp import web
 
-from tests.integration.gateway_harness import Gateway, start_gateway
+from tests.integration.gateway_harness import Gateway
 
 KEY = "test-sales-key"  # clearance L2, see gateway_harness.DIRECTORY
 BLOCK = b"x" * 65536
@@ -62,13 +62,6 @@ async def upstream(aiohttp_server):
     server = await aiohttp_server(upstream_app(state))
     server.state = state
     return server
-
-
-@pytest.fixture
-async def gw(upstream, tmp_path):
-    gateway = await start_gateway(tmp_path, str(upstream.make_url("")).rstrip("/"))
-    yield gateway
-    await gateway.stop()
 
 
 async def _read_then_reset(port: int, path: str, want: int) -> bytes:

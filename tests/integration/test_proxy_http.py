@@ -138,13 +138,6 @@ async def upstream(aiohttp_server):
     return server
 
 
-@pytest.fixture
-async def gw(upstream, tmp_path):
-    gateway = await start_gateway(tmp_path, str(upstream.make_url("")).rstrip("/"))
-    yield gateway
-    await gateway.stop()
-
-
 def auth(key: str = KEY) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 

@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 from gateway.core.catalog import RouteSpec
 from gateway.core.enforce._shared import Shared, shared_for
 from gateway.core.enforce._tables import CAT, ActionTable, Plan, Slot, envelope_slot
-from gateway.core.enforce._values import ValueRewriter
+from gateway.core.enforce._values import ValueRewriter, _looks_like_more
 from gateway.core.masking import DROPPED, Masker
 from gateway.core.model import Decision, RecordVerb, Verb
 from gateway.core.report import EnforcementReport, outcome_of
@@ -138,7 +138,7 @@ class Enforcer(ValueRewriter):
             out[i] = _cell(new)
         for i, pattern in plan.scans:
             cell = row[i]
-            if cell and pattern.search(cell) is not None:
+            if cell and not cell.isalpha() and _looks_like_more(pattern, cell):
                 out[i] = self._text(cell, table)
         for i in plan.dynamic:
             out[i] = _cell(self._value(row[i], names[i], names[i], slots[i], table))
@@ -335,7 +335,8 @@ class Enforcer(ValueRewriter):
         for key, pattern in plan.scans:
             value = record[key]
             if value.__class__ is str:
-                if value and pattern.search(value) is not None:
+                # letters only (most names and employers): no digit run, no "@"
+                if value and not value.isalpha() and _looks_like_more(pattern, value):
                     out[key] = self._text(value, table)
             elif isinstance(value, list | dict):
                 out[key] = self._residue(value, table, pattern)
