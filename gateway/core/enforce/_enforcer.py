@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 from gateway.core.catalog import RouteSpec
 from gateway.core.enforce._shared import Shared, shared_for
 from gateway.core.enforce._tables import CAT, ActionTable, Plan, Slot, envelope_slot
-from gateway.core.enforce._values import ValueRewriter, _looks_like_more
+from gateway.core.enforce._values import ValueRewriter
 from gateway.core.masking import DROPPED, Masker
 from gateway.core.model import Decision, RecordVerb, Verb
 from gateway.core.report import EnforcementReport, outcome_of
@@ -62,9 +62,7 @@ class Enforcer(ValueRewriter):
         self._cleared: dict[str, set[str | None]] = {lvl: set() for lvl in self._limits}
         self._record_id: str | None = None
         self._header: tuple[tuple[str, ...], list[str], list[Slot]] | None = None
-        # id(table) -> (table, (column index, level) of each column shown in clear
-        # under it): the CSV header is fixed, so each row only checks its cells.
-        self._row_clear: dict[int, tuple[ActionTable, tuple[tuple[int, str], ...]]] = {}
+        # id(table) -> (table, the current CSV header's column plan under it)
         self._row_plans: dict[int, tuple[ActionTable, _RowPlan]] = {}
         self._base = self._shared.base
         self._facts = self._shared.facts
@@ -105,7 +103,7 @@ class Enforcer(ValueRewriter):
             return None
         width = min(len(names), len(row))
         clear = frozenset(
-            level for i, level in self._clear_columns(slots, table) if i < width and row[i] != ""
+            level for i, level in self._row_plan(slots, table).clear if i < width and row[i] != ""
         )
         if self._limits:
             table, clear = self._bulk_table(clear, table)
@@ -137,9 +135,7 @@ class Enforcer(ValueRewriter):
                 new = self._residue(new, table, residue)
             out[i] = _cell(new)
         for i, pattern in plan.scans:
-            cell = row[i]
-            if cell and not cell.isalpha() and _looks_like_more(pattern, cell):
-                out[i] = self._text(cell, table)
+            out[i] = self._residue(row[i], table, pattern)
         for i in plan.dynamic:
             out[i] = _cell(self._value(row[i], names[i], names[i], slots[i], table))
         self.report.add_batch(plan.batch, _NO_BULK)
@@ -152,6 +148,7 @@ class Enforcer(ValueRewriter):
             return found[1]
         masked: list[tuple[int, Callable[[Any], Any] | None, re.Pattern[str] | None]] = []
         scans: list[tuple[int, re.Pattern[str]]] = []
+        clear: list[tuple[int, str]] = []
         dynamic: list[int] = []
         batch: list[tuple[str, str, str]] = []
         blocked = None
@@ -163,6 +160,7 @@ class Enforcer(ValueRewriter):
             level, action = table.action(category)
             batch.append((category, level, outcome_of(action)))
             if action.verb is Verb.ALLOW:
+                clear.append((i, level))
                 pattern = self._shared.clear_residue(category)
                 if pattern is not None:
                     scans.append((i, pattern))
@@ -174,24 +172,11 @@ class Enforcer(ValueRewriter):
             else:
                 fn = self._masker.compiled(category, action)
                 masked.append((i, fn, self._shared.residue(category, action)))
-        plan = _RowPlan(tuple(masked), tuple(scans), tuple(dynamic), tuple(batch), blocked)
+        plan = _RowPlan(
+            tuple(masked), tuple(scans), tuple(clear), tuple(dynamic), tuple(batch), blocked
+        )
         self._row_plans[id(table)] = (table, plan)
         return plan
-
-    def _clear_columns(self, slots: list[Slot], table: ActionTable) -> tuple[tuple[int, str], ...]:
-        """(index, level) of the categorised columns `table` shows in clear (the
-        current header's; `_columns` resets the memo when the header changes)."""
-        found = self._row_clear.get(id(table))
-        if found is not None and found[0] is table:
-            return found[1]
-        cols = []
-        for i, slot in enumerate(slots):
-            if slot.mode == CAT and slot.category is not None:
-                level, action = table.action(slot.category)
-                if action.verb is Verb.ALLOW:
-                    cols.append((i, level))
-        self._row_clear[id(table)] = (table, tuple(cols))
-        return tuple(cols)
 
     def _columns(self, header: list[str]) -> tuple[list[str], list[Slot]]:
         """Column names as the catalog spells them (BOM and padding removed: CRM
@@ -202,8 +187,7 @@ class Enforcer(ValueRewriter):
             names = [h.lstrip("\ufeff").strip() for h in header]
             column = self._shared.classifier.column
             found = self._header = (key, names, [column(n) for n in names])
-            self._row_clear.clear()  # clear columns and row plans are per header
-            self._row_plans.clear()
+            self._row_plans.clear()  # row plans are per header
         return found[1], found[2]
 
     def rewrite_fields(self, fields: Mapping[str, str]) -> dict[str, str]:
@@ -334,11 +318,8 @@ class Enforcer(ValueRewriter):
             out[key] = new
         for key, pattern in plan.scans:
             value = record[key]
-            if value.__class__ is str:
-                # letters only (most names and employers): no digit run, no "@"
-                if value and not value.isalpha() and _looks_like_more(pattern, value):
-                    out[key] = self._text(value, table)
-            elif isinstance(value, list | dict):
+            # skips the call for the common letters-only name (as _looks_like_more would)
+            if value is not None and not (value.__class__ is str and value.isalpha()):
                 out[key] = self._residue(value, table, pattern)
         for key, slot in plan.dynamic:
             skey = str(key)
@@ -413,6 +394,7 @@ class _RowPlan(NamedTuple):
 
     masked: tuple[tuple[int, Callable[[Any], Any] | None, re.Pattern[str] | None], ...]
     scans: tuple[tuple[int, re.Pattern[str]], ...]  # clear free-form columns (Plan.scans)
+    clear: tuple[tuple[int, str], ...]  # (index, level) of the columns shown in clear
     dynamic: tuple[int, ...]  # columns classified by their cells (detectors, free text)
     batch: tuple[tuple[str, str, str], ...]  # report entries of the categorised columns
     blocked: str | None

@@ -80,7 +80,8 @@ class ValueRewriter:
         return new if residue is None else self._residue(new, table, residue)
 
     def _residue(self, new: Any, table: ActionTable, residue: re.Pattern[str]) -> Any:
-        """Scan what an operator left when it looks like another identifier."""
+        """Scan what an operator left, or a clear free-form value, when it looks like it
+        holds another identifier (`residue` matches): as free text, spans only."""
         kind = type(new)
         if kind is str:
             return self._text(new, table) if _looks_like_more(residue, new) else new
@@ -157,6 +158,8 @@ _RESCAN_SIZE = 8192
 
 
 def _looks_like_more(residue: re.Pattern[str], text: str) -> bool:
+    if text.isalpha():  # letters only (most names, employers): no digit run, no "@"
+        return False
     key = (residue.pattern, residue.flags, text)
     found = _RESCAN.get(key)
     if found is None:
