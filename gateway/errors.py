@@ -7,18 +7,26 @@ GatewayError
 │   ├── StepUpRequired           401 insufficient_user_authentication (RFC 9470)
 │   ├── Forbidden                403 forbidden
 │   ├── BlockedByPolicy          403 blocked_by_policy
+│   ├── ProtectedFilter          403 protected_field_filter  (search/filter by a field above clearance)
+│   ├── RecordNotVisible         403 record_not_visible      (a write to a record the caller may not see)
 │   ├── NotFound                 404 not_found
+│   ├── MethodNotAllowed         405 method_not_allowed      (TRACE, CONNECT)
+│   ├── NotAcceptable            406 not_acceptable          (asked for a type the route does not declare)
 │   ├── RequestTimeout           408 request_timeout
 │   ├── MaskedValueWrite         409 masked_value_write
 │   ├── RequestTooLarge          413 request_too_large
+│   ├── UriTooLong               414 uri_too_long
+│   ├── UnsupportedMediaType     415 unsupported_media_type  (a write body the guard cannot inspect)
 │   ├── UnsupportedUpgrade       426/501 upgrade_refused
 │   ├── EntryValidationFailed    422 entry_validation_failed
-│   └── RateLimited              429 rate_limited
+│   ├── RateLimited              429 rate_limited
+│   └── HeaderTooLarge           431 request_header_too_large
 └── ServerError                  5xx: something between us and the CRM failed
     ├── UpstreamUnavailable      502 upstream_unavailable
     ├── UpstreamTimeout          504 upstream_timeout
     ├── ResponseTooLarge         502 response_too_large
     ├── ResponseRewriteFailed    502 response_rewrite_failed  (fail closed)
+    │   └── UndeclaredResponseType  502 undeclared_response_type (a type the route does not declare)
     ├── PolicyUnavailable        503 policy_unavailable       (fail closed)
     └── AuditUnavailable         503 audit_unavailable        (strict audit mode)
 
@@ -95,9 +103,31 @@ class BlockedByPolicy(ClientError):
     code = "blocked_by_policy"
 
 
+class ProtectedFilter(Forbidden):
+    """Filtering, sorting or searching by a category above the caller's clear level."""
+
+    code = "protected_field_filter"
+
+
+class RecordNotVisible(Forbidden):
+    """A write or delete aimed at a record the caller's record rules hide."""
+
+    code = "record_not_visible"
+
+
 class NotFound(ClientError):
     status = 404
     code = "not_found"
+
+
+class MethodNotAllowed(ClientError):
+    status = 405
+    code = "method_not_allowed"
+
+
+class NotAcceptable(ClientError):
+    status = 406
+    code = "not_acceptable"
 
 
 class RequestTimeout(ClientError):
@@ -113,6 +143,21 @@ class MaskedValueWrite(ClientError):
 class RequestTooLarge(ClientError):
     status = 413
     code = "request_too_large"
+
+
+class UriTooLong(ClientError):
+    status = 414
+    code = "uri_too_long"
+
+
+class UnsupportedMediaType(ClientError):
+    status = 415
+    code = "unsupported_media_type"
+
+
+class HeaderTooLarge(ClientError):
+    status = 431
+    code = "request_header_too_large"
 
 
 class UnsupportedUpgrade(ClientError):
@@ -167,3 +212,9 @@ class PolicyUnavailable(ServerError):
 class AuditUnavailable(ServerError):
     status = 503
     code = "audit_unavailable"
+
+
+class UndeclaredResponseType(ResponseRewriteFailed):
+    """The CRM answered a sensitive route with a media type the route does not declare."""
+
+    code = "undeclared_response_type"
