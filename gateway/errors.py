@@ -7,16 +7,16 @@ GatewayError
 │   ├── StepUpRequired           401 insufficient_user_authentication (RFC 9470)
 │   ├── Forbidden                403 forbidden
 │   ├── BlockedByPolicy          403 blocked_by_policy
-│   ├── ProtectedFilter          403 protected_field_filter  (search/filter by a field above clearance)
-│   ├── RecordNotVisible         403 record_not_visible      (a write to a record the caller may not see)
+│   ├── ProtectedFilter          403 protected_field_filter  (filter by a protected field)
+│   ├── RecordNotVisible         403 record_not_visible      (write to a hidden record)
 │   ├── NotFound                 404 not_found
 │   ├── MethodNotAllowed         405 method_not_allowed      (TRACE, CONNECT)
-│   ├── NotAcceptable            406 not_acceptable          (asked for a type the route does not declare)
+│   ├── NotAcceptable            406 not_acceptable          (only undeclared types accepted)
 │   ├── RequestTimeout           408 request_timeout
 │   ├── MaskedValueWrite         409 masked_value_write
 │   ├── RequestTooLarge          413 request_too_large
 │   ├── UriTooLong               414 uri_too_long
-│   ├── UnsupportedMediaType     415 unsupported_media_type  (a write body the guard cannot inspect)
+│   ├── UnsupportedMediaType     415 unsupported_media_type  (uninspectable write body)
 │   ├── UnsupportedUpgrade       426/501 upgrade_refused
 │   ├── EntryValidationFailed    422 entry_validation_failed
 │   ├── RateLimited              429 rate_limited
