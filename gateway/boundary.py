@@ -13,11 +13,13 @@ Protocol-level errors (oversized or malformed requests) never reach the app;
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from gateway.errors import GatewayError, MethodNotAllowed, NotFound
 from gateway.handler import (
     Access,
     error_response,
@@ -26,8 +28,9 @@ from gateway.handler import (
     request_id_of,
 )
 from gateway.relay import ConnectionAborted, abort
-from gateway.stages import STAGES
+from gateway.stages import STAGES, Stages
 
+log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -35,24 +38,45 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 async def error_boundary(request: web.Request, handler: Handler) -> web.StreamResponse:
     rid = request_id_of(request)
     started = time.perf_counter()
+    stages = request.app.get(STAGES)
     try:
+        _refuse_method(request, stages)
         return await handler(request)
+    except web.HTTPNotFound as exc:  # the router found nothing (an authority-form target)
+        error: GatewayError = NotFound("no such resource")
+        cause: BaseException = exc
+    except web.HTTPMethodNotAllowed as exc:
+        error, cause = MethodNotAllowed(f"the {request.method} method is not allowed here"), exc
     except (web.HTTPException, asyncio.CancelledError, ConnectionAborted):
         raise
+    except GatewayError as exc:
+        error, cause = exc, exc
     except Exception as exc:
-        stages = request.app.get(STAGES)
-        if stages is not None:
-            access = Access(request_id=rid, started=started, method=request.method)
-            access.status, access.error = 500, internal_error_reason(exc)
-            stages.record(access)
+        _record(stages, rid, started, request, 500, internal_error_reason(exc))
         if request.writer.output_size > 0:
             abort(request)
             raise ConnectionAborted(internal_error_reason(exc)) from exc
-        from gateway.errors import GatewayError
-
-        if isinstance(exc, GatewayError):
-            return error_response(exc, rid, stages)
         return internal_error_response(exc, rid, stages)
+    _record(stages, rid, started, request, error.status, f"{error.code}: {error.message}")
+    if isinstance(cause, web.HTTPException):
+        log.info("refused %s %s: %s", request.method, error.code, cause.reason)
+    return error_response(error, rid, stages)
+
+
+def _refuse_method(request: web.Request, stages: Stages | None) -> None:
+    """TRACE reflects headers, CONNECT tunnels: refused before any route (guard.refused_methods)."""
+    if stages is not None and request.method.upper() in stages.settings.guard.refused_methods:
+        raise MethodNotAllowed(f"the {request.method} method is not allowed through the gateway")
+
+
+def _record(
+    stages: Stages | None, rid: str, started: float, request: web.Request, status: int, error: str
+) -> None:
+    if stages is None:
+        return
+    access = Access(request_id=rid, started=started, method=request.method)
+    access.status, access.error = status, error[:200]
+    stages.record(access)
 
 
 def server_header(name: str) -> Callable[[web.Request, web.StreamResponse], Awaitable[None]]:

@@ -111,7 +111,6 @@ async def handle(request: web.Request) -> web.StreamResponse:
     )
     bind_request(access.request_id)
     try:
-        _refuse_method(request.method, stages)
         response = await _proxy(request, stages, access)
     except ConnectionAborted as exc:
         access.status, access.error = 502, f"aborted mid-response: {exc}"
@@ -147,11 +146,6 @@ async def handle(request: web.Request) -> web.StreamResponse:
     access.status = access.status or response.status
     stages.record(access)
     return response
-
-
-def _refuse_method(method: str, stages: Stages) -> None:
-    if method.upper() in stages.settings.guard.refused_methods:
-        raise MethodNotAllowed(f"the {method} method is not allowed through the gateway")
 
 
 def internal_error_reason(exc: BaseException) -> str:

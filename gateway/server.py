@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 from aiohttp import web
-from aiohttp.http_exceptions import BadHttpMessage, LineTooLong
+from aiohttp.http_exceptions import BadHttpMessage, BadHttpMethod, LineTooLong
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 
@@ -27,6 +27,7 @@ from gateway.errors import (
     ConfigError,
     GatewayError,
     HeaderTooLarge,
+    MethodNotAllowed,
     ServerError,
     StartupError,
     UriTooLong,
@@ -78,6 +79,10 @@ class _GatewayRequestHandler(RequestHandler):
             content_type="application/json",
             headers={"X-Request-Id": rid, "Cache-Control": "no-store", "Server": manager.name},
         )
+        if isinstance(error, MethodNotAllowed):
+            from gateway.handler import ALLOWED_METHODS
+
+            resp.headers["Allow"] = ALLOWED_METHODS
         resp.force_close()
         return resp
 
@@ -97,6 +102,8 @@ class _GatewayServer(web.Server):
             if len(exc.args) > 1 and exc.args[1] == self.uri_limit:
                 return UriTooLong(f"the request target is longer than {self.uri_limit} bytes")
             return HeaderTooLarge("a request header field is too large")
+        if isinstance(exc, BadHttpMethod):  # TRACK, lower-case "trace", garbage
+            return MethodNotAllowed("the request method is not allowed through the gateway")
         if isinstance(exc, BadHttpMessage) and "too many headers" in exc.message.lower():
             return HeaderTooLarge("the request has too many header fields")
         if status < 500:

@@ -81,10 +81,10 @@ def api_key(who: str) -> dict[str, str]:
 
 
 async def event_for(gw: Gateway, request_id: str, within: float = 5.0) -> dict[str, Any]:
-    """The final audit event of one request (events are written asynchronously)."""
+    """The last final audit event of one request (events are written asynchronously)."""
     deadline = asyncio.get_running_loop().time() + within
     while True:
-        for event in audit_events(gw):
+        for event in reversed(audit_events(gw)):
             meta = event.get("metadata", {})
             if meta.get("correlation_uid") == request_id and _final(event):
                 return dict(event)

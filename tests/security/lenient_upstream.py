@@ -241,7 +241,11 @@ def clear_values(
 
 
 async def send_raw(
-    port: int, method: str, target: str, headers: dict[str, str] | list[tuple[str, str]] = ()
+    port: int,
+    method: str,
+    target: str,
+    headers: dict[str, str] | list[tuple[str, str]] = (),
+    body: bytes = b"",
 ) -> tuple[int, dict[str, str], bytes]:
     """One HTTP/1.1 request over a plain socket, target and header names exactly as
     written (client libraries would normalise them); headers lower-cased in the result."""
@@ -250,7 +254,9 @@ async def send_raw(
     items = list(headers.items()) if isinstance(headers, dict) else list(headers)
     lines = [f"{method} {target} HTTP/1.1", "Host: 127.0.0.1", "Connection: close"]
     lines += [f"{k}: {v}" for k, v in items]
-    data = ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8", "surrogateescape")
+    if body:
+        lines.append(f"Content-Length: {len(body)}")
+    data = ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8", "surrogateescape") + body
     status, head, body = await raw_request(port, data)
     return status, dict(head), body
 
