@@ -21,7 +21,8 @@ Refused with `PathRejected` (400 `bad_path`):
 - escapes that are not valid UTF-8: overlong forms (`%c0%ae`, `%c0%af`,
   `%e0%80%ae`), lone continuation bytes, truncated sequences, surrogates;
 - non-ASCII characters that NFKC maps to ASCII (fullwidth `／`, `．`, `Ａ`,
-  no-break spaces) and invisible ones (format characters such as U+200B,
+  no-break spaces) or Windows best-fit maps to `/`, `\\` or `.` (`∕`, `¥`)
+  and invisible ones (format characters such as U+200B,
   C1 controls, other spaces), which a CRM may fold into `/`, `.` or letters;
 - segments ending in `.` or a space (`customers.`, `customers%20`): Windows
   front ends strip them, so `/api/customers./X` would be `/api/customers/X`;
@@ -51,6 +52,9 @@ _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrst
 # surrogates, private use, separators (no-break and ideographic spaces).
 _INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Co", "Zs", "Zl", "Zp"})
 _PARAM_MARKS = (";", "%3B")
+# Windows "best fit" conversions (IIS, ANSI APIs) turn these into "/", "\\" or ".",
+# although NFKC leaves them alone.
+_BEST_FIT = frozenset("\u2044\u2215\u2216\u29f8\u29f9\u00a5\u20a9\u2024\u2025\u2026\ufe68")
 
 
 class PathRejected(ClientError):
@@ -195,7 +199,7 @@ def _check_unicode(ch: str) -> None:
     if unicodedata.category(ch) in _INVISIBLE:
         raise PathRejected("invisible or control character in the request path")
     folded = unicodedata.normalize("NFKC", ch)
-    if folded != ch and any(ord(c) < 0x80 for c in folded):
+    if ch in _BEST_FIT or (folded != ch and any(ord(c) < 0x80 for c in folded)):
         raise PathRejected(
             f"look-alike character U+{ord(ch):04X} in the request path (NFKC: {folded!r})"
         )
