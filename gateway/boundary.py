@@ -2,7 +2,8 @@
 
 `handle()` catches what happens while proxying (it holds the access record);
 this middleware is the net around everything else the app serves (admin
-endpoints, other middlewares, a fault in the handler's own error arms). Either
+endpoints, other middlewares, a fault in the handler's own error arms, the
+`on_response_prepare` hooks: it prepares the response itself). Either
 way an unexpected exception becomes `500 internal_error` as JSON with the
 request id, is logged with its traceback, and is audited; once bytes of a
 response are out, the connection is aborted instead (a body is never finished).
@@ -41,7 +42,9 @@ async def error_boundary(request: web.Request, handler: Handler) -> web.StreamRe
     stages = request.app.get(STAGES)
     try:
         _refuse_method(request, stages)
-        return await handler(request)
+        response = await handler(request)
+        if not response.prepared:  # headers go out here, inside the boundary
+            await response.prepare(request)
     except web.HTTPNotFound as exc:  # the router found nothing (an authority-form target)
         error: GatewayError = NotFound("no such resource")
         cause: BaseException = exc
@@ -57,6 +60,8 @@ async def error_boundary(request: web.Request, handler: Handler) -> web.StreamRe
             abort(request)
             raise ConnectionAborted(internal_error_reason(exc)) from exc
         return internal_error_response(exc, rid, stages)
+    else:
+        return response
     _record(stages, rid, started, request, error.status, f"{error.code}: {error.message}")
     if isinstance(cause, web.HTTPException):
         log.info("refused %s %s: %s", request.method, error.code, cause.reason)

@@ -173,6 +173,30 @@ async def test_a_fault_in_a_middleware_is_caught_by_the_boundary(
         await gw.stop()
 
 
+async def test_a_fault_while_preparing_the_answer_is_caught_by_the_boundary(
+    tmp_path: Path, demo: DemoCrm
+) -> None:
+    """After the handler: a response hook that fails once (the first answer's headers)."""
+    calls: list[str] = []
+
+    async def hook(request: web.Request, response: web.StreamResponse) -> None:
+        calls.append(str(response.status))
+        if len(calls) == 1:
+            raise Boom("provoked fault while preparing the answer")
+
+    settings = gateway_settings(tmp_path, demo.url)
+    app = create_app(settings)
+    app.on_response_prepare.append(hook)
+    runner = await start_site(app, settings)
+    gw = Gateway(runner, settings, settings.listen.port)
+    try:
+        status, headers, body = await send_raw(gw.port, "GET", "/api/customers/C000001")
+        await _assert_internal_error(gw, demo, status, headers, body)
+        assert calls == ["401", "500"]  # the refusal failed to go out; the typed 500 did
+    finally:
+        await gw.stop()
+
+
 async def test_a_fault_in_an_admin_endpoint_is_caught_by_the_boundary(
     gw: Gateway, demo: DemoCrm, monkeypatch: pytest.MonkeyPatch
 ) -> None:
