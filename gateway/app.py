@@ -13,6 +13,7 @@ from redis.exceptions import RedisError
 
 from gateway import admin
 from gateway.audit.emitter import AuditEmitter
+from gateway.boundary import error_boundary, server_header
 from gateway.core import headers as h
 from gateway.core.catalog import Catalog
 from gateway.core.masking import Masker
@@ -41,8 +42,12 @@ def create_app(settings: Settings) -> web.Application:
         raise ConfigError(
             "upstream.url is required", ["upstream.url: required (the CRM's base URL)"]
         )
-    app = web.Application(client_max_size=settings.limits.max_request_body or 2**62)
+    app = web.Application(
+        client_max_size=settings.limits.max_request_body or 2**62,
+        middlewares=[error_boundary],
+    )
     app[SETTINGS] = settings
+    app.on_response_prepare.append(server_header(settings.listen.via_name))
     app.cleanup_ctx.append(_stages_ctx)
     admin.add_routes(app, settings.admin.prefix)
     app.router.add_route("*", "/{tail:.*}", handle)
@@ -112,10 +117,18 @@ async def _open_stages(
         masker=Masker(taxonomy, _pseudonym_key(settings)),
         audit=audit,
         metrics=Metrics(),
-        routes=RouteTable(settings.routes),
+        routes=RouteTable(
+            settings.routes,
+            catalog=catalog,
+            matrix_params=settings.guard.matrix_params,
+            case_insensitive=settings.guard.case_insensitive_paths,
+            rewrite_allow=settings.forwarded.rewrite_headers_allow,
+            trusted_proxies=h.parse_networks(settings.forwarded.trusted_proxies),
+        ),
         trusted_proxies=h.parse_networks(settings.forwarded.trusted_proxies),
         spoofable_headers=frozenset(n.lower() for n in spoofable_headers(settings)),
         identity_headers=lambda subject: list(upstream_identity_headers(settings, subject).items()),
+        case_insensitive=settings.guard.case_insensitive_paths,
     )
 
 

@@ -11,6 +11,7 @@ the response path a failure never lets the CRM's original body through.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -34,10 +35,12 @@ from gateway.errors import (
     ClientError,
     Forbidden,
     GatewayError,
+    MethodNotAllowed,
     NotFound,
     RateLimited,
     RequestTooLarge,
     ResponseRewriteFailed,
+    ServerError,
     StepUpRequired,
     Unauthenticated,
     UnsupportedUpgrade,
@@ -48,6 +51,7 @@ from gateway.policy.engine import PolicyRequest
 from gateway.relay import (
     ConnectionAborted,
     RelayResult,
+    abort,
     has_body,
     pass_through,
     read_request_body,
@@ -61,6 +65,7 @@ from gateway.websocket import relay_websocket
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH"})
 GUARDED_TYPES = ("application/json", "application/x-www-form-urlencoded", "+json")
+ALLOWED_METHODS = "GET, HEAD, OPTIONS, POST, PUT, PATCH, DELETE"
 OPERATIONS = {"GET": "view", "HEAD": "view", "OPTIONS": "view", "DELETE": "delete"}
 
 
@@ -87,9 +92,23 @@ class Access:
     report_only: bool = False
 
 
+REQUEST_ID = web.RequestKey("request_id", str)
+log = logging.getLogger(__name__)
+
+
+def request_id_of(request: web.Request) -> str:
+    """The request's id: set once (by the error boundary middleware, or here)."""
+    rid = request.get(REQUEST_ID)
+    if rid is None:
+        rid = request[REQUEST_ID] = uuid.uuid4().hex
+    return rid
+
+
 async def handle(request: web.Request) -> web.StreamResponse:
     stages = request.app[STAGES]
-    access = Access(request_id=uuid.uuid4().hex, started=time.perf_counter(), method=request.method)
+    access = Access(
+        request_id=request_id_of(request), started=time.perf_counter(), method=request.method
+    )
     bind_request(access.request_id)
     try:
         response = await _proxy(request, stages, access)
@@ -117,9 +136,33 @@ async def handle(request: web.Request) -> web.StreamResponse:
     except GatewayError as exc:
         access.status, access.error = exc.status, exc.code
         response = error_response(exc, access.request_id, stages)
+    except Exception as exc:  # the error boundary: whatever nothing else caught
+        access.status, access.error = 500, internal_error_reason(exc)
+        if request.writer.output_size > 0:  # bytes are out: stop, never finish the body
+            stages.record(access)
+            abort(request)
+            raise ConnectionAborted(access.error) from exc
+        response = internal_error_response(exc, access.request_id, stages)
     access.status = access.status or response.status
     stages.record(access)
     return response
+
+
+def internal_error_reason(exc: BaseException) -> str:
+    """What the audit event says about an unexpected error (type and message, bounded)."""
+    return f"internal_error: {type(exc).__name__}: {exc}"[:200]
+
+
+def internal_error_response(
+    exc: BaseException, request_id: str, stages: Stages | None
+) -> web.Response:
+    """Log the traceback and answer a typed 500; nothing of any body is passed."""
+    log.error("unexpected error in request %s", request_id, exc_info=exc)
+    return error_response(
+        ServerError("the gateway hit an unexpected error; the request was not completed"),
+        request_id,
+        stages,
+    )
 
 
 async def _proxy(request: web.Request, stages: Stages, access: Access) -> web.StreamResponse:
@@ -128,8 +171,9 @@ async def _proxy(request: web.Request, stages: Stages, access: Access) -> web.St
     if access.path == settings.admin.prefix or access.path.startswith(settings.admin.prefix + "/"):
         raise NotFound("no such gateway endpoint")  # admin paths are never forwarded
     query = request.rel_url.raw_query_string
-    rule = stages.routes.match(request.method, access.path)
-    crm_route = stages.catalog.match(request.method, access.path)
+    rule, crm_route = stages.routes.resolve(
+        request.method, access.path, request.headers.items(), request.remote or ""
+    )
     access.route = crm_route.template if crm_route else access.path
     access.request_pii = [
         hit.to_audit() for hit in classify_request(access.path, query, taxonomy=stages.taxonomy)
@@ -274,7 +318,7 @@ def _upstream_headers(
     drop = set(h.FORWARDING) | {"host", "expect", "content-length"} | h.METHOD_OVERRIDE
     if sensitive:
         drop |= h.RANGE_REQUEST | {"accept-encoding"}
-    out = h.without(items, drop | stages.spoofable_headers)
+    out = stages.inbound_headers(h.without(items, drop | stages.spoofable_headers), request)
     if settings.upstream.preserve_host:
         out.append(("Host", request.host))
     if sensitive:
@@ -401,6 +445,8 @@ def error_response(exc: GatewayError, request_id: str, stages: Stages | None) ->
     resp = web.Response(status=exc.status, body=body, content_type="application/json")
     resp.headers["Cache-Control"] = "no-store"
     resp.headers["X-Request-Id"] = request_id
+    if isinstance(exc, MethodNotAllowed):
+        resp.headers["Allow"] = ALLOWED_METHODS
     if isinstance(exc, StepUpRequired) and stages is not None:
         resp.headers.update(step_up_challenge(exc, stages.settings.identity.step_up_realm))
     elif exc.status == 401:

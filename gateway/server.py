@@ -7,15 +7,31 @@ the workers talk to it as an external engine, so N workers do not start N OPAs.
 from __future__ import annotations
 
 import asyncio
+import logging
 import multiprocessing
 import signal
 import sys
+import time
+import uuid
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import orjson
 from aiohttp import web
+from aiohttp.http_exceptions import BadHttpMessage, BadHttpMethod, LineTooLong
+from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_request import BaseRequest
 
-from gateway.errors import ConfigError, StartupError
+from gateway.errors import (
+    ClientError,
+    ConfigError,
+    GatewayError,
+    HeaderTooLarge,
+    MethodNotAllowed,
+    ServerError,
+    StartupError,
+    UriTooLong,
+)
 from gateway.settings import Settings
 
 if TYPE_CHECKING:
@@ -30,18 +46,117 @@ def _install_uvloop() -> None:
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
+log = logging.getLogger(__name__)
+
+
+class _GatewayRequestHandler(RequestHandler):
+    """aiohttp's connection handler with the gateway's answers to requests the HTTP
+    parser refused (and to anything that escaped the app): typed JSON errors with a
+    request id, audited, `Server: crm-gateway`; 414 for an oversized request target,
+    431 for an oversized header field or too many fields, 400 for the rest."""
+
+    def handle_error(
+        self,
+        request: BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        if request.writer.output_size > 0:
+            raise ConnectionError("response already under way; the connection is dropped")
+        manager = self._manager
+        assert isinstance(manager, _GatewayServer)  # set up only by _GatewayRunner
+        error = manager.translate(status, exc)
+        rid = uuid.uuid4().hex
+        if isinstance(error, ClientError):
+            log.warning("refused a malformed request (%s): %s", error.code, exc)
+        else:
+            log.error("unexpected error outside the app (request %s)", rid, exc_info=exc)
+        manager.audit(rid, request, error)
+        resp = web.Response(
+            status=error.status,
+            body=orjson.dumps(error.to_body(rid)),
+            content_type="application/json",
+            headers={"X-Request-Id": rid, "Cache-Control": "no-store", "Server": manager.name},
+        )
+        if isinstance(error, MethodNotAllowed):
+            from gateway.handler import ALLOWED_METHODS
+
+            resp.headers["Allow"] = ALLOWED_METHODS
+        resp.force_close()
+        return resp
+
+
+class _GatewayServer(web.Server):
+    def __init__(self, *args: Any, app: web.Application, settings: Settings, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._app = app
+        self.name = settings.listen.via_name
+        self.uri_limit = settings.listen.max_line_size
+
+    def __call__(self) -> RequestHandler:
+        return _GatewayRequestHandler(self, loop=self._loop, **self._kwargs)
+
+    def translate(self, status: int, exc: BaseException | None) -> GatewayError:
+        if isinstance(exc, LineTooLong):
+            if len(exc.args) > 1 and exc.args[1] == self.uri_limit:
+                return UriTooLong(f"the request target is longer than {self.uri_limit} bytes")
+            return HeaderTooLarge("a request header field is too large")
+        if isinstance(exc, BadHttpMethod):  # TRACK, lower-case "trace", garbage
+            return MethodNotAllowed("the request method is not allowed through the gateway")
+        if isinstance(exc, BadHttpMessage) and "too many headers" in exc.message.lower():
+            return HeaderTooLarge("the request has too many header fields")
+        if status < 500:
+            return ClientError("malformed HTTP request")
+        return ServerError("the gateway hit an unexpected error; the request was not completed")
+
+    def audit(self, rid: str, request: BaseRequest, error: GatewayError) -> None:
+        from gateway.handler import Access
+        from gateway.stages import STAGES
+
+        stages = self._app.get(STAGES)
+        if stages is None:
+            return
+        access = Access(request_id=rid, started=time.perf_counter(), method=request.method)
+        access.status, access.error = error.status, f"{error.code}: {error.message}"
+        stages.record(access)
+
+
+class _GatewayRunner(web.AppRunner):
+    def __init__(self, app: web.Application, settings: Settings, **kwargs: Any) -> None:
+        super().__init__(app, **kwargs)
+        self._settings = settings
+
+    async def _make_server(self) -> web.Server:
+        plain = await super()._make_server()
+        return _GatewayServer(
+            plain.request_handler,
+            request_factory=plain.request_factory,
+            handler_cancellation=plain.handler_cancellation,
+            loop=plain._loop,
+            app=self.app,
+            settings=self._settings,
+            **plain._kwargs,
+        )
+
+
 async def start_site(
     app: web.Application, settings: Settings, *, reuse_port: bool = False
 ) -> web.AppRunner:
     from gateway.audit.oplog import configure_logging
 
     configure_logging(settings.logging.level, settings.logging.format)
-    runner = web.AppRunner(
+    listen = settings.listen
+    # The parser reports both limits as LineTooLong; distinct values tell 414 from 431.
+    field_limit = listen.max_field_size + (listen.max_field_size == listen.max_line_size)
+    runner = _GatewayRunner(
         app,
+        settings,
         handler_cancellation=True,  # a client that disconnects cancels the CRM call
-        keepalive_timeout=settings.listen.header_timeout,  # also the header-read deadline
-        max_line_size=settings.listen.max_line_size,
-        max_field_size=settings.listen.max_field_size,
+        keepalive_timeout=listen.header_timeout,  # also the header-read deadline
+        max_line_size=listen.max_line_size,
+        max_field_size=field_limit,
+        max_headers=listen.max_headers,
         auto_decompress=False,  # bodies pass through as sent; no decoded bytes labelled gzip
         access_log=None,
     )

@@ -20,6 +20,7 @@ from urllib.parse import parse_qsl, urlencode
 import orjson
 from aiohttp import web
 
+from gateway.core import headers as h
 from gateway.core.catalog import Catalog, RouteMatch
 from gateway.core.masking import Masker
 from gateway.core.model import Decision, Subject
@@ -134,6 +135,17 @@ class Stages:
             latency_ms=(time.perf_counter() - access.started) * 1000,
             now=time.time(),
             phase=phase,
+        )
+
+    def inbound_headers(self, headers: list[tuple[str, str]], request: web.Request) -> h.Headers:
+        """Client headers minus rewrite headers and odd-named ones (core/headers.py)."""
+        guard, forwarded = self.settings.guard, self.settings.forwarded
+        return h.inbound_filter(
+            headers,
+            rewrite_allow=frozenset(forwarded.rewrite_headers_allow),
+            from_trusted_proxy=h.is_trusted(request.remote or "", self.trusted_proxies),
+            odd_names=guard.underscore_headers,
+            odd_names_allow=frozenset(guard.underscore_headers_allow),
         )
 
     def guard_write(

@@ -17,8 +17,11 @@ from yarl import URL
 from gateway.errors import GatewayError, UpstreamTimeout, UpstreamUnavailable
 from gateway.settings import UpstreamSettings
 
-# Headers aiohttp would otherwise invent; the client's own (filtered) ones go through.
-_SKIP_AUTO = frozenset({"Accept-Encoding", "User-Agent", "Content-Type"})
+# Headers aiohttp would otherwise invent (`Accept: */*`, `Accept-Encoding: gzip,
+# deflate`, its User-Agent, `Content-Type: application/octet-stream`): the CRM sees
+# the client's own (filtered) headers and what the gateway sets on purpose, nothing
+# else. Host and the body framing (Content-Length / Transfer-Encoding) stay automatic.
+_SKIP_AUTO = frozenset({"Accept", "Accept-Encoding", "User-Agent", "Content-Type"})
 READ_CHUNK = 64 * 1024
 
 

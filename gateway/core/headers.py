@@ -3,11 +3,21 @@
 Pure functions over lists of (name, value) pairs so duplicates (Set-Cookie,
 Cache-Control, Via) survive in order. `upstream.py` and `handler.py` call these;
 nothing here knows about aiohttp.
+
+Names are compared in their CGI form (`canonical_name`: lower case, every
+character other than a letter or digit read as `-`), because WSGI/CGI CRMs
+read `X_Remote_User`, `X.Remote.User` and `X-Remote-User` as one variable
+(`HTTP_X_REMOTE_USER`): stripping a header strips all its twins. Client headers
+whose names are not plain letters, digits and hyphens are dropped by default
+(nginx's `underscores_in_headers off`), and rewrite headers (`X-Original-URL`
+and friends, which let IIS/Symfony/Zend serve a different path than the one
+the gateway routed) never reach the CRM unless allow-listed.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -28,10 +38,70 @@ HOP_BY_HOP = frozenset(
     }
 )
 
-# Client-supplied forwarding fields: believed only from trusted proxies.
+# Client-supplied forwarding fields: believed only from trusted proxies (the gateway
+# emits its own), plus the client-address and scheme spellings CRMs and frameworks
+# read for IP allow-lists, audit and absolute links.
 FORWARDING = frozenset(
-    {"forwarded", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-real-ip"}
+    {
+        "forwarded",
+        "x-forwarded-for",
+        "x-forwarded-proto",
+        "x-forwarded-host",
+        "x-real-ip",
+        "x-forwarded-port",
+        "x-forwarded-scheme",
+        "x-forwarded-ssl",
+        "x-forwarded-server",
+        "x-url-scheme",
+        "front-end-https",
+        "x-client-ip",
+        "true-client-ip",
+        "x-cluster-client-ip",
+        "x-originating-ip",
+        "x-remote-ip",
+        "x-remote-addr",
+        "client-ip",
+        "cf-connecting-ip",
+        "fastly-client-ip",
+        "x-host",
+        "x-original-host",
+        "x-http-host-override",
+    }
 )
+
+# Headers that make a CRM (IIS URL Rewrite, Symfony, Zend, Spring, Werkzeug,
+# Envoy-fronted apps, WebDAV) serve another path than the request line names.
+REWRITE = frozenset(
+    {
+        "x-original-url",
+        "x-original-uri",
+        "x-original-path",
+        "x-rewrite-url",
+        "x-rewrite-uri",
+        "x-rewrite-path",
+        "x-override-url",
+        "x-http-destinationurl",
+        "x-forwarded-path",
+        "x-forwarded-prefix",
+        "x-forwarded-uri",
+        "x-forwarded-url",
+        "x-envoy-original-path",
+        "x-envoy-original-url",
+        "x-script-name",
+        "script-name",
+        "request-uri",
+        "x-request-uri",
+        "x-proxy-url",
+        "destination",
+    }
+)
+# Of those, the ones a trusted reverse proxy in front of the gateway may set.
+REWRITE_FROM_PROXY = frozenset(n for n in REWRITE if n.startswith("x-forwarded-"))
+# A path-prefix header: the CRM reads prefix + path (or strips the prefix).
+REWRITE_PREFIX = frozenset({"x-forwarded-prefix", "x-script-name", "script-name"})
+
+_NOT_ALNUM = re.compile(r"[^a-z0-9]")
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9-]+")
 
 # Validators and digests that no longer describe a rewritten body.
 REWRITE_INVALIDATED = frozenset(
@@ -57,24 +127,99 @@ RANGE_REQUEST = frozenset({"range", "if-range"})
 METHOD_OVERRIDE = frozenset({"x-http-method-override", "x-http-method", "x-method-override"})
 
 
+def canonical_name(name: str) -> str:
+    """The CGI reading of a field name: `X_Remote.User` -> `x-remote-user`."""
+    return _NOT_ALNUM.sub("-", name.lower())
+
+
+def is_plain_name(name: str) -> bool:
+    """Letters, digits and hyphens only (every registered field name is)."""
+    return _PLAIN_NAME.fullmatch(name) is not None
+
+
 def connection_tokens(headers: Iterable[tuple[str, str]]) -> set[str]:
     """Field names listed in Connection: hop-by-hop for this message only."""
     tokens: set[str] = set()
     for name, value in headers:
-        if name.lower() == "connection":
-            tokens.update(t.strip().lower() for t in value.split(",") if t.strip())
+        if canonical_name(name) == "connection":
+            tokens.update(canonical_name(t.strip()) for t in value.split(",") if t.strip())
     return tokens
 
 
 def strip_hop_by_hop(headers: Iterable[tuple[str, str]]) -> Headers:
     items = list(headers)
     drop = HOP_BY_HOP | connection_tokens(items)
-    return [(n, v) for n, v in items if n.lower() not in drop]
+    return [(n, v) for n, v in items if canonical_name(n) not in drop]
 
 
 def without(headers: Iterable[tuple[str, str]], names: Iterable[str]) -> Headers:
-    drop = {n.lower() for n in names}
-    return [(n, v) for n, v in headers if n.lower() not in drop]
+    """`headers` minus every field named in `names`, in any spelling (`X_Remote_User`)."""
+    drop = {canonical_name(n) for n in names}
+    return [(n, v) for n, v in headers if canonical_name(n) not in drop]
+
+
+def inbound_filter(
+    headers: Iterable[tuple[str, str]],
+    *,
+    rewrite_allow: frozenset[str] = frozenset(),
+    from_trusted_proxy: bool = False,
+    odd_names: str = "drop",
+    odd_names_allow: frozenset[str] = frozenset(),
+) -> Headers:
+    """Client headers minus rewrite headers and odd-named ones (see the module doc).
+
+    `rewrite_allow` (lower-case names) lets a rewrite header through, spelled
+    exactly with hyphens; the `X-Forwarded-*` ones only from a trusted proxy.
+    `odd_names="drop"` drops names with anything but letters, digits and `-`
+    unless listed (lower case) in `odd_names_allow`; twins of stripped headers are
+    removed by `without` before this runs, whatever the allow-list says.
+    """
+    return [
+        (n, v)
+        for n, v in headers
+        if rewrite_allowed(n, rewrite_allow, from_trusted_proxy)
+        and (odd_names != "drop" or is_plain_name(n) or n.lower() in odd_names_allow)
+    ]
+
+
+def rewrite_allowed(name: str, allow: frozenset[str], from_trusted_proxy: bool) -> bool:
+    """False for a rewrite header (any spelling) the configuration does not let through."""
+    canon = canonical_name(name)
+    if canon not in REWRITE:
+        return True
+    if name.lower() != canon or canon not in allow:
+        return False
+    return from_trusted_proxy or canon not in REWRITE_FROM_PROXY
+
+
+def rewrite_targets(
+    headers: Iterable[tuple[str, str]], path: str, allow: frozenset[str], from_trusted_proxy: bool
+) -> list[str]:
+    """The paths forwarded rewrite headers point the CRM at (absolute URLs reduced to
+    their path; a prefix header read both as prefix + path and as path minus prefix)."""
+    out: list[str] = []
+    for name, value in headers:
+        canon = canonical_name(name)
+        if canon not in REWRITE or not rewrite_allowed(name, allow, from_trusted_proxy):
+            continue
+        target = value.strip()
+        if "://" in target:
+            target = "/" + target.split("://", 1)[1].partition("/")[2]
+        target = target.split("?", 1)[0].split("#", 1)[0]
+        if canon in REWRITE_PREFIX:
+            prefix = "/" + target.strip("/")
+            out.append(prefix.rstrip("/") + path)
+            if path.startswith(prefix.rstrip("/") + "/"):
+                out.append(path[len(prefix.rstrip("/")) :])
+            continue
+        out.append(target if target.startswith("/") else "/" + target)
+    return out
+
+
+def is_trusted(
+    peer_ip: str, trusted: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]
+) -> bool:
+    return bool(trusted) and _in_networks(peer_ip, trusted)
 
 
 def first(headers: Sequence[tuple[str, str]], name: str) -> str | None:

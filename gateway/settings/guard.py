@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import Field, field_validator
@@ -10,6 +11,7 @@ from gateway.settings.base import Section as _Section
 from gateway.settings.base import check_networks as _check_networks
 from gateway.settings.base import check_zone
 
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 token
 _DAY = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
 
@@ -78,12 +80,40 @@ class GuardSettings(_Section):
     enforce_networks: bool = True
     working_hours: tuple[WorkingHoursSettings, ...] = ()
     rate_limits: tuple[RateLimitRuleSettings, ...] = ()
-    # The CRM treats paths case-insensitively: normalise to lower case before routing.
+    # The CRM treats paths case-insensitively: normalise to lower case before routing
+    # (and forward lower case). Sensitive rules and catalog routes match any case anyway.
     case_insensitive_paths: bool = False
+    # Path parameters (`/api/customers;jsessionid=1/X`, `%3B`): reject (400 bad_path),
+    # or strip them for matching (forwarded as sent) for old Java CRMs that need them.
+    matrix_params: Literal["reject", "strip"] = "reject"
+    # Methods refused with 405 before anything else (TRACE reflects headers, CONNECT tunnels).
+    refused_methods: tuple[str, ...] = ("TRACE", "TRACK", "CONNECT")
+    # Client headers whose names hold anything but letters, digits and `-`
+    # (`X_Remote_User`, `X.Remote.User`): drop (as nginx does) or pass. Twins of
+    # headers the gateway strips or sets are removed in every case.
+    underscore_headers: Literal["drop", "pass"] = "drop"
+    # Such names still passed when dropping (lower case), e.g. `x_legacy_token`.
+    underscore_headers_allow: tuple[str, ...] = ()
     # Failed sign-ins per client address before further attempts are refused (429)
     # for the rest of the window; 0: no limit. Shared by replicas through Redis.
     auth_failure_limit: int = Field(default=50, ge=0)
     auth_failure_period: float = Field(default=300.0, gt=0)
+
+    @field_validator("refused_methods")
+    @classmethod
+    def _methods(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [m for m in v if not _TOKEN.fullmatch(m)]
+        if bad:
+            raise ValueError(f"{bad} are not HTTP method names")
+        return tuple(m.upper() for m in v)
+
+    @field_validator("underscore_headers_allow")
+    @classmethod
+    def _header_names(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [n for n in v if not _TOKEN.fullmatch(n)]
+        if bad:
+            raise ValueError(f"{bad} are not header names")
+        return tuple(n.lower() for n in v)
 
     @field_validator("network_zones")
     @classmethod

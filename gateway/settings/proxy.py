@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
+from gateway.core.headers import REWRITE
 from gateway.settings.base import Section as _Section
 
 
@@ -16,8 +17,12 @@ class ListenSettings(_Section):
     header_timeout: float = Field(15.0, gt=0)
     # Seconds between two chunks of a request body before the request is abandoned.
     body_timeout: float = Field(30.0, gt=0)
+    # Longest request target (path and query) in bytes; longer: 414 uri_too_long.
     max_line_size: int = Field(8190, ge=1024)
+    # Longest header field (name and value) in bytes; longer: 431 request_header_too_large.
     max_field_size: int = Field(8190, ge=1024)
+    # Most header fields in one request; more: 431 request_header_too_large.
+    max_headers: int = Field(128, ge=16, le=10_000)
     # The gateway's own name in Via.
     via_name: str = "crm-gateway"
 
@@ -57,6 +62,23 @@ class ForwardedSettings(_Section):
     # Emit X-Forwarded-For/-Proto/-Host (and always Via) to the CRM.
     emit_x_forwarded: bool = True
     emit_forwarded: bool = False
+    # Rewrite headers (X-Original-URL, X-Forwarded-Prefix, ...) let through to the CRM.
+    # None by default: a CRM that honours them serves another path than the gateway
+    # routed. The X-Forwarded-* ones pass only from trusted_proxies; the gateway then
+    # routes on the rewritten path too and applies the stricter rule.
+    rewrite_headers_allow: tuple[str, ...] = ()
+
+    @field_validator("rewrite_headers_allow")
+    @classmethod
+    def _rewrite_names(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        names = tuple(n.strip().lower() for n in v)
+        unknown = [n for n in names if n not in REWRITE]
+        if unknown:
+            raise ValueError(
+                f"{unknown} are not rewrite headers the gateway strips "
+                f"(known: {', '.join(sorted(REWRITE))}); other headers pass anyway"
+            )
+        return names
 
 
 class RouteSettings(_Section):
