@@ -31,7 +31,6 @@ from gateway.core.paths import normalize_path
 from gateway.core.request_pii import classify_request
 from gateway.errors import (
     BlockedByPolicy,
-    ClientError,
     Forbidden,
     GatewayError,
     NotFound,
@@ -59,8 +58,8 @@ from gateway.stages import STAGES, Stages
 from gateway.upstream import UpstreamResponse
 from gateway.websocket import relay_websocket
 
-WRITE_METHODS = frozenset({"POST", "PUT", "PATCH"})
-GUARDED_TYPES = ("application/json", "application/x-www-form-urlencoded", "+json")
+# Every other method's body is a write (DELETE with a body included): guarded, whatever its type.
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 OPERATIONS = {"GET": "view", "HEAD": "view", "OPTIONS": "view", "DELETE": "delete"}
 
 
@@ -246,20 +245,18 @@ async def _request_body(
             f"request body of {declared} bytes exceeds {limits.max_request_body}",
             limit=limits.max_request_body,
         )
-    ctype = request.headers.get("Content-Type", "").lower()
-    guarded = (
-        sensitive
-        and decision is not None
-        and request.method in WRITE_METHODS
-        and any(t in ctype for t in GUARDED_TYPES)
-    )
+    guarded = sensitive and decision is not None and request.method not in READ_METHODS
     if not guarded:
         return stream_request_body(request, limit=limits.max_request_body, chunk_timeout=timeout)
-    if request.headers.get("Content-Encoding", "identity").lower() != "identity":
-        raise ClientError("compressed request bodies are not accepted on guarded write routes")
     raw = await read_request_body(request, limit=limits.max_request_body, chunk_timeout=timeout)
     assert decision is not None  # guarded implies it; narrows the type for mypy
-    return stages.guard_write(raw, ctype, decision, crm_route)
+    return stages.guard_write(
+        raw,
+        request.headers.getall("Content-Type", []),
+        request.headers.getall("Content-Encoding", []),
+        decision,
+        crm_route,
+    )
 
 
 def _upstream_headers(
