@@ -29,6 +29,7 @@ from gateway.core.enforce import build_enforcer
 from gateway.core.model import Decision, Subject
 from gateway.core.paths import normalize_path
 from gateway.core.request_pii import classify_request
+from gateway.core.visibility import response_route
 from gateway.errors import (
     BlockedByPolicy,
     Forbidden,
@@ -56,6 +57,7 @@ from gateway.relay import (
 )
 from gateway.stages import STAGES, Stages
 from gateway.upstream import UpstreamResponse
+from gateway.visibility import check_record_visible
 from gateway.websocket import relay_websocket
 
 # Every other method's body is a write (DELETE with a body included): guarded, whatever its type.
@@ -192,12 +194,16 @@ async def _proxy(request: web.Request, stages: Stages, access: Access) -> web.St
             },
         )
         return await relay_websocket(request, stages.upstream, access.path + _qs(query), ws_headers)
+    if sensitive and decision is not None and access.subject and not access.report_only:
+        await check_record_visible(stages.upstream, stages.catalog, request.method, access.path,
+                                   headers, decision, access.subject.id, crm_route)  # fmt: skip
     body = await _request_body(request, stages, decision, crm_route, sensitive)
     if body is not None and not isinstance(body, bytes) and request.content_length is not None:
         headers.append(("Content-Length", str(request.content_length)))  # streamed as declared
     up = await stages.upstream.send(request.method, access.path + _qs(query), headers, body)
     try:
-        response = await _respond(request, stages, access, up, decision, crm_route, sensitive)
+        enforced_as = response_route(stages.catalog, request.method, access.path, crm_route)
+        response = await _respond(request, stages, access, up, decision, enforced_as, sensitive)
     except BaseException:
         up.abort()
         raise
