@@ -429,7 +429,8 @@ def _multipart(data: bytes, boundary: str, charset: str | None) -> Reading:
     if not tail.endswith(delimiter + b"--"):
         raise _refuse("multipart body without its closing boundary")
     envelope = f'Content-Type: multipart/form-data; boundary="{boundary}"\r\n\r\n'.encode()
-    msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(envelope + data)
+    # compat32 keeps header parameters as sent: repeated and RFC 2231 `name*` ones show
+    msg = email.parser.BytesParser(policy=email.policy.compat32).parsebytes(envelope + data)
     if msg.defects or not msg.is_multipart():
         raise _refuse("malformed multipart body")
     payload = msg.get_payload()
@@ -475,8 +476,10 @@ def _part_field(part: Message, default_charset: str | None) -> tuple[str, Any]:
     dispositions = part.get_all("content-disposition") or []
     if len(dispositions) != 1 or part.get_content_disposition() != "form-data":
         raise _refuse("a multipart part without one form-data Content-Disposition")
-    params = [k.lower() for k, _ in (part.get_params(header="content-disposition") or [])[1:]]
-    if len(params) != len(set(params)) or any(p.endswith("*") for p in params):
+    raw_params = (part.get_params(header="content-disposition", unquote=False) or [])[1:]
+    params = [k.lower() for k, _ in raw_params]
+    extended = any(k.endswith("*") or not isinstance(v, str) for k, v in raw_params)
+    if len(params) != len(set(params)) or extended:
         raise _refuse("repeated or extended Content-Disposition parameters")
     name = part.get_param("name", header="content-disposition")
     if not isinstance(name, str) or not name:
