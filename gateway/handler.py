@@ -197,7 +197,7 @@ async def _proxy(request: web.Request, stages: Stages, access: Access) -> web.St
     if sensitive and decision is not None and access.subject and not access.report_only:
         await check_record_visible(stages.upstream, stages.catalog, request.method, access.path,
                                    headers, decision, access.subject.id, crm_route)  # fmt: skip
-    body = await _request_body(request, stages, decision, crm_route, sensitive)
+    body = await _request_body(request, stages, decision, crm_route, sensitive, query)
     if body is not None and not isinstance(body, bytes) and request.content_length is not None:
         headers.append(("Content-Length", str(request.content_length)))  # streamed as declared
     up = await stages.upstream.send(request.method, access.path + _qs(query), headers, body)
@@ -240,10 +240,15 @@ async def _request_body(
     decision: Decision | None,
     crm_route: RouteMatch | None,
     sensitive: bool,
+    query: str = "",
 ) -> Any:
     limits = stages.settings.limits
     timeout = stages.settings.listen.body_timeout
+    guarded = sensitive and decision is not None and request.method not in READ_METHODS
     if not request.body_exists:
+        if guarded and query:  # fields in the query string of a write
+            assert decision is not None
+            stages.guard_write(b"", [], [], decision, crm_route, query)
         return None
     declared = request.content_length
     if declared is not None and limits.max_request_body and declared > limits.max_request_body:
@@ -251,7 +256,6 @@ async def _request_body(
             f"request body of {declared} bytes exceeds {limits.max_request_body}",
             limit=limits.max_request_body,
         )
-    guarded = sensitive and decision is not None and request.method not in READ_METHODS
     if not guarded:
         return stream_request_body(request, limit=limits.max_request_body, chunk_timeout=timeout)
     raw = await read_request_body(request, limit=limits.max_request_body, chunk_timeout=timeout)
@@ -262,6 +266,7 @@ async def _request_body(
         request.headers.getall("Content-Encoding", []),
         decision,
         crm_route,
+        query,
     )
 
 

@@ -21,7 +21,7 @@ from aiohttp import web
 from gateway.core.catalog import Catalog, RouteMatch
 from gateway.core.masking import Masker
 from gateway.core.model import Decision, Subject
-from gateway.core.requestbody import BodyLimits, parse_write_body
+from gateway.core.requestbody import BodyLimits, parse_write_body, query_reading
 from gateway.core.taxonomy import Taxonomy
 from gateway.core.writeguard import guard_body
 from gateway.routes import RouteTable
@@ -141,9 +141,11 @@ class Stages:
         content_encodings: list[str],
         decision: Decision,
         crm_route: RouteMatch | None,
+        query: str = "",
     ) -> bytes:
         """Parse a write body of any type (415 if it cannot be inspected), refuse
-        masked placeholders and unauthorised fields; the bytes to forward."""
+        masked placeholders and unauthorised fields in it and in the query string;
+        the bytes to forward."""
         settings = self.settings.classification
         limits = self.settings.limits
         body = parse_write_body(
@@ -155,6 +157,8 @@ class Stages:
                 max_ratio=limits.max_decompression_ratio,
             ),
         )
+        if query:
+            body.also.append(query_reading(query))
         rewritten, _report = guard_body(
             body,
             route=crm_route.route if crm_route else None,

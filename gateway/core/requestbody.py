@@ -27,7 +27,6 @@ body's own format, charset and Content-Encoding.
 from __future__ import annotations
 
 import codecs
-import contextlib
 import email.parser
 import email.policy
 import gzip
@@ -46,7 +45,7 @@ import defusedxml.ElementTree as SafeET
 from gateway.core.codecs.sniff import sniff
 from gateway.errors import UnsupportedMediaType
 
-__all__ = ["BODY_KEY", "BodyLimits", "Reading", "WriteBody", "parse_write_body"]
+__all__ = ["BODY_KEY", "BodyLimits", "Reading", "WriteBody", "parse_write_body", "query_reading"]
 
 BODY_KEY = "(body)"  # the key under which a body that is one value (text) is checked
 
@@ -103,6 +102,8 @@ class WriteBody:
     readings: list[Reading]
     _wrap: Callable[[str | bytes], bytes] = field(default=lambda b: _as_bytes(b, "utf-8"))
 
+    also: list[Reading] = field(default_factory=list)  # the query string, as form fields
+
     @property
     def primary(self) -> Reading:
         return self.readings[0]
@@ -158,6 +159,16 @@ def parse_write_body(
     for alt in others:  # the CRM may ignore the declared charset and read UTF-8
         readings.extend(r for r in _readings(mime, alt, "utf-8", strict=False))
     return WriteBody(readings, wrap)
+
+
+def query_reading(query: str) -> Reading:
+    """The query string of a write read as form fields: frameworks that merge query
+    parameters into the request's fields (PHP `$_REQUEST`, Spring `@RequestParam`,
+    ASP.NET model binding) store them like body fields, so they are checked alike."""
+    readings = _form_readings(query, "utf-8", strict=False)
+    if not readings:
+        raise _refuse("a query string that is not valid form encoding")
+    return Reading("query", readings[-1].tree)
 
 
 def _as_bytes(b: str | bytes, codec: str) -> bytes:
@@ -292,14 +303,13 @@ def _readings(mime: str, text: str, codec: str, *, strict: bool = True) -> list[
     if mime not in _LOOSE_TYPES:
         raise _refuse(f"media type {mime!r}")
     # Unlabelled or text/plain: every reading a lenient CRM might take. A body that
-    # parses as JSON (or XML) is that; anything else is plain text and, with a `=`,
+    # looks like JSON (or XML) is that; anything else is plain text and, with a `=`,
     # a form as well.
+    # A body that looks like JSON or markup but does not parse is not inspectable.
     if kind == "json":
-        with contextlib.suppress(UnsupportedMediaType):
-            return [_json(text, codec)]
+        return [_json(text, codec)]
     if kind in ("xml", "html"):
-        with contextlib.suppress(UnsupportedMediaType):
-            return [_xml(text, codec)]
+        return [_xml(text, codec)]
     out: list[Reading] = []
     if "=" in text:
         out.extend(_form_readings(text, codec, strict=False))
@@ -329,8 +339,25 @@ def loads_json(text: str) -> Any:
         raise _refuse("invalid JSON") from exc
 
 
+MAX_DEPTH = 64
+
+
+def _check_depth(value: Any) -> None:
+    """Nesting beyond MAX_DEPTH is refused (no CRM payload needs it; the walk is bounded)."""
+    stack = [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise _refuse(f"nesting deeper than {MAX_DEPTH}")
+        if isinstance(node, dict):
+            stack.extend((v, depth + 1) for v in node.values())
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node)
+
+
 def _json(text: str, codec: str) -> Reading:
     value = loads_json(text)
+    _check_depth(value)
     if isinstance(value, dict | list):
         return Reading("json", value, lambda tree, _s: json.dumps(tree, ensure_ascii=False))
     return Reading(
@@ -397,6 +424,8 @@ def _form_readings(text: str, codec: str, *, strict: bool = True) -> list[Readin
                 raise _refuse("malformed form body") from exc
             continue
         keyed = [(_key_path(k), v) for k, v in pairs]
+        if any(len(path) > MAX_DEPTH for path, _ in keyed):
+            raise _refuse(f"nesting deeper than {MAX_DEPTH}")
         out.append(Reading("form", _nest(keyed), _form_rebuild(pairs, keyed, codec)))
     return out
 
@@ -536,6 +565,12 @@ def _xml(text: str, codec: str) -> Reading:
         root = SafeET.fromstring(body, forbid_dtd=True)
     except Exception as exc:  # defusedxml raises its own and ElementTree's errors
         raise _refuse(f"invalid or unsafe XML ({type(exc).__name__})") from exc
+    depths = [(root, 0)]
+    while depths:
+        elem, depth = depths.pop()
+        if depth > MAX_DEPTH:
+            raise _refuse(f"nesting deeper than {MAX_DEPTH}")
+        depths.extend((child, depth + 1) for child in elem)
     names: dict[str, list[tuple[Element | None, Element, str | None]]] = {}
     tree = {_local(root.tag): _xml_node(root, _local(root.tag), None, names)}
 

@@ -131,6 +131,9 @@ def guard_body(
     be rewritten to mean one thing, so its masked values are refused even in
     strip mode; entry validation applies to the primary reading.
     """
+    for extra in body.also:  # the query string: checked, never rewritten
+        check_write(extra.tree, route=route, taxonomy=taxonomy, decision=decision,
+                    mode="reject", validate_entry=False)  # fmt: skip
     first: tuple[Any, WriteReport] | None = None
     for i, reading in enumerate(body.readings):
         checked = check_write(

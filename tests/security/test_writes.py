@@ -298,6 +298,11 @@ UNINSPECTABLE: list[tuple[str, list[tuple[str, str]], bytes]] = [
      J.decode().encode("utf-16")),
     ("utf-7", [("Content-Type", "application/json; charset=utf-7")], J),
     ("invalid utf-8 and gb18030", [("Content-Type", "text/plain")], b'{"notes": "\x80\x80"}'),
+    ("JSON-looking text that is not JSON", [("Content-Type", "text/plain")],
+     b"{mobile: '139****5678'}"),
+    ("markup that is not XML", [], b"<customer><mobile>139****5678</customer>"),
+    ("nesting 200 deep", [("Content-Type", "application/json")],
+     b'{"a":' * 200 + b"1" + b"}" * 200),
 ]  # fmt: skip
 
 
@@ -313,6 +318,26 @@ async def test_uninspectable_bodies_are_refused_with_415(gw: Gateway, crm: Write
             assert answer["details"]["reason"]
     assert crm.received == {}
     assert crm.records["C100"]["mobile"] == BASE["mobile"]
+
+
+async def test_fields_in_the_query_string_of_a_write_are_checked(
+    gw: Gateway, crm: WriteCrm
+) -> None:
+    """Frameworks that merge query parameters into the fields store these too."""
+    hdrs, body = PATCH
+    for query, status_wanted in (("mobile=139%E2%80%A2%E2%80%A2%E2%80%A2%E2%80%A25678", 409),
+                                 ("name=%E5%BE%90%E6%9F%90", 409),
+                                 ("bank_card=6222600260001072445", 403)):  # fmt: skip
+        for sent_body in (body, None):
+            status, answer = await send(
+                gw, "PATCH", f"/api/customers/C100?{query}", "cs", hdrs if sent_body else [],
+                sent_body,
+            )  # fmt: skip
+            assert status == status_wanted, (query, sent_body, answer)
+    assert crm.count("C100") == 0
+    status, _ = await send(gw, "PATCH", "/api/customers/C100?format=json", "cs", hdrs, body)
+    assert status == 200  # the control: an ordinary parameter passes
+    assert crm.count("C100") == 1
 
 
 # --- strip mode: masked fields removed, the body re-encoded in its own format -------------

@@ -12,7 +12,13 @@ import pytest
 
 from gateway.core.catalog import Catalog
 from gateway.core.model import Subject
-from gateway.core.requestbody import BODY_KEY, BodyLimits, WriteBody, parse_write_body
+from gateway.core.requestbody import (
+    BODY_KEY,
+    BodyLimits,
+    WriteBody,
+    parse_write_body,
+    query_reading,
+)
 from gateway.core.static_policy import static_decision
 from gateway.core.taxonomy import Taxonomy
 from gateway.core.writeguard import guard_body
@@ -284,3 +290,26 @@ def test_every_reading_is_checked_for_permissions() -> None:
         guard_body(
             body, route=ROUTE, taxonomy=TAX, decision=L2, mode="reject", validate_entry=False
         )
+
+
+def test_nesting_is_bounded() -> None:
+    deep = b'{"a":' * 100 + b"1" + b"}" * 100
+    assert "deeper" in refused(deep, "application/json")
+    xml = b"<a>" * 100 + b"x" + b"</a>" * 100
+    assert "deeper" in refused(xml, "application/xml")
+    assert "deeper" in refused(b"a" + b"[b]" * 100 + b"=1", "application/x-www-form-urlencoded")
+
+
+def test_text_that_looks_structured_but_does_not_parse_is_refused() -> None:
+    assert "JSON" in refused(b"{mobile: '1'}", "text/plain")
+    assert "XML" in refused(b"<a><b></a>")
+
+
+def test_query_string_fields_are_checked() -> None:
+    body = parse(RAW, "application/json")
+    body.also.append(query_reading("bank_card=6222600260001072444"))
+    with pytest.raises(Forbidden):
+        guard(body, "strip")
+    clean = parse(RAW, "application/json")
+    clean.also.append(query_reading("format=json"))
+    assert guard(clean, "strip")[0] is None
