@@ -74,6 +74,8 @@ _BOMS = (  # longest first: the UTF-32 LE BOM starts with the UTF-16 LE one
     (codecs.BOM_UTF16_LE, "utf-16"),
     (codecs.BOM_UTF16_BE, "utf-16"),
 )
+_BCHAR = r"[0-9A-Za-z'()+_,./:=?-]"  # RFC 2046 bcharsnospace
+_BOUNDARY = re.compile(rf"{_BCHAR}(?:[0-9A-Za-z'()+_,./:=? -]{{0,68}}{_BCHAR})?")
 _PART_ENCODINGS = frozenset({"", "7bit", "8bit", "binary"})
 _MAX_PARTS = 1000
 
@@ -448,8 +450,8 @@ def _form_rebuild(
 
 
 def _multipart(data: bytes, boundary: str, charset: str | None) -> Reading:
-    if not 1 <= len(boundary) <= 70:
-        raise _refuse("multipart boundary longer than 70 characters")
+    if not _BOUNDARY.fullmatch(boundary):
+        raise _refuse("a multipart boundary outside RFC 2046 (1-70 bchars)")
     delimiter = b"--" + boundary.encode("latin-1")
     head = data.lstrip(b"\r\n")
     if not head.startswith(delimiter + b"\r\n") and not head.startswith(delimiter + b"\n"):

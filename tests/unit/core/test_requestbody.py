@@ -313,3 +313,8 @@ def test_query_string_fields_are_checked() -> None:
     clean = parse(RAW, "application/json")
     clean.also.append(query_reading("format=json"))
     assert guard(clean, "strip")[0] is None
+
+
+def test_boundaries_outside_rfc_2046_are_refused() -> None:
+    for boundary in ('a\\"; x=y', "a ", "x" * 71, "é"):
+        assert "boundary" in refused(b"--x--", f'multipart/form-data; boundary="{boundary}"')
