@@ -30,9 +30,9 @@ from gateway.core.enforce import build_enforcer
 from gateway.core.model import Decision, Subject
 from gateway.core.paths import normalize_path
 from gateway.core.request_pii import classify_request
+from gateway.core.visibility import response_route
 from gateway.errors import (
     BlockedByPolicy,
-    ClientError,
     Forbidden,
     GatewayError,
     MethodNotAllowed,
@@ -61,11 +61,12 @@ from gateway.relay import (
 )
 from gateway.stages import STAGES, Stages
 from gateway.upstream import UpstreamResponse
+from gateway.visibility import check_record_visible
 from gateway.websocket import relay_websocket
 
-WRITE_METHODS = frozenset({"POST", "PUT", "PATCH"})
-GUARDED_TYPES = ("application/json", "application/x-www-form-urlencoded", "+json")
 ALLOWED_METHODS = "GET, HEAD, OPTIONS, POST, PUT, PATCH, DELETE"
+# Every other method's body is a write (DELETE with a body included): guarded, whatever its type.
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 OPERATIONS = {"GET": "view", "HEAD": "view", "OPTIONS": "view", "DELETE": "delete"}
 
 
@@ -237,12 +238,16 @@ async def _proxy(request: web.Request, stages: Stages, access: Access) -> web.St
             },
         )
         return await relay_websocket(request, stages.upstream, access.path + _qs(query), ws_headers)
-    body = await _request_body(request, stages, decision, crm_route, sensitive)
+    if sensitive and decision is not None and access.subject and not access.report_only:
+        await check_record_visible(stages.upstream, stages.catalog, request.method, access.path,
+                                   headers, decision, access.subject.id, crm_route)  # fmt: skip
+    body = await _request_body(request, stages, decision, crm_route, sensitive, query)
     if body is not None and not isinstance(body, bytes) and request.content_length is not None:
         headers.append(("Content-Length", str(request.content_length)))  # streamed as declared
     up = await stages.upstream.send(request.method, access.path + _qs(query), headers, body)
     try:
-        response = await _respond(request, stages, access, up, decision, crm_route, sensitive)
+        enforced_as = response_route(stages.catalog, request.method, access.path, crm_route)
+        response = await _respond(request, stages, access, up, decision, enforced_as, sensitive)
     except BaseException:
         up.abort()
         raise
@@ -279,10 +284,15 @@ async def _request_body(
     decision: Decision | None,
     crm_route: RouteMatch | None,
     sensitive: bool,
+    query: str = "",
 ) -> Any:
     limits = stages.settings.limits
     timeout = stages.settings.listen.body_timeout
+    guarded = sensitive and decision is not None and request.method not in READ_METHODS
     if not request.body_exists:
+        if guarded and query:  # fields in the query string of a write
+            assert decision is not None
+            stages.guard_write(b"", [], [], decision, crm_route, query)
         return None
     declared = request.content_length
     if declared is not None and limits.max_request_body and declared > limits.max_request_body:
@@ -290,20 +300,18 @@ async def _request_body(
             f"request body of {declared} bytes exceeds {limits.max_request_body}",
             limit=limits.max_request_body,
         )
-    ctype = request.headers.get("Content-Type", "").lower()
-    guarded = (
-        sensitive
-        and decision is not None
-        and request.method in WRITE_METHODS
-        and any(t in ctype for t in GUARDED_TYPES)
-    )
     if not guarded:
         return stream_request_body(request, limit=limits.max_request_body, chunk_timeout=timeout)
-    if request.headers.get("Content-Encoding", "identity").lower() != "identity":
-        raise ClientError("compressed request bodies are not accepted on guarded write routes")
     raw = await read_request_body(request, limit=limits.max_request_body, chunk_timeout=timeout)
     assert decision is not None  # guarded implies it; narrows the type for mypy
-    return stages.guard_write(raw, ctype, decision, crm_route)
+    return stages.guard_write(
+        raw,
+        request.headers.getall("Content-Type", []),
+        request.headers.getall("Content-Encoding", []),
+        decision,
+        crm_route,
+        query,
+    )
 
 
 def _upstream_headers(

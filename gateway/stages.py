@@ -15,18 +15,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urlencode
 
-import orjson
 from aiohttp import web
 
 from gateway.core import headers as h
 from gateway.core.catalog import Catalog, RouteMatch
 from gateway.core.masking import Masker
 from gateway.core.model import Decision, Subject
+from gateway.core.requestbody import BodyLimits, parse_write_body, query_reading
 from gateway.core.taxonomy import Taxonomy
-from gateway.core.writeguard import check_write
-from gateway.errors import ClientError
+from gateway.core.writeguard import guard_body
 from gateway.routes import RouteTable
 from gateway.settings import Settings
 
@@ -149,20 +147,31 @@ class Stages:
         )
 
     def guard_write(
-        self, raw: bytes, content_type: str, decision: Decision, crm_route: RouteMatch | None
+        self,
+        raw: bytes,
+        content_types: list[str],
+        content_encodings: list[str],
+        decision: Decision,
+        crm_route: RouteMatch | None,
+        query: str = "",
     ) -> bytes:
-        """Parse a write body, refuse masked placeholders and unauthorised fields."""
+        """Parse a write body of any type (415 if it cannot be inspected), refuse
+        masked placeholders and unauthorised fields in it and in the query string;
+        the bytes to forward."""
         settings = self.settings.classification
-        is_form = "x-www-form-urlencoded" in content_type
-        try:
-            body: Any = (
-                dict(parse_qsl(raw.decode("utf-8"), keep_blank_values=True))
-                if is_form
-                else orjson.loads(raw)
-            )
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise ClientError("the request body is not valid for its Content-Type") from exc
-        checked, _report = check_write(
+        limits = self.settings.limits
+        body = parse_write_body(
+            raw,
+            content_types,
+            content_encodings,
+            BodyLimits(
+                max_decoded=limits.max_request_body or limits.max_decompressed_body,
+                max_ratio=limits.max_decompression_ratio,
+            ),
+        )
+        if query:
+            body.also.append(query_reading(query))
+        rewritten, _report = guard_body(
             body,
             route=crm_route.route if crm_route else None,
             taxonomy=self.taxonomy,
@@ -170,9 +179,7 @@ class Stages:
             mode=settings.masked_write,
             validate_entry=settings.entry_validation,
         )
-        if checked == body:
-            return raw
-        return urlencode(checked).encode() if is_form else orjson.dumps(checked)
+        return raw if rewritten is None else rewritten
 
 
 STAGES = web.AppKey("stages", Stages)

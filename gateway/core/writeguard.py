@@ -1,4 +1,4 @@
-"""Request-side checks on writes (POST/PUT/PATCH bodies, JSON or form-encoded).
+"""Request-side checks on writes: the parsed body of any type (`gateway.core.requestbody`).
 
 A client that loaded a masked page and saves it back would overwrite the CRM's
 real values with `138****1234` or `张**`. The guard spots masked placeholders of
@@ -14,15 +14,19 @@ The report names fields and categories only, never values.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from gateway.core.catalog import RouteSpec
-from gateway.core.detectors import category_for_key, is_free_text_key
+from gateway.core.detectors import category_for_key, classify_value, is_free_text_key
 from gateway.core.detectors.checks import landline_area, luhn_ok, mobile_ok, resident_id_ok
 from gateway.core.masking import is_masked_placeholder
-from gateway.core.model import Decision
+from gateway.core.masking.bands import BANDS
+from gateway.core.model import Decision, Verb
+from gateway.core.placeholders import masked_span
+from gateway.core.requestbody import BODY_KEY, WriteBody
 from gateway.core.taxonomy import Taxonomy
 from gateway.errors import EntryValidationFailed, Forbidden, MaskedValueWrite
 
@@ -49,18 +53,22 @@ class WriteReport:
 
 
 FREE_TEXT = "(free text)"  # the report's category for catalog free-text fields
-# Masked spans the enforcer leaves in free text: "**" runs and pseudonym tokens.
-# Notes saved back with them would replace the real numbers in the CRM.
-_MASKED_SPAN = re.compile(r"\*{2,}|(?<![A-Za-z0-9])pn_[a-z2-7]{16}(?![A-Za-z0-9])")
+_BAND_FLOORS = frozenset(lower for _, _, lower in BANDS)
 
 
 def _category(route: RouteSpec | None, key: str, path: str) -> str | None:
     rule = route.rule_for(key, path) if route else None
+    if rule is None and (not key.isascii() or key != key.lower()):
+        # ＥＭＡＩＬ / Email: CRMs that bind fields case-insensitively (or after NFKC)
+        # store these under the catalog's key, so they are judged as that key.
+        folded = unicodedata.normalize("NFKC", key).lower()
+        if folded != key:
+            return _category(route, folded, path.removesuffix(key) + folded)
     if rule is not None and rule.category is not None:
         return rule.category
     if rule is not None and rule.text:
         return FREE_TEXT
-    if rule is None and is_free_text_key(key):
+    if rule is None and (is_free_text_key(key) or key == BODY_KEY):
         return FREE_TEXT
     return category_for_key(key)
 
@@ -76,21 +84,29 @@ def check_write(
 ) -> tuple[Any, WriteReport]:
     """Return the body to forward (possibly with fields stripped) and a report.
 
-    Raises MaskedValueWrite (reject mode), Forbidden (a category the decision
-    does not let this caller write) or EntryValidationFailed.
+    Objects and lists are walked to any depth; every string leaf of a protected
+    field is judged by `is_masked_placeholder` (every mask style, the gateway's
+    own outputs), free text and unnamed keys by `masked_span`, and a `null` or a
+    band floor written to a field this caller only sees masked counts as the
+    gateway's output too. Raises MaskedValueWrite (reject mode), Forbidden (a
+    category the decision does not let this caller write) or EntryValidationFailed.
     """
     report = WriteReport()
-    if not isinstance(body, Mapping):
-        if isinstance(body, list):
-            out_list = [_check_object(item, route, taxonomy, mode, report, f"[{i}].")
-                        if isinstance(item, Mapping) else item
-                        for i, item in enumerate(body)]  # fmt: skip
-            _check_permissions(report, decision)
-            return out_list, report
+    if not isinstance(body, Mapping | list):
         return body, report
-    out = _check_object(body, route, taxonomy, mode, report, "")
+    masked: list[str] = []
+    walker = _Walker(route, taxonomy, decision, report, masked)
+    out = walker.walk(body, "", "")
+    if masked:
+        if mode == "reject":
+            raise MaskedValueWrite(
+                "masked values must not overwrite stored data: " + ", ".join(masked),
+                fields=masked,
+            )
+        report.stripped.extend(masked)
+        out = _strip(out, set(masked), "")
     _check_permissions(report, decision)
-    if validate_entry and route is not None and route.entry is not None:
+    if validate_entry and route is not None and route.entry is not None and isinstance(out, dict):
         problems = validate(out, route)
         if problems:
             raise EntryValidationFailed(
@@ -99,66 +115,154 @@ def check_write(
     return out, report
 
 
-def _check_object(
-    body: Mapping[str, Any],
+def guard_body(
+    body: WriteBody,
+    *,
     route: RouteSpec | None,
     taxonomy: Taxonomy,
-    mode: str,
-    report: WriteReport,
-    prefix: str,
-) -> dict[str, Any]:
-    masked: list[str] = []
-    out = _walk(body, route, taxonomy, report, masked, prefix, "")
-    if masked:
-        if mode == "reject":
-            raise MaskedValueWrite(
-                "masked values must not overwrite stored data: " + ", ".join(masked),
-                fields=masked,
-            )
-        report.stripped.extend(masked)
-        out = _strip(out, {m.removeprefix(prefix) for m in masked}, "")
-    return out
+    decision: Decision,
+    mode: Literal["reject", "strip"],
+    validate_entry: bool,
+) -> tuple[bytes | None, WriteReport]:
+    """Check every reading of a parsed write body; the bytes to forward instead of
+    the original (strip mode removed fields), or None to forward it unchanged.
+
+    A body read more than one way (an unlabelled body that is also a form) cannot
+    be rewritten to mean one thing, so its masked values are refused even in
+    strip mode; entry validation applies to the primary reading.
+    """
+    for extra in body.also:  # the query string: checked, never rewritten
+        check_write(extra.tree, route=route, taxonomy=taxonomy, decision=decision,
+                    mode="reject", validate_entry=False)  # fmt: skip
+    first: tuple[Any, WriteReport] | None = None
+    for i, reading in enumerate(body.readings):
+        checked = check_write(
+            reading.tree,
+            route=route,
+            taxonomy=taxonomy,
+            decision=decision,
+            mode=mode if i == 0 and not body.ambiguous else "reject",
+            validate_entry=validate_entry and i == 0 and reading.format != "text",
+        )
+        first = first or checked
+    assert first is not None  # parse_write_body always returns at least one reading
+    out, report = first
+    if not report.stripped:
+        return None, report
+    return body.encode(out, frozenset(report.stripped)), report
 
 
-def _walk(
-    node: Mapping[str, Any],
-    route: RouteSpec | None,
-    taxonomy: Taxonomy,
-    report: WriteReport,
-    masked: list[str],
-    prefix: str,
-    path: str,
-) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in node.items():
-        key = str(k)
-        child = f"{path}.{key}" if path else key
-        name = prefix + child
-        category = _category(route, key, child)
-        if isinstance(v, Mapping) and category is None:
-            out[k] = _walk(v, route, taxonomy, report, masked, prefix, child)
-            continue
-        out[k] = v
+def _child(name: str, key: str) -> str:
+    return f"{name}.{key}" if name else key
+
+
+class _Walker:
+    """One write body's walk: classifies every key path, collects masked fields."""
+
+    def __init__(
+        self,
+        route: RouteSpec | None,
+        taxonomy: Taxonomy,
+        decision: Decision,
+        report: WriteReport,
+        masked: list[str],
+    ) -> None:
+        self.route, self.taxonomy, self.decision = route, taxonomy, decision
+        self.report, self.masked = report, masked
+
+    def walk(self, node: Any, name: str, path: str) -> Any:
+        """`name` is the report's field name (`a.b[0].c`), `path` the catalog's key
+        path (`a.b.item.c`)."""
+        if isinstance(node, list):
+            item_path = f"{path}.item" if path else "item"
+            return [self.walk(v, f"{name}[{i}]", item_path) for i, v in enumerate(node)]
+        if not isinstance(node, Mapping):
+            return node
+        out: dict[str, Any] = {}
+        for k, v in node.items():
+            key = str(k)
+            child, field = _child(path, key), _child(name, key)
+            category = _category(self.route, key, child)
+            if category is None and isinstance(v, Mapping | list):
+                out[k] = self.walk(v, field, child)
+                continue
+            out[k] = v
+            self._leaf(v, category, field)
+        return out
+
+    def _leaf(self, value: Any, category: str | None, field: str) -> None:
         if category is None:
-            report.unclassified.append(name)
+            self.report.unclassified.append(field)
+            if isinstance(value, str):
+                if masked_span(value):
+                    self.masked.append(field)
+                else:
+                    self._classify_by_value(value, field)
         elif category == FREE_TEXT:
-            report.free_text.append(name)
-            if isinstance(v, str) and _MASKED_SPAN.search(v):
-                masked.append(name)
+            self.report.free_text.append(field)
+            if _any_text(value, masked_span):
+                self.masked.append(field)
         else:
-            report.fields[name] = category
-            if _is_placeholder(v, category, taxonomy) or _has_masked_span(v, category, taxonomy):
-                masked.append(name)
-    return out
+            self.report.fields[field] = category
+            if (
+                _is_placeholder(value, category, self.taxonomy)
+                or _has_masked_span(value, category, self.taxonomy)
+                or self._is_own_output(value, category)
+            ):
+                self.masked.append(field)
+
+    def _classify_by_value(self, value: str, field: str) -> None:
+        """An unnamed key holding an identifier (a card under `x1`) is that category:
+        a caller may not write a card under a name the catalog does not know."""
+        hit = classify_value(value.strip()) if 6 <= len(value) <= 64 else None
+        if hit is not None and not self.decision.may_write(hit.category):
+            self.report.unclassified.remove(field)
+            self.report.fields[field] = hit.category
+
+    def _is_own_output(self, value: Any, category: str) -> bool:
+        """`null` (a redacted number, a hidden boolean) or a band floor (a banded
+        amount kept numeric) over a field this caller does not see in clear."""
+        try:
+            cat = self.taxonomy.category(category)
+        except KeyError:
+            return False
+        level = self.taxonomy.level(cat.level)
+        shown_clear = (
+            not level.never_clear
+            and self.decision.field_action(cat.name, cat.level).verb is Verb.ALLOW
+        )
+        if shown_clear:
+            return False
+        if value is None:
+            return True
+        if isinstance(value, bool):
+            return False
+        if isinstance(value, int | float) and cat.kind in ("amount", "records"):
+            return value in _BAND_FLOORS
+        if isinstance(value, list):
+            return any(self._is_own_output(v, category) for v in value)
+        return False
+
+
+def _any_text(value: Any, test: Any) -> bool:
+    if isinstance(value, str):
+        return bool(test(value))
+    if isinstance(value, list):
+        return any(_any_text(v, test) for v in value)
+    if isinstance(value, Mapping):
+        return any(_any_text(v, test) for v in value.values())
+    return False
 
 
 def _is_placeholder(value: Any, category: str, taxonomy: Taxonomy) -> bool:
     try:
         taxonomy.category(category)
     except KeyError:
-        return False
+        return bool(_any_text(value, masked_span))
     if isinstance(value, list):
         return any(_is_placeholder(v, category, taxonomy) for v in value)
+    if isinstance(value, Mapping):
+        return any(_is_placeholder(v, category, taxonomy) for v in value.values())
     if not isinstance(value, str):
         return False
     return is_masked_placeholder(value, category, taxonomy)
@@ -169,22 +273,27 @@ def _has_masked_span(value: Any, category: str, taxonomy: Taxonomy) -> bool:
     scans and masks in place (a card typed into it): saved back, it carries a masked
     span. Other categories are one value each, left to `is_masked_placeholder` ("**"
     may well be part of a new password)."""
-    if not isinstance(value, str) or ("*" not in value and "pn_" not in value):
+    if not isinstance(value, str):
         return False
     try:
         free_form = taxonomy.category(category).free_form
     except KeyError:
         return False
-    return free_form and _MASKED_SPAN.search(value) is not None
+    return free_form and masked_span(value)
 
 
-def _strip(node: dict[str, Any], drop: set[str], path: str) -> dict[str, Any]:
+def _strip(node: Any, drop: set[str], name: str) -> Any:
+    if isinstance(node, list):
+        items = ((f"{name}[{i}]", v) for i, v in enumerate(node))
+        return [_strip(v, drop, item) for item, v in items if item not in drop]
+    if not isinstance(node, dict):
+        return node
     out: dict[str, Any] = {}
     for k, v in node.items():
-        child = f"{path}.{k}" if path else str(k)
+        child = _child(name, str(k))
         if child in drop:
             continue
-        out[k] = _strip(v, drop, child) if isinstance(v, dict) else v
+        out[k] = _strip(v, drop, child)
     return out
 
 

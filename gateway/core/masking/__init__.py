@@ -34,6 +34,7 @@ from gateway.core.detectors import Hit
 from gateway.core.masking import operators as ops
 from gateway.core.model import Action, Verb
 from gateway.core.normalize import compact, strip_country_code
+from gateway.core.placeholders import fold, generalised, masked_span, masked_value
 from gateway.core.taxonomy import Category, Taxonomy
 
 __all__ = ["DROPPED", "NEVER_CLEAR", "Masker", "MaskingError", "is_masked_placeholder"]
@@ -69,33 +70,50 @@ class MaskingError(ValueError):
 
 
 def is_masked_placeholder(value: Any, category: str, taxonomy: Taxonomy | None = None) -> bool:
-    """Is `value` something the gateway produced (a mask, band, token), not real data?
+    """Is `value` something the gateway produced (a mask, band, token), or a masked
+    value in any other style (`185＊＊＊＊0203`, `张某`, `[已脱敏]`), not real data?
 
     The write guard uses it to refuse a client that writes a masked value back
-    over the real one. With a taxonomy, the category's own operators decide;
+    over the real one. Values are judged after NFKC with every mask glyph folded
+    to `*` (`gateway.core.placeholders`). With a taxonomy the category's kind
+    decides how strict the judgement is (a credential may contain `*`; an
+    identifier may not contain `?`), and the category's own operators recognise
+    outputs without a mark (a generalised address is a bare `浙江省杭州市`);
     without, any operator whose fixed point `value` is counts.
     """
     if not isinstance(value, str) or not value:
         return False
-    if value in (ops.REDACTED, NEVER_CLEAR, "****") or PSEUDONYM_RE.fullmatch(value):
-        return True
-    if value in ops.BAND_LABELS or ops.AGE_BAND_RE.fullmatch(value):
-        return True
-    if "*" not in value:
+    text = fold(value).strip()
+    if not text:
         return False
+    if text in (ops.REDACTED, NEVER_CLEAR, "****") or PSEUDONYM_RE.fullmatch(text):
+        return True
+    if text in ops.BAND_LABELS or ops.AGE_BAND_RE.fullmatch(value.strip()):
+        return True
+    cat = None
     if taxonomy is not None:
         try:
             cat = taxonomy.category(category)
         except KeyError:
             cat = None
-        if cat is not None:
-            names = {*cat.masks.values()}
-            candidates = [ops.OPERATORS[n] for n in names]
-            gen = ops.GENERALISERS.get(cat.kind)
-            if gen is not None:
-                candidates.append(gen)
-            return any(op(value) == value for op in candidates)
-    return any(op(value) == value for op in ops.OPERATORS.values())
+    if cat is None:
+        if taxonomy is not None and masked_value(text):
+            return True
+        return "*" in text and any(op(text) == text for op in ops.OPERATORS.values())
+    if cat.kind == "credential":
+        return False  # a secret may well contain "*": only the fixed forms above count
+    if cat.free_form and cat.kind != "name":
+        # typed by staff (an employer, an address): "A*B 咨询" is a name, "***" a mask
+        if masked_span(text) or generalised(text, cat.kind):
+            return True
+    elif masked_value(text, cat.kind) or generalised(text, cat.kind):
+        return True
+    gen = ops.GENERALISERS.get(cat.kind)
+    if gen is not None and gen(text) == text:
+        return True  # a generalised value (a bare 浙江省杭州市) has no mark of its own
+    if "*" not in text:
+        return False
+    return any(ops.OPERATORS[n](text) == text for n in {*cat.masks.values()})
 
 
 ValueFn = Callable[[Any], Any]

@@ -1,0 +1,101 @@
+"""Pre-write visibility: a write or delete on a record the caller may not see is refused.
+
+Before a PUT, PATCH, DELETE (or a POST to a record) on a sensitive route whose
+decision has record rules, the record is read through the catalog's read route
+for the same path (GET, through `upstream`, with the caller's forwarded identity
+headers, so the CRM answers as it would answer the caller) and the record rules
+are applied to its facts (`gateway.core.visibility`). Hidden: 403
+`record_not_visible`. Not found, not JSON, no record in it: refused as well,
+since a decision with record rules cannot be honoured blind (fail closed).
+"""
+
+from __future__ import annotations
+
+import codecs
+from collections.abc import AsyncIterator
+
+import orjson
+
+from gateway.core import headers as h
+from gateway.core.catalog import Catalog, RouteMatch
+from gateway.core.codecs.charset import codec_name, parse_media_type
+from gateway.core.model import Decision
+from gateway.core.visibility import needs_check, read_route, record_verdict, targets
+from gateway.errors import GatewayError, RecordNotVisible
+from gateway.upstream import Upstream
+
+_BODY_HEADERS = frozenset(
+    {"content-type", "content-length", "content-encoding", "transfer-encoding", "accept"}
+    | {"accept-encoding", "if-match", "if-none-match", "if-modified-since", "range", "expect"}
+)
+MAX_FACTS_BODY = 4 * 1024 * 1024
+
+
+async def check_record_visible(
+    upstream: Upstream,
+    catalog: Catalog,
+    method: str,
+    path: str,
+    headers: h.Headers,
+    decision: Decision,
+    subject_id: str,
+    write_route: RouteMatch | None,
+) -> None:
+    """Raise RecordNotVisible unless the caller may see the record this write changes."""
+    if not decision.records or not needs_check(method, path, catalog, write_route):
+        return
+    route = read_route(catalog, path)
+    if route is None:
+        raise RecordNotVisible(
+            "no read route names this record, so its record rules cannot be checked",
+            reason="no_read_route",
+        )
+    fetch = h.without(headers, _BODY_HEADERS)
+    fetch += [("Accept", "application/json"), ("Accept-Encoding", "identity")]
+    try:
+        up = await upstream.send("GET", path, fetch, None)
+        try:
+            body = await _read(up.chunks())
+        finally:
+            up.release()
+    except GatewayError as exc:
+        if isinstance(exc, RecordNotVisible):
+            raise
+        raise RecordNotVisible(
+            "the record could not be read to check its record rules", reason="fetch_failed"
+        ) from exc
+    if up.status != 200:
+        raise RecordNotVisible(
+            f"the record could not be read to check its record rules (CRM status {up.status})",
+            reason="fetch_failed",
+        )
+    unreadable = RecordNotVisible(
+        "the record's facts could not be read to check its record rules",
+        reason="facts_unreadable",
+    )
+    if h.first(up.headers, "content-encoding") not in (None, "", "identity"):
+        raise unreadable
+    try:
+        ctype = parse_media_type(h.first(up.headers, "content-type"))
+        text = codecs.decode(body, codec_name(ctype.charset))
+        doc = orjson.loads(text.removeprefix("\ufeff"))
+    except Exception as exc:  # any unreadable answer: fail closed
+        raise unreadable from exc
+    verdict = record_verdict(decision, targets(doc, route), subject_id)
+    if not verdict.visible:
+        raise RecordNotVisible(
+            f"this record is not visible to the caller: {verdict.reason}",
+            reason=verdict.reason,
+            record_id=verdict.record_id,
+        )
+
+
+async def _read(chunks: AsyncIterator[bytes]) -> bytes:
+    out = bytearray()
+    async for chunk in chunks:
+        out += chunk
+        if len(out) > MAX_FACTS_BODY:
+            raise RecordNotVisible(
+                "the record is too large to check its record rules", reason="facts_too_large"
+            )
+    return bytes(out)

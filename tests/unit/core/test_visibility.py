@@ -1,0 +1,81 @@
+"""Record rules before a write: the target record found in the read route's body."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gateway.core.catalog import Catalog
+from gateway.core.model import Decision
+from gateway.core.visibility import needs_check, read_route, record_verdict, response_route, targets
+
+ROOT = Path(__file__).resolve().parents[3]
+CATALOG = Catalog.load(ROOT / "config" / "crm" / "demo.yaml")
+BCRM = Catalog.load(ROOT / "config" / "crm" / "bottlecrm.yaml")
+RULES = Decision.from_json(
+    {
+        "allow": True,
+        "fields": {},
+        "levels": {},
+        "records": [
+            {"when": {"grade": ["A", "B"]}, "record": "drop", "reason": "grade A/B need a grant"},
+            {"when": {"tier": ["流失"]}, "record": "drop", "reason": "churned"},
+            {"when": {"not_assigned": True}, "record": "drop", "reason": "assigned only"},
+            {"when": {"tier": ["VIP"]}, "record": "show", "reason": "raise contact levels"},
+        ],
+    }
+)
+
+
+def _facts(path: str, doc: object, catalog: Catalog = CATALOG) -> list:  # type: ignore[type-arg]
+    route = read_route(catalog, path)
+    assert route is not None
+    return targets(doc, route)
+
+
+def test_record_rules_decide_visibility() -> None:
+    def verdict(**rec: object) -> tuple[bool, str]:
+        doc = {"customer": {"id": "C1", "owner": "me", "grade": "C", "tier": "一般", **rec}}
+        v = record_verdict(RULES, _facts("/api/customers/C1", doc), "me")
+        return v.visible, v.reason
+
+    assert verdict() == (True, "")
+    assert verdict(tier="VIP") == (True, "")  # a "show" rule hides nothing
+    assert verdict(grade="B") == (False, "grade A/B need a grant")
+    assert verdict(tier="流失") == (False, "churned")
+    assert verdict(owner="someone else") == (False, "assigned only")
+
+
+def test_no_record_found_is_not_visible() -> None:
+    assert not record_verdict(RULES, _facts("/api/customers/C1", {"error": "x"}), "me").visible
+    assert not record_verdict(RULES, [], "me").visible
+
+
+def test_the_record_named_by_the_path_is_the_target() -> None:
+    """BottleCRM's detail lists colleagues too: the write targets the path's id."""
+    doc = {
+        "contact_obj": {"id": "k1", "custom_fields": {"grade": "C", "owner": "me"}},
+        "colleagues": [{"id": "k2", "custom_fields": {"grade": "A", "owner": "me"}}],
+    }
+    facts = _facts("/api/contacts/k1/", doc, BCRM)
+    assert [f.record_id for f in facts] == ["k1"]
+    assert record_verdict(RULES, facts, "me").visible
+    assert not record_verdict(RULES, _facts("/api/contacts/k2/", doc, BCRM), "me").visible
+
+
+def test_which_writes_are_checked() -> None:
+    update = CATALOG.match("PATCH", "/api/customers/C1")
+    assert needs_check("PATCH", "/api/customers/C1", CATALOG, update)
+    assert needs_check("DELETE", "/api/customers/C1", CATALOG, None)
+    assert needs_check("POST", "/api/contacts/k1/", BCRM, BCRM.match("POST", "/api/contacts/k1/"))
+    assert not needs_check(
+        "POST", "/api/customers", CATALOG, CATALOG.match("POST", "/api/customers")
+    )
+    assert not needs_check("GET", "/api/customers/C1", CATALOG, None)
+
+
+def test_write_responses_use_the_read_routes_records() -> None:
+    update = CATALOG.match("PATCH", "/api/customers/C1")
+    chosen = response_route(CATALOG, "PATCH", "/api/customers/C1", update)
+    assert chosen is not None and chosen.route.records == ("customer",)
+    detail = CATALOG.match("GET", "/api/customers/C1")
+    assert response_route(CATALOG, "GET", "/api/customers/C1", detail) is detail
