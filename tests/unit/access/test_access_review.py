@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from gateway.access.review import (
@@ -20,6 +22,7 @@ from gateway.access.review import (
 )
 from gateway.errors import ClientError, Forbidden
 
+ROOT = Path(__file__).resolve().parents[3]
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 SUBJECTS = [
     SubjectFacts("u-rm", "wealth", ("relationship_manager",), "L3"),
@@ -158,3 +161,48 @@ def test_reviewer_must_be_a_real_enabled_reviewer() -> None:
 def test_csv_export_has_one_row_per_line() -> None:
     text = review().to_csv().splitlines()
     assert text[0].startswith("line,kind,subject") and len(text) == 6
+
+
+def test_review_event_projects_to_siem_formats() -> None:
+    from gateway.audit.sinks.cef import to_cef
+    from gateway.audit.sinks.syslog import to_rfc5424
+
+    signed = seal(
+        apply_decisions(
+            review(),
+            {ln.line: ("confirm", "") for ln in review().lines if ln.subject != "u-sec"},
+            reviewer="u-sec",
+            now=NOW,
+        )
+    )
+    ev = review_event(signed, uid="u-1", time_ms=1_700_000_000_000, time_dt="t")
+    cef = to_cef(ev, vendor="v", product="p", version="1")
+    assert "suid=u-sec" in cef and "externalId=u-1" in cef
+    line = orjson.dumps(ev)
+    assert b"u-sec" in to_rfc5424(line, ev, app_name="a", sd_id="x@1", hostname="h")
+
+
+def test_review_report_command_on_the_audit_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from gateway.cli import main
+
+    audit = tmp_path / "audit.jsonl"
+    at = datetime.now(UTC) - timedelta(days=1)
+    audit.write_bytes(orjson.dumps(event("u-manager", at, {"L3": 2})) + b"\n")
+    config = tmp_path / "gw.yaml"
+    config.write_text(
+        f"identity: {{directory: {ROOT / 'config' / 'directory.yaml'}}}\n"
+        f"audit: {{file: {audit}}}\n",
+        encoding="utf-8",
+    )
+    assert main(["review", "report", "--json", "--config", str(config)]) == 0
+    doc = orjson.loads(capsys.readouterr().out)
+    lines = {ln["line"]: ln for ln in doc["lines"]}
+    assert lines["clearance:u-manager"]["uses_in_period"] == 1
+    assert lines["clearance:u-manager"]["highest_level_used"] == "L3"
+    assert lines["clearance:u-sales-01"]["unused"] is True
+    assert "clearance:u-partner-01" not in lines  # L1: the default
+    assert main(["review", "report", "--csv", "--config", str(config)]) == 0
+    assert capsys.readouterr().out.startswith("line,kind,subject")
+    assert main(["review", "report", "--period", "9x", "--config", str(config)]) == 2
