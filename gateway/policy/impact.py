@@ -13,6 +13,8 @@ running one is the configured engine (managed: a second `opa run` on
   `newly_blocked`, `unblocked`, or `changed` (another action, e.g. mask style);
 - the whole request: allowed -> denied is `newly_blocked` for category `*`
   (its categories are not listed one by one), denied -> allowed `unblocked`;
+- on writes (operation modify/delete), the categories that may be written:
+  `write_allowed`, `write_refused`;
 - record rules (grades, tiers, consent) and obligations (step-up, purpose,
   justification, bulk limits) that differ are listed per subject and route.
 
@@ -52,7 +54,11 @@ _UNIT = {"d": "days", "h": "hours", "m": "minutes"}
 _CONCURRENCY = 8
 
 CLEAR, MASKED, DROPPED, BLOCKED = "clear", "masked", "dropped", "blocked"
-KINDS = ("newly_blocked", "unblocked", "unmasked", "newly_masked", "changed")
+KINDS = (
+    "newly_blocked", "unblocked", "unmasked", "newly_masked", "changed", "write_allowed",
+    "write_refused",
+)  # fmt: skip
+_WRITES = frozenset({"modify", "delete"})
 
 
 def parse_window(text: str) -> timedelta:
@@ -263,6 +269,7 @@ def compare(
     subject: str,
     route: str,
     n: int,
+    operation: str = "view",
 ) -> bool:
     """Add the differences between two decisions for one input; True if any."""
     changed = False
@@ -282,6 +289,13 @@ def compare(
         kind = change_kind(outcome_class(a), outcome_class(b))
         report.change(kind, category, level).add(subject, route, f"{_act(a)} -> {_act(b)}", n)
         changed = True
+    for category, level in sorted(categories.items()) if operation in _WRITES else ():
+        w_old, w_new = old.may_write(category), new.may_write(category)
+        if w_old != w_new:
+            kind = "write_allowed" if w_new else "write_refused"
+            transition = f"write {'yes' if w_old else 'no'} -> {'yes' if w_new else 'no'}"
+            report.change(kind, category, level).add(subject, route, transition, n)
+            changed = True
     old_rules = {_rule_text(r) for r in old.records}
     new_rules = {_rule_text(r) for r in new.records}
     for text, kind in [(t, "added") for t in new_rules - old_rules] + [
@@ -396,7 +410,7 @@ async def policy_impact(
             report.running_revision = report.running_revision or old.revision
             report.candidate_revision = report.candidate_revision or new.revision
             label = f"{norm.method} {norm.route}"
-            if compare(report, old, new, categories, norm.subject_id, label, n):
+            if compare(report, old, new, categories, norm.subject_id, label, n, norm.operation):
                 report.changed_inputs += 1
                 report.changed_requests += n
 

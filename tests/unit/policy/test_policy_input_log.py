@@ -147,3 +147,35 @@ async def test_file_store_write_failure_is_typed(tmp_path: Path) -> None:
     log.observe(n, n.digest())
     await log.flush()  # logged and dropped, never raised
     assert log.write_failures == 1
+
+
+def test_impact_compare_kinds() -> None:
+    from gateway.core.model import Action, Decision, Verb
+    from gateway.policy.impact import ImpactReport, compare
+
+    def dec(allow: bool = True, **fields: Action) -> Decision:
+        return Decision(
+            allow=allow, reason="r", revision="x", fields=fields, levels={},
+            write={"name": fields.get("name") == Action(Verb.ALLOW)},
+        )  # fmt: skip
+
+    allow, mask, drop = Action(Verb.ALLOW), Action(Verb.MASK, "standard"), Action(Verb.DROP)
+    cats = {"name": "L2", "income": "L3"}
+    r = ImpactReport(since=NOW, until=NOW, candidate_dir="c")
+    assert not compare(
+        r, dec(name=mask, income=mask), dec(name=mask, income=mask), cats, "s", "GET /a", 1
+    )
+    assert compare(
+        r, dec(name=mask, income=allow), dec(name=allow, income=drop), cats, "s", "GET /a", 2
+    )
+    assert compare(r, dec(name=mask), dec(False), cats, "t", "GET /b", 3)
+    assert compare(r, dec(name=mask), dec(name=allow), cats, "u", "PUT /a", 4, "modify")
+    got = {(c.kind, c.category): (c.requests, c.subjects) for c in r.changes.values()}
+    assert got == {
+        ("unmasked", "name"): (6, {"s": 2, "u": 4}),
+        ("newly_masked", "income"): (2, {"s": 2}),
+        ("newly_blocked", "*"): (3, {"t": 3}),
+        ("write_allowed", "name"): (4, {"u": 4}),
+    }
+    # The request's own changes are counted once per input, not per category.
+    assert r.to_dict()["subjects"]["t"] == {"newly_blocked": 3}
