@@ -189,7 +189,7 @@ class DecisionInputLog:
         self.overflow = 0
         self.write_failures = 0
         self._task: asyncio.Task[None] | None = None
-        self._closing = False
+        self._stop = asyncio.Event()
 
     def start(self) -> None:
         if self._task is None:
@@ -237,18 +237,24 @@ class DecisionInputLog:
             log.warning("decision-input log: write failed (%s); %d count(s) lost", exc, len(counts))
 
     async def _run(self) -> None:
-        while not self._closing:
-            await asyncio.sleep(self._flush_every)
-            await self.flush()
+        while not self._stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self._flush_every)
+            try:
+                await self.flush()
+            except Exception:  # a bug here must not end the log for good
+                log.exception("decision-input log: flush failed")
 
     async def close(self) -> None:
-        self._closing = True
+        """Write what is counted (a flush in progress finishes first), then close."""
+        self._stop.set()
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await self._task
             self._task = None
-        await self.flush()
+        try:
+            await self.flush()
+        except Exception:
+            log.exception("decision-input log: last flush failed")
         await self.store.close()
 
     def stats(self) -> dict[str, Any]:

@@ -179,3 +179,21 @@ def test_impact_compare_kinds() -> None:
     }
     # The request's own changes are counted once per input, not per category.
     assert r.to_dict()["subjects"]["t"] == {"newly_blocked": 3}
+
+
+async def test_background_flush_and_close_write_everything() -> None:
+    import asyncio
+
+    store = MemoryDecisionInputStore()
+    log = DecisionInputLog(store, flush=0.05, max_distinct=10)
+    log.start()
+    n = norm()
+    log.observe(n, n.digest())
+    for _ in range(100):
+        if store.counts:
+            break
+        await asyncio.sleep(0.02)
+    assert sum(store.counts.values()) == 1  # written by the task, before close
+    log.observe(n, n.digest())
+    await log.close()
+    assert sum(store.counts.values()) == 2
