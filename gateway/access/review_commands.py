@@ -144,6 +144,8 @@ async def _carry_out(
         await svc.revoke(ln.line.removeprefix("grant:"), by=review.reviewer, reason=note)
         return "revoked"
     if not settings.redis.url:
+        if ln.permission.endswith("(disabled)"):
+            return "revoked (disabled in the directory)"
         return "pending: set disabled: true in the directory (no redis.url)"
     await revoke_user(settings, ln.subject, note, review.reviewer)
     return "revoked"
@@ -239,9 +241,12 @@ def sign_command(
     s = review.summary()
     print(
         f"signed {review.review_id} by {review.reviewer}: {s['confirmed']} confirmed, "
-        f"{s['revoked']} revoked; audit event {review.audit_event_uid}; "
+        f"{s['revoked']} to revoke, {s['open']} open; audit event {review.audit_event_uid}; "
         f"sha256 {review.digest}\n  {json_path}\n  {csv_path}"
     )
+    for ln in review.lines:
+        if ln.outcome not in ("kept", "revoked"):
+            print(f"  {ln.line}: {ln.outcome}")
     failed = [ln.line for ln in review.lines if ln.outcome.startswith("failed")]
     for line in failed:
         print(f"review sign: revocation of {line} failed", file=sys.stderr)
