@@ -101,7 +101,11 @@ async def _open_stages(
     anomaly = await AnomalyDetector.open(settings, emit=audit.emit, revoke=_anomaly_revoke)
     opened.push_async_callback(anomaly.close)
     policy = await PolicyEngine.open(
-        settings, taxonomy=taxonomy, taxonomy_policy=taxonomy.to_policy(), grants=grants
+        settings,
+        taxonomy=taxonomy,
+        taxonomy_policy=taxonomy.to_policy(),
+        grants=grants,
+        record_inputs=True,
     )
     opened.push_async_callback(policy.close)
     return Stages(

@@ -13,6 +13,8 @@ crm-gateway grants request SUBJECT --department D --type T --justification TEXT 
 crm-gateway grants approve ID --by WHO --department D
 crm-gateway grants list [--subject ID] [--status STATE]
 crm-gateway grants revoke ID --by WHO --reason TEXT
+crm-gateway policy impact --rego DIR [--window 7d] [--json]       (cli_governance.py)
+crm-gateway review report|sign ...                                 (cli_governance.py)
 """
 
 from __future__ import annotations
@@ -337,6 +339,10 @@ def build_parser() -> argparse.ArgumentParser:
     gv.add_argument("--reason", required=True)
     gv.add_argument("--config")
     g.set_defaults(func=cmd_grants)
+
+    from gateway.cli_governance import add_governance_commands
+
+    add_governance_commands(sub, _load)
     return p
 
 

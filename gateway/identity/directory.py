@@ -156,6 +156,9 @@ class Directory:
     def __len__(self) -> int:
         return len(self._by_id)
 
+    def subject_ids(self) -> list[str]:
+        return sorted(self._by_id)
+
     def get(self, subject_id: str) -> Entry | None:
         return self._by_id.get(subject_id)
 

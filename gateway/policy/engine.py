@@ -33,6 +33,7 @@ from gateway.errors import ConfigError, PolicyUnavailable
 from gateway.policy.breaker import CircuitBreaker
 from gateway.policy.cache import DecisionCache
 from gateway.policy.client import OpaClient, load_output_validator
+from gateway.policy.input_log import DecisionInputLog, input_log_dir
 from gateway.policy.inputs import (
     NormalisedInput,
     PolicyRequest,
@@ -43,6 +44,7 @@ from gateway.policy.inputs import (
 from gateway.policy.revision import RevisionTracker
 from gateway.policy.supervisor import OpaSupervisor, find_opa_binary
 from gateway.settings import Settings
+from gateway.state.decision_inputs import open_decision_input_store
 from gateway.state.grants import GrantStore
 
 log = logging.getLogger(__name__)
@@ -94,6 +96,7 @@ class PolicyEngine:
         self.client: OpaClient | None = None
         self.supervisor: OpaSupervisor | None = None
         self.tracker: RevisionTracker | None = None
+        self.input_log: DecisionInputLog | None = None  # for `policy impact`
 
     @classmethod
     async def open(
@@ -104,12 +107,15 @@ class PolicyEngine:
         grants: GrantStore,
         taxonomy: Taxonomy | None = None,
         revocations: RevocationCheck | None = None,
+        record_inputs: bool = False,
     ) -> PolicyEngine:
         """Start what the configured engine needs; ConfigError if it cannot.
 
         `taxonomy` is required for the static engine; `revocations`, when given,
         marks revoked subjects in the policy input (as does `revoked` in the
-        subject's attributes)."""
+        subject's attributes). `record_inputs` (the serving gateway, not the CLI's
+        what-if tools) keeps the decision-input log (input_log.py) when
+        `policy.input_log` is on."""
         engine = cls(
             settings,
             taxonomy_policy=taxonomy_policy,
@@ -122,6 +128,15 @@ class PolicyEngine:
         except BaseException:
             await engine.close()
             raise
+        p = settings.policy
+        if record_inputs and p.input_log and engine.mode != "static":
+            store = open_decision_input_store(
+                settings.redis.url, input_log_dir(settings), p.input_log_retention_days
+            )
+            engine.input_log = DecisionInputLog(
+                store, flush=p.input_log_flush, max_distinct=p.input_log_max_distinct
+            )
+            engine.input_log.start()
         if engine.report_only:
             log.warning(
                 "POLICY REPORT-ONLY MODE: decisions are computed and audited but NOT enforced"
@@ -195,6 +210,8 @@ class PolicyEngine:
         )
         hit = self.cache.get(norm)
         if hit is not None:
+            if self.input_log is not None:
+                self.input_log.observe(norm, hit.digest)
             return DecisionOutcome(
                 hit.decision,
                 cache_hit=True,
@@ -203,6 +220,8 @@ class PolicyEngine:
                 report_only=hit.decision.report_only,
             )
         digest = norm.digest()
+        if self.input_log is not None:
+            self.input_log.observe(norm, digest)
         pending = self._inflight.get(norm)
         if pending is not None:
             # The same question is already on its way to OPA: share the answer.
@@ -346,6 +365,9 @@ class PolicyEngine:
         return True
 
     async def close(self) -> None:
+        if self.input_log is not None:
+            await self.input_log.close()
+            self.input_log = None
         if self.tracker is not None:
             await self.tracker.close()
         if self.client is not None:

@@ -37,6 +37,14 @@ class PolicySettings(_Section):
     # External mode on this host's rego_dir (workers of one supervised OPA): also
     # hash rego_dir into the revision, as managed mode does.
     track_rego_dir: bool = False
+    # Decision-input log for `crm-gateway policy impact`: distinct value-free policy
+    # inputs with hourly counts, in Redis (redis.url) or JSONL files under input_log_dir
+    # (default: `decision-inputs/` beside audit.file).
+    input_log: bool = True
+    input_log_dir: Path | None = None
+    input_log_retention_days: int = Field(default=8, ge=1)
+    input_log_max_distinct: int = Field(default=10_000, ge=1)  # per hour and process
+    input_log_flush: float = Field(default=10.0, gt=0)  # seconds between writes
 
     _timezone = field_validator("timezone")(check_zone)
 

@@ -48,6 +48,15 @@ def anomaly(kind: str, subject: str, window: str) -> str:
 ANOMALY_THROTTLED = key("anomaly", "throttled")
 
 
+# Decision-input log (policy impact): per-hour hashes digest -> count, one document per digest.
+def decision_inputs(hour: int) -> str:
+    return key("dinputs", str(hour))
+
+
+def decision_input_doc(digest: str) -> str:
+    return key("dinput", digest)
+
+
 # Change notifications (policy/config reloads).
 CHANGES_CHANNEL = key("changes")
 
