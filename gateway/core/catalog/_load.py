@@ -75,6 +75,7 @@ def _route(
         "record",
         "csv",
         "export",
+        "search",
     }
     _unknown_keys(raw, allowed | {"entry"}, where, problems)
     path = raw.get("path")
@@ -139,7 +140,19 @@ def _route(
         entry=entry,
         catalog=catalog,
         export=export,
+        search=_search(raw.get("search", {}), f"{where}.search", problems),
     )
+
+
+def _search(raw: Any, where: str, problems: list[str]) -> dict[str, tuple[str, ...]]:
+    """`search: {q: [id_number, mobile, name]}`: what each free-text parameter matches."""
+    if not isinstance(raw, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, list) and all(isinstance(c, str) for c in v)
+        for k, v in raw.items()
+    ):
+        problems.append(f"{where}: must map parameter names to lists of categories")
+        return {}
+    return {k: tuple(v) for k, v in raw.items()}
 
 
 def _rules(raw: Any, where: str, problems: list[str]) -> tuple[FieldRule, ...]:
