@@ -179,6 +179,10 @@ async def _proxy(request: web.Request, stages: Stages, access: Access) -> web.St
         )
         access.report_only = decision.report_only or rule.report_only
         _enforce_obligations(decision, request, access)
+        if rule.sensitive and stages.filters is not None:  # search/filter oracles
+            await stages.filters.check(subject.id, access.path, query, decision,
+                                       crm_route.route if crm_route else None,
+                                       report_only=access.report_only)  # fmt: skip
 
     sensitive = rule.sensitive and decision is not None
     headers = _upstream_headers(request, stages, client, access, sensitive)
