@@ -47,7 +47,7 @@ class FilterGuard:
 
     def digest(self, term: FilterTerm) -> str:
         """A keyed digest of what was probed (the value, else the term): never the value."""
-        what = f"{term.category}\x00{term.value or term.param + chr(0) + term.use}"
+        what = term.value or f"\x00{term.param}\x00{term.use}\x00{term.category}"
         return hmac.new(self._key, what.encode(), hashlib.sha256).hexdigest()[:24]
 
     async def check(
