@@ -27,9 +27,10 @@ Pure: no I/O; the policy stage adds the lookup rate limit and the anomaly counts
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, unquote_plus
@@ -82,6 +83,7 @@ WILDCARDS = re.compile(r"[*%?_]|\.\*|\[")
 IDENT = re.compile(r"[A-Za-z_\u4e00-\u9fff$][\w\u4e00-\u9fff.$]*")
 KEY_SPLIT = re.compile(r"__|[\[\].:|()\s,/]+")
 DIGIT_RUN = re.compile(r"\d{4,}")
+_MAY_IDENTIFY = re.compile(r"[0-9@%\uff10-\uff19\uff20]")
 
 # Categories whose values always hold a digit, and those that never do: a
 # free-text search can only match the categories its value's shape allows.
@@ -209,6 +211,25 @@ def _decoded(raw: str) -> str:
     return _norm(current)
 
 
+_KeyInfo = tuple[list[str], tuple[str, ...], frozenset[str], bool, bool]
+
+
+@functools.lru_cache(maxsize=4096)
+def _key_info(raw_key: str) -> _KeyInfo | None:
+    """(forms, parts, operators, is_sort, is_search) of a parameter name; None for the
+    paging/format parameters. Memoised: keys repeat far more than values."""
+    forms = _key_forms(raw_key)
+    if any(f in IGNORED_KEYS for f in forms):
+        return None
+    parts = tuple(p for f in forms for p in (f, *KEY_SPLIT.split(f)) if p)
+    ops = frozenset(p for p in parts if p in OPERATOR_WORDS) | {
+        tail for p in parts for tail in p.rsplit("_", 1)[1:] if tail in OPERATOR_WORDS
+    }
+    is_sort = any(p in SORT_KEYS for p in parts)
+    is_search = any(f in SEARCH_KEYS for f in forms)
+    return forms, parts, ops, is_sort, is_search
+
+
 def safe_param(name: str) -> str:
     """A parameter name fit to show: digit runs (a value smuggled into a key) hidden."""
     return re.sub(r"\d{3,}", "#", name)[:64]
@@ -241,17 +262,12 @@ class _Reader:
     # one parameter ------------------------------------------------------------------
 
     def param(self, raw_key: str, raw_value: str, where: str = "") -> None:
-        forms = _key_forms(raw_key)
+        key = _key_info(raw_key)
+        if key is None:
+            return  # paging, format, protocol
+        forms, parts, ops, is_sort, is_search = key
         shown = where or safe_param(forms[-1])
-        if any(f in IGNORED_KEYS for f in forms):
-            return
         value = _decoded(raw_value)[:MAX_VALUE] if raw_value else ""
-        parts = [p for f in forms for p in (f, *KEY_SPLIT.split(f)) if p]
-        ops = {p for p in parts if p in OPERATOR_WORDS} | {
-            tail for p in parts for tail in p.rsplit("_", 1)[1:] if tail in OPERATOR_WORDS
-        }
-        is_sort = any(p in SORT_KEYS for p in parts)
-        is_search = any(f in SEARCH_KEYS for f in forms)
         named = {c for p in parts if p not in SORT_KEYS and (c := self.field_category(p))}
         if is_sort:
             for category in named:
@@ -268,9 +284,12 @@ class _Reader:
         expression = any(f in EXPR_KEYS for f in forms) or value[:1] in "{["
         if expression and self.expression(shown, value):
             return
-        self.values(shown, value, is_search and not named, key_hint=forms[-1])
+        free_text = is_search and not named
+        if not free_text and value.isascii() and not _MAY_IDENTIFY.search(value):
+            return  # ASCII without a digit or an @ (VIP, asc, C) identifies nobody
+        self.values(shown, value, free_text, key_hint=forms[-1])
 
-    def _exact(self, category: str, value: str, ops: set[str]) -> bool:
+    def _exact(self, category: str, value: str, ops: Collection[str]) -> bool:
         if ops or WILDCARDS.search(value) or "," in value:
             return False
         if category in IDENTIFIERS:
@@ -399,9 +418,13 @@ def query_terms(
     `body`, a parsed JSON or form body of a route declared as a search, is read like
     a query string.
     """
+    if not query and body is None and not _MAY_IDENTIFY.search(path):
+        return []
     reader = _Reader(route, taxonomy)
     for segment in path.split("/"):
-        text = _norm(unquote(segment)) if segment else ""
+        if not _MAY_IDENTIFY.search(segment):
+            continue  # identifiers all carry a digit (or an e-mail's @), escapes aside
+        text = _norm(unquote(segment))
         hit = detectors.classify_value(text) if text else None
         if hit is not None and hit.category in IDENTIFIERS:
             reader.add("path", hit.category, "search", True, text)
