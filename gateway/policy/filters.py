@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from gateway.core.catalog import RouteSpec
 from gateway.core.model import Decision
@@ -59,8 +60,11 @@ class FilterGuard:
         route: RouteSpec | None,
         *,
         report_only: bool = False,
+        body: Mapping[str, Any] | None = None,
     ) -> QueryVerdict:
-        verdict = check_request(path, query, decision, self._taxonomy, route=route)
+        """The path and query (and, for a route with `search_body`, the parsed JSON or
+        form body: `check(..., query="", body=parsed)` once the body is read)."""
+        verdict = check_request(path, query, decision, self._taxonomy, route=route, body=body)
         probed = verdict.refused + verdict.lookups
         if probed and self._on_probe is not None:
             self._on_probe(subject_id, sorted({self.digest(t) for t in probed}))

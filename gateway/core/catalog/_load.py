@@ -76,6 +76,7 @@ def _route(
         "csv",
         "export",
         "search",
+        "search_body",
     }
     _unknown_keys(raw, allowed | {"entry"}, where, problems)
     path = raw.get("path")
@@ -141,7 +142,16 @@ def _route(
         catalog=catalog,
         export=export,
         search=_search(raw.get("search", {}), f"{where}.search", problems),
+        search_body=_flag(raw, "search_body", where, problems),
     )
+
+
+def _flag(raw: Mapping[str, Any], key: str, where: str, problems: list[str]) -> bool:
+    value = raw.get(key, False)
+    if not isinstance(value, bool):
+        problems.append(f"{where}.{key}: must be true or false")
+        return False
+    return value
 
 
 def _search(raw: Any, where: str, problems: list[str]) -> dict[str, tuple[str, ...]]:

@@ -69,3 +69,14 @@ async def test_report_only_passes_and_counts_nothing(taxonomy: Taxonomy) -> None
     for _ in range(3):
         await guard.check("u1", "/x", f"mobile={MOBILE}", d, None, report_only=True)
     assert (await limiter.peek("lookup", "u1", limit=1, period=60)).allowed
+
+
+async def test_search_bodies_get_the_same_check(taxonomy: Taxonomy) -> None:
+    guard = FilterGuard(taxonomy, MemoryRateLimiter(), digest_key=b"k" * 32)
+    d = decision(taxonomy)
+    with pytest.raises(ProtectedFilter) as refused:
+        await guard.check("u1", "/api/customers/search", "", d, None,
+                          body={"mobile": {"startswith": "151"}})  # fmt: skip
+    assert refused.value.details["parameters"][0]["parameter"] == "body.mobile"
+    verdict = await guard.check("u1", "/s", "", d, None, body={"mobile": MOBILE})
+    assert verdict.lookups
