@@ -83,6 +83,7 @@ WILDCARDS = re.compile(r"[*%?_]|\.\*|\[")
 IDENT = re.compile(r"[A-Za-z_\u4e00-\u9fff$][\w\u4e00-\u9fff.$]*")
 KEY_SPLIT = re.compile(r"__|[\[\].:|()\s,/]+")
 DIGIT_RUN = re.compile(r"\d{4,}")
+_PATH_VALUE = re.compile(r"\d{3,}")
 _MAY_IDENTIFY = re.compile(r"[0-9@%\uff10-\uff19\uff20]")
 
 # Categories whose values always hold a digit, and those that never do: a
@@ -280,7 +281,7 @@ class _Reader:
         if not value:
             return  # an empty filter (`?mobile=`) narrows nothing
         for category in named:
-            self.add(shown, category, "filter", self._exact(category, value, ops), value)
+            self.add(shown, category, "filter", self.exact(category, value, ops), value)
         expression = any(f in EXPR_KEYS for f in forms) or value[:1] in "{["
         if expression and self.expression(shown, value):
             return
@@ -289,7 +290,7 @@ class _Reader:
             return  # ASCII without a digit or an @ (VIP, asc, C) identifies nobody
         self.values(shown, value, free_text, key_hint=forms[-1])
 
-    def _exact(self, category: str, value: str, ops: Collection[str]) -> bool:
+    def exact(self, category: str, value: str, ops: Collection[str]) -> bool:
         if ops or WILDCARDS.search(value) or "," in value:
             return False
         if category in IDENTIFIERS:
@@ -302,7 +303,7 @@ class _Reader:
         every category its shape could match."""
         whole = detectors.classify_value(value, key_hint=key_hint or None)
         if whole is not None:
-            self.add(shown, whole.category, "search", self._exact(whole.category, value, set()),
+            self.add(shown, whole.category, "search", self.exact(whole.category, value, set()),
                      value)  # fmt: skip
             return
         hits = detectors.detect(value)
@@ -325,7 +326,7 @@ class _Reader:
                 # Undeclared search: a short token can only be a partial identifier
                 # when it carries four digits or more; text categories still count.
                 continue
-            self.add(shown, category, "search", self._exact(category, value, set()), value)
+            self.add(shown, category, "search", self.exact(category, value, set()), value)
 
     def expression(self, shown: str, value: str) -> bool:
         """A JSON filter document or a field expression; True when it was one."""
@@ -377,7 +378,7 @@ class _Reader:
         elif node is not None and not isinstance(node, bool):
             text = _norm(str(node))[:MAX_VALUE]
             if category is not None:
-                self.add(shown, category, "filter", exact and self._exact(category, text, set()),
+                self.add(shown, category, "filter", exact and self.exact(category, text, set()),
                          text)  # fmt: skip
             else:
                 self.values(shown, text, False, key_hint="")
@@ -391,6 +392,14 @@ def _names(node: Any) -> list[str]:
     if isinstance(node, list):
         return [n for item in node for n in _names(item)]
     return []
+
+
+def _searching(before: list[str]) -> bool:
+    """A path that searches: `.../by-mobile/...`, `findByPhone`, `.../search/mobile/...`."""
+    last = _norm(unquote(before[-1])).lower()
+    if re.match(r"(find|search|get|query|lookup)?_?-?by[-_]?[a-z\u4e00-\u9fff]", last):
+        return True
+    return any(_norm(unquote(s)).lower() in SEARCH_KEYS for s in before[:-1])
 
 
 def _pairs(query: str) -> list[tuple[str, str]]:
@@ -421,13 +430,22 @@ def query_terms(
     if not query and body is None and not _MAY_IDENTIFY.search(path):
         return []
     reader = _Reader(route, taxonomy)
-    for segment in path.split("/"):
+    segments = path.split("/")
+    for i, segment in enumerate(segments):
         if not _MAY_IDENTIFY.search(segment):
             continue  # identifiers all carry a digit (or an e-mail's @), escapes aside
+        segment, _, matrix = segment.partition(";")
+        for key, value in _pairs(matrix.replace(";", "&")):  # /customers;mobile=139
+            reader.param(key, value, where=f"matrix:{safe_param(_key_forms(key)[-1])}")
         text = _norm(unquote(segment))
         hit = detectors.classify_value(text) if text else None
         if hit is not None and hit.category in IDENTIFIERS:
             reader.add("path", hit.category, "search", True, text)
+        elif i and _PATH_VALUE.search(text) and _searching(segments[:i]):
+            # /by-mobile/1391234, /search/phone/139...: a field named, then a value
+            named = reader.field_category(_norm(unquote(segments[i - 1])).lower())
+            if named is not None:
+                reader.add("path", named, "filter", reader.exact(named, text, ()), text)
     pairs = _pairs(query)
     for i, (key, value) in enumerate(pairs):
         reader.param(key, value if i < MAX_PARAMS else "")
@@ -438,6 +456,20 @@ def query_terms(
             elif value is not None and not isinstance(value, bool):
                 reader.param(str(key), str(value), where=f"body.{safe_param(str(key))}")
     return reader.terms
+
+
+def audit_path(path: str) -> str:
+    """A path fit for the audit trail when no catalog template names it: matrix
+    parameters and segments that may hold a value (three digits or more, an @, any
+    non-ASCII or percent-encoded character) become `{}`, so a refused probe such as
+    `/api/customers/by-mobile/1391234` is not recorded with its value."""
+    out = []
+    for segment in path.split("/"):
+        head, semi, _ = segment.partition(";")
+        if _PATH_VALUE.search(head) or "@" in head or "%" in head or not head.isascii():
+            head = "{}"
+        out.append(head + (";{}" if semi else ""))
+    return "/".join(out)
 
 
 def check_request(

@@ -130,6 +130,12 @@ def terms(path_qs: str, catalog: Catalog, taxonomy: Taxonomy) -> set[tuple[str, 
         ("/api/customers?filter=" + quote("mobile==151*"), ("mobile", "filter", False)),
         ("/api/customers?q=" + quote("mobile:151*"), ("mobile", "filter", False)),
         (f"/api/customers/{MOBILE}", ("mobile", "search", True)),
+        ("/api/customers;mobile=151", ("mobile", "filter", False)),
+        ("/api/customers/by-mobile/1512980", ("mobile", "filter", False)),
+        ("/api/customers/findByPhone/1512980", ("mobile", "filter", False)),
+        ("/api/customers/search/phone/1512980", ("mobile", "filter", False)),
+        ("/api/customers?query=" + quote('{customers(mobile: "151"){id}}'),
+         ("mobile", "filter", False)),
     ],
 )  # fmt: skip
 def test_every_spelling_is_read(
@@ -148,6 +154,8 @@ def test_every_spelling_is_read(
         "/api/customers/search?q=" + quote("理财"),  # no digit: not a number; text: name only
         "/api/customers?format=json&callback=cb&_=1700000000000",
         "/api/customers/C000027",
+        "/api/customers/C000027/transactions/12345",  # a sub-resource, not a search
+        "/api/customers/mobile/12345",
     ],
 )
 def test_no_protected_term_where_there_is_none(
@@ -259,3 +267,13 @@ def test_lookup_obligation_parsing() -> None:
     ):
         with pytest.raises(DecisionError):
             Obligations.from_json({"lookup": bad})
+
+
+def test_audit_path_keeps_no_value() -> None:
+    from gateway.core.query_guard import audit_path
+
+    assert audit_path("/api/customers/by-mobile/1391234") == "/api/customers/by-mobile/{}"
+    assert audit_path("/api/customers;mobile=139/x") == "/api/customers;{}/x"
+    assert audit_path("/api/by-name/" + quote("黄俊杰")) == "/api/by-name/{}"
+    assert audit_path("/api/customers/search/a@b.cn") == "/api/customers/search/{}"
+    assert audit_path("/api/customers/export.csv") == "/api/customers/export.csv"
