@@ -82,7 +82,7 @@ EXPR_SYNTAX = re.compile(r"[=<>~(:{]|\s(?:eq|ne|lt|gt|le|ge|like|in|and|or)\s", 
 WILDCARDS = re.compile(r"[*%?_]|\.\*|\[")
 IDENT = re.compile(r"[A-Za-z_\u4e00-\u9fff$][\w\u4e00-\u9fff.$]*")
 KEY_SPLIT = re.compile(r"__|[\[\].:|()\s,/]+")
-DIGIT_RUN = re.compile(r"\d{4,}")
+DIGIT_RUN = re.compile(r"\d(?:[\s.\-/_*%]*\d){3,}")  # four digits, separators aside
 _PATH_VALUE = re.compile(r"\d{3,}")
 _MAY_IDENTIFY = re.compile(r"[0-9@%\uff10-\uff19\uff20]")
 
@@ -239,6 +239,7 @@ def safe_param(name: str) -> str:
 class _Reader:
     def __init__(self, route: RouteSpec | None, taxonomy: Taxonomy | None) -> None:
         self.route = route
+        self.taxonomy = taxonomy
         self.categories = tuple(taxonomy.categories) if taxonomy is not None else ()
         self.terms: list[FilterTerm] = []
         self._seen: set[tuple[str, str, str, bool]] = set()
@@ -259,6 +260,14 @@ class _Reader:
             if rule is not None and rule.category is not None and not rule.walk:
                 return rule.category
         return detectors.category_for_key(name)
+
+    def searchable(self) -> tuple[str, ...]:
+        """What an undeclared free-text search may match: every category below the top
+        level (secrets are never released, and no CRM search matches them)."""
+        if self.taxonomy is None:
+            return ()
+        top = self.taxonomy.levels[-1].code
+        return tuple(n for n, c in self.taxonomy.categories.items() if c.level != top)
 
     # one parameter ------------------------------------------------------------------
 
@@ -312,7 +321,7 @@ class _Reader:
         if not free_text or hits:
             return
         declared = self.route.search.get(shown) if self.route is not None else None
-        candidates = declared if declared is not None else self.categories
+        candidates = declared if declared is not None else self.searchable()
         has_digit = any(ch.isdigit() for ch in value)
         has_letter = any(ch.isalpha() for ch in value)
         for category in candidates:

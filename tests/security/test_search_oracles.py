@@ -360,7 +360,13 @@ async def test_repeated_probing_raises_an_alert(
     """Guessing numbers one by one (refused) and looking many up (allowed) are both
     counted as distinct protected values per subject: the alert fires at the threshold
     and names no value."""
-    g = await _gateway(tmp_path, crm, opa, **{"monitor.enabled": True, "monitor.filter_probes": 4})
+    # A week-long window: four probes do not straddle a window boundary in practice.
+    monitor = {
+        "monitor.enabled": True,
+        "monitor.filter_probes": 4,
+        "monitor.window_seconds": 604800,
+    }
+    g = await _gateway(tmp_path, crm, opa, **monitor)
     try:
         prefix = vip(crm)["mobile"][:6]
         guesses = [f"{prefix}{d}" for d in "0123"]
@@ -373,6 +379,13 @@ async def test_repeated_probing_raises_an_alert(
         dumped = orjson.dumps(alert).decode()
         assert all(guess not in dumped for guess in guesses)
         assert "4 distinct protected values" in alert["message"]
+        # Customer service: three allowed lookups of other customers, then one refusal.
+        others = [r["mobile"] for r in crm.records if r["tier"] == "VIP"][:3]
+        for mobile in others:
+            assert (await call(g, f"/api/customers/search?q={mobile}", "cs"))[0] == 200
+        assert (await call(g, "/api/customers?sort=-bank_card", "cs"))[0] == 403
+        dumped = orjson.dumps(await _wait_alert(g, "u-cs")).decode()
+        assert all(mobile not in dumped for mobile in others)
     finally:
         await g.stop()
 
