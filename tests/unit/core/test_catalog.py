@@ -236,6 +236,4 @@ def test_search_declarations() -> None:
     ]}  # fmt: skip
     with pytest.raises(ValueError, match=r"search.*search_body|search_body.*search"):
         Catalog.from_dict(bad)
-    assert Catalog.from_dict(raw).problems_with({"name"}) == [
-        "routes.s.search.q: unknown category"
-    ]
+    assert Catalog.from_dict(raw).problems_with({"name"}) == ["routes.s.search.q: unknown category"]
