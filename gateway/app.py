@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from urllib.parse import urlsplit, urlunsplit
 
 from aiohttp import web
@@ -26,6 +27,7 @@ from gateway.identity.upstream_headers import spoofable_headers, upstream_identi
 from gateway.monitor.anomaly import AnomalyDetector
 from gateway.monitor.metrics import Metrics
 from gateway.policy.engine import PolicyEngine
+from gateway.policy.filters import FilterGuard
 from gateway.routes import RouteTable
 from gateway.settings import Settings
 from gateway.stages import STAGES, Stages
@@ -133,6 +135,14 @@ async def _open_stages(
         spoofable_headers=frozenset(n.lower() for n in spoofable_headers(settings)),
         identity_headers=lambda subject: list(upstream_identity_headers(settings, subject).items()),
         case_insensitive=settings.guard.case_insensitive_paths,
+        filters=FilterGuard(
+            taxonomy,
+            ratelimiter,
+            digest_key=_pseudonym_key(settings),
+            on_probe=lambda subject_id, digests: anomaly.observe_probe(
+                subject_id=subject_id, digests=digests, now=datetime.now(UTC)
+            ),
+        ),
     )
 
 

@@ -5,6 +5,8 @@ crm-gateway demo [--listen HOST:PORT] [--crm-listen HOST:PORT]
 crm-gateway check-config FILE
 crm-gateway explain --crm CATALOG --sample FILE [--level L2]
 crm-gateway explain --user ID --route /api/customers/{id} [--method GET] [--config FILE]
+crm-gateway explain --user ID --request 'GET /api/customers?mobile=...' [--header 'X-Purpose: p']
+crm-gateway explain --error CODE | --request-id ID [--config FILE]
 crm-gateway users revoke ID --reason TEXT [--by WHO] [--config FILE]
 crm-gateway users hash-key [KEY]
 crm-gateway audit verify FILE | --stream [--require-closed] [--json] [--config FILE]
@@ -22,7 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from gateway.core.model import Subject
@@ -86,14 +88,22 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
+    if args.error:
+        from gateway.core.error_docs import ERROR_DOCS, doc_line
+
+        print(doc_line(args.error))
+        return 0 if args.error in ERROR_DOCS else 1
+    if args.request_id:
+        return _explain_request_id(_load(args.config), args.request_id)
     if args.sample:
         from gateway.checks import explain_sample_file
 
         print(explain_sample_file(_load(args.config), args.crm, Path(args.sample), args.level))
         return 0
-    if not args.route or not (args.user or args.subject):
+    if not (args.route or args.request) or not (args.user or args.subject):
         print(
-            "explain: give --sample FILE, or --route with --user ID or --subject FILE",
+            "explain: give --sample FILE, --error CODE, --request-id ID, or --route or "
+            "--request with --user ID or --subject FILE",
             file=sys.stderr,
         )
         return 2
@@ -107,6 +117,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
         entry = directory.get(subject_id)
         return entry.subject_for("directory", mfa=args.mfa) if entry else None
 
+    if args.request:
+        return _explain_request(settings, args, lookup)
     print(
         asyncio.run(
             explain_decision(
@@ -120,6 +132,50 @@ def cmd_explain(args: argparse.Namespace) -> int:
             )
         )
     )
+    return 0
+
+
+def _explain_request(
+    settings: Settings, args: argparse.Namespace, lookup: Callable[[str], Subject | None]
+) -> int:
+    """Exit 0 when the request would be forwarded, 1 when a check refuses it."""
+    from gateway.errors import ClientError
+    from gateway.policy.explain import resolve_subject
+    from gateway.policy.request_explain import explain_request
+
+    try:
+        subject = asyncio.run(resolve_subject(args.user, args.subject, lookup))
+        text = asyncio.run(explain_request(settings, subject, args.request, args.header))
+    except ClientError as exc:
+        print(f"explain: {exc.message}", file=sys.stderr)
+        return 2
+    print(text)
+    return 1 if "\nverdict    REFUSED" in text else 0
+
+
+def _explain_request_id(settings: Settings, request_id: str) -> int:
+    """The audit event of a request (from the audit file) and what its codes mean."""
+    import orjson
+
+    from gateway.policy.request_explain import explain_event
+
+    path = settings.path(settings.audit.file)
+    found = None
+    try:
+        with path.open("rb") as fh:
+            for line in fh:
+                if request_id.encode() not in line:
+                    continue
+                event = orjson.loads(line)
+                if event.get("http_request", {}).get("uid") == request_id:
+                    found = event
+    except OSError as exc:
+        print(f"explain: cannot read the audit file {path}: {exc}", file=sys.stderr)
+        return 2
+    if found is None:
+        print(f"explain: no audit event for request {request_id} in {path}", file=sys.stderr)
+        return 1
+    print(explain_event(found))
     return 0
 
 
@@ -266,6 +322,16 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--method", default="GET")
     e.add_argument("--purpose", help="declared purpose (as in the X-Purpose header)")
     e.add_argument("--mfa", action="store_true", help="assume the user signed in with MFA")
+    e.add_argument(
+        "--request",
+        help="replay a request's checks offline: 'GET /api/customers?mobile=...' "
+        "(prints each check and the verdict; exit 1 when refused)",
+    )
+    e.add_argument(
+        "--header", action="append", default=[], help="'Name: value' for --request (repeatable)"
+    )
+    e.add_argument("--error", help="what a stable error code means and what to do")
+    e.add_argument("--request-id", help="explain the audit event of a request id (audit file)")
     e.set_defaults(func=cmd_explain)
 
     u = sub.add_parser("users", help="revoke departed staff; hash API keys for the directory")

@@ -29,6 +29,7 @@ from gateway.core.codecs import CodecLimits, make_body_rewriter
 from gateway.core.enforce import build_enforcer
 from gateway.core.model import Decision, Subject
 from gateway.core.paths import normalize_path
+from gateway.core.query_guard import audit_path
 from gateway.core.request_pii import classify_request
 from gateway.core.visibility import response_route
 from gateway.errors import (
@@ -224,6 +225,11 @@ async def _proxy(request: web.Request, stages: Stages, access: Access) -> web.St
         )
         access.report_only = decision.report_only or rule.report_only
         _enforce_obligations(decision, request, access)
+        if rule.sensitive and stages.filters is not None:  # search/filter oracles
+            access.route = access.route if crm_route else audit_path(access.route)
+            await stages.filters.check(subject.id, access.path, query, decision,
+                                       crm_route.route if crm_route else None,
+                                       report_only=access.report_only)  # fmt: skip
 
     sensitive = rule.sensitive and decision is not None
     headers = _upstream_headers(request, stages, client, access, sensitive)

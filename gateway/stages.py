@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from gateway.monitor.anomaly import AnomalyDetector
     from gateway.monitor.metrics import Metrics
     from gateway.policy.engine import PolicyEngine
+    from gateway.policy.filters import FilterGuard
     from gateway.state.revocation import RevocationList
     from gateway.upstream import Upstream
 
@@ -61,6 +62,7 @@ class Stages:
     identity_headers: Callable[[Subject], list[tuple[str, str]]]
     anomaly: AnomalyDetector | None = None
     case_insensitive: bool = False
+    filters: FilterGuard | None = None  # search/filter oracles (set by app.py)
 
     def record(self, access: Access) -> None:
         """Audit and count one finished request. Never raises into the request."""

@@ -1,5 +1,6 @@
 # Obligations: what the gateway must do besides applying the table (audit
-# detail, step-up, bulk limits, purpose and justification prompts, cache TTL).
+# detail, step-up, bulk limits, purpose and justification prompts, cache TTL,
+# protected lookups).
 package crm.gateway
 
 obligations := {
@@ -11,6 +12,7 @@ obligations := {
 	"cache_ttl": _cache_ttl,
 	"purpose_required": _purpose_required,
 	"justification_required": _justification_required,
+	"lookup": _lookup,
 }
 
 default _audit_level := "basic"
@@ -111,4 +113,40 @@ default _justification_required := false
 _justification_required if {
 	allow
 	count(_break_glass_grants) > 0
+}
+
+# Lookups: the categories a caller may filter or search by although they are
+# above the clear limit (customer service finding a customer by the number the
+# customer gave), exact values only, at most `limit` requests per
+# `period_seconds` per subject. Anything else above the clear limit is refused
+# by the gateway (403 protected_field_filter). Several roles: the union of the
+# categories under the strictest limit. Never for the top level, never in export.
+default _lookup := {"categories": [], "limit": 0, "period_seconds": 3600}
+
+_lookup := {
+	"categories": sort(_lookup_categories),
+	"limit": min({rule.limit | some rule in _lookup_rules}),
+	"period_seconds": max({rule.period_seconds | some rule in _lookup_rules}),
+} if {
+	allow
+	input.request.operation == "view"
+	count(_lookup_categories) > 0
+}
+
+_lookup_rules contains rule if {
+	some role in input.subject.roles
+	rule := object.get(_config, ["lookup", role], null)
+	is_object(rule)
+	_lookup_purpose_ok(rule)
+}
+
+# No purposes listed: the role alone decides.
+_lookup_purpose_ok(rule) if count(object.get(rule, "purposes", [])) == 0
+
+_lookup_purpose_ok(rule) if input.request.purpose in rule.purposes
+
+_lookup_categories contains category if {
+	some rule in _lookup_rules
+	some category in rule.categories
+	_category_indexes[category] < _top
 }

@@ -12,6 +12,7 @@ test_baseline_obligations if {
 		"cache_ttl": data.crm.config.cache.ttl,
 		"purpose_required": false,
 		"justification_required": false,
+		"lookup": no_lookup,
 	}
 }
 
@@ -90,4 +91,58 @@ test_unknown_grant_type_ignored if {
 	d := decide({"mfa": false}, {}, [grant("superuser", ["security", "it"], {})])
 	d.obligations.step_up == false
 	d == decide({"mfa": false}, {}, [])
+}
+
+no_lookup := {"categories": [], "limit": 0, "period_seconds": 3600}
+
+cs_lookup := {"categories": ["id_number", "mobile", "name"], "limit": 30, "period_seconds": 3600}
+
+cs := {"roles": ["customer_service"], "department": "customer_service", "clearance": "L2"}
+
+test_customer_service_may_look_up_by_contact_numbers if {
+	d := decide(cs, {"purpose": null}, [])
+	d.obligations.lookup == cs_lookup
+}
+
+test_lookup_never_in_export if {
+	d := decide(cs, {"operation": "export"}, [])
+	d.obligations.lookup == no_lookup
+}
+
+test_no_lookup_when_denied if {
+	d := decide(object.union(cs, {"disabled": true}), {}, [])
+	d.obligations.lookup == no_lookup
+}
+
+test_roles_without_lookup_get_none if {
+	d := decide({"roles": ["sales"], "clearance": "L2"}, {}, [])
+	d.obligations.lookup == no_lookup
+}
+
+lookups := {
+	"customer_service": {"categories": ["mobile", "credentials", "unknown"], "limit": 5, "period_seconds": 60},
+	"retention": {"categories": ["name"], "limit": 9, "period_seconds": 600, "purposes": ["retention"]},
+}
+
+test_lookup_several_roles_union_under_the_strictest_limit if {
+	subject := object.union(cs, {"roles": ["customer_service", "retention"]})
+	d := decide(subject, {"purpose": "retention"}, []) with data.crm.config.lookup as lookups
+	d.obligations.lookup == {"categories": ["mobile", "name"], "limit": 5, "period_seconds": 600}
+}
+
+test_lookup_purposes_must_be_declared if {
+	subject := {"roles": ["retention"], "clearance": "L2"}
+	d := decide(subject, {"purpose": "service"}, []) with data.crm.config.lookup as lookups
+	d.obligations.lookup == no_lookup
+}
+
+test_lookup_never_the_top_level_or_unknown_categories if {
+	d := decide(cs, {}, []) with data.crm.config.lookup as lookups
+	d.obligations.lookup.categories == ["mobile"]
+}
+
+test_lookup_absent_from_config if {
+	config := object.remove(data.crm.config, ["lookup"])
+	d := decide(cs, {}, []) with data.crm.config as config
+	d.obligations.lookup == no_lookup
 }

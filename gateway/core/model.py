@@ -156,6 +156,34 @@ class RecordRule:
 
 
 @dataclass(frozen=True, slots=True)
+class Lookup:
+    """Categories the caller may filter or search by although they are above the
+    clear level (a customer's own number, given on the phone), exact values only,
+    at most `limit` such requests per `period` seconds per subject."""
+
+    categories: frozenset[str] = frozenset()
+    limit: int = 0
+    period: float = 3600.0
+
+    @classmethod
+    def from_json(cls, raw: Any) -> Lookup:
+        if raw is None:
+            return cls()
+        if not isinstance(raw, Mapping):
+            raise DecisionError("obligations.lookup must be an object")
+        cats = raw.get("categories", [])
+        if not isinstance(cats, list) or not all(isinstance(c, str) for c in cats):
+            raise DecisionError("obligations.lookup.categories must be a list of strings")
+        limit, period = raw.get("limit", 0), raw.get("period_seconds", 3600)
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+            raise DecisionError("obligations.lookup.limit must be a non-negative integer")
+        if isinstance(period, bool) or not isinstance(period, int | float) or period <= 0:
+            raise DecisionError("obligations.lookup.period_seconds must be a positive number")
+        # A lookup without a rate limit is no lookup: a limit of 0 allows none.
+        return cls(frozenset(cats) if limit else frozenset(), limit, float(period))
+
+
+@dataclass(frozen=True, slots=True)
 class Obligations:
     audit_level: str = "basic"  # basic | detailed | critical
     step_up: bool = False
@@ -165,6 +193,7 @@ class Obligations:
     cache_ttl: float = 30.0
     purpose_required: bool = False
     justification_required: bool = False
+    lookup: Lookup = field(default_factory=Lookup)  # protected lookups (query_guard)
 
     @classmethod
     def from_json(cls, raw: Any) -> Obligations:
@@ -192,6 +221,7 @@ class Obligations:
             cache_ttl=float(ttl),
             purpose_required=bool(raw.get("purpose_required", False)),
             justification_required=bool(raw.get("justification_required", False)),
+            lookup=Lookup.from_json(raw.get("lookup")),
         )
 
 

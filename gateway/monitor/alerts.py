@@ -22,7 +22,9 @@ ACTIVITY_CREATE = 1
 # OCSF severity_id: 4 High, 5 Critical.
 SEVERITY = {"high": 4, "critical": 5}
 
-AlertKind = Literal["distinct_customers", "blocked_burst", "off_hours", "honeytoken"]
+AlertKind = Literal[
+    "distinct_customers", "blocked_burst", "off_hours", "honeytoken", "filter_probe"
+]
 Action = Literal["alert", "throttle", "revoke"]
 
 _TITLES: dict[str, str] = {
@@ -30,6 +32,7 @@ _TITLES: dict[str, str] = {
     "blocked_burst": "Burst of blocked requests",
     "off_hours": "Access outside usual hours",
     "honeytoken": "Decoy customer record accessed",
+    "filter_probe": "Repeated filtering or searching by protected fields",
 }
 _DISPOSITION = {"alert": 19, "throttle": 2, "revoke": 2}  # 19 Alert, 2 Blocked
 
@@ -69,6 +72,11 @@ def _message(f: Finding) -> str:
         )
     if f.kind == "blocked_burst":
         return f"{f.count} blocked requests in {f.window_seconds}s (threshold {f.threshold})"
+    if f.kind == "filter_probe":
+        return (
+            f"{f.count} distinct protected values filtered or searched by in "
+            f"{f.window_seconds}s (threshold {f.threshold})"
+        )
     if f.kind == "off_hours":
         return "access outside usual hours"
     return f"{len(f.decoy_ids)} decoy customer record(s) accessed"

@@ -50,6 +50,8 @@ T = TypeVar("T")
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _CLOSE_TIMEOUT = 2.0
 _DECIDED_MAX = 100_000
+# The pseudo-level under which distinct probed values are counted (see observe_probe).
+PROBE = "filter_probe"
 
 
 @dataclass(slots=True)
@@ -166,6 +168,16 @@ class AnomalyDetector:
             self.stats.action_errors += 1
             log.exception("anomaly_observe_failed")
 
+    def observe_probe(self, *, subject_id: str, digests: Sequence[str], now: datetime) -> None:
+        """Count the protected values a request filtered or searched by (keyed digests,
+        never the values), refused or allowed as lookups. Never raises, never waits."""
+        if not self._s.enabled or self._closed or not subject_id or not digests:
+            return
+        try:
+            self._queue.put_nowait(_Observation(subject_id, {PROBE: list(digests)}, False, now))
+        except asyncio.QueueFull:
+            self.stats.dropped += 1
+
     def is_throttled(self, subject_id: str) -> bool:
         """A local lookup, refreshed from Redis every `refresh_seconds`."""
         until = self._throttled.get(subject_id)
@@ -250,6 +262,11 @@ class AnomalyDetector:
             )
         )
         for (subject, level, wb), n in tally.customers.items():
+            if level == PROBE:
+                if n >= s.filter_probes:
+                    at = last[(subject, wb)]
+                    await self._breach("filter_probe", subject, wb, at, n, s.filter_probes)
+                continue
             limit = s.distinct_customers[level]
             if n >= limit:
                 at = last[(subject, wb)]

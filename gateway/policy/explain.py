@@ -112,6 +112,26 @@ def render(
     return "\n".join(lines)
 
 
+async def resolve_subject(
+    user: str | None, subject_file: str | None, lookup: SubjectLookup | None
+) -> Subject:
+    """The subject of `--subject FILE` or `--user ID` (through the directory lookup)."""
+    if subject_file:
+        try:
+            raw = await asyncio.to_thread(Path(subject_file).read_bytes)
+            return subject_from_json(orjson.loads(raw))
+        except (OSError, orjson.JSONDecodeError, ValueError) as exc:
+            raise ConfigError(f"cannot read subject file {subject_file}: {exc}") from exc
+    if user:
+        if lookup is None:
+            raise ConfigError("explain --user needs a directory lookup (use --subject FILE)")
+        found = lookup(user)
+        if found is None:
+            raise ConfigError(f"no subject {user!r} in the directory")
+        return found
+    raise ConfigError("explain needs --user ID or --subject FILE")
+
+
 async def explain_decision(
     settings: Settings,
     user: str | None,
@@ -125,21 +145,7 @@ async def explain_decision(
     now: datetime | None = None,
 ) -> str:
     """The decision table for a subject (directory id or JSON file) on a route."""
-    if subject_file:
-        try:
-            raw = await asyncio.to_thread(Path(subject_file).read_bytes)
-            subject = subject_from_json(orjson.loads(raw))
-        except (OSError, orjson.JSONDecodeError, ValueError) as exc:
-            raise ConfigError(f"cannot read subject file {subject_file}: {exc}") from exc
-    elif user:
-        if lookup is None:
-            raise ConfigError("explain --user needs a directory lookup (use --subject FILE)")
-        found = lookup(user)
-        if found is None:
-            raise ConfigError(f"no subject {user!r} in the directory")
-        subject = found
-    else:
-        raise ConfigError("explain needs --user ID or --subject FILE")
+    subject = await resolve_subject(user, subject_file, lookup)
     taxonomy = Taxonomy.load(settings.path(settings.classification.taxonomy))
     request = PolicyRequest(
         method=method.upper(),

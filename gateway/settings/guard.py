@@ -140,6 +140,9 @@ class MonitorSettings(_Section):
     )
     blocked_burst_count: int = Field(default=20, ge=1)
     blocked_burst_seconds: int = Field(default=60, ge=1, le=86400)
+    # Distinct protected values one subject filters/searches by (refused or looked up) in a
+    # window that raise a `filter_probe` alert (search oracles, gateway.core.query_guard).
+    filter_probes: int = Field(default=20, ge=1)
     # Usual hours [start, end) on `usual_days` in `timezone`; start > end wraps past midnight.
     # 0-24 on every day turns the off-hours alert off.
     usual_hours_start: int = Field(default=0, ge=0, le=23)

@@ -128,6 +128,10 @@ class Catalog:
             for column, category in route.csv_columns.items():
                 if category not in known:
                     out.append(f"routes.{route.name}.csv.columns.{column}: unknown category")
+            for param, cats in route.search.items():
+                for category in cats:
+                    if category not in known:
+                        out.append(f"routes.{route.name}.search.{param}: unknown category")
         return sorted(set(out))
 
     def categories(self) -> set[str]:

@@ -75,6 +75,8 @@ def _route(
         "record",
         "csv",
         "export",
+        "search",
+        "search_body",
     }
     _unknown_keys(raw, allowed | {"entry"}, where, problems)
     path = raw.get("path")
@@ -139,7 +141,28 @@ def _route(
         entry=entry,
         catalog=catalog,
         export=export,
+        search=_search(raw.get("search", {}), f"{where}.search", problems),
+        search_body=_flag(raw, "search_body", where, problems),
     )
+
+
+def _flag(raw: Mapping[str, Any], key: str, where: str, problems: list[str]) -> bool:
+    value = raw.get(key, False)
+    if not isinstance(value, bool):
+        problems.append(f"{where}.{key}: must be true or false")
+        return False
+    return value
+
+
+def _search(raw: Any, where: str, problems: list[str]) -> dict[str, tuple[str, ...]]:
+    """`search: {q: [id_number, mobile, name]}`: what each free-text parameter matches."""
+    if not isinstance(raw, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, list) and all(isinstance(c, str) for c in v)
+        for k, v in raw.items()
+    ):
+        problems.append(f"{where}: must map parameter names to lists of categories")
+        return {}
+    return {k: tuple(v) for k, v in raw.items()}
 
 
 def _rules(raw: Any, where: str, problems: list[str]) -> tuple[FieldRule, ...]:

@@ -72,6 +72,9 @@ class RouteSpec:
     entry: EntrySpec | None
     catalog: str
     export: bool = False  # a bulk export (audited as operation "export")
+    # Free-text search parameters (`q`) -> the categories they match (query_guard).
+    search: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    search_body: bool = False  # a POST search: body fields are filter criteria
     _memo: dict[str, FieldRule | None] = field(
         default_factory=dict, compare=False, repr=False, hash=False
     )

@@ -221,3 +221,19 @@ def test_note_route_overrides_record_id() -> None:
     assert note.facts.id == "customer_id"
     assert note.facts.grade == "grade"  # inherited
     assert note.records == ("",)
+
+
+def test_search_declarations() -> None:
+    from gateway.core.catalog import Catalog
+
+    raw = {"name": "t", "version": 1, "routes": [
+        {"name": "s", "path": "/s", "search": {"q": ["mobile"]}, "search_body": True},
+    ]}  # fmt: skip
+    route = Catalog.from_dict(raw).routes[0]
+    assert route.search == {"q": ("mobile",)} and route.search_body
+    bad = {"name": "t", "version": 1, "routes": [
+        {"name": "s", "path": "/s", "search": {"q": "mobile"}, "search_body": "yes"},
+    ]}  # fmt: skip
+    with pytest.raises(ValueError, match=r"search.*search_body|search_body.*search"):
+        Catalog.from_dict(bad)
+    assert Catalog.from_dict(raw).problems_with({"name"}) == ["routes.s.search.q: unknown category"]

@@ -358,3 +358,23 @@ async def test_refusals_while_throttled_are_not_a_new_burst(h: Harness) -> None:
         assert h.kinds() == ["blocked_burst"]
     finally:
         await det.close()
+
+
+async def test_filter_probes_alert_once_at_the_threshold(h: Harness) -> None:
+    det = await h.open(filter_probes=3)
+    try:
+        det.observe_probe(subject_id=SUBJECT, digests=["d1", "d2"], now=T0)
+        det.observe_probe(subject_id=SUBJECT, digests=["d2"], now=T0)  # same value again
+        await det.flush()
+        assert h.kinds() == []
+        det.observe_probe(subject_id=SUBJECT, digests=["d3"], now=T0)
+        det.observe_probe(subject_id=SUBJECT, digests=["d4"], now=T0)
+        await det.flush()
+        assert h.kinds() == ["filter_probe"]
+        assert "3 distinct protected values" in h.events[0]["message"] or (
+            "4 distinct protected values" in h.events[0]["message"]
+        )
+        det.observe_probe(subject_id="", digests=["d5"], now=T0)  # ignored
+        det.observe_probe(subject_id=SUBJECT, digests=[], now=T0)  # ignored
+    finally:
+        await det.close()

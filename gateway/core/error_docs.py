@@ -1,0 +1,161 @@
+"""What every stable error code means and what to do about it.
+
+One line per code the gateway can answer with (`gateway.errors` and the stage
+errors built on it). `docs/errors.md` is rendered from this table
+(`python -m gateway.core.error_docs > docs/errors.md`), `crm-gateway explain --error
+CODE` and `explain --request-id ID` print the line, and a unit test walks every
+`GatewayError` subclass so a new code cannot ship undocumented.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorDoc:
+    code: str
+    status: str  # "403", or "426/501" where the status depends on the case
+    meaning: str
+    action: str
+
+
+_DOCS = (
+    ErrorDoc("bad_request", "400", "The request is malformed for this gateway (a write body "
+             "that does not parse as its Content-Type, a compressed body on a guarded write).",
+             "Fix the request; the message names what was wrong."),
+    ErrorDoc("bad_path", "400", "The path is ambiguous or hostile (encoded `/` or `\\`, double "
+             "encoding, control characters, dot segments behind parameters, invalid UTF-8).",
+             "Send the canonical path; `crm-gateway explain --request` shows how it is read."),
+    ErrorDoc("method_override_refused", "400", "A method override (`X-HTTP-Method-Override`, "
+             "`_method=`) was sent and `guard.method_override` is `reject`.",
+             "Send the real method."),
+    ErrorDoc("unauthenticated", "401", "No valid credential (missing, unknown, expired or "
+             "malformed API key, token or client certificate).",
+             "Sign in again or use a valid key."),
+    ErrorDoc("insufficient_user_authentication", "401", "The data needs a stronger sign-in "
+             "(MFA) than the caller used (RFC 9470 step-up).",
+             "Sign in with MFA; the challenge carries the acr_values to ask for."),
+    ErrorDoc("forbidden", "403", "The policy denies the request (no role permits the "
+             "operation, break-glass without justification, ...).",
+             "`crm-gateway explain --user ID --request 'METHOD PATH'` shows the reason; ask "
+             "for a grant if the work needs it."),
+    ErrorDoc("blocked_by_policy", "403", "The response held data the decision blocks (an "
+             "action `block`, or a bulk export past its limit).",
+             "Ask for less (page, fields) or for a bulk_export grant."),
+    ErrorDoc("protected_field_filter", "403", "The request filters, sorts or searches by a "
+             "field above the caller's clear level (the reason names the parameter and the "
+             "category, never the value); the policy's lookup does not allow it (not exact, "
+             "or not a lookup category).",
+             "Search by fields you see in clear; customer lookups by an exact number need the "
+             "role's `lookup` in the policy (rego/data.json)."),
+    ErrorDoc("record_not_visible", "403", "A write or delete aimed at a record the caller's "
+             "record rules hide (grade, tier, assignment, consent).",
+             "Ask for the grant that shows the record (e.g. grade_a)."),
+    ErrorDoc("subject_revoked", "403", "The caller's access was revoked (departed staff, "
+             "anomaly detector).", "The security team restores it: `crm-gateway users "
+             "restore ID`."),
+    ErrorDoc("credential_out_of_scope", "403", "The API key is limited to other routes or "
+             "methods.", "Use a key issued for this route."),
+    ErrorDoc("network_not_allowed", "403", "The caller may not call from this address "
+             "(allowed_networks, network rules).", "Call from an allowed network or VPN."),
+    ErrorDoc("outside_working_hours", "403", "The caller's access is limited to working "
+             "hours.", "Try within hours, or ask for an oncall grant."),
+    ErrorDoc("partner_access_expired", "403", "The partner's access period has ended.",
+             "The business department renews the partner's end date."),
+    ErrorDoc("not_found", "404", "No such gateway endpoint (admin paths are never "
+             "forwarded).", "Check the path."),
+    ErrorDoc("method_not_allowed", "405", "The method is refused on this route (TRACE, "
+             "CONNECT).", "Use GET/POST/PUT/PATCH/DELETE."),
+    ErrorDoc("not_acceptable", "406", "The client asked for a media type the route does not "
+             "declare.", "Accept one of the route's declared types (JSON, CSV, ...)."),
+    ErrorDoc("request_timeout", "408", "The request body arrived too slowly.",
+             "Send the body without pauses."),
+    ErrorDoc("masked_value_write", "409", "A write carried a masked placeholder "
+             "(`138****5678`, `王**`, `[已脱敏]`) that would overwrite the real value.",
+             "Send only the fields you change, with real values."),
+    ErrorDoc("grant_state", "409", "A grant command does not fit the grant's state (approving a "
+             "revoked grant, an approver from a department the chain does not need).",
+             "Check the grant with `crm-gateway grants list`."),
+    ErrorDoc("request_too_large", "413", "The request body exceeds "
+             "`limits.max_request_body`.", "Send less, or raise the limit."),
+    ErrorDoc("uri_too_long", "414", "The request line is longer than the gateway accepts.",
+             "Move criteria into a POST search body."),
+    ErrorDoc("unsupported_media_type", "415", "A write body the guard cannot inspect (type "
+             "unknown, or not parsable) on a sensitive route.",
+             "Send JSON, form or multipart; declare its Content-Type."),
+    ErrorDoc("entry_validation_failed", "422", "Customer entry validation (客户录入) failed: "
+             "a required field is missing or a value has the wrong format.",
+             "Fix the fields the message names."),
+    ErrorDoc("upgrade_refused", "426/501", "A protocol upgrade (WebSocket) on a route that "
+             "does not allow it.", "Use plain HTTP, or allow `websocket` on the route."),
+    ErrorDoc("rate_limited", "429", "Too many requests: per-subject or per-route limits, "
+             "failed sign-ins, protected lookups beyond the policy's `lookup` limit, or an "
+             "anomaly throttle.", "Wait `Retry-After` seconds."),
+    ErrorDoc("request_header_too_large", "431", "A request header (or all of them) exceeds "
+             "the gateway's limit.", "Send smaller headers (cookies)."),
+    ErrorDoc("internal_error", "500", "An unexpected error inside the gateway; no body was "
+             "passed.", "Report the request id to the operators; the audit event has it."),
+    ErrorDoc("upstream_unavailable", "502", "The CRM could not be reached or broke the "
+             "connection.", "Retry later; operators check the CRM."),
+    ErrorDoc("upstream_timeout", "504", "The CRM did not answer within the upstream "
+             "timeout.", "Retry later; operators check the CRM's latency."),
+    ErrorDoc("response_too_large", "502", "The CRM's response exceeds the buffer limits of a "
+             "sensitive route.", "Ask for smaller pages."),
+    ErrorDoc("response_rewrite_failed", "502", "The CRM's response could not be inspected and "
+             "masked (parse error, unknown encoding): blocked, fail closed.",
+             "Operators check the route's catalog entry and the CRM's format."),
+    ErrorDoc("undeclared_response_type", "502", "The CRM answered a sensitive route with a "
+             "media type the route does not declare: blocked.",
+             "The security team declares the type in the catalog, if it is safe to inspect."),
+    ErrorDoc("policy_unavailable", "503", "The policy engine (OPA) did not answer in time or "
+             "answered something malformed: denied, fail closed.",
+             "Operators check OPA; the gateway retries on the next request."),
+    ErrorDoc("audit_unavailable", "503", "Strict audit mode: the audit event could not be "
+             "made durable before data would leave.", "Operators check Redis/the spool."),
+    ErrorDoc("identity_provider_unavailable", "503", "The identity provider (JWKS, "
+             "introspection) could not be reached.", "Retry later; operators check the IdP."),
+    ErrorDoc("revocation_list_stale", "503", "The shared revocation list is older than "
+             "allowed: every caller is refused until it refreshes.",
+             "Operators check Redis."),
+    ErrorDoc("config_error", "-", "Start-up only: the configuration is invalid (never "
+             "reaches a client).", "`crm-gateway check-config FILE` names the key."),
+    ErrorDoc("startup_error", "-", "Start-up only: something the gateway needs (Redis, a key) "
+             "is unreachable.", "Fix the setting the message names."),
+)  # fmt: skip
+
+ERROR_DOCS: dict[str, ErrorDoc] = {d.code: d for d in _DOCS}
+
+
+def doc_line(code: str) -> str:
+    doc = ERROR_DOCS.get(code)
+    if doc is None:
+        return f"{code}: not a gateway error code (see docs/errors.md)"
+    return f"{doc.status} {doc.code}: {doc.meaning} What to do: {doc.action}"
+
+
+def render_markdown() -> str:
+    lines = [
+        "# Error codes",
+        "",
+        'Every refusal is a JSON body `{"error": CODE, "message": ..., "request_id": ...}`',
+        "with one of these stable codes, and an audit event whose `decision.reason` carries",
+        "the code. `crm-gateway explain --error CODE` prints a line of this table;",
+        "`crm-gateway explain --request-id ID` finds the audit event and explains it;",
+        "`crm-gateway explain --user ID --request 'GET /path?query'` replays the request-side",
+        "checks offline and says which one refuses, and why.",
+        "",
+        "Generated from `gateway/core/error_docs.py` (`python -m gateway.core.error_docs`);",
+        "a unit test keeps it complete and current.",
+        "",
+        "| status | code | meaning | what to do |",
+        "|---|---|---|---|",
+    ]
+    for doc in _DOCS:
+        cells = (doc.status, f"`{doc.code}`", doc.meaning, doc.action)
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(render_markdown(), end="")
