@@ -12,6 +12,7 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from gateway import admin
+from gateway.access.setup import open_governance
 from gateway.audit.emitter import AuditEmitter
 from gateway.core import headers as h
 from gateway.core.catalog import Catalog
@@ -99,6 +100,8 @@ async def _open_stages(
         settings, taxonomy=taxonomy, taxonomy_policy=taxonomy.to_policy(), grants=grants
     )
     opened.push_async_callback(policy.close)
+    governance = await open_governance(settings, grants, taxonomy, identity, audit)
+    opened.push_async_callback(governance.close)
     return Stages(
         settings=settings,
         upstream=upstream,
@@ -116,6 +119,7 @@ async def _open_stages(
         trusted_proxies=h.parse_networks(settings.forwarded.trusted_proxies),
         spoofable_headers=frozenset(n.lower() for n in spoofable_headers(settings)),
         identity_headers=lambda subject: list(upstream_identity_headers(settings, subject).items()),
+        governance=governance,
     )
 
 
