@@ -336,7 +336,10 @@ class Governance:
         grant = await self.grants.get(str(review.get("grant_id")))
         if outcome == "unjustified" and grant is not None and grant.get("status") == "active":
             await self.requests.revoke(
-                str(grant["id"]), who, f"break-glass review {review_id}: unjustified"
+                str(grant["id"]),
+                who,
+                f"break-glass review {review_id}: unjustified",
+                as_reviewer=True,
             )
         return review
 

@@ -537,9 +537,16 @@ class AccessService:
         return result
 
     async def revoke(
-        self, grant_id: str, who: Principal, reason: str, now: datetime | None = None
+        self,
+        grant_id: str,
+        who: Principal,
+        reason: str,
+        now: datetime | None = None,
+        *,
+        as_reviewer: bool = False,
     ) -> Grant:
-        """A security admin ends an active grant (or the subject gives theirs up)."""
+        """A security admin ends an active grant (or the subject gives theirs up; or
+        the break-glass reviewer, `as_reviewer`, when the review finds it unjustified)."""
         when = now or datetime.now(UTC)
         if not reason.strip():
             raise ClientError("a revocation needs a reason")
@@ -547,7 +554,7 @@ class AccessService:
         def apply(current: Grant | None) -> Grant:
             if current is None:
                 raise NotFound(f"no grant {grant_id}")
-            if not (who.has(SECURITY_ADMIN) or who.id == current.get("subject")):
+            if not (as_reviewer or who.has(SECURITY_ADMIN) or who.id == current.get("subject")):
                 raise ConsoleRoleRequired("only a security admin revokes someone else's grant")
             if current.get("status") != "active":
                 raise GrantStateError(f"grant {grant_id} is {state_of(current, when)}")

@@ -74,7 +74,9 @@ async def test_state_changes_need_the_csrf_header(aiohttp_server, tmp_path) -> N
                 assert r.status == 403
                 assert (await r.json())["error"] == "csrf_header_required"
             form = {**key, "X-Requested-With": "x"}
-            async with s.post(api, headers=form, data={"subject": "u-sales-01", "reason": "x"}) as r:
+            async with s.post(
+                api, headers=form, data={"subject": "u-sales-01", "reason": "x"}
+            ) as r:
                 assert r.status == 415  # a form post is not JSON
             async with s.get(api, headers=key) as r:
                 assert r.status == 200 and (await r.json())["revoked"] == []
