@@ -27,25 +27,46 @@ CSRF = {"X-Requested-With": "console-test"}
 # name -> directory entry (id is u-<name>, API key key_of(name))
 PEOPLE: dict[str, dict[str, Any]] = {
     # requesters
-    "rm": {"roles": ["relationship_manager"], "department": "wealth", "clearance": "L3",
-           "mfa": True},
+    "rm": {
+        "roles": ["relationship_manager"],
+        "department": "wealth",
+        "clearance": "L3",
+        "mfa": True,
+    },
     "sales": {"roles": ["sales"], "department": "retail", "clearance": "L2"},
     "itstaff": {"roles": ["data_admin"], "department": "it", "clearance": "L2", "mfa": True},
-    "secstaff": {"roles": ["relationship_manager"], "department": "security",
-                 "clearance": "L3", "mfa": True},
+    "secstaff": {
+        "roles": ["relationship_manager"],
+        "department": "security",
+        "clearance": "L3",
+        "mfa": True,
+    },
     # approvers: the directory puts each in a department
-    "wealth-head": {"roles": ["relationship_manager", "department_head"],
-                    "department": "wealth", "clearance": "L3", "mfa": True},
+    "wealth-head": {
+        "roles": ["relationship_manager", "department_head"],
+        "department": "wealth",
+        "clearance": "L3",
+        "mfa": True,
+    },
     "sec1": {"roles": ["approver"], "department": "security", "clearance": "L1"},
     "sec2": {"roles": ["approver"], "department": "security", "clearance": "L1"},
     "it1": {"roles": ["approver"], "department": "it", "clearance": "L1"},
     # console roles without data clearance
-    "secadmin": {"roles": ["security_admin"], "department": "security", "clearance": "L1",
-                 "mfa": True},
+    "secadmin": {
+        "roles": ["security_admin"],
+        "department": "security",
+        "clearance": "L1",
+        "mfa": True,
+    },
     "auditor": {"roles": ["auditor"], "department": "audit", "clearance": "L1"},
-    "partner": {"roles": ["partner"], "department": "retail", "clearance": "L2",
-                "partner": True, "partner_expires": "2099-01-01"},
-}  # fmt: skip
+    "partner": {
+        "roles": ["partner"],
+        "department": "retail",
+        "clearance": "L2",
+        "partner": True,
+        "partner_expires": "2099-01-01",
+    },
+}
 
 BASE = orjson.loads((ROOT / "rego" / "data.json").read_bytes())["crm"]["config"]
 # The security team's data for these tests: all-day hours, and a C-chain grant type
@@ -152,8 +173,11 @@ def pick(crm: DemoCrm, **want: Any) -> dict[str, Any]:
 
 
 def governance_events(gw: Gateway) -> list[dict[str, Any]]:
-    return [e["unmapped"]["governance"] for e in audit_events(gw)
-            if "governance" in (e.get("unmapped") or {}) and e.get("class_uid") == 3005]  # fmt: skip
+    return [
+        e["unmapped"]["governance"]
+        for e in audit_events(gw)
+        if "governance" in (e.get("unmapped") or {}) and e.get("class_uid") == 3005
+    ]
 
 
 def alerts(gw: Gateway) -> list[dict[str, Any]]:

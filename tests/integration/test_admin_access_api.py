@@ -56,8 +56,12 @@ async def gw(
 
 
 async def request_grant(gw: Gateway, who: str, grant_type: str, **extra: Any) -> dict[str, Any]:
-    body = {"purpose": "complaint 2026-118", "justification": "customer complaint review",
-            "scope": {"grant_type": grant_type, **extra.pop("scope", {})}, **extra}  # fmt: skip
+    body = {
+        "purpose": "complaint 2026-118",
+        "justification": "customer complaint review",
+        "scope": {"grant_type": grant_type, **extra.pop("scope", {})},
+        **extra,
+    }
     status, out = await api(gw, who, "POST", "/requests", body)
     assert status == 201, out
     assert out["status"] == "pending"
@@ -100,8 +104,10 @@ async def test_grade_a_flow_with_every_refusal(gw: Gateway, crm: DemoCrm) -> Non
 
     status, out = await api(gw, "it1", "POST", f"/requests/{rid}/approve", {})
     assert status == 200 and out["status"] == "active", out
-    assert [(x["by"], x["step"]) for x in out["approvals"]] == [("u-sec1", "security"),
-                                                                 ("u-it1", "it")]  # fmt: skip
+    assert [(x["by"], x["step"]) for x in out["approvals"]] == [
+        ("u-sec1", "security"),
+        ("u-it1", "it"),
+    ]
     await until(lambda: visible(gw, a, "rm", X_Purpose="advisory"), what="grade A visible")
     shown = await customer(gw, a, "rm", X_Purpose="advisory")
     assert shown["name"] == a["name"] and shown["mobile"] == a["mobile"]
@@ -109,8 +115,9 @@ async def test_grade_a_flow_with_every_refusal(gw: Gateway, crm: DemoCrm) -> Non
     # Revoked: masked again at once, and the grant is listed as revoked.
     status, out = await api(gw, "sales", "POST", f"/grants/{rid}/revoke", {"reason": "x"})
     assert (status, out["error"]) == (403, "console_role_required")
-    status, out = await api(gw, "secadmin", "POST", f"/grants/{rid}/revoke",
-                            {"reason": "case closed"})  # fmt: skip
+    status, out = await api(
+        gw, "secadmin", "POST", f"/grants/{rid}/revoke", {"reason": "case closed"}
+    )
     assert status == 200 and out["status"] == "revoked"
     assert not await visible(gw, a, "rm", X_Purpose="advisory")
     status, listed = await api(gw, "auditor", "GET", "/grants?state=revoked")
@@ -173,11 +180,13 @@ async def test_break_glass_flow_alert_review_and_revocation(gw: Gateway, crm: De
 
     status, out = await api(gw, "rm", "POST", "/break-glass", {"justification": "fraud"})
     assert (status, out["error"]) == (400, "bad_request")  # too short to be a reason
-    status, out = await api(gw, "partner", "POST", "/break-glass",
-                            {"justification": "INC-7 card fraud in progress"})  # fmt: skip
+    status, out = await api(
+        gw, "partner", "POST", "/break-glass", {"justification": "INC-7 card fraud in progress"}
+    )
     assert status == 403
-    status, out = await api(gw, "rm", "POST", "/break-glass",
-                            {"justification": "INC-7 card fraud in progress"})  # fmt: skip
+    status, out = await api(
+        gw, "rm", "POST", "/break-glass", {"justification": "INC-7 card fraud in progress"}
+    )
     assert status == 201, out
     grant, review = out["grant"], out["review"]
     assert grant["status"] == "active" and grant["type"] == "break_glass"
@@ -198,16 +207,27 @@ async def test_break_glass_flow_alert_review_and_revocation(gw: Gateway, crm: De
     assert listed["reviews"][0]["overdue"] is False
     status, out = await api(gw, "sales", "GET", "/reviews")
     assert status == 403
-    status, out = await api(gw, "it1", "POST", f"/reviews/{review['id']}/close",
-                            {"outcome": "justified", "notes": "seen"})  # fmt: skip
+    status, out = await api(
+        gw,
+        "it1",
+        "POST",
+        f"/reviews/{review['id']}/close",
+        {"outcome": "justified", "notes": "seen"},
+    )
     assert (status, out["error"]) == (403, "console_role_required")
-    status, out = await api(gw, "sec1", "POST", f"/reviews/{review['id']}/close",
-                            {"outcome": "unjustified", "notes": "no incident INC-7 on file"})  # fmt: skip
+    status, out = await api(
+        gw,
+        "sec1",
+        "POST",
+        f"/reviews/{review['id']}/close",
+        {"outcome": "unjustified", "notes": "no incident INC-7 on file"},
+    )
     assert status == 200 and out["status"] == "closed" and out["closed_by"] == "u-sec1"
     again = await customer(gw, rec, "rm", X_Purpose="advisory", X_Justification="INC-7 fraud")
     assert again["bank_card"] != rec["bank_card"]  # unjustified: revoked at once
-    status, out = await api(gw, "sec2", "POST", f"/reviews/{review['id']}/close",
-                            {"outcome": "justified", "notes": "x"})  # fmt: skip
+    status, out = await api(
+        gw, "sec2", "POST", f"/reviews/{review['id']}/close", {"outcome": "justified", "notes": "x"}
+    )
     assert (status, out["error"]) == (409, "grant_state")
 
     await until(lambda: _async(len(governance_events(gw)) >= 3), what="events flushed")
@@ -219,12 +239,16 @@ async def test_overdue_review_alerts_once(
     tmp_path: Path, crm: DemoCrm, opa: OpaProcess, redis_url: str
 ) -> None:
     gw = await start_console(
-        tmp_path, crm, opa, redis_url,
+        tmp_path,
+        crm,
+        opa,
+        redis_url,
         **{"access.break_glass.review_within": 0.5, "access.review_check_interval": 0.1},
-    )  # fmt: skip
+    )
     try:
-        status, out = await api(gw, "rm", "POST", "/break-glass",
-                                {"justification": "INC-8 account takeover"})  # fmt: skip
+        status, _ = await api(
+            gw, "rm", "POST", "/break-glass", {"justification": "INC-8 account takeover"}
+        )
         assert status == 201
 
         def overdue() -> list[dict[str, Any]]:
@@ -262,11 +286,11 @@ async def test_expired_request_cannot_be_approved(
 async def test_grant_not_honoured_after_expiry(gw: Gateway, crm: DemoCrm) -> None:
     b = pick(crm, grade="B", tier="一般")
     req = await request_grant(gw, "sales", "grade_b", duration_seconds=2)
-    status, out = await api(gw, "sec1", "POST", f"/requests/{req['id']}/approve", {})
+    _, out = await api(gw, "sec1", "POST", f"/requests/{req['id']}/approve", {})
     assert out["status"] == "active"
     await until(lambda: visible(gw, b, "sales"), what="visible while current")
     await until(lambda: _async_not(visible(gw, b, "sales")), within=6, what="hidden after expiry")
-    status, out = await api(gw, "sales", "GET", f"/requests/{req['id']}")
+    _, out = await api(gw, "sales", "GET", f"/requests/{req['id']}")
     assert out["state"] == "expired"
 
 
@@ -294,11 +318,13 @@ async def test_own_department_steps_refused_when_configured(
 
 
 async def test_roles_come_from_the_directory_not_the_request(gw: Gateway, crm: DemoCrm) -> None:
-    status, me = await api(gw, "sales", "GET", "/me", X_Roles="security_admin",
-                           X_Department="security")  # fmt: skip
+    status, me = await api(
+        gw, "sales", "GET", "/me", X_Roles="security_admin", X_Department="security"
+    )
     assert status == 200 and me["console_roles"] == ["requester"] and me["department"] == "retail"
-    status, out = await api(gw, "sales", "POST", "/lockdown", {"reason": "x"},
-                            X_Roles="security_admin")  # fmt: skip
+    status, out = await api(
+        gw, "sales", "POST", "/lockdown", {"reason": "x"}, X_Roles="security_admin"
+    )
     assert (status, out["error"]) == (403, "console_role_required")
     # Requesting for someone else needs an approver or security admin role.
     status, out = await api(
@@ -335,9 +361,11 @@ async def test_auditor_reads_everything_and_changes_nothing(gw: Gateway, crm: De
     req = await request_grant(gw, "sales", "grade_b")
     status, listed = await api(gw, "auditor", "GET", "/requests")
     assert status == 200 and [r["id"] for r in listed["requests"]] == [req["id"]]
-    for path, body in ((f"/requests/{req['id']}/reject", {"reason": "no"}),
-                       (f"/grants/{req['id']}/revoke", {"reason": "no"}),
-                       ("/lockdown", {"reason": "no"})):  # fmt: skip
+    for path, body in (
+        (f"/requests/{req['id']}/reject", {"reason": "no"}),
+        (f"/grants/{req['id']}/revoke", {"reason": "no"}),
+        ("/lockdown", {"reason": "no"}),
+    ):
         status, out = await api(gw, "auditor", "POST", path, body)
         assert status == 403, (path, out)
     status, listed = await api(gw, "it1", "GET", "/requests")
@@ -353,19 +381,28 @@ async def test_withdraw_and_reject(gw: Gateway, crm: DemoCrm) -> None:
     two = await request_grant(gw, "sales", "grade_b")
     status, out = await api(gw, "sec1", "POST", f"/requests/{two['id']}/reject", {})
     assert status == 400  # a reason is required
-    status, out = await api(gw, "sec1", "POST", f"/requests/{two['id']}/reject",
-                            {"reason": "no ticket"})  # fmt: skip
+    status, out = await api(
+        gw, "sec1", "POST", f"/requests/{two['id']}/reject", {"reason": "no ticket"}
+    )
     assert status == 200 and out["status"] == "rejected" and out["rejected_by"] == "u-sec1"
     status, out = await api(gw, "sec2", "POST", f"/requests/{two['id']}/approve", {})
     assert (status, out["error"]) == (409, "grant_state")
 
 
 async def test_unenforceable_scope_and_l5_are_refused(gw: Gateway) -> None:
-    status, out = await api(gw, "rm", "POST", "/requests", {
-        "purpose": "p", "justification": "j",
-        "scope": {"grant_type": "grade_a", "customers": ["C000001"]}})  # fmt: skip
-    assert status == 400  # a customer-id scope would be silently wider: refused
     status, out = await api(
+        gw,
+        "rm",
+        "POST",
+        "/requests",
+        {
+            "purpose": "p",
+            "justification": "j",
+            "scope": {"grant_type": "grade_a", "customers": ["C000001"]},
+        },
+    )
+    assert status == 400  # a customer-id scope would be silently wider: refused
+    status, _out = await api(
         gw,
         "rm",
         "POST",
@@ -373,7 +410,7 @@ async def test_unenforceable_scope_and_l5_are_refused(gw: Gateway) -> None:
         {"purpose": "p", "justification": "j", "scope": {"grant_type": "level", "level": "L5"}},
     )
     assert status == 403
-    status, out = await api(
+    status, _ = await api(
         gw,
         "rm",
         "POST",
@@ -386,7 +423,7 @@ async def test_unenforceable_scope_and_l5_are_refused(gw: Gateway) -> None:
 async def test_route_scope_limits_where_a_grant_applies(gw: Gateway, crm: DemoCrm) -> None:
     b = pick(crm, grade="B", tier="一般")
     req = await request_grant(gw, "sales", "grade_b", scope={"routes": ["/api/other/*"]})
-    status, out = await api(gw, "sec1", "POST", f"/requests/{req['id']}/approve", {})
+    _, out = await api(gw, "sec1", "POST", f"/requests/{req['id']}/approve", {})
     assert out["status"] == "active"
     await asyncio.sleep(0.3)
     assert not await visible(gw, b, "sales")  # the grant is for other routes only
@@ -396,9 +433,19 @@ async def test_route_scope_limits_where_a_grant_applies(gw: Gateway, crm: DemoCr
 
 
 async def test_clearance_change_and_new_entry_go_through_chains(gw: Gateway) -> None:
-    status, out = await api(gw, "wealth-head", "POST", "/requests", {
-        "kind": "clearance", "subject": "u-rm", "clearance": "L4",
-        "purpose": "promotion", "justification": "promoted to senior RM"})  # fmt: skip
+    status, out = await api(
+        gw,
+        "wealth-head",
+        "POST",
+        "/requests",
+        {
+            "kind": "clearance",
+            "subject": "u-rm",
+            "clearance": "L4",
+            "purpose": "promotion",
+            "justification": "promoted to senior RM",
+        },
+    )
     assert (
         status == 201
         and out["chain"] == "A"
@@ -409,16 +456,39 @@ async def test_clearance_change_and_new_entry_go_through_chains(gw: Gateway) -> 
     assert status == 200 and out["status"] == "approved"
     assert out["applied"] is False  # a file directory: the security team applies it
 
-    status, out = await api(gw, "wealth-head", "POST", "/requests", {
-        "kind": "account", "subject": "u-new-rm", "purpose": "onboarding",
-        "justification": "joins wealth", "entry": {"department": "wealth",
-        "roles": ["relationship_manager"], "display_name": "New RM"}})  # fmt: skip
+    status, out = await api(
+        gw,
+        "wealth-head",
+        "POST",
+        "/requests",
+        {
+            "kind": "account",
+            "subject": "u-new-rm",
+            "purpose": "onboarding",
+            "justification": "joins wealth",
+            "entry": {
+                "department": "wealth",
+                "roles": ["relationship_manager"],
+                "display_name": "New RM",
+            },
+        },
+    )
     assert status == 201, out
     assert out["change"]["entry"]["clearance"] == "L1"  # the default, whatever is asked
     assert out["steps"] == ["business", "security"]
-    status, out2 = await api(gw, "wealth-head", "POST", "/requests", {
-        "kind": "account", "subject": "u-new-2", "purpose": "x", "justification": "y",
-        "entry": {"department": "wealth", "roles": ["security_admin"]}})  # fmt: skip
+    status, _ = await api(
+        gw,
+        "wealth-head",
+        "POST",
+        "/requests",
+        {
+            "kind": "account",
+            "subject": "u-new-2",
+            "purpose": "x",
+            "justification": "y",
+            "entry": {"department": "wealth", "roles": ["security_admin"]},
+        },
+    )
     assert status == 403  # console roles are never handed out with a new entry
     status, out = await api(gw, "wealth-head", "POST", f"/requests/{out['id']}/approve", {})
     assert (status, out["error"]) == (403, "self_approval")  # the head requested it
@@ -482,8 +552,15 @@ async def test_audit_verify_passes_with_governance_events(
     report = await verify_stream(gw.settings, require_closed=True)
     assert report.exit_code == 0, report.summary()
     actions = [e["action"] for e in governance_events(gw)]
-    for expected in ("request_created", "request_approved", "grant_activated",
-                     "break_glass_opened", "lockdown_on", "lockdown_off", "grant_revoked"):  # fmt: skip
+    for expected in (
+        "request_created",
+        "request_approved",
+        "grant_activated",
+        "break_glass_opened",
+        "lockdown_on",
+        "lockdown_off",
+        "grant_revoked",
+    ):
         assert expected in actions, actions
-    raw = orjson.dumps([e for e in governance_events(gw)]).decode()
+    raw = orjson.dumps(governance_events(gw)).decode()
     assert "u-sec1" in raw and "u-secadmin" in raw
