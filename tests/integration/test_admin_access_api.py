@@ -390,7 +390,7 @@ async def test_withdraw_and_reject(gw: Gateway, crm: DemoCrm) -> None:
 
 
 async def test_unenforceable_scope_and_l5_are_refused(gw: Gateway) -> None:
-    status, out = await api(
+    status, _ = await api(
         gw,
         "rm",
         "POST",
