@@ -172,6 +172,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
 def cmd_grants(args: argparse.Namespace) -> int:
     """Access requests and grants on the shared Redis store the gateways read, bound
     to directory entries and the OS user (gateway/access/cli.py); JSON lines out."""
+    import contextlib
+
     import orjson
 
     from gateway.access.cli import run_grants_command
@@ -184,7 +186,8 @@ def cmd_grants(args: argparse.Namespace) -> int:
         )
         return 2
     try:
-        grants = asyncio.run(run_grants_command(settings, args))
+        with contextlib.redirect_stdout(sys.stderr):  # stdout carries the JSON lines only
+            grants = asyncio.run(run_grants_command(settings, args))
     except ClientError as exc:
         print(f"grants {args.grants_cmd}: {exc.code}: {exc}", file=sys.stderr)
         return 1
