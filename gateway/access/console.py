@@ -23,11 +23,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from gateway.access.chains import ChainTable
-from gateway.access.errors import ConsoleRoleRequired, GrantConsumed
+from gateway.access.errors import ConsoleRoleRequired, GrantConsumed, SelfApproval
 from gateway.access.grants import GrantStateError
 from gateway.access.lockdown import overlay
-from gateway.access.requests import AccessService, state_of, ts
-from gateway.access.roles import APPROVER, SECURITY_ADMIN, Principal
+from gateway.access.requests import AccessService, ApplyChange, state_of, ts
+from gateway.access.roles import APPROVER, AUDITOR, SECURITY_ADMIN, Principal
 from gateway.audit.governance import SYSTEM, Change, build_governance_alert, build_governance_event
 from gateway.core.model import Subject
 from gateway.core.taxonomy import Taxonomy
@@ -59,6 +59,7 @@ class Governance:
         directory: Lookup,
         emit: EmitEvent,
         emit_durable: EmitDurable,
+        apply_change: ApplyChange | None = None,
     ) -> None:
         self.settings = settings
         self.grants = grants
@@ -76,6 +77,7 @@ class Governance:
             chains=chains,
             directory=directory,
             emit=self.record,
+            apply_change=apply_change,
         )
 
     @classmethod
@@ -88,6 +90,7 @@ class Governance:
         directory: Lookup,
         emit: EmitEvent,
         emit_durable: EmitDurable,
+        apply_change: ApplyChange | None = None,
         watch_reviews: bool = True,
     ) -> Governance:
         reviews = await open_review_store(settings)
@@ -107,6 +110,7 @@ class Governance:
             directory=directory,
             emit=emit,
             emit_durable=emit_durable,
+            apply_change=apply_change,
         )
         if watch_reviews:
             self._task = asyncio.create_task(self._watch_overdue(), name="reviews-overdue")
@@ -270,7 +274,7 @@ class Governance:
         self, who: Principal, state: str | None = None, now: datetime | None = None
     ) -> list[Grant]:
         when = now or datetime.now(UTC)
-        if not (who.has(SECURITY_ADMIN) or who.has("auditor") or self._reviewer(who)):
+        if not (who.has(SECURITY_ADMIN) or who.has(AUDITOR) or self._reviewer(who)):
             raise ConsoleRoleRequired("review tasks are for the security department and auditors")
         out = []
         for r in await self.reviews.all():
@@ -307,8 +311,6 @@ class Governance:
             if current.get("status") != "open":
                 raise GrantStateError(f"review {review_id} is already closed")
             if who.id == current.get("subject"):
-                from gateway.access.errors import SelfApproval
-
                 raise SelfApproval("nobody reviews their own break-glass")
             return {
                 **current,

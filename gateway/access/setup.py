@@ -36,21 +36,19 @@ async def open_governance(
         entry = identity.directory.current().get(subject_id)
         return entry.subject if entry is not None else None
 
-    governance = await Governance.open(
+    async def apply(record: Grant) -> bool:
+        return await apply_standing_change(settings, record)
+
+    return await Governance.open(
         settings,
         grants=grants,
         taxonomy=taxonomy,
         directory=lookup,
         emit=audit.emit,
         emit_durable=audit.emit_durable,
+        apply_change=apply,
         watch_reviews=watch_reviews,
     )
-
-    async def apply(record: Grant) -> bool:
-        return await apply_standing_change(settings, record)
-
-    governance.requests._apply = apply
-    return governance
 
 
 async def apply_standing_change(settings: Settings, record: Grant) -> bool:

@@ -30,7 +30,9 @@ import orjson
 import pytest
 import yaml
 
+from gateway.audit.verify import verify_stream
 from gateway.demo.data import generate_customers
+from gateway.settings import load_settings
 from tests.conftest import OpaProcess, free_port, stop_process, wait_for_port
 from tests.integration.audit_load import stream_events
 from tests.integration.console_harness import api, fetch, key_of, start_opa, write_people
@@ -324,3 +326,16 @@ async def test_grants_cli_is_bound_to_the_directory(replicas: Replicas, tmp_path
     )
     code, _, err = await _cli(strict, "approve", out[0]["id"], "--by", "u-sec1")
     assert code == 1 and "admin API" in err
+
+    # The CLI's actions are governance events in the shared trail, and it verifies.
+    events = [
+        e["unmapped"]["governance"]
+        for e in stream_events(replicas.redis_url, "crm-gateway:audit")
+        if e.get("class_uid") == 3005
+    ]
+    cli_actions = [(e["action"], e["actor"]) for e in events if e["via"] == "cli"]
+    assert ("request_approved", "u-sec1") in cli_actions
+    assert ("grant_revoked", "u-secadmin") in cli_actions
+    assert all(e["os_user"] == getpass.getuser() for e in events if e["via"] == "cli")
+    report = await verify_stream(load_settings(cfg))
+    assert report.exit_code == 0, report.summary()
