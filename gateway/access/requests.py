@@ -3,8 +3,8 @@
 A request asks for (a) a grant of a policy type (`grade_a`, `grade_b`,
 `level`, `bulk_export`, `oncall`, ... from rego/data.json) with a scope
 (operations, route set, level) and a duration, (b) a standing clearance
-change, or (c) a new directory entry (账号审核). It carries who requests it,
-for whom, the purpose and a justification.
+change, (c) a standing data-role change, or (d) a new directory entry
+(账号审核). It carries who requests it, for whom, the purpose and a justification.
 
 Each request gets a chain (settings `access.chains`; a grant type's departments
 are the policy's own, so the gateway never activates a grant the policy would
@@ -56,7 +56,7 @@ from gateway.settings.access import AccessSettings, ChainSettings
 from gateway.state.grants import Grant, GrantStore
 
 OPERATIONS = ("view", "modify", "delete", "export")
-KINDS = ("grant", "clearance", "account")
+KINDS = ("grant", "clearance", "roles", "account")
 Emit = Callable[[Change], None]
 # Applies an approved standing change to the directory; True when applied live.
 ApplyChange = Callable[[Grant], Awaitable[bool]]
@@ -108,6 +108,7 @@ class NewRequest:
     routes: tuple[str, ...] = ()
     duration: timedelta | None = None
     clearance: str | None = None  # kind clearance: the new standing level
+    roles: tuple[str, ...] | None = None  # kind roles: the new data roles
     entry: Mapping[str, Any] | None = None  # kind account: the new directory entry
     single_use: bool = False
 
@@ -194,6 +195,8 @@ class AccessService:
             record["department"] = target.department
             if new.kind == "clearance":
                 chain = self._clearance(record, new, target.clearance)
+            elif new.kind == "roles":
+                chain = self._roles(record, new, tuple(target.roles))
             else:
                 chain = self._grant(record, new)
         record.update(
@@ -278,6 +281,19 @@ class AccessService:
         record.update(type="clearance", change={"clearance": {"from": current, "to": level}})
         return self.chain_for_clearance(level)  # the level it lands on decides the chain
 
+    def _console_roles(self) -> set[str]:
+        s = self.settings
+        return set(s.security_admin_roles) | set(s.approver_roles) | set(s.auditor_roles)
+
+    def _roles(self, record: Grant, new: NewRequest, current: tuple[str, ...]) -> Chain:
+        wanted = sorted(dict.fromkeys(new.roles or ()))
+        if not wanted or wanted == sorted(current):
+            raise ClientError("a role change names the new set of data roles")
+        if self._console_roles() & (set(wanted) ^ set(current)):
+            raise Forbidden("console roles change through the directory owners, not a request")
+        record.update(type="roles", change={"roles": {"from": sorted(current), "to": wanted}})
+        return self._named(self.settings.role_change_chain)
+
     def _account(self, record: Grant, new: NewRequest) -> Chain:
         entry = dict(new.entry or {})
         if self._directory(new.subject) is not None:
@@ -286,12 +302,7 @@ class AccessService:
         if not department:
             raise ClientError("a new entry names its department")
         roles = [str(r) for r in entry.get("roles") or []]
-        console = (
-            set(self.settings.security_admin_roles)
-            | set(self.settings.approver_roles)
-            | set(self.settings.auditor_roles)
-        )
-        if console & set(roles):
+        if self._console_roles() & set(roles):
             raise Forbidden("console roles are not given with a new entry (request them apart)")
         allowed = {"display_name", "email", "roles", "department", "aliases"}
         extra = set(entry) - allowed
@@ -405,7 +416,9 @@ class AccessService:
         updated = await self.store.update(rid, lambda cur: {**(cur or record), "applied": applied})
         assert updated is not None
         record = updated
-        action = "account_created" if record.get("kind") == "account" else "clearance_applied"
+        action = {"account": "account_created", "roles": "roles_applied"}.get(
+            str(record.get("kind")), "clearance_applied"
+        )
         self._emit(
             Change(
                 action if applied else "standing_change_approved",

@@ -64,11 +64,13 @@ async def apply_standing_change(settings: Settings, record: Grant) -> bool:
         subjects = list(document.get("subjects") or [])
         change = record.get("change") or {}
         target = str(record.get("subject"))
-        if "clearance" in change:
+        if "clearance" in change or "roles" in change:
             found = [s for s in subjects if isinstance(s, dict) and s.get("id") == target]
             if not found:
                 return False
-            found[0]["clearance"] = change["clearance"]["to"]
+            for key in ("clearance", "roles"):
+                if key in change:
+                    found[0][key] = change[key]["to"]
         elif "entry" in change:
             if any(isinstance(s, dict) and s.get("id") == target for s in subjects):
                 return False

@@ -170,6 +170,7 @@ def _new_request(data: dict[str, Any], who: Principal) -> NewRequest:
         routes=_strs(scope, "routes"),
         duration=duration,
         clearance=data.get("clearance") if isinstance(data.get("clearance"), str) else None,
+        roles=_strs(data, "roles") if "roles" in data else None,
         entry=entry,
         single_use=scope.get("single_use") is True,
     )

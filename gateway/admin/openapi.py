@@ -124,7 +124,7 @@ def openapi_document(prefix: str) -> dict[str, Any]:
                     "type": "object",
                     "required": ["purpose", "justification"],
                     "properties": {
-                        "kind": {"enum": ["grant", "clearance", "account"]},
+                        "kind": {"enum": ["grant", "clearance", "roles", "account"]},
                         "subject": {**text, "description": "default: me"},
                         "purpose": text,
                         "justification": text,
@@ -144,6 +144,7 @@ def openapi_document(prefix: str) -> dict[str, Any]:
                         "duration_hours": {"type": "number"},
                         "duration_seconds": {"type": "number"},
                         "clearance": {"enum": ["L0", "L1", "L2", "L3", "L4"]},
+                        "roles": {"type": "array", "items": text},
                         "entry": {
                             "type": "object",
                             "properties": {

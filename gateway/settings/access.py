@@ -70,6 +70,8 @@ class AccessSettings(_Section):
     clearance_chains: dict[str, str] = Field(
         default_factory=lambda: {"L0": "C", "L1": "C", "L2": "B", "L3": "B", "L4": "A"}
     )
+    # Standing data-role changes (promotion, transfer): this chain.
+    role_change_chain: str = "B"
     # New directory entries (账号审核): approved by this chain, created at default_clearance.
     account_chain: ChainSettings = ChainSettings(steps=("business", "security"))
     default_clearance: Level = "L1"
@@ -87,6 +89,8 @@ class AccessSettings(_Section):
         for level, name in self.clearance_chains.items():
             if name not in self.chains:
                 raise ValueError(f"clearance_chains.{level}: unknown chain {name!r}")
+        if self.role_change_chain not in self.chains:
+            raise ValueError(f"role_change_chain: unknown chain {self.role_change_chain!r}")
         if "L5" in self.clearance_chains:
             raise ValueError("clearance_chains.L5: the top level is never granted")
         return self

@@ -34,6 +34,12 @@ PEOPLE: dict[str, dict[str, Any]] = {
         "mfa": True,
     },
     "sales": {"roles": ["sales"], "department": "retail", "clearance": "L2"},
+    "junior-rm": {
+        "roles": ["relationship_manager"],
+        "department": "wealth",
+        "clearance": "L2",
+        "mfa": True,
+    },
     "itstaff": {"roles": ["data_admin"], "department": "it", "clearance": "L2", "mfa": True},
     "secstaff": {
         "roles": ["relationship_manager"],

@@ -14,6 +14,9 @@ import orjson
 import pytest
 
 from gateway.audit.verify import verify_stream
+from gateway.identity.publish import publish_directory
+from gateway.settings import load_settings
+from gateway.stages import STAGES
 from tests.conftest import OpaProcess
 from tests.integration.console_harness import (
     alerts,
@@ -25,6 +28,7 @@ from tests.integration.console_harness import (
     start_console,
     start_opa,
     until,
+    write_people,
 )
 from tests.integration.gateway_harness import Gateway
 from tests.integration.policy_http_harness import DemoCrm, start_demo_crm
@@ -492,6 +496,121 @@ async def test_clearance_change_and_new_entry_go_through_chains(gw: Gateway) -> 
     assert status == 403  # console roles are never handed out with a new entry
     status, out = await api(gw, "wealth-head", "POST", f"/requests/{out['id']}/approve", {})
     assert (status, out["error"]) == (403, "self_approval")  # the head requested it
+
+
+async def test_standing_changes_apply_live_with_the_redis_directory(
+    tmp_path: Path, crm: DemoCrm, opa: OpaProcess, redis_url: str
+) -> None:
+    people = write_people(tmp_path / "shared-people.yaml")
+    base = load_settings(None, environ={}).with_overrides(**{"redis.url": redis_url})
+    await publish_directory(base, people)
+    gw = await start_console(
+        tmp_path, crm, opa, redis_url, **{"identity.directory_source": "redis"}
+    )
+    rec = pick(crm, grade="C", tier="一般")
+    try:
+        before = await customer(gw, rec, "junior-rm", X_Purpose="advisory")
+        assert before["annual_income"] != rec["annual_income"]  # L3 above clearance L2
+        # Promotion: L2 -> L3 is chain B, requested by the department head.
+        status, out = await api(
+            gw,
+            "wealth-head",
+            "POST",
+            "/requests",
+            {
+                "kind": "clearance",
+                "subject": "u-junior-rm",
+                "clearance": "L3",
+                "purpose": "promotion",
+                "justification": "promoted to RM",
+            },
+        )
+        assert status == 201 and out["chain"] == "B", out
+        status, out = await api(gw, "sec1", "POST", f"/requests/{out['id']}/approve", {})
+        assert out["status"] == "approved" and out["applied"] is True
+
+        async def promoted() -> bool:
+            shown = await customer(gw, rec, "junior-rm", X_Purpose="advisory")
+            return bool(shown["annual_income"] == rec["annual_income"])
+
+        await until(promoted, what="new clearance applied on the gateway")
+
+        # A new entry (账号审核): business department, then security; starts at L1.
+        status, out = await api(
+            gw,
+            "secadmin",
+            "POST",
+            "/requests",
+            {
+                "kind": "account",
+                "subject": "u-new-rm",
+                "purpose": "onboarding",
+                "justification": "joins wealth",
+                "entry": {
+                    "department": "wealth",
+                    "roles": ["relationship_manager"],
+                    "display_name": "New RM",
+                },
+            },
+        )
+        assert status == 201, out
+        status, out = await api(gw, "sec1", "POST", f"/requests/{out['id']}/approve", {})
+        assert (status, out["error"]) == (409, "out_of_order")
+        rid = (
+            out["error"]
+            and (await api(gw, "secadmin", "GET", "/requests?kind=account"))[1]["requests"][0]["id"]
+        )
+        await api(gw, "wealth-head", "POST", f"/requests/{rid}/approve", {})
+        status, out = await api(gw, "sec1", "POST", f"/requests/{rid}/approve", {})
+        assert out["status"] == "approved" and out["applied"] is True
+
+        def lookup(subject_id: str) -> Any:
+            entry = gw.runner.app[STAGES].identity.directory.current().get(subject_id)
+            return entry.subject if entry is not None else None
+
+        await until(lambda: _async(lookup("u-new-rm") is not None), what="entry published")
+        assert lookup("u-new-rm").clearance == "L1"
+        assert lookup("u-new-rm").roles == ("relationship_manager",)
+
+        # A role change: chain B; console roles never change this way.
+        status, out = await api(
+            gw,
+            "secadmin",
+            "POST",
+            "/requests",
+            {
+                "kind": "roles",
+                "subject": "u-sales",
+                "roles": ["sales", "approver"],
+                "purpose": "p",
+                "justification": "j",
+            },
+        )
+        assert status == 403
+        status, out = await api(
+            gw,
+            "secadmin",
+            "POST",
+            "/requests",
+            {
+                "kind": "roles",
+                "subject": "u-sales",
+                "roles": ["sales", "retention"],
+                "purpose": "transfer",
+                "justification": "joins retention desk",
+            },
+        )
+        assert status == 201 and out["chain"] == "B"
+        status, out = await api(gw, "sec2", "POST", f"/requests/{out['id']}/approve", {})
+        assert out["applied"] is True
+        await until(
+            lambda: _async(set(lookup("u-sales").roles) == {"sales", "retention"}),
+            what="roles published",
+        )
+    finally:
+        await gw.stop()
+    actions = [e["action"] for e in governance_events(gw)]
+    assert {"clearance_applied", "account_created", "roles_applied"} <= set(actions)
 
 
 # --- lockdown ------------------------------------------------------------------------------
