@@ -188,6 +188,39 @@ async def test_revoked_grant_refused_on_the_other_replica_within_a_second(
         assert not await _visible(url, b, "sales")
 
 
+async def _mobile_clear(url: str, rec: dict[str, Any]) -> bool:
+    status, body = await fetch(url, f"/api/customers/{rec['id']}", "rm", X_Purpose="advisory")
+    assert status == 200, body
+    return bool(orjson.loads(body)["customer"]["mobile"] == rec["mobile"])
+
+
+async def _first(url: str, rec: dict[str, Any], clear: bool, since: float) -> float:
+    while time.monotonic() - since < 5:
+        if await _mobile_clear(url, rec) is clear:
+            return time.monotonic() - since
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{url}: lockdown not followed within 5 s")
+
+
+async def test_lockdown_reaches_both_replicas_within_a_second(replicas: Replicas) -> None:
+    rec = next(r for r in _records() if r["grade"] == "C" and r["tier"] == "一般")
+    for url in replicas.urls:
+        assert await _mobile_clear(url, rec)
+    for on, path, clear in ((True, "/lockdown", False), (False, "/lockdown/lift", True)):
+        started = time.monotonic()
+        switch = asyncio.ensure_future(
+            api(replicas.urls[0], "secadmin", "POST", path, {"reason": "drill"})
+        )
+        delays = await asyncio.gather(*(_first(u, rec, clear, started) for u in replicas.urls))
+        status, out = await switch
+        assert status == 200 and out["active"] is on
+        print(
+            f"\nlockdown {'on' if on else 'off'}: "
+            + ", ".join(f"replica {i}: {d * 1000:.0f} ms" for i, d in enumerate(delays))
+        )
+        assert all(d < 1.0 for d in delays), delays
+
+
 async def _export(url: str) -> tuple[int, bytes]:
     async with (
         aiohttp.ClientSession() as s,
