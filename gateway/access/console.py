@@ -143,8 +143,8 @@ class Governance:
     ) -> DecisionOutcome:
         """Consume the single-use grants an allowed export relied on; apply lockdown."""
         for _ in range(3):
-            if request.operation != "export" or not outcome.decision.allow:
-                break
+            if request.operation != "export" or not _proceeds(outcome, request):
+                break  # a refused export uses nothing up
             if await self._consume_single_use(subject, request, request_id):
                 break
             await self.grants.refresh()  # another replica won: decide without the grant
@@ -154,7 +154,7 @@ class Governance:
         profile = self.lockdown.current
         if profile is not None:
             decision = overlay(outcome.decision, profile, self._taxonomy, request.operation)
-            outcome = dataclasses.replace(outcome, decision=decision)
+            outcome = dataclasses.replace(outcome, decision=decision, report_only=False)
         return outcome
 
     async def _consume_single_use(
@@ -412,6 +412,16 @@ class Governance:
             )
         )
         return {"active": on, "version": version, **document}
+
+
+def _proceeds(outcome: DecisionOutcome, request: PolicyRequest) -> bool:
+    """Will the handler let this request through (the checks of its obligations)?"""
+    decision = outcome.decision
+    if decision.report_only:
+        return True
+    if not decision.allow or decision.obligations.step_up:
+        return False
+    return not (decision.obligations.justification_required and not request.justification)
 
 
 def _past(stamp: Any, now: datetime) -> bool:

@@ -35,11 +35,12 @@ def overlay(
 ) -> Decision:
     """The decision as lockdown allows it (a decision already denied stays denied)."""
     if not decision.allow:
-        return decision
+        return dataclasses.replace(decision, report_only=False)
     if profile.get("block_exports", True) and operation == "export":
         return Decision.deny("lockdown: exports are suspended", decision.revision)
     if profile.get("block_writes", False) and operation in ("modify", "delete"):
         return Decision.deny("lockdown: writes are suspended", decision.revision)
+    # (Decision.deny is never report-only: refusals under lockdown are enforced.)
     max_level = str(profile.get("max_clear_level", "L0"))
     max_rank = _rank(max_level) if max_level in LEVELS else -1  # unknown: everything masked
     cats = taxonomy.categories
@@ -58,6 +59,7 @@ def overlay(
     )
     return dataclasses.replace(
         decision,
+        report_only=False,  # an emergency profile is enforced, roll-out mode or not
         reason=f"{decision.reason}; lockdown: above {max_level} masked",
         fields=fields,
         levels=levels,

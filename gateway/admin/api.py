@@ -27,7 +27,13 @@ from gateway.access.errors import NotInDirectory
 from gateway.access.requests import NewRequest
 from gateway.access.roles import Principal, principal
 from gateway.admin.openapi import openapi_document
-from gateway.errors import ClientError, Forbidden, GatewayError, UnsupportedMediaType
+from gateway.errors import (
+    ClientError,
+    Forbidden,
+    GatewayError,
+    Unauthenticated,
+    UnsupportedMediaType,
+)
 from gateway.stages import STAGES, Stages
 
 
@@ -70,7 +76,12 @@ def check_csrf(request: web.Request, stages: Stages) -> None:
 async def authenticated(request: web.Request, stages: Stages) -> Principal:
     """The caller as their directory entry, with console roles from the directory."""
     check_network(request, stages)
-    subject = await stages.identity.authenticate(request)
+    await stages.guard.check_auth_allowed(request)  # key guessing is throttled here too
+    try:
+        subject = await stages.identity.authenticate(request)
+    except Unauthenticated:
+        await stages.guard.record_auth_failure(request)
+        raise
     entry = stages.identity.directory.current().get(subject.id)
     if entry is None:
         raise NotInDirectory(f"{subject.id} is not in the gateway directory")

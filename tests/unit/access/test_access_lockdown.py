@@ -55,3 +55,12 @@ def test_a_profile_naming_no_known_level_masks_everything() -> None:
     out = overlay(_decision(), {"max_clear_level": "??"}, TAXONOMY, "view")
     assert all(a.verb is not Verb.ALLOW for a in out.levels.values())
     assert Action(Verb.MASK, "standard") in out.levels.values()
+
+
+def test_lockdown_is_enforced_even_in_report_only_mode() -> None:
+    import dataclasses
+
+    rolling_out = dataclasses.replace(_decision(), report_only=True)
+    assert overlay(rolling_out, PROFILE, TAXONOMY, "view").report_only is False
+    denied = dataclasses.replace(Decision.deny("x"), report_only=True)
+    assert overlay(denied, PROFILE, TAXONOMY, "view").report_only is False
