@@ -40,6 +40,7 @@ PEOPLE: dict[str, dict[str, Any]] = {
         "clearance": "L2",
         "mfa": True,
     },
+    "rm-nomfa": {"roles": ["relationship_manager"], "department": "wealth", "clearance": "L3"},
     "itstaff": {"roles": ["data_admin"], "department": "it", "clearance": "L2", "mfa": True},
     "secstaff": {
         "roles": ["relationship_manager"],

@@ -433,6 +433,17 @@ async def test_route_scope_limits_where_a_grant_applies(gw: Gateway, crm: DemoCr
     assert not await visible(gw, b, "sales")  # the grant is for other routes only
 
 
+async def test_a_refused_export_uses_no_single_use_grant(gw: Gateway, crm: DemoCrm) -> None:
+    req = await request_grant(gw, "rm-nomfa", "bulk_export")
+    assert req["single_use"] is True and req["scope"]["operations"] == ["export"]
+    _, out = await api(gw, "sec1", "POST", f"/requests/{req['id']}/approve", {})
+    assert out["status"] == "active"
+    status, body = await fetch(gw, "/api/customers/export.csv", "rm-nomfa")
+    assert status == 401 and crm.records[0]["mobile"] not in body  # step-up first
+    _, out = await api(gw, "rm-nomfa", "GET", f"/requests/{req['id']}")
+    assert out["status"] == "active"  # still there for the export after MFA
+
+
 # --- standing changes and new entries ---------------------------------------------------
 
 
