@@ -41,6 +41,7 @@ from gateway.state.once import mark_once
 
 log = logging.getLogger(__name__)
 
+OVERDUE_MARK_TTL = 90 * 24 * 3600.0  # seconds
 EmitEvent = Callable[[dict[str, Any]], None]
 EmitDurable = Callable[[dict[str, Any]], Awaitable[None]]
 Decide = Callable[[Subject, PolicyRequest], Awaitable[DecisionOutcome]]
@@ -70,6 +71,7 @@ class Governance:
         self._emit_durable = emit_durable
         self._alerted: set[str] = set()
         self._task: asyncio.Task[None] | None = None
+        self._closing = False
         chains = ChainTable.load(settings.path(settings.policy.rego_dir) / "data.json")
         self.requests = AccessService(
             grants,
@@ -117,6 +119,9 @@ class Governance:
         return self
 
     async def close(self) -> None:
+        # The flag as well as cancel(): redis-py can turn a cancellation that races
+        # a read into a RedisError, which the loop would otherwise log and retry.
+        self._closing = True
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -353,7 +358,9 @@ class Governance:
             if r.get("status") != "open" or not _past(r.get("due"), when):
                 continue
             rid = str(r["id"])
-            ttl = self.settings.access.break_glass.review_within * 4
+            # The marker outlives any open task: an overdue review alerts once, not
+            # again each time a short-lived marker expires.
+            ttl = max(self.settings.access.break_glass.review_within * 4, OVERDUE_MARK_TTL)
             if not await mark_once(
                 self.settings.redis.url or None, review_overdue_alerted(rid), ttl, self._alerted
             ):
@@ -371,12 +378,13 @@ class Governance:
         return alerted
 
     async def _watch_overdue(self) -> None:
-        while True:
+        while not self._closing:
             await asyncio.sleep(self.settings.access.review_check_interval)
             try:
                 await self.check_overdue()
             except Exception:
-                log.exception("overdue review check failed")
+                if not self._closing:
+                    log.exception("overdue review check failed")
 
     # -- lockdown -----------------------------------------------------------------
 
