@@ -13,6 +13,7 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from gateway import admin
+from gateway.access.setup import open_governance
 from gateway.audit.emitter import AuditEmitter
 from gateway.boundary import error_boundary, server_header
 from gateway.core import headers as h
@@ -110,6 +111,8 @@ async def _open_stages(
         record_inputs=True,
     )
     opened.push_async_callback(policy.close)
+    governance = await open_governance(settings, grants, taxonomy, identity, audit)
+    opened.push_async_callback(governance.close)
     return Stages(
         settings=settings,
         upstream=upstream,
@@ -143,6 +146,7 @@ async def _open_stages(
                 subject_id=subject_id, digests=digests, now=datetime.now(UTC)
             ),
         ),
+        governance=governance,
     )
 
 

@@ -11,9 +11,10 @@ crm-gateway users revoke ID --reason TEXT [--by WHO] [--config FILE]
 crm-gateway users hash-key [KEY]
 crm-gateway audit verify FILE | --stream [--require-closed] [--json] [--config FILE]
 crm-gateway audit ship --to SINK [--once] [--max N] [--config FILE]
-crm-gateway grants request SUBJECT --department D --type T --justification TEXT --by WHO
-crm-gateway grants approve ID --by WHO --department D
-crm-gateway grants list [--subject ID] [--status STATE]
+crm-gateway grants request SUBJECT --type T --justification TEXT --by WHO [--level L]
+crm-gateway grants approve ID --by WHO        (only with access.cli_approvals: true)
+crm-gateway grants reject ID --by WHO --reason TEXT
+crm-gateway grants list [--subject ID] [--status STATE] [--by WHO]
 crm-gateway grants revoke ID --by WHO --reason TEXT
 crm-gateway policy impact --rego DIR [--window 7d] [--json]       (cli_governance.py)
 crm-gateway review report|sign ...                                 (cli_governance.py)
@@ -227,13 +228,13 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 
 def cmd_grants(args: argparse.Namespace) -> int:
-    """Grant lifecycle on the shared Redis store the gateways read (approval chains
-    from the policy's data.json); every command prints the grant(s) as JSON lines."""
-    from datetime import timedelta
+    """Access requests and grants on the shared Redis store the gateways read, bound
+    to directory entries and the OS user (gateway/access/cli.py); JSON lines out."""
+    import contextlib
 
     import orjson
 
-    from gateway.access.grants import GrantService
+    from gateway.access.cli import run_grants_command
     from gateway.errors import ClientError
 
     settings = _load(args.config)
@@ -242,35 +243,11 @@ def cmd_grants(args: argparse.Namespace) -> int:
             "grants: set redis.url; a gateway's in-memory grants are out of reach", file=sys.stderr
         )
         return 2
-
-    async def run() -> list[dict[str, object]]:
-        svc = await GrantService.open(settings)
-        try:
-            if args.grants_cmd == "request":
-                hours = timedelta(hours=args.hours) if args.hours else None
-                return [
-                    await svc.create(
-                        subject_id=args.subject, subject_department=args.department,
-                        grant_type=args.type, justification=args.justification,
-                        requested_by=args.by, level=args.level, duration=hours,
-                    )
-                ]  # fmt: skip
-            if args.grants_cmd == "approve":
-                return [
-                    await svc.approve(
-                        args.id, approver_id=args.by, approver_department=args.department
-                    )
-                ]
-            if args.grants_cmd == "revoke":
-                return [await svc.revoke(args.id, by=args.by, reason=args.reason)]
-            return list(await svc.list(subject_id=args.subject, status=args.status))
-        finally:
-            await svc.close()
-
     try:
-        grants = asyncio.run(run())
+        with contextlib.redirect_stdout(sys.stderr):  # stdout carries the JSON lines only
+            grants = asyncio.run(run_grants_command(settings, args))
     except ClientError as exc:
-        print(f"grants {args.grants_cmd}: {exc}", file=sys.stderr)
+        print(f"grants {args.grants_cmd}: {exc.code}: {exc}", file=sys.stderr)
         return 1
     for grant in grants:
         print(orjson.dumps(grant, option=orjson.OPT_SORT_KEYS).decode())
@@ -379,27 +356,49 @@ def build_parser() -> argparse.ArgumentParser:
     sh.add_argument("--config")
     a.set_defaults(func=cmd_audit)
 
-    g = sub.add_parser("grants", help="request, approve, list and revoke access grants")
+    g = sub.add_parser(
+        "grants",
+        help="request, approve, list and revoke access grants (bound to directory entries)",
+    )
     gsub = g.add_subparsers(dest="grants_cmd", required=True)
-    gr = gsub.add_parser("request", help="a new grant, pending until its chain approves")
-    gr.add_argument("subject", help="subject id the grant is for")
-    gr.add_argument("--department", required=True, help="the subject's department")
-    gr.add_argument("--type", required=True, help="grade_a, grade_b, oncall, break_glass, ...")
+    gr = gsub.add_parser("request", help="a new grant request, pending until its chain approves")
+    gr.add_argument("subject", help="subject id the grant is for (in the directory)")
+    gr.add_argument("--type", required=True, help="grade_a, grade_b, level, bulk_export, ...")
     gr.add_argument("--justification", required=True)
-    gr.add_argument("--by", required=True, help="who requests it")
-    gr.add_argument("--level", help="level for level/break_glass/bulk_export grants")
+    gr.add_argument("--purpose", help="the business purpose (default: the justification)")
+    gr.add_argument("--by", required=True, help="who requests it (a directory subject)")
+    gr.add_argument("--department", help="checked against the directory, never trusted")
+    gr.add_argument("--level", help="level for level grants")
     gr.add_argument("--hours", type=float, help="duration (default and cap: the chain's)")
+    gr.add_argument("--operation", action="append", help="view|modify|delete|export (repeat)")
+    gr.add_argument("--route", action="append", help="route template glob (repeat)")
+    gr.add_argument("--single-use", action="store_true", help="consumed by the first export")
     gr.add_argument("--config")
-    ga = gsub.add_parser("approve", help="one department's approval")
+    ga = gsub.add_parser(
+        "approve", help="one approval (needs access.cli_approvals; the admin API otherwise)"
+    )
     ga.add_argument("id")
-    ga.add_argument("--by", required=True, help="approver id")
-    ga.add_argument("--department", required=True, help="approver's department")
+    ga.add_argument("--by", required=True, help="approver id (a directory subject)")
+    ga.add_argument("--department", help="checked against the directory, never trusted")
+    ga.add_argument("--comment")
     ga.add_argument("--config")
-    gl = gsub.add_parser("list", help="grants, newest first, with their state")
+    gj = gsub.add_parser("reject", help="refuse a pending request (needs access.cli_approvals)")
+    gj.add_argument("id")
+    gj.add_argument("--by", required=True)
+    gj.add_argument("--reason", required=True)
+    gj.add_argument("--config")
+    gl = gsub.add_parser("list", help="requests and grants, newest first, with their state")
     gl.add_argument("--subject")
-    gl.add_argument("--status", choices=("pending", "active", "expired", "revoked"))
+    gl.add_argument(
+        "--status",
+        choices=(
+            "pending", "active", "approved", "rejected", "withdrawn", "expired", "revoked",
+            "consumed",
+        ),
+    )  # fmt: skip
+    gl.add_argument("--by", help="list as this directory subject sees it")
     gl.add_argument("--config")
-    gv = gsub.add_parser("revoke", help="withdraw a pending or active grant")
+    gv = gsub.add_parser("revoke", help="end an active grant (a security admin)")
     gv.add_argument("id")
     gv.add_argument("--by", required=True)
     gv.add_argument("--reason", required=True)

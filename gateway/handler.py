@@ -204,7 +204,7 @@ async def _proxy(request: web.Request, stages: Stages, access: Access) -> web.St
             raise RateLimited("throttled after unusual activity", retry_after=60.0)
         if guard.method_override_stripped:
             query = strip_method_override_param(query)
-        outcome = await stages.policy.decide(
+        outcome = await stages.decide(  # policy, then grants consumed and lockdown
             subject,
             PolicyRequest(
                 method=request.method,
@@ -217,6 +217,7 @@ async def _proxy(request: web.Request, stages: Stages, access: Access) -> web.St
                 now=datetime.now(UTC),
                 report_only=rule.report_only,
             ),
+            access.request_id,
         )
         decision, access.decision, access.cache_hit = (
             outcome.decision,

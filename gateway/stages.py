@@ -29,12 +29,13 @@ from gateway.routes import RouteTable
 from gateway.settings import Settings
 
 if TYPE_CHECKING:
+    from gateway.access.console import Governance
     from gateway.audit.emitter import AuditEmitter
     from gateway.handler import Access
     from gateway.identity import Identity, RequestGuard
     from gateway.monitor.anomaly import AnomalyDetector
     from gateway.monitor.metrics import Metrics
-    from gateway.policy.engine import PolicyEngine
+    from gateway.policy.engine import DecisionOutcome, PolicyEngine, PolicyRequest
     from gateway.policy.filters import FilterGuard
     from gateway.state.revocation import RevocationList
     from gateway.upstream import Upstream
@@ -63,6 +64,19 @@ class Stages:
     anomaly: AnomalyDetector | None = None
     case_insensitive: bool = False
     filters: FilterGuard | None = None  # search/filter oracles (set by app.py)
+    governance: Governance | None = None  # access requests, grants, break-glass, lockdown
+
+    async def decide(
+        self, subject: Subject, request: PolicyRequest, request_id: str
+    ) -> DecisionOutcome:
+        """The policy's decision as governance settles it: single-use export grants
+        consumed (atomically across replicas), the lockdown profile applied."""
+        outcome = await self.policy.decide(subject, request)
+        if self.governance is None:
+            return outcome
+        return await self.governance.settle(
+            subject, request, outcome, request_id, self.policy.decide
+        )
 
     def record(self, access: Access) -> None:
         """Audit and count one finished request. Never raises into the request."""

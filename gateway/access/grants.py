@@ -1,4 +1,9 @@
-"""Grant lifecycle for the CLI and admin API: create, approve, list, revoke.
+"""Low-level grant lifecycle on a store: create, approve, list, revoke.
+
+It trusts the ids and departments it is handed, so neither the CLI nor the
+admin API calls it: they go through `gateway.access.requests.AccessService`,
+which binds every action to an authenticated directory entry. This remains for
+tests and migrations that seed grants directly.
 
 A grant is created `pending` with the set of departments its chain requires
 (chains.py). Each approval records who approved, for which department, and when;

@@ -4,21 +4,21 @@
     DELETE {prefix}/admin/revocations/{id}
     GET    {prefix}/admin/revocations
 
-Only from `admin.allowed_networks`, only for an authenticated subject holding one
-of `admin.roles`, and every change is audited with who did it and why.
+Only from `admin.allowed_networks`, only for an authenticated directory subject
+holding one of `admin.roles` (and, for changes, the CSRF header), and every
+change is a governance event in the audit chain with who did it and why.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import time
 from typing import Any
 
 import orjson
 from aiohttp import web
 
-from gateway.audit.event import build_access_event
-from gateway.core.model import Subject
+from gateway.access.roles import Principal
+from gateway.admin.api import authenticated
+from gateway.audit.governance import Change, build_governance_event
 from gateway.errors import ClientError, Forbidden, GatewayError, NotFound
 from gateway.stages import STAGES, Stages
 
@@ -29,42 +29,16 @@ def _json(body: Any, status: int = 200) -> web.Response:
     return resp
 
 
-async def _admin(request: web.Request, stages: Stages) -> Subject:
-    peer = ipaddress.ip_address(request.remote or "0.0.0.0")
-    nets = [ipaddress.ip_network(n, strict=False) for n in stages.settings.admin.allowed_networks]
-    if not any(peer in net for net in nets):
-        raise Forbidden("the admin API is not reachable from this network")
-    subject = await stages.identity.authenticate(request)
-    if not set(subject.roles) & set(stages.settings.admin.roles):
+async def _admin(request: web.Request, stages: Stages) -> Principal:
+    who = await authenticated(request, stages)
+    if not set(who.subject.roles) & set(stages.settings.admin.roles):
         raise Forbidden("revocation needs a security administrator role")
-    return subject
+    return who
 
 
-def _audit(
-    stages: Stages, request: web.Request, admin: Subject, action: str, target: str, reason: str
-) -> None:
-    subject = admin.to_policy()
-    subject["ip"] = request.remote or ""
-    event = build_access_event(
-        request_id=request.headers.get("X-Request-Id", ""),
-        subject_dict=subject,
-        request_dict={
-            "method": request.method,
-            "route": f"admin:{action}",
-            "operation": f"{action} {target}",
-            "justification": bool(reason),
-        },
-        decision_dict={
-            "allow": True,
-            "reason": f"{action} {target}: {reason}"[:256],
-            "audit_level": "critical",
-        },
-        report_dict=None,
-        status=200,
-        latency_ms=0.0,
-        now=time.time(),
-    )
-    stages.audit.emit(event)
+def _audit(stages: Stages, admin: Principal, action: str, target: str, reason: str) -> None:
+    change = Change(action, admin.actor(), subject=target, reason=reason)
+    stages.audit.emit(build_governance_event(change))
 
 
 async def _handle(request: web.Request, action: str) -> web.Response:
@@ -90,12 +64,12 @@ async def _handle(request: web.Request, action: str) -> web.Response:
             if not target or not reason:
                 raise ClientError("both 'subject' and a non-empty 'reason' are required")
             await stages.revocations.revoke(target, reason=reason, by=admin.id)
-            _audit(stages, request, admin, "revoke", target, reason)
+            _audit(stages, admin, "subject_revoked", target, reason)
             return _json({"revoked": target}, 201)
         target = request.match_info["subject"]
         if not await stages.revocations.restore(target, by=admin.id):
             raise NotFound(f"{target} is not revoked")
-        _audit(stages, request, admin, "restore", target, "restored")
+        _audit(stages, admin, "subject_restored", target, "restored")
         return _json({"restored": target})
     except GatewayError as exc:
         return _json(exc.to_body(), exc.status)

@@ -7,6 +7,7 @@ import asyncio
 import orjson
 from aiohttp import web
 
+from gateway.admin.api import add_api_routes
 from gateway.admin.revocations import add_revocation_routes
 from gateway.errors import NotFound
 from gateway.stages import STAGES
@@ -74,4 +75,5 @@ def add_routes(app: web.Application, prefix: str) -> None:
     app.router.add_get(f"{prefix}/ready", ready)
     app.router.add_get(f"{prefix}/metrics", metrics)
     add_revocation_routes(app, prefix)
+    add_api_routes(app, prefix)
     app.router.add_route("*", prefix + "/{tail:.*}", not_found)

@@ -45,7 +45,7 @@ from gateway.policy.revision import RevisionTracker
 from gateway.policy.supervisor import OpaSupervisor, find_opa_binary
 from gateway.settings import Settings
 from gateway.state.decision_inputs import open_decision_input_store
-from gateway.state.grants import GrantStore
+from gateway.state.grants import GrantStore, in_scope
 
 log = logging.getLogger(__name__)
 
@@ -197,6 +197,7 @@ class PolicyEngine:
         """The action table for this request. Raises PolicyUnavailable (fail closed)."""
         started = time.perf_counter()
         _, grants = await self._grants.active_for(subject.id, request.now)
+        grants = in_scope(grants, request.operation, request.route_template)
         revision = self.revision
         norm, piece_end = normalise(
             subject,

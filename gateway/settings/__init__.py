@@ -20,6 +20,7 @@ import yaml
 from pydantic import ValidationError, model_validator
 
 from gateway.errors import ConfigError
+from gateway.settings.access import AccessSettings
 from gateway.settings.base import Section as _Section
 from gateway.settings.guard import (
     GuardSettings,
@@ -54,6 +55,7 @@ from gateway.settings.stages import (
 
 __all__ = [
     "REPO_ROOT",
+    "AccessSettings",
     "AdminSettings",
     "AuditSettings",
     "ClassificationSettings",
@@ -99,6 +101,7 @@ class Settings(_Section):
     audit: AuditSettings = AuditSettings()
     logging: LoggingSettings = LoggingSettings()
     admin: AdminSettings = AdminSettings()
+    access: AccessSettings = AccessSettings()
     guard: GuardSettings = GuardSettings()
     monitor: MonitorSettings = MonitorSettings()
     # Where relative paths in this file are resolved from (the config file's project root).

@@ -23,6 +23,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
+from fnmatch import fnmatchcase
 from typing import Any, Protocol
 
 import orjson
@@ -31,7 +32,14 @@ from redis.exceptions import RedisError, WatchError
 
 from gateway.settings import Settings
 from gateway.state.client import connect
-from gateway.state.keys import GRANTS, GRANTS_CHANNEL, GRANTS_VERSION
+from gateway.state.keys import (
+    GRANTS,
+    GRANTS_CHANNEL,
+    GRANTS_VERSION,
+    REVIEWS,
+    REVIEWS_CHANNEL,
+    REVIEWS_VERSION,
+)
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +67,23 @@ def is_active(grant: Mapping[str, Any], now: datetime) -> bool:
     return now < until
 
 
+def in_scope(grants: list[Grant], operation: str, route: str) -> list[Grant]:
+    """The grants whose scope covers this request: `scope.operations` (empty: any)
+    and `scope.routes`, globs on the route template (empty: any). A grant scoped
+    elsewhere is not sent to the policy at all, so it widens nothing here."""
+    out = []
+    for g in grants:
+        scope = g.get("scope") or {}
+        ops = scope.get("operations") or []
+        routes = scope.get("routes") or []
+        if ops and operation not in ops:
+            continue
+        if routes and not any(fnmatchcase(route, str(r)) for r in routes):
+            continue
+        out.append(g)
+    return out
+
+
 class GrantStore(Protocol):
     """What the policy stage and the access API need from a grants store."""
 
@@ -75,6 +100,10 @@ class GrantStore(Protocol):
         ...
 
     async def version(self) -> int: ...
+
+    async def refresh(self) -> None:
+        """Bring the local snapshot up to date with the shared store now."""
+        ...
 
     async def close(self) -> None: ...
 
@@ -117,6 +146,9 @@ class MemoryGrantStore:
     async def version(self) -> int:
         return self._version
 
+    async def refresh(self) -> None:
+        return None
+
     async def close(self) -> None:
         return None
 
@@ -128,11 +160,13 @@ class RedisGrantStore:
         self,
         client: aioredis.Redis,
         *,
-        poll_interval: float = 1.0,
+        poll_interval: float = 0.5,
         max_staleness: float = 30.0,
         max_retries: int = 20,
+        keys: tuple[str, str, str] = (GRANTS, GRANTS_VERSION, GRANTS_CHANNEL),
     ) -> None:
         self._redis = client
+        self._hash, self._version_key, self._channel = keys
         self._poll_interval = poll_interval
         self._max_staleness = max_staleness
         self._max_retries = max_retries
@@ -149,13 +183,15 @@ class RedisGrantStore:
         cls,
         client: aioredis.Redis,
         *,
-        poll_interval: float = 1.0,
+        poll_interval: float = 0.5,
         max_staleness: float = 30.0,
         owns_client: bool = False,
+        keys: tuple[str, str, str] = (GRANTS, GRANTS_VERSION, GRANTS_CHANNEL),
     ) -> RedisGrantStore:
         """Load the snapshot and start following changes (`owns_client`: close()
-        also closes the Redis client)."""
-        store = cls(client, poll_interval=poll_interval, max_staleness=max_staleness)
+        also closes the Redis client). `keys` (hash, version, channel) lets the
+        same store hold other shared records (break-glass reviews)."""
+        store = cls(client, poll_interval=poll_interval, max_staleness=max_staleness, keys=keys)
         store._owns_client = owns_client
         try:
             await store.refresh()
@@ -173,14 +209,14 @@ class RedisGrantStore:
     async def refresh(self) -> None:
         """Reload the snapshot if Redis holds a newer version (or always, first time)."""
         async with self._refresh_lock:
-            remote = int(await self._redis.get(GRANTS_VERSION) or 0)
+            remote = int(await self._redis.get(self._version_key) or 0)
             if remote == self._version:
                 self._loaded_at = time.monotonic()
                 return
             # Version and hash read in one transaction so they belong together.
             async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.get(GRANTS_VERSION)
-                pipe.hgetall(GRANTS)
+                pipe.get(self._version_key)
+                pipe.hgetall(self._hash)
                 raw_version, raw = await pipe.execute()
             grants: dict[str, Grant] = {}
             for k, v in raw.items():
@@ -197,7 +233,7 @@ class RedisGrantStore:
         while not self._closing:
             pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
             try:
-                await pubsub.subscribe(GRANTS_CHANNEL)
+                await pubsub.subscribe(self._channel)
                 while not self._closing:
                     await pubsub.get_message(timeout=self._poll_interval)
                     # Drain any burst so one refresh covers many messages.
@@ -221,11 +257,11 @@ class RedisGrantStore:
         return self._version, [dict(g) for g in _select(self._grants, subject_id, now)]
 
     async def get(self, grant_id: str) -> Grant | None:
-        raw = await self._redis.hget(GRANTS, grant_id)
+        raw = await self._redis.hget(self._hash, grant_id)
         return orjson.loads(raw) if raw is not None else None
 
     async def all(self) -> list[Grant]:
-        raw = await self._redis.hgetall(GRANTS)
+        raw = await self._redis.hgetall(self._hash)
         grants = [orjson.loads(v) for v in raw.values()]
         grants.sort(key=lambda g: str(g.get("id")))
         return grants
@@ -234,17 +270,17 @@ class RedisGrantStore:
         for _ in range(self._max_retries):
             async with self._redis.pipeline(transaction=True) as pipe:
                 try:
-                    await pipe.watch(GRANTS)
-                    raw = await pipe.hget(GRANTS, grant_id)
+                    await pipe.watch(self._hash)
+                    raw = await pipe.hget(self._hash, grant_id)
                     current = orjson.loads(raw) if raw is not None else None
                     new = mutate(current)
                     pipe.multi()  # type: ignore[no-untyped-call]
                     if new is None:
-                        pipe.hdel(GRANTS, grant_id)
+                        pipe.hdel(self._hash, grant_id)
                     else:
-                        pipe.hset(GRANTS, grant_id, orjson.dumps(new))
-                    pipe.incr(GRANTS_VERSION)
-                    pipe.publish(GRANTS_CHANNEL, grant_id)
+                        pipe.hset(self._hash, grant_id, orjson.dumps(new))
+                    pipe.incr(self._version_key)
+                    pipe.publish(self._channel, grant_id)
                     await pipe.execute()
                 except WatchError:
                     continue
@@ -253,7 +289,7 @@ class RedisGrantStore:
         raise GrantConflict(f"grant {grant_id}: too many concurrent writers")
 
     async def version(self) -> int:
-        return int(await self._redis.get(GRANTS_VERSION) or 0)
+        return int(await self._redis.get(self._version_key) or 0)
 
     async def close(self) -> None:
         # The flag as well as cancel(): redis-py can swallow a cancellation that
@@ -274,3 +310,14 @@ async def open_grant_store(settings: Settings) -> GrantStore:
     if not settings.redis.url:
         return MemoryGrantStore()
     return await RedisGrantStore.open(connect(settings.redis.url), owns_client=True)
+
+
+async def open_review_store(settings: Settings) -> GrantStore:
+    """Break-glass review tasks, shared like grants (memory without Redis)."""
+    if not settings.redis.url:
+        return MemoryGrantStore()
+    return await RedisGrantStore.open(
+        connect(settings.redis.url),
+        owns_client=True,
+        keys=(REVIEWS, REVIEWS_VERSION, REVIEWS_CHANNEL),
+    )

@@ -34,6 +34,22 @@ GRANTS = key("grants")
 GRANTS_VERSION = key("grants", "version")
 GRANTS_CHANNEL = key("grants", "events")
 
+# Break-glass review tasks (same shape as grants: hash, version, channel), and the
+# one-shot markers that make "overdue" alert once across every replica.
+REVIEWS = key("reviews")
+REVIEWS_VERSION = key("reviews", "version")
+REVIEWS_CHANNEL = key("reviews", "events")
+
+
+def review_overdue_alerted(review_id: str) -> str:
+    return key("reviews", "overdue", review_id)
+
+
+# Lockdown (应急预案): one JSON document (the active profile, or absent), a version, a channel.
+LOCKDOWN = key("lockdown")
+LOCKDOWN_VERSION = key("lockdown", "version")
+LOCKDOWN_CHANNEL = key("lockdown", "events")
+
 # Audit stream (events for the SIEM shipper).
 AUDIT_STREAM = key("audit")
 AUDIT_GROUP = "shippers"

@@ -23,8 +23,9 @@ async def _upstream(aiohttp_server):
 async def test_revoke_list_restore_through_admin_api(aiohttp_server, tmp_path) -> None:
     upstream = await _upstream(aiohttp_server)
     gw = await start_gateway(tmp_path, str(upstream.make_url("")).rstrip("/"))
-    admin = {"Authorization": "Bearer test-admin-key"}
-    sales = {"Authorization": "Bearer test-sales-key"}
+    csrf = {"X-Requested-With": "test"}  # state-changing admin calls carry it
+    admin = {"Authorization": "Bearer test-admin-key", **csrf}
+    sales = {"Authorization": "Bearer test-sales-key", **csrf}
     api = gw.url + "/_gateway/admin/revocations"
     try:
         async with aiohttp.ClientSession() as s:
@@ -55,9 +56,32 @@ async def test_revoke_list_restore_through_admin_api(aiohttp_server, tmp_path) -
         await gw.stop()
     await asyncio.sleep(0)
     events = [orjson.loads(line) for line in (tmp_path / "audit.jsonl").read_bytes().splitlines()]
-    text = orjson.dumps(events).decode()
-    assert "admin:revoke" in text
-    assert "admin:restore" in text
+    actions = [e["unmapped"]["governance"] for e in events if "governance" in e["unmapped"]]
+    assert [(a["action"], a["actor"], a["subject"]) for a in actions] == [
+        ("subject_revoked", "u-admin", "u-sales-01"),
+        ("subject_restored", "u-admin", "u-sales-01"),
+    ]
+
+
+async def test_state_changes_need_the_csrf_header(aiohttp_server, tmp_path) -> None:
+    upstream = await _upstream(aiohttp_server)
+    gw = await start_gateway(tmp_path, str(upstream.make_url("")).rstrip("/"))
+    api = gw.url + "/_gateway/admin/revocations"
+    key = {"Authorization": "Bearer test-admin-key"}
+    try:
+        async with aiohttp.ClientSession() as s:
+            async with s.post(api, headers=key, json={"subject": "u-sales-01", "reason": "x"}) as r:
+                assert r.status == 403
+                assert (await r.json())["error"] == "csrf_header_required"
+            form = {**key, "X-Requested-With": "x"}
+            async with s.post(
+                api, headers=form, data={"subject": "u-sales-01", "reason": "x"}
+            ) as r:
+                assert r.status == 415  # a form post is not JSON
+            async with s.get(api, headers=key) as r:
+                assert r.status == 200 and (await r.json())["revoked"] == []
+    finally:
+        await gw.stop()
 
 
 async def test_admin_api_refused_from_other_networks(aiohttp_server, tmp_path) -> None:

@@ -9,8 +9,6 @@ answer. Grants go through the same Redis store the gateway reads.
 from __future__ import annotations
 
 import asyncio
-import signal
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -468,55 +466,5 @@ async def test_hot_reload_changes_revision_without_restart(tmp_path: Path, crm: 
         await gw.stop()
 
 
-# --- the grants CLI on the gateway's Redis ---------------------------------------------
-
-
-async def cli(config: Path, *argv: str) -> tuple[int, list[dict[str, Any]]]:
-    """Run `crm-gateway grants ...` as its own process; its JSON lines, parsed.
-    A hung command is aborted with faulthandler on, so its stack is in the failure."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-X", "faulthandler", "-m", "gateway.cli", "grants", *argv,
-        "--config", str(config),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    talk = asyncio.ensure_future(proc.communicate())
-    try:
-        out, err = await asyncio.wait_for(asyncio.shield(talk), 30)
-    except TimeoutError:
-        proc.send_signal(signal.SIGABRT)
-        out, err = await talk
-        raise AssertionError(f"grants {argv[0]} hung:\n{err.decode()}") from None
-    if proc.returncode not in (0, 1):
-        raise AssertionError(f"grants {argv[0]} exited {proc.returncode}: {err.decode()}")
-    return proc.returncode, [orjson.loads(line) for line in out.splitlines()]
-
-
-async def test_grants_cli_unlocks_grade_a_and_revokes_it(
-    tmp_path: Path, redis_gw: tuple[Gateway, GrantService], crm: DemoCrm, redis_url: str
-) -> None:
-    gw, _ = redis_gw
-    config = tmp_path / "cli.yaml"
-    config.write_text(f"redis:\n  url: {redis_url}\n", encoding="utf-8")
-    a = pick(crm, grade="A", tier="一般")
-    code, out = await cli(
-        config, "request", "u-rm", "--department", "wealth", "--type", "grade_a",
-        "--justification", "complaint 12", "--by", "u-lead",
-    )  # fmt: skip
-    g = out[0]
-    assert code == 0 and g["status"] == "pending"
-    code, _ = await cli(config, "approve", g["id"], "--by", "u-rm", "--department", "security")
-    assert code == 1  # nobody approves their own grant
-    for by, dept in (("u-sec", "security"), ("u-it", "it")):
-        code, out = await cli(config, "approve", g["id"], "--by", by, "--department", dept)
-        assert code == 0
-        g = out[0]
-    assert g["status"] == "active"
-    await eventually_visible(gw, a, "rm", X_Purpose="advisory")
-    code, listed = await cli(config, "list", "--subject", "u-rm")
-    assert code == 0 and [x["state"] for x in listed] == ["active"]
-    code, _ = await cli(config, "revoke", g["id"], "--by", "u-sec", "--reason", "case closed")
-    assert code == 0
-    started = time.monotonic()
-    while a["name"] in (await get(gw, f"/api/customers/{a['id']}", "rm", X_Purpose="advisory"))[1]:
-        assert time.monotonic() - started < 5.0, "revoked grant still honoured"
-        await asyncio.sleep(0.1)
+# The grants CLI (bound to directory entries and the OS user) is tested with two
+# gateway processes in tests/integration/test_access_multiprocess.py.
