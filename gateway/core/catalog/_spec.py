@@ -72,6 +72,10 @@ class RouteSpec:
     entry: EntrySpec | None
     catalog: str
     export: bool = False  # a bulk export (audited as operation "export")
+    # record model (issue 12): the catalog-wide facts (records recognised by shape,
+    # on every route) and the envelope totals hidden when records may be dropped
+    wide_facts: FactsSpec | None = None
+    totals: frozenset[str] = frozenset()
     _memo: dict[str, FieldRule | None] = field(
         default_factory=dict, compare=False, repr=False, hash=False
     )

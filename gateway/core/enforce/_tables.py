@@ -165,6 +165,18 @@ class Plan:
     # clear fields of a free-form category (a name, an address) and the pattern that
     # says one holds an identifier besides (see Shared.clear_residue): scanned
     scans: tuple[tuple[str, re.Pattern[str]], ...] = ()
+    # keys that may themselves hold an identifier (`{"13812345678": ...}`): scanned
+    suspect: frozenset[Any] = frozenset()
+
+
+_SUSPECT_KEY = re.compile(r"\d(?:[ -]?\d){5,}|@")
+
+
+@lru_cache(maxsize=8192)
+def suspect_key(key: str) -> bool:
+    """Whether an object key (or CSV header, XML name) may hold an identifier: a run of
+    six or more digits, or an "@". Memoised: keys repeat far more than values."""
+    return _SUSPECT_KEY.search(key) is not None
 
 
 def build_plan(
@@ -208,4 +220,5 @@ def build_plan(
         frozenset(clear),
         blocked,
         tuple(scans),
+        frozenset(k for k in keys if suspect_key(str(k))),
     )
