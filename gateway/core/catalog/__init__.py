@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from gateway.core.catalog._facts import FactsReader, RecordShape, get_path, record_facts
+from gateway.core.catalog._keys import suspect_key
 from gateway.core.catalog._load import build
 from gateway.core.catalog._spec import (
     ENTRY_FORMATS,
@@ -42,6 +43,7 @@ __all__ = [
     "RouteSpec",
     "get_path",
     "record_facts",
+    "suspect_key",
 ]
 
 

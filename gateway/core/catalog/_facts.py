@@ -50,6 +50,12 @@ def _getter(path: str | None) -> Getter:
     return get
 
 
+def _granted(value: Any) -> bool:
+    """A consent flag: JSON true, or exactly its spelling in text formats (XML, CSV,
+    forms carry `true`); nothing looser ("yes", "1") counts."""
+    return value is True or value == "true"
+
+
 def _scalar(value: Any) -> str | None:
     if value is None or type(value) is str:
         return value
@@ -106,7 +112,7 @@ class FactsReader:
             record_id=record_id,
             grade=grade,
             tier=tier,
-            consents={name: get(record) is True for name, get in self._consents},
+            consents={name: _granted(get(record)) for name, get in self._consents},
             assignees=frozenset(assignees),
         )
 

@@ -29,6 +29,7 @@ from typing import Any
 
 import orjson
 
+from gateway.core.catalog import suspect_key
 from gateway.core.codecs.limits import CodecLimits, too_large
 from gateway.core.codecs.recordend import NEED_MORE, RecordEnd
 from gateway.core.rewrite import RecordEnforcer, RewriteError, UnidentifiedRecords
@@ -55,14 +56,15 @@ Path = tuple[str | int, ...]
 class _Frame:
     """One open envelope container."""
 
-    __slots__ = ("emitted", "index", "is_obj", "key", "path", "prefix")
+    __slots__ = ("emitted", "index", "is_obj", "key", "out_key", "path", "prefix")
 
     def __init__(self, is_obj: bool, path: Path, prefix: str) -> None:
         self.is_obj = is_obj
         self.path = path
         self.prefix = prefix
         self.index = 0
-        self.key = ""
+        self.key = ""  # as the CRM sent it (paths and prefixes use it)
+        self.out_key = ""  # as it is sent on (a key holding an identifier is masked)
         self.emitted = False
 
 
@@ -176,12 +178,14 @@ class JsonStream:
         m = _STRING.match(self._buf, self._pos)
         if m is None:
             return False
-        key = self._stack[-1].key = orjson.loads(m.group())
+        top = self._stack[-1]
+        key = top.key = orjson.loads(m.group())
         if key in self._record_keys:
             raise UnidentifiedRecords(
                 f"record facts ({key}) in an envelope object: the response cannot be "
                 "checked against the record rules"
             )
+        top.out_key = self._enforcer.rewrite_text(key) if suspect_key(key) else key
         self._pos = m.end()
         self._state = _OBJ_COLON
         return True
@@ -203,7 +207,7 @@ class JsonStream:
             self._out.append(b",")
         top.emitted = True
         if top.is_obj:
-            self._out.append(orjson.dumps(top.key) + b":")
+            self._out.append(orjson.dumps(top.out_key) + b":")
 
     def _begin_value(self, c: int, final: bool) -> bool:
         path, prefix = self._child()
@@ -267,7 +271,8 @@ class JsonStream:
             else:
                 result = self._enforcer.rewrite_record(record, self._record_prefix)
             slot = self._record_slot
-            if result is not None or slot is None or slot.is_obj:
+            # a dropped record vanishes from arrays, and with a key that names it
+            if result is not None or slot is None or (slot.is_obj and not suspect_key(slot.key)):
                 self._slot()
                 self._out.append(orjson.dumps(result))
             self._after_value()

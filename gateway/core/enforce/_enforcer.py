@@ -18,7 +18,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
-from gateway.core.catalog import FactsReader, RouteSpec
+from gateway.core.catalog import FactsReader, RouteSpec, suspect_key
 from gateway.core.enforce._shared import Shared, shared_for
 from gateway.core.enforce._tables import (
     CAT,
@@ -26,7 +26,6 @@ from gateway.core.enforce._tables import (
     Plan,
     Slot,
     envelope_slot,
-    suspect_key,
 )
 from gateway.core.enforce._values import ValueRewriter
 from gateway.core.masking import DROPPED, Masker
@@ -87,6 +86,7 @@ class Enforcer(ValueRewriter):
         self._ancestors = self._shared.ancestors
         self._totals = self._shared.hidden_totals
         self._outside = False  # an envelope value is being rewritten
+        self._outside_ids = 0  # customer numbers seen outside every record
 
     # --- RecordEnforcer -------------------------------------------------------
 
@@ -233,12 +233,13 @@ class Enforcer(ValueRewriter):
 
     def rewrite_fields(self, fields: Mapping[str, str]) -> dict[str, str]:
         """Flat pairs. They count as a record (record rules, bulk quota, report)
-        only when they carry the catalog's record id; XML attributes and leaf
-        elements usually do not, and are then classified under the base table."""
+        only when they carry the catalog's record facts (grade, tier); otherwise
+        they are classified under the base table, as envelope values are (XML
+        leaves outside records, a form that is no customer)."""
         self._check_allowed()
         record = dict(fields)
         table = self._base
-        outside = self._facts.basic(record)[0] is None and not self._shape.is_record(record)
+        outside = not self._shape.is_record(record)
         if outside:
             if self._identifying:
                 self._outside_fields(record)
@@ -260,8 +261,15 @@ class Enforcer(ValueRewriter):
         }
 
     def rewrite_text(self, text: str) -> str:
+        """Free text outside every record (a text body, an XML comment, a key)."""
         self._check_allowed()
-        return self._text(text, self._base)
+        if not self._identifying:
+            return self._text(text, self._base)
+        self._outside = True
+        try:
+            return self._text(text, self._base)
+        finally:
+            self._outside = False
 
     # --- records --------------------------------------------------------------
 
@@ -279,7 +287,7 @@ class Enforcer(ValueRewriter):
             if value not in (None, ""):
                 found = slot(key, key)
                 if found.mode == CAT and found.category in self._identifying:
-                    raise self._unidentified(f"customer data ({found.category}) outside any record")
+                    self._outside_hit(found.category)
 
     def _record_table(self, record: Mapping[str, Any], reader: FactsReader) -> ActionTable | None:
         """Record rules for this record: None = dropped; BlockResponse = blocked."""
@@ -428,17 +436,17 @@ class Enforcer(ValueRewriter):
             envelope = self._envelope_value
             for k, v in node.items():
                 child = f"{prefix}.{k}" if prefix else str(k)
-                if suspect_key(k):
-                    k = self._text(k, self._base)
+                suspect = suspect_key(k)
+                key = self.rewrite_text(k) if suspect else k
                 if v.__class__ in _SCALARS:  # a leaf: skip a level of recursion
                     new = envelope(child, v)
                     if new is DROPPED or (new is None and v is not None):
                         continue
                 else:
                     new = self._node(v, child)
-                    if _dropped(v, new):
-                        continue
-                out[k] = new
+                    if _dropped(v, new) or (new is None and suspect):
+                        continue  # a record dropped under a key that names it: both go
+                out[key] = new
             return out
         if isinstance(node, list):
             child = f"{prefix}.item" if prefix else "item"

@@ -24,7 +24,7 @@ from functools import lru_cache
 from typing import Any
 
 from gateway.core import detectors
-from gateway.core.catalog import RouteSpec
+from gateway.core.catalog import RouteSpec, suspect_key
 from gateway.core.model import DROP, Action, Decision, RecordRule, Verb
 from gateway.core.report import FieldKey, outcome_of
 from gateway.core.taxonomy import Taxonomy
@@ -167,16 +167,6 @@ class Plan:
     scans: tuple[tuple[str, re.Pattern[str]], ...] = ()
     # keys that may themselves hold an identifier (`{"13812345678": ...}`): scanned
     suspect: frozenset[Any] = frozenset()
-
-
-_SUSPECT_KEY = re.compile(r"\d(?:[ -]?\d){5,}|@")
-
-
-@lru_cache(maxsize=8192)
-def suspect_key(key: str) -> bool:
-    """Whether an object key (or CSV header, XML name) may hold an identifier: a run of
-    six or more digits, or an "@". Memoised: keys repeat far more than values."""
-    return _SUSPECT_KEY.search(key) is not None
 
 
 def build_plan(

@@ -2,8 +2,9 @@
 
 Masks digits in values of known keys, drops records (and CSV rows) whose grade
 is "A" (records: objects at the declared prefixes, or carrying a grade off the
-prefixes' ancestors, as the real enforcer recognises them), masks mainland mobile numbers in free text, and treats records the way
-the streaming rewriter promises: dropped from arrays, null under an object key.
+prefixes' ancestors, as the real enforcer recognises them), masks mainland
+mobile numbers in free text, and treats records the way the streaming
+rewriter promises: dropped from arrays, null under an object key.
 """
 
 from __future__ import annotations
