@@ -355,6 +355,8 @@ class XmlStage:
     def _rewrite(self, raw: bytes) -> bytes:
         if not raw.strip():
             return raw
+        if raw.startswith((b"\xff\xfe", b"\xfe\xff")) and not self._charset:
+            return self._utf16(raw)
         bom = raw.startswith(UTF8_BOM)
         body = raw[len(UTF8_BOM) :] if bom else raw
         declared = _DECLARED_ENCODING.match(body)
@@ -374,3 +376,12 @@ class XmlStage:
             return (UTF8_BOM if bom else b"") + out.encode(codec)
         except UnicodeEncodeError as exc:
             raise RewriteError(f"rewritten XML cannot be encoded as {codec}") from exc
+
+    def _utf16(self, raw: bytes) -> bytes:
+        """A UTF-16 document known by its byte-order mark (no charset declared)."""
+        try:
+            text = raw.decode("utf-16")
+        except UnicodeDecodeError as exc:
+            raise RewriteError(f"XML body is not valid UTF-16: {exc.reason}") from exc
+        out = rewrite_xml(text.encode("utf-8"), self._enforcer, "UTF-16").decode("utf-8")
+        return out.encode("utf-16")

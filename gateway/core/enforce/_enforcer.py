@@ -403,6 +403,16 @@ class Enforcer(ValueRewriter):
                 del out[key]
             else:
                 out[key] = new
+        if self._shape.keys:
+            for key in plan.categorised:
+                value = record[key]
+                kind = value.__class__
+                if (kind is dict or kind is list) and self._holds_record(value):
+                    new = self._contained(value, str(key), table)
+                    if new is DROPPED:
+                        out.pop(key, None)
+                    else:
+                        out[key] = new
         self.report.add_batch(plan.batch, plan.clear_levels)
         if plan.suspect:
             return {

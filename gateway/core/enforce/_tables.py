@@ -167,6 +167,8 @@ class Plan:
     scans: tuple[tuple[str, re.Pattern[str]], ...] = ()
     # keys that may themselves hold an identifier (`{"13812345678": ...}`): scanned
     suspect: frozenset[Any] = frozenset()
+    # every key with a catalogued category: a container there may hold a record
+    categorised: tuple[Any, ...] = ()
 
 
 def build_plan(
@@ -202,6 +204,7 @@ def build_plan(
             drops.append(key)
         else:
             work.append((key, slot.category, act, residue(slot.category, act)))
+    dynamic_keys = {k for k, _ in dynamic}
     return Plan(
         tuple(work),
         tuple(drops),
@@ -211,4 +214,5 @@ def build_plan(
         blocked,
         tuple(scans),
         frozenset(k for k in keys if suspect_key(str(k))),
+        tuple(k for k in keys if k not in dynamic_keys),
     )

@@ -66,13 +66,7 @@ class ValueRewriter:
         if slot.mode == CAT and slot.category is not None:
             kind = value.__class__
             if (kind is dict or kind is list) and self._holds_record(value):
-                # a record under a key the catalog names (a customer under `owner`):
-                # its own record rules, not its holder's category as one unit
-                return (
-                    self._walk_dict(value, path, table)
-                    if kind is dict
-                    else (self._walk_list(value, key, path, table))
-                )
+                return self._contained(value, path, table)
             return self._categorised(value, slot.category, table)
         if isinstance(value, bool):
             return value  # an unclassified flag carries no identifier
@@ -128,6 +122,17 @@ class ValueRewriter:
         if kind is dict:
             return {k: self._residue(v, table, residue) for k, v in new.items()}
         return new
+
+    def _contained(self, value: Any, path: str, table: ActionTable) -> Any:
+        """A container under a catalogued key that holds a record (a customer under
+        `owner`): its records get their own rules, not the holder's category as one
+        unit; DROPPED when it is itself a dropped record."""
+        if value.__class__ is dict:
+            if self._shape.is_record(value):
+                found = self._shape_record(value, path)
+                return DROPPED if found is None else found
+            return self._walk_dict(value, path, table)
+        return self._walk_list(value, path.rpartition(".")[2], path, table)
 
     def _holds_record(self, value: Any, depth: int = 0) -> bool:
         """Whether a container holds a record at any depth (bounded)."""
