@@ -18,6 +18,8 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
+import orjson
+
 from gateway.core.catalog import FactsReader, RouteSpec, suspect_key
 from gateway.core.enforce._shared import Shared, shared_for
 from gateway.core.enforce._tables import (
@@ -87,6 +89,10 @@ class Enforcer(ValueRewriter):
         self._totals = self._shared.hidden_totals
         self._outside = False  # an envelope value is being rewritten
         self._outside_ids = 0  # customer numbers seen outside every record
+        self._needles = tuple((k, orjson.dumps(k) + b":") for k in sorted(self._shape.keys))
+        self._deep = True  # containers may hold records (False inside a record without)
+        self._need_route = tuple(sorted(self._needs & self._facts.paths))
+        self._need_wide = tuple(sorted(self._needs & self._wide.paths))
 
     # --- RecordEnforcer -------------------------------------------------------
 
@@ -301,9 +307,8 @@ class Enforcer(ValueRewriter):
         self._record_id = facts.record_id
         self.report.add_record(facts.record_id, facts.grade, facts.tier)
         if self._needs:
-            missing = [
-                n for n in sorted(self._needs & reader.paths) if getattr(facts, n) in (None, "")
-            ]
+            wanted = self._need_route if reader is self._facts else self._need_wide
+            missing = [n for n in wanted if getattr(facts, n) in (None, "")]
             if missing:
                 raise self._unidentified(f"a record without its {' and '.join(missing)}")
         matched = tuple(i for i, r in enumerate(rules) if r.matches(facts, self._subject))
@@ -396,6 +401,10 @@ class Enforcer(ValueRewriter):
             # skips the call for the common letters-only name (as _looks_like_more would)
             if value is not None and not (value.__class__ is str and value.isalpha()):
                 out[key] = self._residue(value, table, pattern)
+        outer = self._deep
+        # one C-speed look for records nested anywhere inside (rare): only then are
+        # containers looked at for records, field by field
+        self._deep = deep = bool(self._needles) and self._nested_in(record)
         for key, slot in plan.dynamic:
             skey = str(key)
             new = self._value(record[key], skey, skey, slot, table)
@@ -403,7 +412,8 @@ class Enforcer(ValueRewriter):
                 del out[key]
             else:
                 out[key] = new
-        if self._shape.keys:
+        self._deep = outer
+        if deep:
             for key in plan.categorised:
                 value = record[key]
                 kind = value.__class__
@@ -420,6 +430,15 @@ class Enforcer(ValueRewriter):
                 for k, v in out.items()
             }
         return out
+
+    def _nested_in(self, record: Mapping[str, Any]) -> bool:
+        """Whether a record may hold another record: a fact key (`"grade":`) occurs in
+        its serialisation more often than at its own top level."""
+        try:
+            blob = orjson.dumps(record, option=orjson.OPT_NON_STR_KEYS)
+        except TypeError:
+            return True  # cannot tell cheaply: look field by field
+        return any(blob.count(needle) > (key in record) for key, needle in self._needles)
 
     def _bind(self, plan: Plan) -> tuple[_Bound, ...]:
         found = self._bound.get(id(plan))

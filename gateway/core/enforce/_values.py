@@ -47,6 +47,7 @@ class ValueRewriter:
         raise NotImplementedError  # the Enforcer's
 
     _outside_ids: int
+    _deep: bool  # containers may hold records (see Enforcer._nested_in)
 
     def _outside_hit(self, category: str) -> None:
         """Customer data outside every record, under a decision with record conditions.
@@ -65,13 +66,13 @@ class ValueRewriter:
             return value
         if slot.mode == CAT and slot.category is not None:
             kind = value.__class__
-            if (kind is dict or kind is list) and self._holds_record(value):
+            if (kind is dict or kind is list) and self._deep and self._holds_record(value):
                 return self._contained(value, path, table)
             return self._categorised(value, slot.category, table)
         if isinstance(value, bool):
             return value  # an unclassified flag carries no identifier
         if isinstance(value, dict):
-            if self._shape.is_record(value):  # a record nested in a record
+            if self._deep and self._shape.is_record(value):  # a record in a record
                 found = self._shape_record(value, path)
                 return DROPPED if found is None else found
             return self._walk_dict(value, path, table)
