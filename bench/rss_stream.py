@@ -32,6 +32,12 @@ class PassThrough:
     def rewrite_document(self, doc: Any) -> Any:
         return doc
 
+    def record_keys(self) -> frozenset[str]:
+        return frozenset()
+
+    def rewrite_subtree(self, prefix: str, value: Any) -> Any:
+        return value
+
     def rewrite_record(self, record: dict[str, Any], prefix: str = "") -> dict[str, Any] | None:
         return record
 

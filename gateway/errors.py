@@ -9,6 +9,7 @@ GatewayError
 │   ├── BlockedByPolicy          403 blocked_by_policy
 │   ├── ProtectedFilter          403 protected_field_filter  (filter by a protected field)
 │   ├── RecordNotVisible         403 record_not_visible      (write to a hidden record)
+│   ├── UncataloguedRoute        403 uncatalogued_route      (record rules uncheckable)
 │   ├── NotFound                 404 not_found
 │   ├── MethodNotAllowed         405 method_not_allowed      (TRACE, CONNECT)
 │   ├── NotAcceptable            406 not_acceptable          (only undeclared types accepted)
@@ -218,3 +219,11 @@ class UndeclaredResponseType(ResponseRewriteFailed):
     """The CRM answered a sensitive route with a media type the route does not declare."""
 
     code = "undeclared_response_type"
+
+
+class UncataloguedRoute(BlockedByPolicy):
+    """The decision has record conditions (grade, tier) this response cannot be
+    checked against: customer data outside any identifiable record, or records
+    without the facts the rules need. Blocked, never shown; the reason names the route."""
+
+    code = "uncatalogued_route"

@@ -384,10 +384,12 @@ async def _respond(
         return (await without_body(request, up, headers)).response
     enforcer = build_enforcer(
         taxonomy=stages.taxonomy,
-        route=crm_route.route if crm_route else None,
+        # an uncatalogued path: the catalog-wide field names and record facts apply
+        route=crm_route.route if crm_route else stages.catalog.fallback_route(),
         decision=decision,
         subject_id=access.subject.id if access.subject else "",
         masker=stages.masker,
+        label=access.route,
     )
     declared = h.first(up.headers, "content-length")
     rewriter = make_body_rewriter(

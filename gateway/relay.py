@@ -25,7 +25,7 @@ from aiohttp import web
 
 from gateway.core import headers as h
 from gateway.core.codecs import BodyTooLarge
-from gateway.core.rewrite import BlockResponse, BodyRewriter, RewriteError
+from gateway.core.rewrite import BlockResponse, BodyRewriter, RewriteError, UnidentifiedRecords
 from gateway.errors import (
     AuditUnavailable,
     BlockedByPolicy,
@@ -33,6 +33,7 @@ from gateway.errors import (
     RequestTooLarge,
     ResponseRewriteFailed,
     ResponseTooLarge,
+    UncataloguedRoute,
 )
 from gateway.upstream import UpstreamResponse
 
@@ -256,6 +257,8 @@ def _finish(rewriter: BodyRewriter, result: RelayResult) -> bytes:
 
 
 def _as_gateway_error(exc: Exception) -> Exception:
+    if isinstance(exc, UnidentifiedRecords):
+        return UncataloguedRoute(exc.reason)
     if isinstance(exc, BlockResponse):
         return BlockedByPolicy(exc.reason)
     if isinstance(exc, ResponseTooLarge | AuditUnavailable):

@@ -24,6 +24,14 @@ class BlockResponse(Exception):
         self.reason = reason
 
 
+class UnidentifiedRecords(BlockResponse):
+    """The decision has record conditions (grade, tier) that this response cannot be
+    checked against: customer data outside any identifiable record, or a record
+    without the facts the rules need (-> 403 uncatalogued_route)."""
+
+    code = "uncatalogued_route"
+
+
 class RewriteError(Exception):
     """A body could not be parsed or rewritten. The response path fails closed (502)."""
 
@@ -53,6 +61,17 @@ class RecordEnforcer(Protocol):
 
     def rewrite_record(self, record: dict[str, Any], prefix: str = "") -> dict[str, Any] | None:
         """One record (a JSON object); None means the record is dropped."""
+        ...
+
+    def record_keys(self) -> frozenset[str]:
+        """Keys whose presence makes an object a record wherever it is (grade, tier):
+        a streaming codec must not tokenise such an object as envelope."""
+        ...
+
+    def rewrite_subtree(self, prefix: str, value: Any) -> Any:
+        """An object or array outside the records' ancestors, parsed whole, at the
+        ijson-style `prefix`: exactly what `rewrite_document` does with it there.
+        None for an object means a dropped record."""
         ...
 
     def rewrite_value(self, path: tuple[str | int, ...], value: Any) -> Any:

@@ -2,7 +2,8 @@
 
 It plays the unchangeable upstream in demos and integration tests, so it
 behaves like one: it leaks every field (including an L5 query password), offers
-JSON, NDJSON, CSV, GBK-encoded and gzip-compressed bodies, and can stream a
+JSON, NDJSON, CSV, GBK-encoded and gzip-compressed bodies, legacy SOAP-style
+XML, JSONP and GBK CSV (`/api/legacy/*`, see gateway.demo.legacy), and can stream a
 JSON array of up to a million records for streaming tests and benchmarks.
 State lives in memory and resets on restart.
 """
@@ -26,6 +27,7 @@ from gateway.demo.data import (
     generate_customers,
     generate_note,
 )
+from gateway.demo.legacy import csv_export, jsonp_page, soap_page
 from gateway.demo.writes import WriteError, validate_customer_body
 
 MAX_PAGE_SIZE = 200
@@ -218,6 +220,31 @@ async def legacy_gbk_page(request: web.Request) -> web.Response:
     )
 
 
+async def legacy_soap_page(request: web.Request) -> web.Response:
+    """The same page as SOAP-style XML in GBK; the charset only in the XML declaration."""
+    body = soap_page(_page(request, 5)).encode("gbk")
+    return web.Response(body=body, headers={"Content-Type": "text/xml"})
+
+
+async def legacy_jsonp_page(request: web.Request) -> web.Response:
+    """The same page as JSONP (`?callback=`), in GBK like the rest of the legacy API."""
+    text = jsonp_page(_page(request, 5), request.query.get("callback"))
+    if text is None:
+        return _error(400, "callback must be a JavaScript identifier")
+    return web.Response(
+        body=text.encode("gbk"), headers={"Content-Type": "application/javascript; charset=GBK"}
+    )
+
+
+async def legacy_csv_export(request: web.Request) -> web.Response:
+    """Every customer as a GBK CSV, as exported for spreadsheet users."""
+    rows = [_csv_row(c) for c in request.app[STORE_KEY].customers.values()]
+    return web.Response(
+        body=csv_export(csv_columns(), rows).encode("gbk"),
+        headers={"Content-Type": "text/csv; charset=GBK"},
+    )
+
+
 async def _read_body(request: web.Request) -> dict[str, Any]:
     try:
         body = orjson.loads(await request.read())
@@ -289,6 +316,9 @@ def create_demo_crm(seed: int = 7, count: int = 200) -> web.Application:
     r.add_get("/api/customers/{id}/gzip", get_customer_gzip)
     r.add_get("/api/notes/{id}", get_note)
     r.add_get("/api/legacy/customers.gbk", legacy_gbk_page)
+    r.add_get("/api/legacy/customers.xml", legacy_soap_page)
+    r.add_get("/api/legacy/customers.jsonp", legacy_jsonp_page)
+    r.add_get("/api/legacy/customers.csv", legacy_csv_export)
     return app
 
 

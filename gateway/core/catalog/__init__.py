@@ -18,7 +18,8 @@ from typing import Any
 
 import yaml
 
-from gateway.core.catalog._facts import FactsReader, get_path, record_facts
+from gateway.core.catalog._facts import FactsReader, RecordShape, get_path, record_facts
+from gateway.core.catalog._keys import suspect_key
 from gateway.core.catalog._load import build
 from gateway.core.catalog._spec import (
     ENTRY_FORMATS,
@@ -37,10 +38,12 @@ __all__ = [
     "FactsReader",
     "FactsSpec",
     "FieldRule",
+    "RecordShape",
     "RouteMatch",
     "RouteSpec",
     "get_path",
     "record_facts",
+    "suspect_key",
 ]
 
 
@@ -54,12 +57,15 @@ class Catalog:
         fingerprint: str,
         rules: tuple[FieldRule, ...] = (),
         facts: FactsSpec | None = None,
+        totals: frozenset[str] = frozenset(),
     ) -> None:
         self.name = name
         self.routes = routes
         self.fingerprint = fingerprint
         self.rules = rules  # the catalog-wide field rules (every route ends with them)
         self.facts = facts or FactsSpec()
+        self.totals = totals  # envelope counts hidden when records may be dropped
+        self._fallback: RouteSpec | None = None
         self._static: dict[str, list[RouteSpec]] = {}
         self._dynamic: list[tuple[re.Pattern[str], RouteSpec]] = []
         for route in routes:
@@ -116,7 +122,30 @@ class Catalog:
             csv_columns={},
             entry=None,
             catalog=self.name,
+            wide_facts=self.facts,
+            totals=self.totals,
         )
+
+    def fallback_route(self) -> RouteSpec:
+        """The route for a response whose path the catalog does not list: catalog-wide
+        field rules and record facts, no record prefixes (records are recognised by
+        their facts, in any shape). One object, so the enforcer caches stay warm."""
+        if self._fallback is None:
+            self._fallback = RouteSpec(
+                name="(uncatalogued)",
+                template="",
+                methods=frozenset(),
+                sensitive=True,
+                records=(),
+                rules=self.rules,
+                facts=self.facts,
+                csv_columns={},
+                entry=None,
+                catalog=self.name,
+                wide_facts=self.facts,
+                totals=self.totals,
+            )
+        return self._fallback
 
     def problems_with(self, known: set[str] | frozenset[str]) -> list[str]:
         """Categories the catalog names that the taxonomy does not know (check-config)."""

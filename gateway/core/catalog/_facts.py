@@ -50,6 +50,12 @@ def _getter(path: str | None) -> Getter:
     return get
 
 
+def _granted(value: Any) -> bool:
+    """A consent flag: JSON true, or exactly its spelling in text formats (XML, CSV,
+    forms carry `true`); nothing looser ("yes", "1") counts."""
+    return value is True or value == "true"
+
+
 def _scalar(value: Any) -> str | None:
     if value is None or type(value) is str:
         return value
@@ -59,9 +65,12 @@ def _scalar(value: Any) -> str | None:
 class FactsReader:
     """Pre-compiled readers for one FactsSpec (record facts are read per record)."""
 
-    __slots__ = ("_assignees", "_consents", "_flat", "_grade", "_id", "_tier")
+    __slots__ = ("_assignees", "_consents", "_flat", "_grade", "_id", "_tier", "paths")
 
     def __init__(self, spec: FactsSpec) -> None:
+        # which facts this reader can read at all (a route may declare `grade: null`:
+        # its records carry no grade, and grade rules cannot be checked there)
+        self.paths = frozenset(n for n, p in (("grade", spec.grade), ("tier", spec.tier)) if p)
         self._id = _getter(spec.id)
         self._grade = _getter(spec.grade)
         self._tier = _getter(spec.tier)
@@ -103,6 +112,29 @@ class FactsReader:
             record_id=record_id,
             grade=grade,
             tier=tier,
-            consents={name: get(record) is True for name, get in self._consents},
+            consents={name: _granted(get(record)) for name, get in self._consents},
             assignees=frozenset(assignees),
         )
+
+
+class RecordShape:
+    """Is an object a record, wherever it is? It is when it carries a grade or tier
+    fact at the catalog's paths (`grade`, `custom_fields.grade`). `keys` are the
+    paths' first segments: the cheap test (one set disjointness per object) that
+    nearly every non-record fails; the values are read only when it passes."""
+
+    __slots__ = ("_getters", "keys")
+
+    def __init__(self, spec: FactsSpec) -> None:
+        paths = [p for p in (spec.grade, spec.tier) if p]
+        self.keys = frozenset(p.split(".", 1)[0] for p in paths)
+        self._getters = tuple(_getter(p) for p in paths)
+
+    def is_record(self, obj: Mapping[str, Any]) -> bool:
+        if self.keys.isdisjoint(obj):
+            return False
+        for get in self._getters:
+            value = get(obj)
+            if value is not None and not isinstance(value, dict | list):
+                return True
+        return False

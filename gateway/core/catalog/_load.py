@@ -6,6 +6,7 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from gateway.core.catalog._spec import (
@@ -18,7 +19,7 @@ from gateway.core.catalog._spec import (
     RouteSpec,
 )
 
-Built = tuple[str, tuple[RouteSpec, ...], str, tuple[FieldRule, ...], FactsSpec]
+Built = tuple[str, tuple[RouteSpec, ...], str, tuple[FieldRule, ...], FactsSpec, frozenset[str]]
 
 
 def build(raw: Any, problems: list[str]) -> Built | None:
@@ -26,7 +27,9 @@ def build(raw: Any, problems: list[str]) -> Built | None:
     if not isinstance(raw, Mapping):
         problems.append("catalog: must be a mapping")
         return None
-    _unknown_keys(raw, {"name", "version", "record", "fields", "entry", "routes"}, "", problems)
+    _unknown_keys(
+        raw, {"name", "version", "record", "fields", "entry", "routes", "totals"}, "", problems
+    )
     name = raw.get("name")
     if not isinstance(name, str) or not name:
         problems.append("name: required non-empty string")
@@ -34,6 +37,7 @@ def build(raw: Any, problems: list[str]) -> Built | None:
     base_rules = _rules(raw.get("fields", []), "fields", problems)
     base_facts = _facts(raw.get("record", {}), "record", None, problems)
     base_entry = _entry(raw.get("entry"), "entry", problems)
+    totals = frozenset(_str_list(raw.get("totals", []), "totals", problems))
     routes_raw = raw.get("routes")
     if not isinstance(routes_raw, list) or not routes_raw:
         problems.append("routes: required non-empty list")
@@ -44,13 +48,14 @@ def build(raw: Any, problems: list[str]) -> Built | None:
         route = _route(r, f"routes[{i}]", name, base_rules, base_facts, base_entry, problems)
         if route is None:
             continue
+        route = replace(route, wide_facts=base_facts, totals=totals)
         if route.name in seen:
             problems.append(f"routes[{i}].name: duplicate route name {route.name!r}")
         seen.add(route.name)
         routes.append(route)
     canon = json.dumps(raw, sort_keys=True, ensure_ascii=False, default=str)
     fingerprint = hashlib.sha256(canon.encode()).hexdigest()[:16]
-    return name, tuple(routes), fingerprint, base_rules, base_facts
+    return name, tuple(routes), fingerprint, base_rules, base_facts, totals
 
 
 def _route(

@@ -75,6 +75,10 @@ class RouteSpec:
     # Free-text search parameters (`q`) -> the categories they match (query_guard).
     search: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     search_body: bool = False  # a POST search: body fields are filter criteria
+    # record model (issue 12): the catalog-wide facts (records recognised by shape,
+    # on every route) and the envelope totals hidden when records may be dropped
+    wide_facts: FactsSpec | None = None
+    totals: frozenset[str] = frozenset()
     _memo: dict[str, FieldRule | None] = field(
         default_factory=dict, compare=False, repr=False, hash=False
     )

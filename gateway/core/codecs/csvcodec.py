@@ -4,7 +4,8 @@ A row ends at a line break outside quotes, so the splitter tracks quote parity
 across chunks: a quoted field may hold line breaks and may be cut anywhere.
 Complete rows go through the csv module (strict quoting), and are written back
 with the input's line terminator and, when every header field was quoted,
-with every field quoted. The header row itself passes unchanged.
+with every field quoted. The header row is scanned like free text (a column
+named by a phone number is masked); rows are classified by the original header.
 """
 
 from __future__ import annotations
@@ -82,7 +83,8 @@ class CsvStage:
         for row in rows:
             if self._header is None:
                 self._header = row
-                writer.writerow(row)
+                # a header may itself name a customer (a pivoted export): scanned
+                writer.writerow([self._enforcer.rewrite_text(cell) for cell in row])
                 continue
             new = self._enforcer.rewrite_row(self._header, row)
             if new is not None:

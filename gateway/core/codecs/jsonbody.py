@@ -1,10 +1,10 @@
 """JSON bodies: buffered below a threshold, streamed record by record above it.
 
 The size is usually unknown up front (chunked responses), so the stage buffers
-until the body crosses `stream_threshold`; if the enforcer names record
-prefixes and the document is an object or array, it switches to `JsonStream`
-and replays what it holds. Without record prefixes the whole document must be
-seen by `rewrite_document`, so it stays buffered up to `max_buffered`.
+until the body crosses `stream_threshold`; if the document is an object or
+array, it switches to `JsonStream` and replays what it holds. Objects that are
+not on the way to a declared record prefix are parsed whole there (up to
+`max_buffered` each), arrays stream element by element.
 """
 
 from __future__ import annotations
@@ -29,11 +29,10 @@ class JsonStage:
         self._enforcer = enforcer
         self._limits = limits
         self._sensitive = sensitive
-        self._stream_at: int | None = None
-        if enforcer.record_prefixes():
-            self._stream_at = min(limits.stream_threshold, limits.max_buffered)
-            if expected_size is not None and expected_size > self._stream_at:
-                self._stream_at = 0  # known to be large: stream from the first byte
+        # records are recognised in any shape, so any object or array may stream
+        self._stream_at: int | None = min(limits.stream_threshold, limits.max_buffered)
+        if expected_size is not None and expected_size > self._stream_at:
+            self._stream_at = 0  # known to be large: stream from the first byte
         self._chunks: list[bytes] = []
         self._size = 0
         self._stream: JsonStream | None = None

@@ -8,6 +8,13 @@ with orjson, hands it to `rewrite_record` and writes the result. Memory holds
 one record plus the unread tail of the last chunk; a record over
 `max_buffered` is refused.
 
+Objects elsewhere are parsed whole too (bounded the same way) and handed to
+`rewrite_subtree`, which recognises records by their facts in any shape: only
+the declared prefixes' ancestors (the envelope proper) and arrays are
+tokenised, so a top-level array of a million records still streams. An
+ancestor object carrying a record fact key (`grade`) cannot be both envelope
+and record: the response is blocked, as the buffered path blocks it.
+
 Dropped records vanish from arrays; a dropped record held by an object key
 becomes null. An envelope scalar that `rewrite_value` turns into None (from
 something else) counts as dropped and is left out, key and all. The buffered
@@ -22,9 +29,10 @@ from typing import Any
 
 import orjson
 
+from gateway.core.catalog import suspect_key
 from gateway.core.codecs.limits import CodecLimits, too_large
 from gateway.core.codecs.recordend import NEED_MORE, RecordEnd
-from gateway.core.rewrite import RecordEnforcer, RewriteError
+from gateway.core.rewrite import RecordEnforcer, RewriteError, UnidentifiedRecords
 
 _STRING = re.compile(rb'"(?:[^"\\]++|\\.)*+"', re.DOTALL)
 _SCALAR = re.compile(rb'[^ \t\r\n,:\[\]{}"]++')
@@ -48,14 +56,15 @@ Path = tuple[str | int, ...]
 class _Frame:
     """One open envelope container."""
 
-    __slots__ = ("emitted", "index", "is_obj", "key", "path", "prefix")
+    __slots__ = ("emitted", "index", "is_obj", "key", "out_key", "path", "prefix")
 
     def __init__(self, is_obj: bool, path: Path, prefix: str) -> None:
         self.is_obj = is_obj
         self.path = path
         self.prefix = prefix
         self.index = 0
-        self.key = ""
+        self.key = ""  # as the CRM sent it (paths and prefixes use it)
+        self.out_key = ""  # as it is sent on (a key holding an identifier is masked)
         self.emitted = False
 
 
@@ -70,6 +79,17 @@ class JsonStream:
         self._enforcer = enforcer
         self._ends = RecordEnd(fast=fast)  # fast=False: always the exact scan (tests compare)
         self._prefixes = frozenset(enforcer.record_prefixes())
+        # the envelope proper: objects on the way to a declared prefix are tokenised;
+        # any other object is parsed whole and rewritten as a subtree
+        self._ancestors = frozenset(
+            ".".join(parts[:i])
+            for p in self._prefixes
+            if p
+            for parts in [p.split(".")]
+            for i in range(len(parts))
+        )
+        self._record_keys = enforcer.record_keys()
+        self._subtree = False  # the object being collected is a subtree, not a record
         self._limit = limits.max_buffered
         self._buf = b""
         self._pos = 0  # first byte not yet consumed (a record's start while in _RECORD)
@@ -158,7 +178,14 @@ class JsonStream:
         m = _STRING.match(self._buf, self._pos)
         if m is None:
             return False
-        self._stack[-1].key = orjson.loads(m.group())
+        top = self._stack[-1]
+        key = top.key = orjson.loads(m.group())
+        if key in self._record_keys:
+            raise UnidentifiedRecords(
+                f"record facts ({key}) in an envelope object: the response cannot be "
+                "checked against the record rules"
+            )
+        top.out_key = self._enforcer.rewrite_text(key) if suspect_key(key) else key
         self._pos = m.end()
         self._state = _OBJ_COLON
         return True
@@ -180,11 +207,12 @@ class JsonStream:
             self._out.append(b",")
         top.emitted = True
         if top.is_obj:
-            self._out.append(orjson.dumps(top.key) + b":")
+            self._out.append(orjson.dumps(top.out_key) + b":")
 
     def _begin_value(self, c: int, final: bool) -> bool:
         path, prefix = self._child()
-        if c == _LBRACE and prefix in self._prefixes:
+        if c == _LBRACE and (prefix in self._prefixes or prefix not in self._ancestors):
+            self._subtree = prefix not in self._prefixes
             self._record_prefix = prefix
             self._record_slot = self._stack[-1] if self._stack else None
             self._start_record()
@@ -238,9 +266,13 @@ class JsonStream:
             record = self._complete_record(final)
             if record is _INCOMPLETE:
                 return False
-            result = self._enforcer.rewrite_record(record, self._record_prefix)
+            if self._subtree:
+                result = self._enforcer.rewrite_subtree(self._record_prefix, record)
+            else:
+                result = self._enforcer.rewrite_record(record, self._record_prefix)
             slot = self._record_slot
-            if result is not None or slot is None or slot.is_obj:
+            # a dropped record vanishes from arrays, and with a key that names it
+            if result is not None or slot is None or (slot.is_obj and not suspect_key(slot.key)):
                 self._slot()
                 self._out.append(orjson.dumps(result))
             self._after_value()

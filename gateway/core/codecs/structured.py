@@ -50,7 +50,8 @@ def rewrite_jsonp(raw: bytes, enforcer: RecordEnforcer) -> bytes | None:
 
 
 def rewrite_ndjson_line(line: bytes, enforcer: RecordEnforcer) -> bytes | None:
-    """One NDJSON line: an object is a record (None drops it), anything else a document.
+    """One NDJSON line, a document of its own: an object at a declared prefix ("") or
+    carrying record facts is a record (None drops the line), anything else is walked.
 
     Raises orjson.JSONDecodeError if the line is not JSON; callers decide what that means.
     """
@@ -58,10 +59,10 @@ def rewrite_ndjson_line(line: bytes, enforcer: RecordEnforcer) -> bytes | None:
 
 
 def _rewrite_line_value(value: Any, enforcer: RecordEnforcer) -> bytes | None:
-    if isinstance(value, dict):
-        record = enforcer.rewrite_record(value)
-        return None if record is None else orjson.dumps(record)
-    return orjson.dumps(enforcer.rewrite_document(value))
+    out = enforcer.rewrite_document(value)
+    if out is None and isinstance(value, dict):
+        return None  # a dropped record: the line vanishes
+    return orjson.dumps(out)
 
 
 def rewrite_ndjson(raw: bytes, enforcer: RecordEnforcer) -> bytes | None:

@@ -18,14 +18,22 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
-from gateway.core.catalog import RouteSpec
+import orjson
+
+from gateway.core.catalog import FactsReader, RouteSpec, suspect_key
 from gateway.core.enforce._shared import Shared, shared_for
-from gateway.core.enforce._tables import CAT, ActionTable, Plan, Slot, envelope_slot
+from gateway.core.enforce._tables import (
+    CAT,
+    ActionTable,
+    Plan,
+    Slot,
+    envelope_slot,
+)
 from gateway.core.enforce._values import ValueRewriter
 from gateway.core.masking import DROPPED, Masker
 from gateway.core.model import Decision, RecordVerb, Verb
 from gateway.core.report import EnforcementReport, outcome_of
-from gateway.core.rewrite import BlockResponse
+from gateway.core.rewrite import BlockResponse, UnidentifiedRecords
 from gateway.core.taxonomy import Taxonomy
 
 _NO_BULK: frozenset[str] = frozenset()
@@ -46,6 +54,7 @@ class Enforcer(ValueRewriter):
         decision: Decision,
         subject_id: str,
         masker: Masker,
+        label: str = "",
     ) -> None:
         self.report = EnforcementReport()
         self._shared: Shared = shared_for(taxonomy, route, decision)
@@ -70,11 +79,32 @@ class Enforcer(ValueRewriter):
         # masker's compiled function): one lookup per record instead of one per field.
         self._bound: dict[int, tuple[Plan, tuple[_Bound, ...]]] = {}
         self._acts = {}
+        # the record model (see Shared._record_model)
+        self._label = label or (route.name if route else "(uncatalogued)")
+        self._wide = self._shared.wide
+        self._shape = self._shared.shape
+        self._needs = self._shared.needs
+        self._identifying = self._shared.identifying
+        self._ancestors = self._shared.ancestors
+        self._totals = self._shared.hidden_totals
+        self._outside = False  # an envelope value is being rewritten
+        self._outside_ids = 0  # customer numbers seen outside every record
+        self._needles = tuple((k, orjson.dumps(k) + b":") for k in sorted(self._shape.keys))
+        self._deep = True  # containers may hold records (False inside a record without)
+        self._need_route = tuple(sorted(self._needs & self._facts.paths))
+        self._need_wide = tuple(sorted(self._needs & self._wide.paths))
 
     # --- RecordEnforcer -------------------------------------------------------
 
     def record_prefixes(self) -> list[str]:
         return list(self._route.records) if self._route else []
+
+    def record_keys(self) -> frozenset[str]:
+        return self._shape.keys
+
+    def rewrite_subtree(self, prefix: str, value: Any) -> Any:
+        self._check_allowed()
+        return self._node(value, prefix)
 
     def rewrite_document(self, doc: Any) -> Any:
         self._check_allowed()
@@ -82,11 +112,28 @@ class Enforcer(ValueRewriter):
 
     def rewrite_record(self, record: dict[str, Any], prefix: str = "") -> dict[str, Any] | None:
         self._check_allowed()
-        table = self._record_table(record)
+        table = self._record_table(record, self._facts)
         if table is None:
             return None
         plan, table = self._plan(record, table)
         return self._apply(record, plan, table, prefix)
+
+    def _shape_record(self, record: dict[str, Any], prefix: str) -> dict[str, Any] | None:
+        """A record found by its facts where the catalog declares none: read with the
+        catalog-wide facts, then the same record rules, bulk quota and report."""
+        table = self._record_table(record, self._wide)
+        if table is None:
+            return None
+        plan, table = self._plan(record, table)
+        return self._apply(record, plan, table, prefix)
+
+    def _unidentified(self, why: str) -> UnidentifiedRecords:
+        reason = (
+            f"{why} on route {self._label}: the response cannot be checked against "
+            f"the record rules ({', '.join(sorted(self._needs))})"
+        )
+        self.report.blocked_reason = f"uncatalogued_route: {reason}"
+        return UnidentifiedRecords(reason)
 
     def rewrite_value(self, path: tuple[str | int, ...], value: Any) -> Any:
         self._check_allowed()
@@ -98,7 +145,7 @@ class Enforcer(ValueRewriter):
         self._check_allowed()
         names, slots = self._columns(header)
         record = dict(zip(names, row, strict=False))
-        table = self._record_table(record)
+        table = self._record_table(record, self._facts)
         if table is None:
             return None
         width = min(len(names), len(row))
@@ -192,26 +239,43 @@ class Enforcer(ValueRewriter):
 
     def rewrite_fields(self, fields: Mapping[str, str]) -> dict[str, str]:
         """Flat pairs. They count as a record (record rules, bulk quota, report)
-        only when they carry the catalog's record id; XML attributes and leaf
-        elements usually do not, and are then classified under the base table."""
+        only when they carry the catalog's record facts (grade, tier); otherwise
+        they are classified under the base table, as envelope values are (XML
+        leaves outside records, a form that is no customer)."""
         self._check_allowed()
         record = dict(fields)
         table = self._base
-        if self._facts.basic(record)[0] is None:
+        outside = not self._shape.is_record(record)
+        if outside:
+            if self._identifying:
+                self._outside_fields(record)
+            for key in self._totals.intersection(record):
+                del record[key]  # a list total would count the records dropped
             plan = self._shared.plan(tuple(record), table)
         else:
-            found = self._record_table(record)
+            found = self._record_table(record, self._facts)
             if found is None:
                 return {}
             plan, table = self._plan(record, found)
-        out = self._apply(record, plan, table, "")
+        self._outside = outside and bool(self._identifying)
+        try:
+            out = self._apply(record, plan, table, "")
+        finally:
+            self._outside = False
         return {
             k: v if isinstance(v, str) else ("" if v is None else str(v)) for k, v in out.items()
         }
 
     def rewrite_text(self, text: str) -> str:
+        """Free text outside every record (a text body, an XML comment, a key)."""
         self._check_allowed()
-        return self._text(text, self._base)
+        if not self._identifying:
+            return self._text(text, self._base)
+        self._outside = True
+        try:
+            return self._text(text, self._base)
+        finally:
+            self._outside = False
 
     # --- records --------------------------------------------------------------
 
@@ -220,17 +284,33 @@ class Enforcer(ValueRewriter):
             self.report.blocked_reason = self._decision.reason or "denied"
             raise BlockResponse(self._decision.reason or "denied by policy")
 
-    def _record_table(self, record: Mapping[str, Any]) -> ActionTable | None:
+    def _outside_fields(self, record: Mapping[str, Any]) -> None:
+        """Flat fields that are no record: a field whose key says it identifies a
+        customer (a name, an id) cannot be checked against the record rules (values
+        classified by their detectors are caught in `_categorised`)."""
+        slot = self._shared.classifier.slot
+        for key, value in record.items():
+            if value not in (None, ""):
+                found = slot(key, key)
+                if found.mode == CAT and found.category in self._identifying:
+                    self._outside_hit(found.category)
+
+    def _record_table(self, record: Mapping[str, Any], reader: FactsReader) -> ActionTable | None:
         """Record rules for this record: None = dropped; BlockResponse = blocked."""
         rules = self._decision.records
         if not rules:
-            record_id, grade, tier = self._facts.basic(record)
+            record_id, grade, tier = reader.basic(record)
             self._record_id = record_id
             self.report.add_record(record_id, grade, tier)
             return self._base
-        facts = self._facts.full(record)
+        facts = reader.full(record)
         self._record_id = facts.record_id
         self.report.add_record(facts.record_id, facts.grade, facts.tier)
+        if self._needs:
+            wanted = self._need_route if reader is self._facts else self._need_wide
+            missing = [n for n in wanted if getattr(facts, n) in (None, "")]
+            if missing:
+                raise self._unidentified(f"a record without its {' and '.join(missing)}")
         matched = tuple(i for i, r in enumerate(rules) if r.matches(facts, self._subject))
         if not matched:
             return self._base
@@ -321,6 +401,10 @@ class Enforcer(ValueRewriter):
             # skips the call for the common letters-only name (as _looks_like_more would)
             if value is not None and not (value.__class__ is str and value.isalpha()):
                 out[key] = self._residue(value, table, pattern)
+        outer = self._deep
+        # one C-speed look for records nested anywhere inside (rare): only then are
+        # containers looked at for records, field by field
+        self._deep = deep = bool(self._needles) and self._nested_in(record)
         for key, slot in plan.dynamic:
             skey = str(key)
             new = self._value(record[key], skey, skey, slot, table)
@@ -328,8 +412,33 @@ class Enforcer(ValueRewriter):
                 del out[key]
             else:
                 out[key] = new
+        self._deep = outer
+        if deep:
+            for key in plan.categorised:
+                value = record[key]
+                kind = value.__class__
+                if (kind is dict or kind is list) and self._holds_record(value):
+                    new = self._contained(value, str(key), table)
+                    if new is DROPPED:
+                        out.pop(key, None)
+                    else:
+                        out[key] = new
         self.report.add_batch(plan.batch, plan.clear_levels)
+        if plan.suspect:
+            return {
+                (self._text(k, table) if k in plan.suspect and isinstance(k, str) else k): v
+                for k, v in out.items()
+            }
         return out
+
+    def _nested_in(self, record: Mapping[str, Any]) -> bool:
+        """Whether a record may hold another record: a fact key (`"grade":`) occurs in
+        its serialisation more often than at its own top level."""
+        try:
+            blob = orjson.dumps(record, option=orjson.OPT_NON_STR_KEYS)
+        except TypeError:
+            return True  # cannot tell cheaply: look field by field
+        return any(blob.count(needle) > (key in record) for key, needle in self._needles)
 
     def _bind(self, plan: Plan) -> tuple[_Bound, ...]:
         found = self._bound.get(id(plan))
@@ -347,19 +456,26 @@ class Enforcer(ValueRewriter):
         if isinstance(node, dict):
             if prefix in self._prefixes:
                 return self.rewrite_record(node, prefix)
+            if prefix in self._ancestors:
+                if not self._shape.keys.isdisjoint(node):
+                    raise self._unidentified("record facts in an envelope object")
+            elif self._shape.is_record(node):
+                return self._shape_record(node, prefix)
             out: dict[str, Any] = {}
             envelope = self._envelope_value
             for k, v in node.items():
                 child = f"{prefix}.{k}" if prefix else str(k)
+                suspect = suspect_key(k)
+                key = self.rewrite_text(k) if suspect else k
                 if v.__class__ in _SCALARS:  # a leaf: skip a level of recursion
                     new = envelope(child, v)
                     if new is DROPPED or (new is None and v is not None):
                         continue
                 else:
                     new = self._node(v, child)
-                    if _dropped(v, new):
-                        continue
-                out[k] = new
+                    if _dropped(v, new) or (new is None and suspect):
+                        continue  # a record dropped under a key that names it: both go
+                out[key] = new
             return out
         if isinstance(node, list):
             child = f"{prefix}.item" if prefix else "item"
@@ -369,8 +485,8 @@ class Enforcer(ValueRewriter):
             items = []
             for v in node:
                 new = self._node(v, child)
-                if new is None and child in self._prefixes and isinstance(v, dict):
-                    continue  # a dropped record
+                if new is None and isinstance(v, dict):
+                    continue  # a dropped record (objects only become None so)
                 if not _dropped(v, new):
                     items.append(new)
             return items
@@ -386,7 +502,15 @@ class Enforcer(ValueRewriter):
             if len(self._shared.envelope) < 4096:
                 self._shared.envelope[dotted] = found
         key, slot = found
-        return self._value(value, key, dotted, slot, self._base)
+        if self._totals and dotted.rpartition(".")[2] in self._totals:
+            return DROPPED  # a list total would count the records dropped here
+        if not self._identifying:
+            return self._value(value, key, dotted, slot, self._base)
+        self._outside = True
+        try:
+            return self._value(value, key, dotted, slot, self._base)
+        finally:
+            self._outside = False
 
 
 class _RowPlan(NamedTuple):
@@ -420,8 +544,17 @@ def build_enforcer(
     decision: Decision,
     subject_id: str,
     masker: Masker,
+    label: str = "",
 ) -> Enforcer:
-    """One enforcer per response (it carries the bulk counters and the report)."""
+    """One enforcer per response (it carries the bulk counters and the report).
+    `route` None means a path the catalog does not list: pass the catalog's
+    `fallback_route()` so its field names and record facts apply there too;
+    `label` names the route (or path) in refusals."""
     return Enforcer(
-        taxonomy=taxonomy, route=route, decision=decision, subject_id=subject_id, masker=masker
+        taxonomy=taxonomy,
+        route=route,
+        decision=decision,
+        subject_id=subject_id,
+        masker=masker,
+        label=label,
     )

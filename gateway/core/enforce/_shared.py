@@ -13,9 +13,9 @@ import re
 from threading import Lock
 from typing import Any
 
-from gateway.core.catalog import FactsReader, FactsSpec, RouteSpec
+from gateway.core.catalog import FactsReader, FactsSpec, RecordShape, RouteSpec
 from gateway.core.enforce._tables import ActionTable, Classifier, Plan, Slot, build_plan
-from gateway.core.model import Action, Decision, Verb
+from gateway.core.model import Action, Decision, RecordVerb, Verb
 from gateway.core.taxonomy import Taxonomy
 
 _MAX_ENTRIES = 256
@@ -27,15 +27,21 @@ class Shared:
         "_clear_residue",
         "_residue",
         "_tables",
+        "ancestors",
         "base",
         "classifier",
         "decision",
         "envelope",
         "facts",
+        "hidden_totals",
+        "identifying",
+        "needs",
         "never_clear",
         "plans",
         "route",
+        "shape",
         "taxonomy",
+        "wide",
     )
     # After a category's operator ran, a run of 9+ digits (identifiers are
     # longer than dates, which have 8) or an "@" left in the
@@ -58,6 +64,40 @@ class Shared:
         self.envelope: dict[str, tuple[str, Slot]] = {}  # dotted path -> key, slot
         self.facts = FactsReader(route.facts if route else FactsSpec())
         self.base = self.table((), frozenset())
+        self._record_model(taxonomy, route, decision)
+
+    def _record_model(
+        self, taxonomy: Taxonomy, route: RouteSpec | None, decision: Decision
+    ) -> None:
+        """What the record model needs, once per (route, decision): the catalog-wide
+        facts (records recognised by shape on every route), the facts the record
+        rules test (a record without them cannot be checked), the categories that
+        identify a customer (outside every record they cannot be checked either),
+        the declared prefixes' ancestors (envelope objects, never records) and the
+        envelope totals hidden when the rules may drop records."""
+        wide = (route.wide_facts or route.facts) if route else FactsSpec()
+        self.wide = FactsReader(wide)
+        self.shape = RecordShape(wide)
+        self.needs = frozenset(
+            key for rule in decision.records for key in rule.when if key in ("grade", "tier")
+        )
+        self.identifying: frozenset[str] = frozenset()
+        if self.needs:
+            self.identifying = frozenset(
+                name
+                for name, cat in taxonomy.categories.items()
+                if name == "customer_no" or taxonomy.level_rank(cat.level) >= 2
+            )
+        records = route.records if route else ()
+        self.ancestors = frozenset(
+            ".".join(parts[:i])
+            for p in records
+            for parts in [p.split(".")]
+            if p
+            for i in range(len(parts))
+        )
+        drops = any(rule.record is not RecordVerb.SHOW for rule in decision.records)
+        self.hidden_totals = route.totals if route and drops else frozenset()
 
     def residue(self, category: str, action: Action) -> re.Pattern[str] | None:
         """The pattern that flags a masked value as still holding another identifier;

@@ -24,7 +24,7 @@ from functools import lru_cache
 from typing import Any
 
 from gateway.core import detectors
-from gateway.core.catalog import RouteSpec
+from gateway.core.catalog import RouteSpec, suspect_key
 from gateway.core.model import DROP, Action, Decision, RecordRule, Verb
 from gateway.core.report import FieldKey, outcome_of
 from gateway.core.taxonomy import Taxonomy
@@ -165,6 +165,10 @@ class Plan:
     # clear fields of a free-form category (a name, an address) and the pattern that
     # says one holds an identifier besides (see Shared.clear_residue): scanned
     scans: tuple[tuple[str, re.Pattern[str]], ...] = ()
+    # keys that may themselves hold an identifier (`{"13812345678": ...}`): scanned
+    suspect: frozenset[Any] = frozenset()
+    # every key with a catalogued category: a container there may hold a record
+    categorised: tuple[Any, ...] = ()
 
 
 def build_plan(
@@ -200,6 +204,7 @@ def build_plan(
             drops.append(key)
         else:
             work.append((key, slot.category, act, residue(slot.category, act)))
+    dynamic_keys = {k for k, _ in dynamic}
     return Plan(
         tuple(work),
         tuple(drops),
@@ -208,4 +213,6 @@ def build_plan(
         frozenset(clear),
         blocked,
         tuple(scans),
+        frozenset(k for k in keys if suspect_key(str(k))),
+        tuple(k for k in keys if k not in dynamic_keys),
     )

@@ -14,12 +14,13 @@ from collections.abc import Callable
 from typing import Any
 
 from gateway.core import detectors
+from gateway.core.catalog import RecordShape, suspect_key
 from gateway.core.enforce._shared import Shared
 from gateway.core.enforce._tables import CAT, TEXT, ActionTable, Slot
 from gateway.core.masking import DROPPED, Masker
 from gateway.core.model import Action, Verb
 from gateway.core.report import EnforcementReport, outcome_of
-from gateway.core.rewrite import BlockResponse
+from gateway.core.rewrite import BlockResponse, UnidentifiedRecords
 
 _NOT_MASKED = frozenset({Verb.ALLOW, Verb.BLOCK, Verb.DROP})
 # table, level, action, report outcome, compiled masker function (None: not masked), residue
@@ -35,15 +36,45 @@ class ValueRewriter:
     # category -> the table it was resolved under and what to do (see _categorised):
     # the same category recurs on every record, its action is looked up once.
     _acts: dict[str, _Act]
+    _shape: RecordShape
+    _outside: bool  # an envelope value: identifying data there cannot be checked
+    _identifying: frozenset[str]  # categories that identify a customer (needs rules)
+
+    def _shape_record(self, record: dict[str, Any], prefix: str) -> dict[str, Any] | None:
+        raise NotImplementedError  # the Enforcer's
+
+    def _unidentified(self, why: str) -> UnidentifiedRecords:
+        raise NotImplementedError  # the Enforcer's
+
+    _outside_ids: int
+    _deep: bool  # containers may hold records (see Enforcer._nested_in)
+
+    def _outside_hit(self, category: str) -> None:
+        """Customer data outside every record, under a decision with record conditions.
+        One customer number alone is let through (a write's `{"ok": true, "id": ...}`
+        echoes the id the caller named); a second one is a list of customers whose
+        grades nobody can check, and anything else identifying is blocked at once."""
+        if category == "customer_no":
+            self._outside_ids += 1
+            if self._outside_ids == 1:
+                return
+            raise self._unidentified("customer numbers outside any record")
+        raise self._unidentified(f"customer data ({category}) outside any record")
 
     def _value(self, value: Any, key: str, path: str, slot: Slot, table: ActionTable) -> Any:
         if value is None:
             return value
         if slot.mode == CAT and slot.category is not None:
+            kind = value.__class__
+            if (kind is dict or kind is list) and self._deep and self._holds_record(value):
+                return self._contained(value, path, table)
             return self._categorised(value, slot.category, table)
         if isinstance(value, bool):
             return value  # an unclassified flag carries no identifier
         if isinstance(value, dict):
+            if self._deep and self._shape.is_record(value):  # a record in a record
+                found = self._shape_record(value, path)
+                return DROPPED if found is None else found
             return self._walk_dict(value, path, table)
         if isinstance(value, list):
             return self._walk_list(value, key, path, table)
@@ -60,6 +91,8 @@ class ValueRewriter:
             entry = (table, level, action, outcome_of(action), fn, residue)
             self._acts[category] = entry
         _, level, action, outcome, fn, residue = entry
+        if self._outside and category in self._identifying and value != "":
+            self._outside_hit(category)
         self.report.add_field(category, level, outcome)
         if fn is None:
             return self._act(value, category, action, table)
@@ -91,6 +124,35 @@ class ValueRewriter:
             return {k: self._residue(v, table, residue) for k, v in new.items()}
         return new
 
+    def _contained(self, value: Any, path: str, table: ActionTable) -> Any:
+        """A container under a catalogued key that holds a record (a customer under
+        `owner`): its records get their own rules, not the holder's category as one
+        unit; DROPPED when it is itself a dropped record."""
+        if value.__class__ is dict:
+            if self._shape.is_record(value):
+                found = self._shape_record(value, path)
+                return DROPPED if found is None else found
+            return self._walk_dict(value, path, table)
+        return self._walk_list(value, path.rpartition(".")[2], path, table)
+
+    def _holds_record(self, value: Any, depth: int = 0) -> bool:
+        """Whether a container holds a record at any depth (bounded)."""
+        if depth > 32:
+            return True  # too deep to vouch for: walked, not passed as one unit
+        if value.__class__ is dict:
+            if self._shape.is_record(value):
+                return True
+            items: Any = value.values()
+        elif value.__class__ is list:
+            items = value
+        else:
+            return False
+        for v in items:
+            kind = v.__class__
+            if (kind is dict or kind is list) and self._holds_record(v, depth + 1):
+                return True
+        return False
+
     def _walk_dict(self, value: dict[str, Any], path: str, table: ActionTable) -> dict[str, Any]:
         out: dict[str, Any] = {}
         classifier = self._shared.classifier
@@ -99,7 +161,9 @@ class ValueRewriter:
             child = f"{path}.{sk}" if path else sk
             new = self._value(v, sk, child, classifier.slot(sk, child), table)
             if new is not DROPPED:
-                out[k] = new
+                if new is None and v.__class__ is dict and suspect_key(sk):
+                    continue  # a record dropped under a key that names it: both go
+                out[self._text(sk, table) if suspect_key(sk) else k] = new
         return out
 
     def _walk_list(self, value: list[Any], key: str, path: str, table: ActionTable) -> list[Any]:
@@ -140,6 +204,8 @@ class ValueRewriter:
         if not hits:
             return text
         for hit in hits:
+            if self._outside and hit.category in self._identifying:
+                self._outside_hit(hit.category)  # a customer named outside every record
             level, action = table.action(hit.category)
             self.report.detectors[hit.detector] += 1
             self.report.add_field(hit.category, level, outcome_of(action))

@@ -1,8 +1,10 @@
 """A small, real RecordEnforcer for codec tests (a double of a pure protocol, not a mock).
 
 Masks digits in values of known keys, drops records (and CSV rows) whose grade
-is "A", masks mainland mobile numbers in free text, and treats records the way
-the streaming rewriter promises: dropped from arrays, null under an object key.
+is "A" (records: objects at the declared prefixes, or carrying a grade off the
+prefixes' ancestors, as the real enforcer recognises them), masks mainland
+mobile numbers in free text, and treats records the way the streaming
+rewriter promises: dropped from arrays, null under an object key.
 """
 
 from __future__ import annotations
@@ -68,9 +70,20 @@ class MaskingEnforcer:
     def rewrite_document(self, doc: Any) -> Any:
         return self._document(doc, (), "")
 
+    def _ancestor(self, prefix: str) -> bool:
+        return any(p.startswith(prefix + ".") or (not prefix and p) for p in self.prefixes)
+
+    def record_keys(self) -> frozenset[str]:
+        return frozenset()  # records only at the declared prefixes
+
+    def rewrite_subtree(self, prefix: str, value: Any) -> Any:
+        return self._document(value, tuple(prefix.split(".")) if prefix else (), prefix)
+
     def _document(self, node: Any, path: tuple[str | int, ...], prefix: str) -> Any:
         if isinstance(node, dict) and prefix in self.prefixes:
             return self.rewrite_record(node, prefix)
+        if isinstance(node, dict) and "grade" in node and not self._ancestor(prefix):
+            return self.rewrite_record(node, prefix)  # a record by its facts
         if isinstance(node, dict):
             return {
                 k: self._document(v, (*path, k), f"{prefix}.{k}" if prefix else k)
@@ -81,7 +94,7 @@ class MaskingEnforcer:
             out = []
             for i, v in enumerate(node):
                 new = self._document(v, (*path, i), child)
-                if new is None and isinstance(v, dict) and child in self.prefixes:
+                if new is None and isinstance(v, dict):
                     continue  # a dropped record
                 out.append(new)
             return out

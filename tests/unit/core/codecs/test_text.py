@@ -37,7 +37,7 @@ def test_ndjson_labelled_text_plain_is_masked_per_line() -> None:
         b'{"mobile": "13812345678", "grade": "B"}\n'
         b'{"mobile": "1", "grade": "A"}\n\n[1, "13912345678"]\n'
     )
-    out = run(body, "text/plain", MaskingEnforcer())
+    out = run(body, "text/plain", MaskingEnforcer([""]))  # each line: a document
     assert out == b'{"mobile":"***********","grade":"B"}\n[1,"139********"]\n'
 
 
