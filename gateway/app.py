@@ -111,7 +111,7 @@ async def _open_stages(
         catalog=catalog,
         masker=Masker(taxonomy, _pseudonym_key(settings)),
         audit=audit,
-        metrics=Metrics(),
+        metrics=Metrics(templates=(r.template for r in catalog.routes)),
         routes=RouteTable(settings.routes),
         trusted_proxies=h.parse_networks(settings.forwarded.trusted_proxies),
         spoofable_headers=frozenset(n.lower() for n in spoofable_headers(settings)),

@@ -26,7 +26,9 @@ def build(raw: Any, problems: list[str]) -> Built | None:
     if not isinstance(raw, Mapping):
         problems.append("catalog: must be a mapping")
         return None
-    _unknown_keys(raw, {"name", "version", "record", "fields", "entry", "routes"}, "", problems)
+    top = {"name", "version", "record", "fields", "entry", "routes"}
+    top |= {"response_types", "format_params"}  # read by _types.negotiation
+    _unknown_keys(raw, top, "", problems)
     name = raw.get("name")
     if not isinstance(name, str) or not name:
         problems.append("name: required non-empty string")
@@ -76,6 +78,7 @@ def _route(
         "csv",
         "export",
     }
+    allowed.add("response_types")  # read by _types.negotiation
     _unknown_keys(raw, allowed | {"entry"}, where, problems)
     path = raw.get("path")
     if not isinstance(path, str) or not path.startswith("/"):

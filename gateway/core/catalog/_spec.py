@@ -7,6 +7,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from gateway.core.negotiation import DEFAULT_RESPONSE_TYPES
+
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 ENTRY_FORMATS = frozenset({"id_card", "mobile", "bank_card", "email", "landline", "not_blank"})
@@ -72,6 +74,7 @@ class RouteSpec:
     entry: EntrySpec | None
     catalog: str
     export: bool = False  # a bulk export (audited as operation "export")
+    response_types: tuple[str, ...] = DEFAULT_RESPONSE_TYPES  # media types it may answer in
     _memo: dict[str, FieldRule | None] = field(
         default_factory=dict, compare=False, repr=False, hash=False
     )
