@@ -36,17 +36,18 @@ class LinkMap:
         return self.base.replace("/", "\\/") if "\\/" in m.group() else self.base
 
     def split(self, text: str) -> list[str]:
-        """`text` cut at every occurrence of the public base (kept as separate pieces), so
-        the gateway's own address is never scanned as customer data."""
-        if not self.base or self.base not in text:
+        """`text` cut at every occurrence of the public base, plain or JSON-escaped (kept
+        as separate pieces, see `is_base`), so the gateway's own address is never
+        scanned as customer data."""
+        if not self.base:
             return [text]
-        parts = text.split(self.base)
-        out: list[str] = []
-        for i, part in enumerate(parts):
-            if i:
-                out.append(self.base)
-            out.append(part)
-        return out
+        escaped = self.base.replace("/", "\\/")
+        if self.base not in text and escaped not in text:
+            return [text]
+        return [p for p in re.split(f"({re.escape(self.base)}|{re.escape(escaped)})", text) if p]
+
+    def is_base(self, piece: str) -> bool:
+        return bool(self.base) and piece in (self.base, self.base.replace("/", "\\/"))
 
 
 def public_base(public_url: str, proto: str, host: str) -> str:

@@ -272,7 +272,7 @@ def create_surface_upstream(seen: list[Seen]) -> web.Application:
         return resp
 
     async def invoices(request: web.Request) -> web.Response:
-        base = f"http://{request.host}"
+        base = request.query.get("origin", f"http://{request.host}")  # an alias it uses
         offset = int(request.query.get("offset", "0"))
         results = []
         for i, c in enumerate(CUSTOMERS[offset : offset + 3]):

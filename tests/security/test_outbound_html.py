@@ -152,8 +152,7 @@ async def test_no_content_type_is_undeclared(tmp_path: Path) -> None:
     card = CUSTOMERS[0]["bank_card"]
     body = f"<html><body>{card}</body></html>".encode()
     raw = await start_raw_upstream(
-        b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s"
-        % (len(body), body)
+        b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body)
     )
     gateway = await start_surface_gateway(tmp_path, raw.url)
     try:

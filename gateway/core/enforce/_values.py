@@ -151,7 +151,8 @@ class ValueRewriter:
             text = links.rewrite(text)
             pieces = links.split(text)
             if len(pieces) > 1:
-                return "".join(p if p == links.base else self._text_piece(p, table) for p in pieces)
+                scan = self._text_piece
+                return "".join(p if links.is_base(p) else scan(p, table) for p in pieces)
         return self._text_piece(text, table)
 
     def _text_piece(self, text: str, table: ActionTable) -> str:
