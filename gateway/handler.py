@@ -397,8 +397,10 @@ async def _respond(
     if h.first(up.headers, "content-length") == "0":
         return (await without_body(request, up, headers)).response
     try:
-        negotiation.check_response_type(
-            _declared_types(stages, crm_route), h.first(up.headers, "content-type"), access.route
+        negotiation.check_response_type(  # the template only: a raw path may hold a token
+            _declared_types(stages, crm_route),
+            h.first(up.headers, "content-type"),
+            crm_route.template if crm_route else "",
         )
     except UndeclaredResponseType as exc:
         if not access.report_only:
