@@ -187,8 +187,6 @@ async def _proxy(request: web.Request, stages: Stages, access: Access) -> web.St
 
     sensitive = rule.sensitive and decision is not None
     headers = _upstream_headers(request, stages, client, access, sensitive)
-    if sensitive:
-        headers, query = _negotiate(request, stages, crm_route, headers, query)
     if _is_upgrade(request):  # only reached when the route allows WebSocket
         ws_headers = h.without(
             headers,
@@ -200,6 +198,8 @@ async def _proxy(request: web.Request, stages: Stages, access: Access) -> web.St
             },
         )
         return await relay_websocket(request, stages.upstream, access.path + _qs(query), ws_headers)
+    if sensitive:
+        headers, query = _negotiate(request, stages, crm_route, headers, query)
     body = await _request_body(request, stages, decision, crm_route, sensitive)
     if body is not None and not isinstance(body, bytes) and request.content_length is not None:
         headers.append(("Content-Length", str(request.content_length)))  # streamed as declared

@@ -8,7 +8,10 @@ enforcer's `rewrite_text`: the same detectors, escapes undone, the same action
 table) after rewriting links to the CRM (`LinkMap`), and
 
 - reads each value as UTF-8 where its bytes are UTF-8 (aiohttp hands them over
-  as Latin-1), so a Chinese file name is scanned as text, not as mojibake;
+  as Latin-1), so a Chinese file name is scanned as text, not as mojibake, and
+  decodes RFC 2047 encoded words (`=?UTF-8?B?...?=`), which hide it in base64;
+  (percent-encoding, character references and JSON escapes are undone by the
+  scan itself);
 - scans a cookie's name, value and attributes apart (a session id named
   `token` is the caller's own cookie, not a secret in a sentence);
 - drops a header whose *name* carries an identifier;
@@ -23,6 +26,10 @@ leaves as one line. A raw CR or LF that survived parsing is refused.
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import quopri
+import re
 from collections.abc import Callable, Iterable
 
 from gateway.core.links import LinkMap
@@ -59,13 +66,29 @@ class FoldedHeader(ValueError):
 
 
 def _as_text(value: str) -> str:
-    """The value as the CRM meant it: UTF-8 where its bytes are UTF-8, else as given."""
-    if value.isascii():
-        return value
+    """The value as the CRM meant it: UTF-8 where its bytes are UTF-8, else as given;
+    RFC 2047 encoded words (`=?UTF-8?B?...?=`) decoded."""
+    if not value.isascii():
+        with contextlib.suppress(UnicodeEncodeError, UnicodeDecodeError):
+            value = value.encode("latin-1").decode("utf-8")
+    if "=?" in value and "?=" in value:
+        value = _ENCODED_WORD.sub(_decode_word, value)
+    return value
+
+
+_ENCODED_WORD = re.compile(r"=\?([A-Za-z0-9_\-]+)\?([BbQq])\?([^?\s]*)\?=")
+
+
+def _decode_word(m: re.Match[str]) -> str:
+    charset, kind, data = m.groups()
     try:
-        return value.encode("latin-1").decode("utf-8")
-    except (UnicodeEncodeError, UnicodeDecodeError):
-        return value
+        if kind in "Bb":
+            raw = base64.b64decode(data + "=" * (-len(data) % 4), validate=False)
+        else:
+            raw = quopri.decodestring(data.replace("_", " ").encode("ascii"), header=True)
+        return raw.decode(charset)
+    except (ValueError, LookupError, UnicodeDecodeError):
+        return m.group()
 
 
 def _check(name: str, value: str) -> None:

@@ -26,6 +26,7 @@ was asked. `start_raw_upstream` is a socket server for what aiohttp cannot send
 from __future__ import annotations
 
 import asyncio
+import base64
 import html
 import json
 import re
@@ -255,6 +256,8 @@ def create_surface_upstream(seen: list[Seen]) -> web.Application:
         resp.headers["X-Customer-Card"] = spelled(c["bank_card"])
         resp.headers["Warning"] = f'199 crm "contact {c["mobile"]} card {c["bank_card"]}"'
         resp.headers[f"X-Id-{c['id_number']}"] = "1"
+        word = base64.b64encode(f"客户{c['name']} 身份证{c['id_number']}".encode()).decode()
+        resp.headers["X-Customer-Note"] = f"=?UTF-8?B?{word}?="
         filename = f"{c['name']}_{c['id_number']}.csv"
         resp.headers["Content-Disposition"] = f"attachment; filename*=UTF-8''{quote(filename)}"
         return resp
