@@ -125,7 +125,7 @@ async def _open_stages(
         catalog=catalog,
         masker=Masker(taxonomy, _pseudonym_key(settings)),
         audit=audit,
-        metrics=Metrics(),
+        metrics=Metrics(templates=(r.template for r in catalog.routes)),
         routes=RouteTable(
             settings.routes,
             catalog=catalog,

@@ -24,13 +24,17 @@ from aiohttp import web
 from gateway.audit.event import requires_durable
 from gateway.audit.oplog import bind_request
 from gateway.core import headers as h
+from gateway.core import negotiation
+from gateway.core import outbound_headers as outbound
 from gateway.core.catalog import RouteMatch
 from gateway.core.codecs import CodecLimits, make_body_rewriter
-from gateway.core.enforce import build_enforcer
+from gateway.core.enforce import Enforcer, build_enforcer
+from gateway.core.links import LinkMap, link_map, public_base
 from gateway.core.model import Decision, Subject
 from gateway.core.paths import normalize_path
 from gateway.core.query_guard import audit_path
 from gateway.core.request_pii import classify_request
+from gateway.core.rewrite import BlockResponse
 from gateway.core.visibility import response_route
 from gateway.errors import (
     BlockedByPolicy,
@@ -44,6 +48,7 @@ from gateway.errors import (
     ServerError,
     StepUpRequired,
     Unauthenticated,
+    UndeclaredResponseType,
     UnsupportedUpgrade,
 )
 from gateway.identity.guard import strip_method_override_param
@@ -245,6 +250,8 @@ async def _proxy(request: web.Request, stages: Stages, access: Access) -> web.St
             },
         )
         return await relay_websocket(request, stages.upstream, access.path + _qs(query), ws_headers)
+    if sensitive:
+        headers, query = _negotiate(request, stages, crm_route, headers, query)
     if sensitive and decision is not None and access.subject and not access.report_only:
         await check_record_visible(stages.upstream, stages.catalog, request.method, access.path,
                                    headers, decision, access.subject.id, crm_route)  # fmt: skip
@@ -321,6 +328,57 @@ async def _request_body(
     )
 
 
+def _declared_types(stages: Stages, crm_route: RouteMatch | None) -> tuple[str, ...]:
+    return crm_route.route.response_types if crm_route else stages.catalog.response_types
+
+
+def _negotiate(
+    request: web.Request,
+    stages: Stages,
+    crm_route: RouteMatch | None,
+    headers: h.Headers,
+    query: str,
+) -> tuple[h.Headers, str]:
+    """Sensitive routes: the CRM is asked for a declared type only (format-override
+    parameters dropped, Accept narrowed; 406 when the client accepts none)."""
+    accept = negotiation.narrow_accept(
+        request.headers.get("Accept"), _declared_types(stages, crm_route)
+    )
+    if accept is None:
+        return headers, query
+    query = negotiation.strip_format_params(query, stages.catalog.format_params)
+    return [*h.without(headers, {"accept"}), ("Accept", accept)], query
+
+
+def _link_map(request: web.Request, stages: Stages) -> LinkMap | None:
+    """Links to the CRM in this response are rewritten to the base this client used."""
+    settings = stages.settings
+    client = h.resolve_client(
+        list(request.headers.items()),
+        peer_ip=request.remote or "",
+        scheme=request.scheme,
+        host=request.host,
+        trusted=stages.trusted_proxies,
+    )
+    base = public_base(settings.listen.public_url, client.proto, client.host)
+    return link_map(settings.upstream.url, settings.upstream.aliases, base)
+
+
+def _response_headers(
+    up: UpstreamResponse, enforcer: Enforcer | None, links: LinkMap | None
+) -> h.Headers:
+    """The CRM's headers: links rewritten; on sensitive routes identifiers masked."""
+    headers = h.strip_hop_by_hop(up.headers)
+    try:
+        if enforcer is None:
+            return outbound.rewrite_links(headers, links)
+        return outbound.scan_headers(headers, enforcer.rewrite_text, links)
+    except outbound.FoldedHeader as exc:
+        raise ResponseRewriteFailed(str(exc)) from exc
+    except BlockResponse as exc:
+        raise BlockedByPolicy(exc.reason) from exc
+
+
 def _upstream_headers(
     request: web.Request,
     stages: Stages,
@@ -365,14 +423,31 @@ async def _respond(
     sensitive: bool,
 ) -> web.StreamResponse:
     settings = stages.settings
-    headers = h.strip_hop_by_hop(up.headers)
+    links = _link_map(request, stages)
+    enforcer = None
+    if sensitive and decision is not None:
+        enforcer = build_enforcer(
+            taxonomy=stages.taxonomy,
+            # an uncatalogued path: the catalog-wide field names and record facts apply
+            route=crm_route.route if crm_route else stages.catalog.fallback_route(),
+            decision=decision,
+            subject_id=access.subject.id if access.subject else "",
+            masker=stages.masker,
+            label=access.route,
+        )
+        enforcer.links = links
+    try:
+        headers = _response_headers(up, enforcer, links)
+    finally:
+        if enforcer is not None:
+            access.report = enforcer.report.to_audit()
     headers.append(("Via", f"1.1 {settings.listen.via_name}"))
     headers.append(("X-Request-Id", access.request_id))
     if not has_body(request.method, up.status):
         if sensitive:
             headers = h.without(headers, {"content-length", "etag", "content-md5", "digest"})
         return (await without_body(request, up, headers)).response
-    if not sensitive or decision is None:
+    if enforcer is None or decision is None:
         result = await pass_through(
             request, up, headers, limit=settings.limits.max_streamed_response
         )
@@ -382,18 +457,19 @@ async def _respond(
         raise ResponseRewriteFailed("the CRM sent a partial body on a sensitive route")
     if h.first(up.headers, "content-length") == "0":
         return (await without_body(request, up, headers)).response
-    enforcer = build_enforcer(
-        taxonomy=stages.taxonomy,
-        # an uncatalogued path: the catalog-wide field names and record facts apply
-        route=crm_route.route if crm_route else stages.catalog.fallback_route(),
-        decision=decision,
-        subject_id=access.subject.id if access.subject else "",
-        masker=stages.masker,
-        label=access.route,
-    )
+    try:
+        negotiation.check_response_type(  # the template only: a raw path may hold a token
+            _declared_types(stages, crm_route),
+            h.first(up.headers, "content-type"),
+            crm_route.template if crm_route else "",
+        )
+    except UndeclaredResponseType as exc:
+        if not access.report_only:
+            raise
+        access.error = f"report_only_would_block: {exc.code}"
     declared = h.first(up.headers, "content-length")
     rewriter = make_body_rewriter(
-        h.first(up.headers, "content-type"),
+        h.first(headers, "content-type"),  # as scanned: its parameters may name someone
         h.first(up.headers, "content-encoding"),
         enforcer,
         content_length=int(declared) if declared and declared.isdigit() else None,

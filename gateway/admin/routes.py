@@ -1,15 +1,17 @@
-"""health (liveness), ready (upstream, OPA and Redis reachable), metrics (Prometheus)."""
+"""health (liveness), ready (upstream, OPA and Redis reachable), metrics (Prometheus,
+only to `admin.allowed_networks`: its labels name routes and error codes)."""
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 
 import orjson
 from aiohttp import web
 
 from gateway.admin.api import add_api_routes
 from gateway.admin.revocations import add_revocation_routes
-from gateway.errors import NotFound
+from gateway.errors import Forbidden, NotFound
 from gateway.stages import STAGES
 from gateway.state.client import ping
 
@@ -57,8 +59,19 @@ async def _true() -> bool:
     return True
 
 
+def _from_admin_network(request: web.Request, networks: tuple[str, ...]) -> bool:
+    try:
+        peer = ipaddress.ip_address(request.remote or "")
+    except ValueError:
+        return False
+    return any(peer in ipaddress.ip_network(n, strict=False) for n in networks)
+
+
 async def metrics(request: web.Request) -> web.Response:
     stages = request.app[STAGES]
+    if not _from_admin_network(request, stages.settings.admin.allowed_networks):
+        err = Forbidden("metrics are served only to admin.allowed_networks")
+        return _json(err.to_body(), err.status)
     body, content_type = stages.metrics.render(stages)
     resp = web.Response(body=body)
     resp.headers["Content-Type"] = content_type

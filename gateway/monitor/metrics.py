@@ -8,7 +8,7 @@ is `unmatched`), categories and levels come from the taxonomy.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Gauge, Histogram, generate_latest
@@ -54,7 +54,10 @@ class Tally:
 
 
 class Metrics:
-    def __init__(self) -> None:
+    def __init__(self, templates: Iterable[str] = ()) -> None:
+        # The catalog's route templates: the only route labels (anything else, such
+        # as a raw path with ids or tokens in it, is counted as `unmatched`).
+        self.templates = frozenset(templates)
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = Tally(
@@ -83,19 +86,21 @@ class Metrics:
         self.report_only = Gauge("crmgw_report_only", "1 when report-only mode is on", registry=r)
 
     def observe_access(self, access: Access, latency_ms: float) -> None:
-        route = access.route if access.decision is not None or access.status < 400 else "unmatched"
-        self.requests.inc(route if route.startswith("/") else "unmatched", str(access.status))
+        self.requests.inc(self.route_label(access.route), _status_label(access.status))
         self.latency.observe(latency_ms / 1000)
         if access.decision is not None:
             self.decisions.inc("allow" if access.decision.allow else "deny")
         if access.error:
-            self.blocks.inc(access.error.split(":")[0][:40])
+            self.blocks.inc(_code_label(access.error))
         fields = access.report.get("fields")  # {outcome: {level: {category: count}}}
         if isinstance(fields, dict):
             for outcome, levels in fields.items():
                 for level, categories in levels.items():
                     for category, n in categories.items():
                         self.fields.inc(category, level, outcome, amount=n)
+
+    def route_label(self, route: str) -> str:
+        return route if route in self.templates else "unmatched"
 
     def render(self, stages: Stages) -> tuple[bytes, str]:
         """Refresh gauges from the stages' own counters, then render."""
@@ -110,3 +115,13 @@ class Metrics:
             self.audit_spool.set(getattr(stats, "spool_bytes", 0))
             self.audit_delivered.set(getattr(stats, "delivered", 0))
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+def _status_label(status: int) -> str:
+    return str(status) if 100 <= status <= 599 else "other"
+
+
+def _code_label(error: str) -> str:
+    """An error code (`forbidden`, `report_only_would_block`): never free text."""
+    code = error.split(":")[0].strip()[:40]
+    return code if code.replace("_", "").isalnum() and code.isascii() else "other"

@@ -20,6 +20,7 @@ from typing import Any
 
 import orjson
 
+from gateway.core.catalog import Catalog
 from gateway.core.model import Action, Decision, Subject
 from gateway.core.taxonomy import Taxonomy
 from gateway.errors import ConfigError
@@ -168,4 +169,18 @@ async def explain_decision(
             await engine.close()
     finally:
         await grants.close()
-    return render(outcome, subject, request, taxonomy)
+    text = render(outcome, subject, request, taxonomy)
+    catalog = Catalog.load(settings.path(settings.classification.catalog))
+    return text + "\n" + negotiation_line(catalog, request.method, route)
+
+
+def negotiation_line(catalog: Catalog, method: str, route: str) -> str:
+    """What the route may answer in (sensitive routes): the reason behind 406/502."""
+    match = catalog.match(method, route)
+    types = match.route.response_types if match else catalog.response_types
+    where = f"catalog route {match.route.name}" if match else "no catalog route: catalog default"
+    return (
+        f"response   types={','.join(types)} ({where}); format params dropped: "
+        f"{','.join(catalog.format_params) or '-'}; other types -> 502 "
+        "undeclared_response_type, an Accept admitting none -> 406 not_acceptable"
+    )

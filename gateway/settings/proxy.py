@@ -25,6 +25,9 @@ class ListenSettings(_Section):
     max_headers: int = Field(128, ge=16, le=10_000)
     # The gateway's own name in Via.
     via_name: str = "crm-gateway"
+    # The base URL clients reach the gateway at (https://crm.example.com). Links the CRM
+    # builds to itself are rewritten to it; empty: the request's own scheme and host.
+    public_url: str = ""
 
 
 class UpstreamSettings(_Section):
@@ -38,6 +41,9 @@ class UpstreamSettings(_Section):
     # Forward the client's Host header (some CRMs build absolute links from it).
     preserve_host: bool = False
     verify_tls: bool = True
+    # Other origins the CRM uses for itself in links (http://crm.internal:8000); links to
+    # them, and to `url`, are rewritten to the gateway's public base.
+    aliases: tuple[str, ...] = ()
 
     @field_validator("url")
     @classmethod

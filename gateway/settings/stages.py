@@ -135,7 +135,7 @@ class LoggingSettings(_Section):
 
 class AdminSettings(_Section):
     prefix: str = "/_gateway"
-    # Networks allowed to call admin endpoints other than health/ready/metrics.
+    # Networks allowed to call admin endpoints other than health/ready (metrics included).
     allowed_networks: tuple[str, ...] = ("127.0.0.1/32", "::1/128")
     # Roles whose members may revoke and restore subjects through the admin API.
     roles: tuple[str, ...] = ("security_admin",)

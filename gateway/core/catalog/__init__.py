@@ -13,6 +13,7 @@ The file format is documented at the top of `config/crm/demo.yaml`.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,8 @@ from gateway.core.catalog._spec import (
     RouteMatch,
     RouteSpec,
 )
+from gateway.core.catalog._types import negotiation
+from gateway.core.negotiation import DEFAULT_FORMAT_PARAMS, DEFAULT_RESPONSE_TYPES
 
 __all__ = [
     "ENTRY_FORMATS",
@@ -58,6 +61,9 @@ class Catalog:
         rules: tuple[FieldRule, ...] = (),
         facts: FactsSpec | None = None,
         totals: frozenset[str] = frozenset(),
+        *,
+        response_types: tuple[str, ...] = DEFAULT_RESPONSE_TYPES,
+        format_params: tuple[str, ...] = DEFAULT_FORMAT_PARAMS,
     ) -> None:
         self.name = name
         self.routes = routes
@@ -66,6 +72,8 @@ class Catalog:
         self.facts = facts or FactsSpec()
         self.totals = totals  # envelope counts hidden when records may be dropped
         self._fallback: RouteSpec | None = None
+        self.response_types = response_types  # for paths no route matches
+        self.format_params = format_params  # query parameters that pick a rendering
         self._static: dict[str, list[RouteSpec]] = {}
         self._dynamic: list[tuple[re.Pattern[str], RouteSpec]] = []
         for route in routes:
@@ -86,9 +94,24 @@ class Catalog:
     def from_dict(cls, raw: Any) -> Catalog:
         problems: list[str] = []
         built = build(raw, problems)
+        types = negotiation(raw, problems)
         if problems or built is None:
             raise ValueError("invalid catalog: " + "; ".join(problems or ["empty"]))
-        return cls(*built)
+        name, routes, fingerprint, rules, facts, totals = built
+        routes = tuple(
+            replace(r, response_types=own or types.response_types)
+            for r, own in zip(routes, types.per_route, strict=True)
+        )
+        return cls(
+            name,
+            routes,
+            fingerprint,
+            rules,
+            facts,
+            totals,
+            response_types=types.response_types,
+            format_params=types.format_params,
+        )
 
     def match(self, method: str, path: str) -> RouteMatch | None:
         """The route for an already normalised path; fixed paths win over templates."""
@@ -144,6 +167,7 @@ class Catalog:
                 catalog=self.name,
                 wide_facts=self.facts,
                 totals=self.totals,
+                response_types=self.response_types,
             )
         return self._fallback
 

@@ -27,9 +27,9 @@ def build(raw: Any, problems: list[str]) -> Built | None:
     if not isinstance(raw, Mapping):
         problems.append("catalog: must be a mapping")
         return None
-    _unknown_keys(
-        raw, {"name", "version", "record", "fields", "entry", "routes", "totals"}, "", problems
-    )
+    top = {"name", "version", "record", "fields", "entry", "routes", "totals"}
+    top |= {"response_types", "format_params"}  # read by _types.negotiation
+    _unknown_keys(raw, top, "", problems)
     name = raw.get("name")
     if not isinstance(name, str) or not name:
         problems.append("name: required non-empty string")
@@ -83,6 +83,7 @@ def _route(
         "search",
         "search_body",
     }
+    allowed.add("response_types")  # read by _types.negotiation
     _unknown_keys(raw, allowed | {"entry"}, where, problems)
     path = raw.get("path")
     if not isinstance(path, str) or not path.startswith("/"):

@@ -7,6 +7,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from gateway.core.negotiation import DEFAULT_RESPONSE_TYPES
+
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 ENTRY_FORMATS = frozenset({"id_card", "mobile", "bank_card", "email", "landline", "not_blank"})
@@ -79,6 +81,7 @@ class RouteSpec:
     # on every route) and the envelope totals hidden when records may be dropped
     wide_facts: FactsSpec | None = None
     totals: frozenset[str] = frozenset()
+    response_types: tuple[str, ...] = DEFAULT_RESPONSE_TYPES  # media types it may answer in
     _memo: dict[str, FieldRule | None] = field(
         default_factory=dict, compare=False, repr=False, hash=False
     )

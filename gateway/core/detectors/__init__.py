@@ -26,7 +26,7 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
-from gateway.core.detectors import checks, patterns
+from gateway.core.detectors import checks, patterns, urls
 from gateway.core.detectors.keys import category_for_key, is_free_text_key
 from gateway.core.detectors.numbers import classify_compact, scan_numbers
 from gateway.core.normalize import compact, normalize, normalize_str
@@ -81,6 +81,8 @@ def _has_cjk(text: str) -> bool:
 
 def _candidates(t: str) -> list[Found]:
     found: list[Found] = patterns.credentials(t)
+    if "=" in t or "/" in t:  # bearer secrets in links (token=, /portal/<token>)
+        found.extend(urls.token_urls(t))
     if _FIVE_DIGITS.search(t) is not None:
         found.extend((h.start, h.end, *h.verdict[:3]) for h in scan_numbers(t))
         if _UPPER_ASCII.search(t) is not None:  # letter-bearing codes

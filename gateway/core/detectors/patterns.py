@@ -73,7 +73,10 @@ _SINGLE = (
 )
 SURNAME = f"(?:{_COMPOUND}|[{_SINGLE}])"
 COMPOUND_SURNAMES = frozenset(_COMPOUND.split("|"))
-_NAME_CTX = r"(?:姓名|客户|户名|联系人|收件人|持卡人|申请人|借款人|投保人|被保险人|开户人|委托人)"
+_NAME_CTX = (
+    r"(?:姓名|客户|户名|联系人|收件人|持卡人|申请人|借款人|投保人|被保险人|开户人|委托人"
+    r"|对接人|经办人|受益人|担保人|法定代表人|法人代表|代理人|监护人|配偶|收款人|付款人|汇款人)"
+)
 NAME_AFTER_RE = re.compile(
     rf"{_NAME_CTX}(?:是|为|叫|名|[:：]|\s)*({SURNAME})([\u4e00-\u9fff]{{1,2}})"
 )

@@ -15,8 +15,10 @@ from typing import Any
 
 from gateway.core import detectors
 from gateway.core.catalog import RecordShape, suspect_key
+from gateway.core.detectors import unescape
 from gateway.core.enforce._shared import Shared
 from gateway.core.enforce._tables import CAT, TEXT, ActionTable, Slot
+from gateway.core.links import LinkMap
 from gateway.core.masking import DROPPED, Masker
 from gateway.core.model import Action, Verb
 from gateway.core.report import EnforcementReport, outcome_of
@@ -60,6 +62,10 @@ class ValueRewriter:
                 return
             raise self._unidentified("customer numbers outside any record")
         raise self._unidentified(f"customer data ({category}) outside any record")
+
+    # Links back to the CRM, rewritten to the gateway's public base before any scan
+    # (set by the handler per response; None: left as they are).
+    links: LinkMap | None = None
 
     def _value(self, value: Any, key: str, path: str, slot: Slot, table: ActionTable) -> Any:
         if value is None:
@@ -197,10 +203,26 @@ class ValueRewriter:
         return value
 
     def _text(self, text: str, table: ActionTable) -> str:
-        """Free text: only the detected spans are masked."""
+        """Free text: only the detected spans are masked.
+
+        Links to the CRM are rewritten first; the gateway's own base is never scanned
+        as data. Character references, JSON escapes and percent-encoding are undone
+        for the scan (`unescape`), and a span found there is masked in the original
+        text and spelled back in the escape it used."""
         if not text:
             return text
-        hits = detectors.detect(text)
+        links = self.links
+        if links is not None and "/" in text:
+            text = links.rewrite(text)
+            pieces = links.split(text)
+            if len(pieces) > 1:
+                scan = self._text_piece
+                return "".join(p if links.is_base(p) else scan(p, table) for p in pieces)
+        return self._text_piece(text, table)
+
+    def _text_piece(self, text: str, table: ActionTable) -> str:
+        decoded = unescape.decode(text) if _MAYBE_ESCAPED.search(text) else None
+        hits = detectors.detect(text if decoded is None else decoded.text)
         if not hits:
             return text
         for hit in hits:
@@ -212,7 +234,29 @@ class ValueRewriter:
             if action.verb is Verb.BLOCK:
                 self.report.blocked_reason = f"text {hit.category}"
                 raise BlockResponse(f"the policy blocks {hit.category}")
-        return self._masker.mask_text(text, hits, lambda h: table.action(h.category)[1])
+
+        def action_for(h: detectors.Hit) -> Action:
+            return table.action(h.category)[1]
+
+        if decoded is None:
+            return self._masker.mask_text(text, hits, action_for)
+        out: list[str] = []
+        pos = 0
+        for hit in hits:  # sorted, non-overlapping (detect's contract)
+            start, end = decoded.to_original(hit.start, hit.end)
+            if start < pos:
+                continue
+            span = decoded.text[hit.start : hit.end]
+            whole = detectors.Hit(hit.category, 0, len(span), hit.detector, hit.confidence)
+            masked = self._masker.mask_text(span, [whole], action_for)
+            out.append(text[pos:start])
+            out.append(unescape.respell(text[start:end], masked))
+            pos = end
+        out.append(text[pos:])
+        return "".join(out)
+
+
+_MAYBE_ESCAPED = re.compile(r"&#?[0-9A-Za-z]|\\[ux/\\\"']|%[0-9A-Fa-f]{2}")
 
 
 # Masked outputs repeat far more than inputs ("***", "张*", "138****5678" shapes),
@@ -226,6 +270,10 @@ _RESCAN_SIZE = 8192
 def _looks_like_more(residue: re.Pattern[str], text: str) -> bool:
     if text.isalpha():  # letters only (most names, employers): no digit run, no "@"
         return False
+    if _MAYBE_ESCAPED.search(text) is not None:  # `&#54;...`: the residue is in the escapes
+        decoded = unescape.decode(text)
+        if decoded is not None:
+            return residue.search(decoded.text) is not None
     key = (residue.pattern, residue.flags, text)
     found = _RESCAN.get(key)
     if found is None:

@@ -44,7 +44,7 @@ def _access(status: int = 200, error: str | None = None) -> Access:
 
 
 def test_counts_requests_decisions_fields_and_blocks() -> None:
-    m = Metrics()
+    m = Metrics(templates=["/api/customers/{id}"])
     m.observe_access(_access(), 1.5)
     m.observe_access(_access(), 2.5)
     m.observe_access(_access(403, "blocked: bulk"), 0.7)
@@ -62,7 +62,7 @@ def test_counts_requests_decisions_fields_and_blocks() -> None:
 
 
 def test_unmatched_routes_share_one_label() -> None:
-    m = Metrics()
+    m = Metrics(templates=["/api/customers/{id}"])
     m.observe_access(Access(request_id="r", started=0.0, method="GET", route="x", status=404), 1)
     s = _samples(m)
     assert s[("crmgw_requests_total", (("route", "unmatched"), ("status", "404")))] == 1
