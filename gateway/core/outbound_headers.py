@@ -36,27 +36,9 @@ from gateway.core.links import LinkMap
 
 Headers = list[tuple[str, str]]
 
-# Framing and validators the gateway sets or drops itself: nothing to scan.
-_SKIP = frozenset(
-    {
-        "content-length",
-        "transfer-encoding",
-        "date",
-        "x-request-id",
-        "via",
-        "connection",
-        "keep-alive",
-        "etag",
-        "last-modified",
-        "expires",
-        "age",
-        "content-encoding",
-        "accept-ranges",
-        "vary",
-        "cache-control",
-        "pragma",
-    }
-)
+# Framing aiohttp parses as such (a number, hop-by-hop tokens): nothing to scan. Every
+# other header is scanned, `Date` and `Via` included (a hostile CRM chooses them too).
+_SKIP = frozenset({"content-length", "transfer-encoding", "connection", "keep-alive"})
 # Headers that hold links (rewritten to the gateway even on non-sensitive routes).
 LINK_HEADERS = frozenset({"location", "content-location", "link", "refresh", "uri"})
 

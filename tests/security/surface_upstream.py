@@ -258,6 +258,9 @@ def create_surface_upstream(seen: list[Seen]) -> web.Application:
         resp.headers[f"X-Id-{c['id_number']}"] = "1"
         word = base64.b64encode(f"客户{c['name']} 身份证{c['id_number']}".encode()).decode()
         resp.headers["X-Customer-Note"] = f"=?UTF-8?B?{word}?="
+        resp.headers["Via"] = f"1.1 crm-{c['mobile']}"
+        resp.headers["ETag"] = f'"{c["id_number"]}"'
+        resp.headers["Cache-Control"] = f"private, x-owner={c['mobile']}"
         filename = f"{c['name']}_{c['id_number']}.csv"
         resp.headers["Content-Disposition"] = f"attachment; filename*=UTF-8''{quote(filename)}"
         return resp
