@@ -122,6 +122,35 @@ _DOCS = (
              "reaches a client).", "`crm-gateway check-config FILE` names the key."),
     ErrorDoc("startup_error", "-", "Start-up only: something the gateway needs (Redis, a key) "
              "is unreachable.", "Fix the setting the message names."),
+    ErrorDoc("uncatalogued_route", "403", "The decision has record conditions (grade, tier) "
+             "that this response cannot be checked against: customer data outside any "
+             "identifiable record, or records without the facts the rules test.",
+             "Add the route to the catalog with its records and facts (`records`, `record`)."),
+    ErrorDoc("self_approval", "403", "Nobody approves their own access request.",
+             "Another approver of the required department approves it."),
+    ErrorDoc("wrong_department", "403", "The approver is not in the department this step "
+             "of the chain needs.", "An approver of that department approves it."),
+    ErrorDoc("own_department", "403", "The approver's own department benefits from the "
+             "request, and the configuration forbids that.",
+             "An approver of another department approves it."),
+    ErrorDoc("not_an_approver", "403", "The caller has no approver role.",
+             "Ask the security team for the approver role."),
+    ErrorDoc("not_in_directory", "403", "The named person is not in the directory.",
+             "Add the person to the directory (account approval) first."),
+    ErrorDoc("console_role_required", "403", "The admin API call needs a console role "
+             "(requester, approver, security admin, auditor).",
+             "Ask the security team for the role."),
+    ErrorDoc("already_approved", "403", "This approver already approved this request.",
+             "Nothing to do; the next step of the chain approves."),
+    ErrorDoc("request_expired", "409", "The access request expired before it was approved.",
+             "File a new request."),
+    ErrorDoc("out_of_order", "409", "The chain's steps are approved in order; an earlier "
+             "step is still open.", "Wait for the earlier step's approver."),
+    ErrorDoc("grant_consumed", "403", "A single-use export grant was already used.",
+             "Request a new export grant."),
+    ErrorDoc("csrf_header_required", "403", "State-changing admin calls need the CSRF "
+             "header a browser cannot send cross-site.", "Send the header the admin API "
+             "documents (docs/admin-api.md)."),
 )  # fmt: skip
 
 ERROR_DOCS: dict[str, ErrorDoc] = {d.code: d for d in _DOCS}
