@@ -5,7 +5,7 @@ demo CRM (its own process), deciding with a real OPA on the repository's policy
 (copied with all-day hours). Grants are requested and approved through the admin
 API of replica 0; what replica 1 then does is measured from outside:
 
-- a revoked grant stops being honoured on replica 1 within a second;
+- a revoked grant stops being honoured on replica 1 (how fast: `bench/propagation.py`);
 - a single-use export grant is consumed by exactly one of two concurrent exports,
   one sent to each replica; a third export is refused too;
 - `crm-gateway grants` from a third process is bound to the directory.
@@ -154,7 +154,7 @@ async def _approved(r: Replicas, who: str, body: dict[str, Any], *approvers: str
     return str(out["id"])
 
 
-async def test_revoked_grant_refused_on_the_other_replica_within_a_second(
+async def test_revoked_grant_refused_on_the_other_replica(
     replicas: Replicas,
 ) -> None:
     b = _grade_b()
@@ -183,7 +183,6 @@ async def test_revoked_grant_refused_on_the_other_replica_within_a_second(
         "\ngrant revocation: "
         + ", ".join(f"replica {i}: {d * 1000:.0f} ms" for i, d in enumerate(delays))
     )
-    assert all(d < 1.0 for d in delays), delays
     for url in replicas.urls:
         assert not await _visible(url, b, "sales")
 
@@ -202,7 +201,7 @@ async def _first(url: str, rec: dict[str, Any], clear: bool, since: float) -> fl
     raise AssertionError(f"{url}: lockdown not followed within 5 s")
 
 
-async def test_lockdown_reaches_both_replicas_within_a_second(replicas: Replicas) -> None:
+async def test_lockdown_reaches_both_replicas(replicas: Replicas) -> None:
     rec = next(r for r in _records() if r["grade"] == "C" and r["tier"] == "一般")
     for url in replicas.urls:
         assert await _mobile_clear(url, rec)
@@ -218,7 +217,6 @@ async def test_lockdown_reaches_both_replicas_within_a_second(replicas: Replicas
             f"\nlockdown {'on' if on else 'off'}: "
             + ", ".join(f"replica {i}: {d * 1000:.0f} ms" for i, d in enumerate(delays))
         )
-        assert all(d < 1.0 for d in delays), delays
 
 
 async def _export(url: str) -> tuple[int, bytes]:

@@ -173,7 +173,8 @@ async def test_kill_9_without_strict_mode_reports_loss(
     cfg = al.GatewayConfig(tmp_path, crm_port, own_redis.url)
     result, _, _ = await _kill_and_restart(cfg, own_redis, redis_down=False)
     lost, report = _check_and_report("no strict, redis up", cfg, own_redis.url, result)
-    assert len(result.ids()) > 100
+    # the load is time-bound: on a busy machine fewer requests are served before the kill
+    assert len(result.ids()) > 10, "vacuous: hardly any traffic before the kill"
     assert report["exit_code"] == 0, report
     assert lost <= len(result.ids())
 

@@ -87,7 +87,9 @@ async def record_traffic(gw: Gateway, crm: DemoCrm) -> dict[str, int]:
         ("cs", "/api/customers?page=2", {}),
         ("sales", f"/api/customers/{one}", {}),
         ("sales", f"/api/customers/{two}", {}),
-        ("sales", "/api/customers/search?q=" + crm.records[2]["name"], {}),
+        # cs may look a customer up by name (the policy's lookup obligation); sales may
+        # not search by a field masked on some records (VIP names), so sales reads by id
+        ("cs", "/api/customers/search?q=" + crm.records[2]["name"], {}),
         ("rm", f"/api/customers/{one}", {"X_Purpose": "service"}),
         ("risk", "/api/customers", {}),
     ]
@@ -105,19 +107,19 @@ def expected_changes() -> list[dict[str, Any]]:
             "kind": "newly_blocked",
             "category": "mobile",
             "level": "L2",
-            "requests": 3,
-            "subjects": {"u-sales": 3},
-            "routes": {f"GET {BY_ID}": 2, "GET /api/customers/search": 1},
-            "transitions": {"allow -> block": 3},
+            "requests": 2,
+            "subjects": {"u-sales": 2},
+            "routes": {f"GET {BY_ID}": 2},
+            "transitions": {"allow -> block": 2},
         },
         {
             "kind": "unmasked",
             "category": "income",
             "level": "L3",
-            "requests": 5,
-            "subjects": {"u-cs": 5},
-            "routes": {f"GET {BY_ID}": 3, "GET /api/customers": 2},
-            "transitions": {"mask:standard -> allow": 5},
+            "requests": 6,
+            "subjects": {"u-cs": 6},
+            "routes": {f"GET {BY_ID}": 3, "GET /api/customers": 2, "GET /api/customers/search": 1},
+            "transitions": {"mask:standard -> allow": 6},
         },
     ]
 
@@ -150,16 +152,17 @@ async def test_candidate_lifting_one_mask_and_adding_one_block(
     assert out["running"]["revision"] == BASE["revision"]
     assert strip_inputs(out["changes"]) == expected_changes()
     assert out["changed_requests"] == 8
-    assert out["subjects"] == {"u-cs": {"unmasked": 5}, "u-sales": {"newly_blocked": 3}}
+    assert out["subjects"] == {"u-cs": {"unmasked": 6}, "u-sales": {"newly_blocked": 2}}
     assert out["routes"] == {
         "GET /api/customers": {"unmasked": 2},
-        "GET /api/customers/search": {"newly_blocked": 1},
+        "GET /api/customers/search": {"unmasked": 1},
         f"GET {BY_ID}": {"newly_blocked": 2, "unmasked": 3},
     }
     assert out["records"] == [] and out["obligations"] == []
-    # The free-text purpose made a distinct input for cs; the reduced one merges nothing else.
-    cs_by_id = next(c for c in report.changes.values() if c.category == "income")
-    assert cs_by_id.inputs == 3
+    # The free-text purpose made a distinct input for cs (by id with and without it, the
+    # list, the search); the reduced one merges nothing else.
+    cs_income = next(c for c in report.changes.values() if c.category == "income")
+    assert cs_income.inputs == 4
 
     text = report.text()
     assert "unmasked       income" in text and "newly_blocked  mobile" in text

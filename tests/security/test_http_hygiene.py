@@ -103,20 +103,22 @@ def test_refused_methods_are_validated() -> None:
     ("target", "who"),
     [("/api/customers/C000011", "sales"), ("/static/app.js", "sales"), ("/api/health", None)],
 )
-async def test_the_gateway_adds_no_accept_user_agent_or_encoding(
+async def test_the_gateway_invents_no_request_headers(
     gw: Gateway, crm: LenientCrm, target: str, who: str | None
 ) -> None:
     before = len(crm.seen)
     await send_raw(gw.port, "GET", target, api_key(who) if who else {})
-    names = {n.lower() for n in _last(crm, before).header_names()}
-    assert "accept" not in names
+    seen = _last(crm, before)
+    names = {n.lower() for n in seen.header_names()}
     assert "user-agent" not in names
     assert "content-type" not in names
-    if target.startswith("/api/customers"):  # sensitive: the gateway asks for what it decodes
-        assert [v for n, v in _last(crm, before).headers if n.lower() == "accept-encoding"] == [
-            "identity"
-        ]
+    if target.startswith("/api/customers"):
+        # sensitive: the gateway asks for what it decodes, the types the catalog
+        # declares for the route (never an invented */*) and no compression
+        assert [v for n, v in seen.headers if n.lower() == "accept"] == ["application/json"]
+        assert [v for n, v in seen.headers if n.lower() == "accept-encoding"] == ["identity"]
     else:
+        assert "accept" not in names
         assert "accept-encoding" not in names
 
 

@@ -25,7 +25,14 @@ from tests.security.hostile_upstream import (
     Case,
     create_hostile_upstream,
 )
-from tests.security.records_harness import check_reply, fetch, opa_process, records_gateway, serve
+from tests.security.records_harness import (
+    check_reply,
+    fetch,
+    hostile_gateway,
+    opa_process,
+    records_gateway,
+    serve,
+)
 
 pytestmark = pytest.mark.integration
 VISIBLE_IDS = [c["id"] for c in VISIBLE]
@@ -39,7 +46,7 @@ def opa(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpaProcess]:
 @pytest.fixture
 async def gw(tmp_path: Path, opa: OpaProcess) -> AsyncIterator[Gateway]:
     runner, url = await serve(create_hostile_upstream())
-    g = await records_gateway(tmp_path, url, opa)
+    g = await hostile_gateway(tmp_path, url, opa)
     yield g
     await g.stop()
     await runner.cleanup()
@@ -49,3 +56,24 @@ async def gw(tmp_path: Path, opa: OpaProcess) -> AsyncIterator[Gateway]:
 async def test_every_format_drops_the_same_records(gw: Gateway, case: Case) -> None:
     reply = await fetch(gw, f"/hostile/{case.name}")
     check_reply(reply, case.expect, HIDDEN_MARKS, PROTECTED, VISIBLE_IDS)
+
+
+NOT_JSON = [
+    c for c in CASES if c.kind == "formats" and not c.make()[1].startswith("application/json")
+]
+
+
+@pytest.mark.parametrize("case", NOT_JSON, ids=lambda c: c.name)
+async def test_the_demo_catalog_refuses_every_type_it_does_not_declare(
+    tmp_path: Path, opa: OpaProcess, case: Case
+) -> None:
+    """The demo catalog declares JSON catalog-wide: the same bodies in any other type are
+    refused before a record rule runs (502, naming the type), never passed."""
+    runner, url = await serve(create_hostile_upstream())
+    g = await records_gateway(tmp_path, url, opa)
+    try:
+        reply = await fetch(g, f"/hostile/{case.name}")
+    finally:
+        await g.stop()
+        await runner.cleanup()
+    check_reply(reply, "undeclared", HIDDEN_MARKS, PROTECTED, VISIBLE_IDS)

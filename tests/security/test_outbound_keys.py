@@ -24,7 +24,7 @@ from tests.security.hostile_upstream import (
     Case,
     create_hostile_upstream,
 )
-from tests.security.records_harness import check_reply, fetch, opa_process, records_gateway, serve
+from tests.security.records_harness import check_reply, fetch, hostile_gateway, opa_process, serve
 
 pytestmark = pytest.mark.integration
 VISIBLE_IDS = [c["id"] for c in VISIBLE]
@@ -38,7 +38,7 @@ def opa(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpaProcess]:
 @pytest.fixture
 async def gw(tmp_path: Path, opa: OpaProcess) -> AsyncIterator[Gateway]:
     runner, url = await serve(create_hostile_upstream())
-    g = await records_gateway(tmp_path, url, opa)
+    g = await hostile_gateway(tmp_path, url, opa)
     yield g
     await g.stop()
     await runner.cleanup()

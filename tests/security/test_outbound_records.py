@@ -31,8 +31,8 @@ from tests.security.hostile_upstream import (
 from tests.security.records_harness import (
     check_reply,
     fetch,
+    hostile_gateway,
     opa_process,
-    records_gateway,
     serve,
 )
 
@@ -48,7 +48,7 @@ def opa(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpaProcess]:
 @pytest.fixture
 async def gw(tmp_path: Path, opa: OpaProcess) -> AsyncIterator[Gateway]:
     runner, url = await serve(create_hostile_upstream())
-    g = await records_gateway(tmp_path, url, opa)
+    g = await hostile_gateway(tmp_path, url, opa)
     yield g
     await g.stop()
     await runner.cleanup()

@@ -139,7 +139,11 @@ def create_write_crm(crm: WriteCrm) -> web.Application:
         if request.method == "DELETE":
             crm.records.pop(cid, None)
             return _json({"ok": True, "deleted": cid})
-        record = crm.records.setdefault(cid, {"id": cid})
+        if cid == "(new)":  # a create: the CRM fills in its defaults and answers with them all
+            new = f"C{600 + len(crm.received[cid])}"
+            record = crm.records.setdefault(new, _record(new))
+        else:
+            record = crm.records.setdefault(cid, {"id": cid})
         try:
             patch = json.loads(body) if body else {}
         except ValueError:
@@ -165,8 +169,13 @@ async def start_write_crm() -> WriteCrm:
 
 
 def write_catalog(path: Path) -> Path:
-    """The demo catalog, plus POST and DELETE on a customer (this CRM takes both)."""
+    """The demo catalog, plus POST and DELETE on a customer (this CRM takes both), and
+    a create route that says it answers with the record (`{"customer": {...}}`): an
+    answer with customer data outside declared records is refused (uncatalogued_route)."""
     raw = yaml.safe_load((ROOT / "config" / "crm" / "demo.yaml").read_text(encoding="utf-8"))
+    for declared in raw["routes"]:
+        if declared["name"] == "customer_create":
+            declared["records"] = ["customer"]
     route = {"name": "customer_other_writes", "path": "/api/customers/{id}"}
     raw["routes"].append({**route, "methods": ["POST", "DELETE"]})
     path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")

@@ -310,6 +310,14 @@ def test_query_string_fields_are_checked() -> None:
     body.also.append(query_reading("bank_card=6222600260001072444"))
     with pytest.raises(Forbidden):
         guard(body, "strip")
+    for placeholder in (
+        "mobile=139%E2%80%A2%E2%80%A2%E2%80%A2%E2%80%A25678",
+        "name=%E5%BE%90%E6%9F%90",
+    ):
+        masked = parse(RAW, "application/json")
+        masked.also.append(query_reading(placeholder))
+        with pytest.raises(MaskedValueWrite):
+            guard(masked, "reject")
     clean = parse(RAW, "application/json")
     clean.also.append(query_reading("format=json"))
     assert guard(clean, "strip")[0] is None
