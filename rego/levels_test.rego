@@ -55,6 +55,14 @@ test_operation_scope_caps_clearance if {
 	contains(d.explain.income, "roles permit view up to L2")
 }
 
+test_security_admin_role_adds_no_data_view if {
+	d := decide({"roles": ["security_admin"], "clearance": "L4", "department": "security"}, {"purpose": "audit"}, [])
+	d.fields.customer_no == clear
+	d.fields.name != clear
+	d.fields.bank_account != clear
+	contains(d.explain.name, "roles permit view up to L1")
+}
+
 test_export_scope_is_separate if {
 	d := decide({"roles": ["customer_service"]}, {"operation": "export"}, [])
 	d.allow == true
