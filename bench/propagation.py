@@ -36,8 +36,8 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.procs import Proc, free_port, start  # noqa: E402
-from gateway.state.revocation import RevocationList  # noqa: E402
+from bench.procs import Proc, free_port, start
+from gateway.state.revocation import RevocationList
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -198,8 +198,8 @@ def main() -> None:
                                rport, work))  # fmt: skip
             redis_url = f"redis://127.0.0.1:{rport}/0"
             cport = free_port()
-            procs.append(start("crm", [PY, "-c", "from gateway.demo.crm import run_demo_crm; "
-                                       f"run_demo_crm('127.0.0.1', {cport})"], cport, work))  # fmt: skip
+            crm = f"from gateway.demo.crm import run_demo_crm; run_demo_crm('127.0.0.1', {cport})"
+            procs.append(start("crm", [PY, "-c", crm], cport, work))
             config = _settings(work, redis_url, cport)
             urls = []
             for i in range(2):
