@@ -367,8 +367,9 @@ def _link_map(request: web.Request, stages: Stages) -> LinkMap | None:
 def _response_headers(
     up: UpstreamResponse, enforcer: Enforcer | None, links: LinkMap | None
 ) -> h.Headers:
-    """The CRM's headers: links rewritten; on sensitive routes identifiers masked."""
-    headers = h.strip_hop_by_hop(up.headers)
+    """The CRM's headers: links rewritten; on sensitive routes identifiers masked;
+    never a directive for a front server (X-Accel-Redirect, X-Sendfile)."""
+    headers = h.response_hygiene(up.headers)
     try:
         if enforcer is None:
             return outbound.rewrite_links(headers, links)

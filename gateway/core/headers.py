@@ -152,6 +152,33 @@ def strip_hop_by_hop(headers: Iterable[tuple[str, str]]) -> Headers:
     return [(n, v) for n, v in items if canonical_name(n) not in drop]
 
 
+# Response fields that tell a front web server to serve something else in the
+# response's place (nginx X-Accel-*, Apache/lighttpd X-Sendfile, LiteSpeed, perlbal):
+# an nginx in front of the gateway would answer with a file or an internal location
+# the gateway never saw. Never relayed, on any route.
+FRONT_SERVER_DIRECTIVES = frozenset(
+    {
+        "x-sendfile",
+        "x-sendfile-temporary",
+        "x-lighttpd-send-file",
+        "x-lighttpd-sendfile",
+        "x-litespeed-location",
+        "x-reproxy-url",
+        "x-reproxy-cache-for",
+    }
+)
+
+
+def is_front_server_directive(name: str) -> bool:
+    key = canonical_name(name)
+    return key in FRONT_SERVER_DIRECTIVES or key.startswith("x-accel-")
+
+
+def response_hygiene(headers: Iterable[tuple[str, str]]) -> Headers:
+    """The CRM's response fields minus hop-by-hop ones and front-server directives."""
+    return [(n, v) for n, v in strip_hop_by_hop(headers) if not is_front_server_directive(n)]
+
+
 def without(headers: Iterable[tuple[str, str]], names: Iterable[str]) -> Headers:
     """`headers` minus every field named in `names`, in any spelling (`X_Remote_User`)."""
     drop = {canonical_name(n) for n in names}

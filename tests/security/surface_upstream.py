@@ -265,6 +265,19 @@ def create_surface_upstream(seen: list[Seen]) -> web.Application:
         resp.headers["Content-Disposition"] = f"attachment; filename*=UTF-8''{quote(filename)}"
         return resp
 
+    async def front_directives(request: web.Request) -> web.Response:
+        """Directives a front nginx/Apache/LiteSpeed would obey: serve this file instead."""
+        c = _find(request.match_info["id"])
+        resp = web.json_response({"ok": True})
+        resp.headers["X-Accel-Redirect"] = f"/protected/exports/{c['id']}.csv"
+        resp.headers["X-Accel-Buffering"] = "no"
+        resp.headers["X_Accel_Expires"] = "0"
+        resp.headers["X-Sendfile"] = f"/var/crm/exports/{c['id']}.csv"
+        resp.headers["X-Lighttpd-Send-File"] = f"/var/crm/exports/{c['id']}.csv"
+        resp.headers["X-LiteSpeed-Location"] = f"/internal/{c['id']}"
+        resp.headers["X-Reproxy-URL"] = f"http://10.0.0.5/customers/{c['id']}"
+        return resp
+
     async def header_utf8(request: web.Request) -> web.StreamResponse:
         """A raw UTF-8 file name, as many servers send it (not RFC 8187)."""
         c = _find(request.match_info["id"])
@@ -328,6 +341,7 @@ def create_surface_upstream(seen: list[Seen]) -> web.Application:
     r.add_get("/api/escaped/customers", escaped)
     r.add_get("/api/headers/{id}", header_leak)
     r.add_get("/api/headers/{id}/utf8", header_utf8)
+    r.add_get("/api/front/{id}", front_directives)
     r.add_get("/api/invoices/", invoices)
     r.add_get("/api/moved", moved)
     return app

@@ -174,3 +174,24 @@ async def test_obs_folded_header_from_the_crm_is_unfolded_and_masked(tmp_path: P
     finally:
         await gateway.stop()
         await raw.stop()
+
+
+@pytest.mark.parametrize("sensitive", [True, False], ids=["sensitive", "not_sensitive"])
+async def test_front_server_directives_never_leave_the_gateway(
+    tmp_path: Path, upstream: SurfaceUpstream, sensitive: bool
+) -> None:
+    """X-Accel-Redirect, X-Sendfile and the like make an nginx or Apache in front of the
+    gateway serve a file the gateway never saw: dropped on every route."""
+    routes = [] if sensitive else [{"path": "/api/front/*", "sensitive": False}]
+    gateway = await start_surface_gateway(tmp_path, upstream.url, routes=routes)
+    try:
+        status, head, names = await raw_get(gateway, f"/api/front/{CUSTOMER['id']}")
+    finally:
+        await gateway.stop()
+    assert status == 200, head
+    assert upstream.seen
+    for name in names:
+        assert not name.startswith("x-accel"), head
+        assert name not in ("x-sendfile", "x-lighttpd-send-file", "x-litespeed-location",
+                            "x-reproxy-url"), head  # fmt: skip
+    assert "/var/crm" not in head and "protected" not in head
