@@ -325,6 +325,7 @@ async def _request_body(
         decision,
         crm_route,
         query,
+        replaces=request.method == "PUT",
     )
 
 

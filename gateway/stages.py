@@ -170,10 +170,13 @@ class Stages:
         decision: Decision,
         crm_route: RouteMatch | None,
         query: str = "",
+        *,
+        replaces: bool = False,
     ) -> bytes:
         """Parse a write body of any type (415 if it cannot be inspected), refuse
         masked placeholders and unauthorised fields in it and in the query string;
-        the bytes to forward."""
+        the bytes to forward. A body that `replaces` the record (PUT) is never
+        stripped: a field left out would be erased, so its placeholders are refused."""
         settings = self.settings.classification
         limits = self.settings.limits
         body = parse_write_body(
@@ -192,7 +195,7 @@ class Stages:
             route=crm_route.route if crm_route else None,
             taxonomy=self.taxonomy,
             decision=decision,
-            mode=settings.masked_write,
+            mode="reject" if replaces else settings.masked_write,
             validate_entry=settings.entry_validation,
         )
         return raw if rewritten is None else rewritten

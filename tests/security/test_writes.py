@@ -378,6 +378,17 @@ async def test_strip_mode_reencodes_without_the_masked_field(
     assert crm.records["C106"]["mobile"] == BASE["mobile"]
 
 
+async def test_a_put_is_never_stripped(strip_gw: Gateway, crm: WriteCrm) -> None:
+    """A PUT replaces the record: the field strip mode would remove would be erased at
+    the CRM, so its placeholder is refused (409) and nothing is sent."""
+    hdrs, body = BODY_TYPES["json"]({"mobile": "139••••5678", "name": "欧阳娜娜"})
+    status, answer = await send(strip_gw, "PUT", "/api/customers/C106", "cs", hdrs, body)
+    assert status == 409, answer
+    assert answer["error"] == "masked_value_write"
+    assert crm.count("C106") == 0
+    assert crm.records["C106"]["mobile"] == BASE["mobile"]
+
+
 async def test_ambiguous_bodies_are_refused_even_in_strip_mode(
     strip_gw: Gateway, crm: WriteCrm
 ) -> None:
