@@ -175,6 +175,11 @@ CASES: list[Case] = [
     ),
     Case("split_record", "blocked", _split),
     Case("id_list", "blocked", lambda: _json({"customer_ids": [c["id"] for c in CUSTOMERS]})),
+    Case("bare_ids", "blocked", lambda: _json({"ids": [c["id"] for c in CUSTOMERS]})),
+    Case("top_level_ids", "blocked", lambda: _json([c["id"] for c in CUSTOMERS])),
+    Case(
+        "ids_in_a_string", "blocked", lambda: _json({"data": ",".join(c["id"] for c in CUSTOMERS)})
+    ),
     Case(
         "id_only_records", "blocked", lambda: _json({"results": [{"id": c["id"]} for c in HIDDEN]})
     ),

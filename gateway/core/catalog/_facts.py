@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -123,9 +124,14 @@ class RecordShape:
     paths' first segments: the cheap test (one set disjointness per object) that
     nearly every non-record fails; the values are read only when it passes."""
 
-    __slots__ = ("_getters", "keys")
+    __slots__ = ("_getters", "id_pattern", "keys")
 
     def __init__(self, spec: FactsSpec) -> None:
+        self.id_pattern = (
+            re.compile(rf"(?<![0-9A-Za-z])(?:{spec.id_pattern})(?![0-9A-Za-z])")
+            if spec.id_pattern
+            else None
+        )
         paths = [p for p in (spec.grade, spec.tier) if p]
         self.keys = frozenset(p.split(".", 1)[0] for p in paths)
         self._getters = tuple(_getter(p) for p in paths)

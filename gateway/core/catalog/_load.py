@@ -208,13 +208,31 @@ def _rules(raw: Any, where: str, problems: list[str]) -> tuple[FieldRule, ...]:
     return tuple(out)
 
 
+def _id_pattern_problem(pattern: Any) -> str | None:
+    if not isinstance(pattern, str):
+        return "must be a regular expression string"
+    try:
+        compiled = re.compile(pattern)
+    except re.error as exc:
+        return f"not a regular expression: {exc}"
+    return "must not match the empty string" if compiled.fullmatch("") else None
+
+
 def _facts(raw: Any, where: str, base: FactsSpec | None, problems: list[str]) -> FactsSpec:
     base = base or FactsSpec()
     if not isinstance(raw, Mapping):
         problems.append(f"{where}: must be a mapping")
         return base
-    _unknown_keys(raw, {"id", "grade", "tier", "assignees", "consents"}, where, problems)
+    _unknown_keys(
+        raw, {"id", "grade", "tier", "assignees", "consents", "id_pattern"}, where, problems
+    )
     values: dict[str, Any] = {}
+    if raw.get("id_pattern") is not None:
+        problem = _id_pattern_problem(raw["id_pattern"])
+        if problem:
+            problems.append(f"{where}.id_pattern: {problem}")
+        else:
+            values["id_pattern"] = raw["id_pattern"]
     for key in ("id", "grade", "tier"):
         if key in raw:
             if raw[key] is not None and not isinstance(raw[key], str):
@@ -237,6 +255,7 @@ def _facts(raw: Any, where: str, base: FactsSpec | None, problems: list[str]) ->
         tier=values.get("tier", base.tier),
         assignees=values.get("assignees", base.assignees),
         consents=values.get("consents", base.consents),
+        id_pattern=values.get("id_pattern", base.id_pattern),
     )
 
 

@@ -51,6 +51,9 @@ class FactsSpec:
     tier: str | None = None
     assignees: tuple[str, ...] = ()
     consents: Mapping[str, str] = field(default_factory=dict)  # consent name -> path
+    # the CRM's record ids as a regex (`C\d{6}`): found in any value outside every
+    # record, they name customers whose grades nobody can check
+    id_pattern: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -85,6 +85,7 @@ class ValueRewriter:
         if isinstance(value, list):
             return self._walk_list(value, key, path, table)
         if slot.mode == TEXT and isinstance(value, str):
+            self._ids_outside(value)
             return self._text(value, table)
         return self._scan(value, key, table)
 
@@ -190,6 +191,7 @@ class ValueRewriter:
         """
         if isinstance(value, str):
             text = value
+            self._ids_outside(text)
         elif isinstance(value, int):
             text = str(value)
         else:
@@ -219,6 +221,15 @@ class ValueRewriter:
                 scan = self._text_piece
                 return "".join(p if links.is_base(p) else scan(p, table) for p in pieces)
         return self._text_piece(text, table)
+
+    def _ids_outside(self, text: str) -> None:
+        """Record ids (the catalog's `id_pattern`) in a value outside every record: each
+        counts as a customer number there (a key naming its record goes with it, so
+        keys are not counted)."""
+        ids = self._shape.id_pattern
+        if ids is not None and self._outside and "customer_no" in self._identifying:
+            for _ in ids.finditer(text):
+                self._outside_hit("customer_no")
 
     def _text_piece(self, text: str, table: ActionTable) -> str:
         decoded = unescape.decode(text) if _MAYBE_ESCAPED.search(text) else None

@@ -237,3 +237,15 @@ def test_search_declarations() -> None:
     with pytest.raises(ValueError, match=r"search.*search_body|search_body.*search"):
         Catalog.from_dict(bad)
     assert Catalog.from_dict(raw).problems_with({"name"}) == ["routes.s.search.q: unknown category"]
+
+
+def test_record_id_pattern() -> None:
+    routes = [{"name": "r", "path": "/r"}]
+    raw = {"name": "t", "version": 1, "routes": routes,
+           "record": {"id": "id", "id_pattern": r"C\d{6}"}}  # fmt: skip
+    assert Catalog.from_dict(raw).facts.id_pattern == r"C\d{6}"
+    for bad in ("C(", "", "x*", 7):
+        raw = {"name": "t", "version": 1, "routes": routes,
+               "record": {"id": "id", "id_pattern": bad}}  # fmt: skip
+        with pytest.raises(ValueError, match="id_pattern"):
+            Catalog.from_dict(raw)
