@@ -229,7 +229,8 @@ async def _proxy(request: web.Request, stages: Stages, access: Access) -> web.St
             outcome.decision,
             outcome.cache_hit,
         )
-        access.report_only = decision.report_only or rule.report_only
+        # a lockdown is enforced everywhere, report-only routes and decisions included
+        access.report_only = (decision.report_only or rule.report_only) and not outcome.locked_down
         _enforce_obligations(decision, request, access)
         if rule.sensitive and stages.filters is not None:  # search/filter oracles
             access.route = access.route if crm_route else audit_path(access.route)

@@ -159,7 +159,9 @@ class Governance:
         profile = self.lockdown.current
         if profile is not None:
             decision = overlay(outcome.decision, profile, self._taxonomy, request.operation)
-            outcome = dataclasses.replace(outcome, decision=decision, report_only=False)
+            outcome = dataclasses.replace(
+                outcome, decision=decision, report_only=False, locked_down=True
+            )
         return outcome
 
     async def _consume_single_use(

@@ -65,6 +65,8 @@ class DecisionOutcome:
     elapsed_ms: float
     input_digest: str  # stable digest of the normalised input (audit correlation)
     report_only: bool
+    # the lockdown profile was applied: enforced even on report-only routes
+    locked_down: bool = False
 
 
 class PolicyEngine:

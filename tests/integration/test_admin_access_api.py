@@ -655,6 +655,25 @@ async def test_lockdown_masks_everything_above_l1_and_blocks_exports(
     assert actions == ["lockdown_on", "lockdown_off"]
 
 
+async def test_lockdown_is_enforced_on_report_only_routes(
+    tmp_path: Path, crm: DemoCrm, opa: OpaProcess, redis_url: str
+) -> None:
+    """A route in roll-out (report-only) passes what the policy would mask; a lockdown
+    is an emergency profile and is enforced there too."""
+    routes = [{"path": "/api/customers/*", "report_only": True}]
+    g = await start_console(tmp_path, crm, opa, redis_url, routes=routes)
+    try:
+        rec = pick(crm, grade="C", tier="一般")
+        shown = await customer(g, rec, "sales")
+        assert shown["bank_card"] == rec["bank_card"]  # report-only: logged, not masked
+        status, out = await api(g, "secadmin", "POST", "/lockdown", {"reason": "breach"})
+        assert status == 200 and out["active"] is True
+        locked = await customer(g, rec, "sales")
+        assert locked["bank_card"] != rec["bank_card"] and locked["mobile"] != rec["mobile"]
+    finally:
+        await g.stop()
+
+
 # --- OpenAPI and the audit chain -------------------------------------------------------------
 
 
