@@ -103,6 +103,7 @@ DEFAULT_CHAINS = ChainTable(
     types={
         "grade_a": TypeRule(frozenset({"security", "it"}), mfa=True),
         "grade_b": TypeRule(frozenset({"security"}), mfa=False),
+        "grade_c": TypeRule(frozenset({BUSINESS}), mfa=False),
         "oncall": TypeRule(frozenset({"security"}), mfa=True),
         "break_glass": TypeRule(frozenset(), mfa=True),
         "bulk_export": TypeRule(frozenset({"security"}), mfa=True),
