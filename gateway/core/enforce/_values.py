@@ -104,13 +104,14 @@ class ValueRewriter:
         self.report.side_data[f"{rule.path}: {rule.treatment}"] += 1
         if value is None:
             return None
-        if rule.treatment == "omit":  # a list is emptied (as a streamed one is)
-            return [] if value.__class__ is list else DROPPED
+        gone = [] if value.__class__ is list else DROPPED  # a list is emptied, as streamed
+        if rule.treatment == "omit":
+            return gone
         table = self._shared.strict
         if rule.treatment == "of" and rule.owner in self._owners:
             owner = self._owners[rule.owner]
             if owner is None:
-                return DROPPED  # its record was dropped: so is the copy of its data
+                return gone  # its record was dropped: so is the copy of its data
             table = owner
         outside, inside = self._outside, self._in_side
         self._outside, self._in_side = False, True
