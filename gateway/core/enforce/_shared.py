@@ -98,7 +98,10 @@ class Shared:
     @property
     def strict(self) -> ActionTable:
         """The table for side data whose record facts are unknown: every record rule's
-        field additions and at least a strict mask for every category."""
+        field additions and at least a strict mask for every category. Without record
+        rules there is nothing the facts would change: the decision's own table."""
+        if not self.decision.records:
+            return self.base
         if self._strict is None:
             rules = self.decision.records
             key = tuple(range(len(rules)))

@@ -160,6 +160,12 @@ def test_references_are_masked_strict_ids_too_and_omitted_data_is_gone() -> None
     assert audit["blocked"] is None
 
 
+def test_without_record_rules_references_get_the_decisions_own_table() -> None:
+    out = enforcer("detail", decision_for("L2")).rewrite_document(detail("C"))
+    assert [r["id"] for r in out["lookup"]] == ["C000002", "C000003"]  # L1: clear
+    assert out["lookup"][0]["name"] == "李娜"  # L2 clearance, nothing left to check
+
+
 def test_a_record_inside_side_data_keeps_its_own_rules() -> None:
     doc = {"customer": person(1), "lookup": [person(5, "A"), person(6, "C")]}
     out = enforcer("detail").rewrite_document(doc)
