@@ -104,7 +104,7 @@ class ValueRewriter:
         self.report.side_data[f"{rule.path}: {rule.treatment}"] += 1
         if value is None:
             return None
-        gone = [] if value.__class__ is list else DROPPED  # a list is emptied, as streamed
+        gone: Any = [] if value.__class__ is list else DROPPED  # a list is emptied, as streamed
         if rule.treatment == "omit":
             return gone
         table = self._shared.strict
