@@ -44,6 +44,9 @@ class PassThrough:
     def rewrite_value(self, path: tuple[str | int, ...], value: Any) -> Any:
         return value
 
+    def rewrite_header(self, header: list[str]) -> list[str]:
+        return header
+
     def rewrite_row(self, header: list[str], row: list[str]) -> list[str] | None:
         return row
 

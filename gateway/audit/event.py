@@ -198,6 +198,7 @@ def build_access_event(
                 "fields": fields,
                 "detectors": counts(report.get("detectors"), 1),
                 "record_rules": counts(report.get("record_rules"), 1),
+                "side_data": counts(report.get("side_data"), 1),
                 "blocked": blocked,
                 "phase": "release" if phase == "release" else "final",
             }

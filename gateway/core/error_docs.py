@@ -124,8 +124,11 @@ _DOCS = (
              "is unreachable.", "Fix the setting the message names."),
     ErrorDoc("uncatalogued_route", "403", "The decision has record conditions (grade, tier) "
              "that this response cannot be checked against: customer data outside any "
-             "identifiable record, or records without the facts the rules test.",
-             "Add the route to the catalog with its records and facts (`records`, `record`)."),
+             "identifiable record, records without the facts the rules test, or a CSV "
+             "export whose header row has no column for them (refused before any byte).",
+             "Add the route to the catalog with its records and facts (`records`, `record`; "
+             "`record: {grade: null}` for kinds without grades) and declare what it sends "
+             "beside them (`side:` of the record, `mask: strict` or `omit: true`)."),
     ErrorDoc("self_approval", "403", "Nobody approves their own access request.",
              "Another approver of the required department approves it."),
     ErrorDoc("wrong_department", "403", "The approver is not in the department this step "

@@ -49,6 +49,7 @@ class EnforcementReport:
     bulk_limited: Counter[str] = field(default_factory=Counter)  # level -> records masked
     detectors: Counter[str] = field(default_factory=Counter)
     rules_matched: Counter[str] = field(default_factory=Counter)  # rule reason -> records
+    side_data: Counter[str] = field(default_factory=Counter)  # "path: treatment" -> values
     blocked_reason: str | None = None
     # id(batch) -> [batch, times]: keyed by identity so the hot path never hashes
     # a whole batch; the entry holds the batch, so its id stays unique.
@@ -137,5 +138,6 @@ class EnforcementReport:
             "fields": by_outcome,
             "detectors": dict(sorted(self.detectors.items())),
             "record_rules": dict(sorted(self.rules_matched.items())),
+            "side_data": dict(sorted(self.side_data.items())),
             "blocked": self.blocked_reason,
         }

@@ -71,11 +71,17 @@ class RecordEnforcer(Protocol):
     def rewrite_subtree(self, prefix: str, value: Any) -> Any:
         """An object or array outside the records' ancestors, parsed whole, at the
         ijson-style `prefix`: exactly what `rewrite_document` does with it there.
-        None for an object means a dropped record."""
+        None for an object means a dropped record; `masking.DROPPED` means side
+        data the catalog omits (left out, key and all)."""
         ...
 
     def rewrite_value(self, path: tuple[str | int, ...], value: Any) -> Any:
         """A scalar outside any record (envelopes, free text): classified by path and value."""
+        ...
+
+    def rewrite_header(self, header: list[str]) -> list[str]:
+        """A CSV header row, before any row: raises UnidentifiedRecords when no row
+        under it could be checked; returns the header scanned like free text."""
         ...
 
     def rewrite_row(self, header: list[str], row: list[str]) -> list[str] | None:

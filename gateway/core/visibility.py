@@ -77,9 +77,13 @@ def records_at(doc: Any, prefix: str) -> list[Mapping[str, Any]]:
 def targets(doc: Any, route: RouteMatch) -> list[RecordFacts]:
     """Facts of the record(s) the write is aimed at: those whose id is a path
     parameter, else the records under the first prefix that has any."""
-    reader = FactsReader(route.route.facts)
+    spec = route.route
     params = {str(v) for v in route.params.values()}
-    by_prefix = [[reader.full(r) for r in records_at(doc, p)] for p in route.route.records]
+    by_prefix = [
+        [reader.full(r) for r in records_at(doc, p)]
+        for p in spec.records
+        for reader in [FactsReader(spec.facts_at(p))]
+    ]
     named = [f for group in by_prefix for f in group if f.record_id in params]
     if named:
         return named

@@ -113,6 +113,24 @@ async def test_low_clearance_caller_sees_no_seeded_secret(
     assert body["count"] == direct["count"]  # BottleCRM scoped the caller from its own PAT
     statuses = {name: r.status for name, r in replies.items()}
     print(f"\nlow clearance statuses: {statuses}")
+    # Searching by a name, a mobile or an e-mail is above an L1 caller's clear level:
+    # refused as documented (docs/errors.md, protected_field_filter), never answered.
+    for name, reply in replies.items():
+        if name.startswith("search"):
+            assert (reply.status, reply.json()["error"]) == (403, "protected_field_filter"), name
+    # Every other route answers as BottleCRM answers the caller (masked), except the
+    # contact and lead exports under record rules: they carry no grade column, so they
+    # are refused at their header row, before any byte (403 uncatalogued_route).
+    paths = route_paths(bottlecrm)
+    for name, reply in replies.items():
+        if name.startswith("search"):
+            continue
+        if engine == "managed" and name in ("contact_export", "lead_export"):
+            assert (reply.status, reply.json()["error"]) == (403, "uncatalogued_route"), name
+            assert "header has no grade" in reply.json()["message"]
+            continue
+        direct_status = bottlecrm.request("GET", paths[name], token=token).status
+        assert reply.status == direct_status, (name, reply.text[:300])
     print(f"low clearance ({engine}, {user}): {time.monotonic() - started:.1f}s")
     actors = set(await audit_actors(gw.settings.audit.file))
     assert actors == {uid}, actors

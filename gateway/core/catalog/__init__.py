@@ -30,6 +30,7 @@ from gateway.core.catalog._spec import (
     FieldRule,
     RouteMatch,
     RouteSpec,
+    SideRule,
 )
 from gateway.core.catalog._types import negotiation
 from gateway.core.negotiation import DEFAULT_FORMAT_PARAMS, DEFAULT_RESPONSE_TYPES
@@ -44,6 +45,7 @@ __all__ = [
     "RecordShape",
     "RouteMatch",
     "RouteSpec",
+    "SideRule",
     "get_path",
     "record_facts",
     "suspect_key",
@@ -61,6 +63,7 @@ class Catalog:
         rules: tuple[FieldRule, ...] = (),
         facts: FactsSpec | None = None,
         totals: frozenset[str] = frozenset(),
+        side: tuple[SideRule, ...] = (),
         *,
         response_types: tuple[str, ...] = DEFAULT_RESPONSE_TYPES,
         format_params: tuple[str, ...] = DEFAULT_FORMAT_PARAMS,
@@ -71,6 +74,7 @@ class Catalog:
         self.rules = rules  # the catalog-wide field rules (every route ends with them)
         self.facts = facts or FactsSpec()
         self.totals = totals  # envelope counts hidden when records may be dropped
+        self.side = side  # the catalog-wide side data rules (every route ends with them)
         self._fallback: RouteSpec | None = None
         self.response_types = response_types  # for paths no route matches
         self.format_params = format_params  # query parameters that pick a rendering
@@ -97,7 +101,7 @@ class Catalog:
         types = negotiation(raw, problems)
         if problems or built is None:
             raise ValueError("invalid catalog: " + "; ".join(problems or ["empty"]))
-        name, routes, fingerprint, rules, facts, totals = built
+        name, routes, fingerprint, rules, facts, totals, side = built
         routes = tuple(
             replace(r, response_types=own or types.response_types)
             for r, own in zip(routes, types.per_route, strict=True)
@@ -109,6 +113,7 @@ class Catalog:
             rules,
             facts,
             totals,
+            side,
             response_types=types.response_types,
             format_params=types.format_params,
         )
@@ -147,6 +152,7 @@ class Catalog:
             catalog=self.name,
             wide_facts=self.facts,
             totals=self.totals,
+            side=self.side,
         )
 
     def fallback_route(self) -> RouteSpec:
@@ -168,6 +174,7 @@ class Catalog:
                 wide_facts=self.facts,
                 totals=self.totals,
                 response_types=self.response_types,
+                side=self.side,
             )
         return self._fallback
 

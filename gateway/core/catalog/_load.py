@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 import re
@@ -17,9 +18,18 @@ from gateway.core.catalog._spec import (
     FactsSpec,
     FieldRule,
     RouteSpec,
+    SideRule,
 )
 
-Built = tuple[str, tuple[RouteSpec, ...], str, tuple[FieldRule, ...], FactsSpec, frozenset[str]]
+Built = tuple[
+    str,
+    tuple[RouteSpec, ...],
+    str,
+    tuple[FieldRule, ...],
+    FactsSpec,
+    frozenset[str],
+    tuple[SideRule, ...],
+]
 
 
 def build(raw: Any, problems: list[str]) -> Built | None:
@@ -28,7 +38,7 @@ def build(raw: Any, problems: list[str]) -> Built | None:
         problems.append("catalog: must be a mapping")
         return None
     top = {"name", "version", "record", "fields", "entry", "routes", "totals"}
-    top |= {"response_types", "format_params"}  # read by _types.negotiation
+    top |= {"response_types", "format_params", "side"}  # negotiation: read by _types
     _unknown_keys(raw, top, "", problems)
     name = raw.get("name")
     if not isinstance(name, str) or not name:
@@ -38,6 +48,7 @@ def build(raw: Any, problems: list[str]) -> Built | None:
     base_facts = _facts(raw.get("record", {}), "record", None, problems)
     base_entry = _entry(raw.get("entry"), "entry", problems)
     totals = frozenset(_str_list(raw.get("totals", []), "totals", problems))
+    base_side = _side(raw.get("side", []), "side", (), problems)
     routes_raw = raw.get("routes")
     if not isinstance(routes_raw, list) or not routes_raw:
         problems.append("routes: required non-empty list")
@@ -48,14 +59,14 @@ def build(raw: Any, problems: list[str]) -> Built | None:
         route = _route(r, f"routes[{i}]", name, base_rules, base_facts, base_entry, problems)
         if route is None:
             continue
-        route = replace(route, wide_facts=base_facts, totals=totals)
+        route = replace(route, wide_facts=base_facts, totals=totals, side=route.side + base_side)
         if route.name in seen:
             problems.append(f"routes[{i}].name: duplicate route name {route.name!r}")
         seen.add(route.name)
         routes.append(route)
     canon = json.dumps(raw, sort_keys=True, ensure_ascii=False, default=str)
     fingerprint = hashlib.sha256(canon.encode()).hexdigest()[:16]
-    return name, tuple(routes), fingerprint, base_rules, base_facts, totals
+    return name, tuple(routes), fingerprint, base_rules, base_facts, totals, base_side
 
 
 def _route(
@@ -82,6 +93,7 @@ def _route(
         "export",
         "search",
         "search_body",
+        "side",
     }
     allowed.add("response_types")  # read by _types.negotiation
     _unknown_keys(raw, allowed | {"entry"}, where, problems)
@@ -105,7 +117,8 @@ def _route(
     if not isinstance(sensitive, bool):
         problems.append(f"{where}.sensitive: must be true or false")
         sensitive = True
-    records = _str_list(raw.get("records", []), f"{where}.records", problems)
+    facts = _facts(raw.get("record", {}), f"{where}.record", base_facts, problems)
+    records, prefix_facts = _records(raw.get("records", []), f"{where}.records", facts, problems)
     csv_raw = raw.get("csv", {})
     columns: dict[str, str] = {}
     if not isinstance(csv_raw, Mapping):
@@ -142,13 +155,15 @@ def _route(
         sensitive=sensitive,
         records=tuple(records),
         rules=_rules(raw.get("fields", []), f"{where}.fields", problems) + base_rules,
-        facts=_facts(raw.get("record", {}), f"{where}.record", base_facts, problems),
+        facts=facts,
+        prefix_facts=prefix_facts,
         csv_columns=columns,
         entry=entry,
         catalog=catalog,
         export=export,
         search=_search(raw.get("search", {}), f"{where}.search", problems),
         search_body=_flag(raw, "search_body", where, problems),
+        side=_side(raw.get("side", []), f"{where}.side", tuple(records), problems),
     )
 
 
@@ -169,6 +184,79 @@ def _search(raw: Any, where: str, problems: list[str]) -> dict[str, tuple[str, .
         problems.append(f"{where}: must map parameter names to lists of categories")
         return {}
     return {k: tuple(v) for k, v in raw.items()}
+
+
+def _records(
+    raw: Any, where: str, facts: FactsSpec, problems: list[str]
+) -> tuple[list[str], dict[str, FactsSpec]]:
+    """`records: [contact_obj, {path: contacts.item, record: {grade: ...}}]`: prefixes,
+    and the facts of those that hold records of another kind than the route's."""
+    if not isinstance(raw, list):
+        problems.append(f"{where}: must be a list of prefixes")
+        return [], {}
+    prefixes: list[str] = []
+    own: dict[str, FactsSpec] = {}
+    for i, item in enumerate(raw):
+        if isinstance(item, str):
+            prefixes.append(item)
+            continue
+        at = f"{where}[{i}]"
+        if not isinstance(item, Mapping) or not isinstance(item.get("path"), str):
+            problems.append(f"{at}: must be a prefix or a mapping with path (and record)")
+            continue
+        _unknown_keys(item, {"path", "record"}, at, problems)
+        prefixes.append(item["path"])
+        own[item["path"]] = _facts(item.get("record", {}), f"{at}.record", facts, problems)
+    return prefixes, own
+
+
+def _side(
+    raw: Any, where: str, records: tuple[str, ...], problems: list[str]
+) -> tuple[SideRule, ...]:
+    """`side: [{path: address_obj, of: contact_obj}, {path: colleagues, mask: strict},
+    {path: users, omit: true}]`; `of` names a declared single-record prefix."""
+    if not isinstance(raw, list):
+        problems.append(f"{where}: must be a list")
+        return ()
+    out: list[SideRule] = []
+    for i, r in enumerate(raw):
+        at = f"{where}[{i}]"
+        if not isinstance(r, Mapping):
+            problems.append(f"{at}: must be a mapping")
+            continue
+        _unknown_keys(r, {"path", "of", "mask", "omit"}, at, problems)
+        path = r.get("path")
+        if not isinstance(path, str) or not path:
+            problems.append(f"{at}.path: required non-empty string")
+            continue
+        given = [k for k in ("of", "mask", "omit") if k in r]
+        if len(given) != 1:
+            problems.append(f"{at}: needs exactly one of of, mask: strict, omit: true")
+            continue
+        if "mask" in r:
+            if r["mask"] != "strict":
+                problems.append(f"{at}.mask: must be strict")
+                continue
+            out.append(SideRule(path, "strict"))
+        elif "omit" in r:
+            if r["omit"] is not True:
+                problems.append(f"{at}.omit: must be true")
+                continue
+            out.append(SideRule(path, "omit"))
+        else:
+            owner = r["of"]
+            singles = [p for p in records if p != "item" and not p.endswith(".item")]
+            if not isinstance(owner, str) or owner not in singles:
+                problems.append(
+                    f"{at}.of: must name one of this route's single-record prefixes "
+                    f"{singles} (a list's records cannot own side data)"
+                )
+                continue
+            out.append(SideRule(path, "of", owner))
+        if any(fnmatch.fnmatchcase(p, path) or p.startswith(path + ".") for p in records):
+            problems.append(f"{at}.path: {path!r} is (or holds) a records prefix")
+            out.pop()
+    return tuple(out)
 
 
 def _rules(raw: Any, where: str, problems: list[str]) -> tuple[FieldRule, ...]:

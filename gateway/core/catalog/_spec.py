@@ -42,6 +42,32 @@ class FieldRule:
         return self.regex.search(key) is not None
 
 
+SIDE_TREATMENTS = ("of", "strict", "omit")
+
+
+@dataclass(frozen=True, slots=True)
+class SideRule:
+    """Side data: what a response carries next to its records, declared by path.
+
+    `path` is a glob on the ijson-style path of the value (`address_obj`,
+    `contacts.item`, `*.contacts_list`): from the document root outside records,
+    from the record inside one. `treatment` says how it is checked:
+      of       a copy of the record's own data (`owner` is the record's prefix):
+               dropped with the record, else masked with the record's own table;
+               masked strict when that record was not seen before it
+      strict   references to records whose facts the response does not carry
+               (`{id, first_name}` lists): masked at the strictest level, ids too
+      omit     left out of the response, key and all
+    """
+
+    path: str
+    treatment: str
+    owner: str = ""
+
+    def matches(self, path: str) -> bool:
+        return fnmatch.fnmatchcase(path, self.path)
+
+
 @dataclass(frozen=True, slots=True)
 class FactsSpec:
     """Where the record-level facts (RecordFacts) live, as dotted key paths."""
@@ -85,9 +111,17 @@ class RouteSpec:
     wide_facts: FactsSpec | None = None
     totals: frozenset[str] = frozenset()
     response_types: tuple[str, ...] = DEFAULT_RESPONSE_TYPES  # media types it may answer in
+    side: tuple[SideRule, ...] = ()  # side data: route rules first, then the catalog's
+    # a records prefix's own facts (`records: [{path: contacts.item, record: {...}}]`):
+    # records of another kind on the same route (contacts inside an account)
+    prefix_facts: Mapping[str, FactsSpec] = field(default_factory=dict)
     _memo: dict[str, FieldRule | None] = field(
         default_factory=dict, compare=False, repr=False, hash=False
     )
+
+    def facts_at(self, prefix: str) -> FactsSpec:
+        """The record facts of the records under `prefix`."""
+        return self.prefix_facts.get(prefix, self.facts)
 
     def rule_for(self, key: str, path: str) -> FieldRule | None:
         """The first rule matching a field, memoised per key path (hot path)."""

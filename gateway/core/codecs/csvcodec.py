@@ -83,8 +83,9 @@ class CsvStage:
         for row in rows:
             if self._header is None:
                 self._header = row
-                # a header may itself name a customer (a pivoted export): scanned
-                writer.writerow([self._enforcer.rewrite_text(cell) for cell in row])
+                # checked before any byte goes out (an export whose rows cannot be
+                # checked is refused here); a header naming a customer is scanned
+                writer.writerow(self._enforcer.rewrite_header(row))
                 continue
             new = self._enforcer.rewrite_row(self._header, row)
             if new is not None:

@@ -32,6 +32,7 @@ import orjson
 from gateway.core.catalog import suspect_key
 from gateway.core.codecs.limits import CodecLimits, too_large
 from gateway.core.codecs.recordend import NEED_MORE, RecordEnd
+from gateway.core.masking import DROPPED
 from gateway.core.rewrite import RecordEnforcer, RewriteError, UnidentifiedRecords
 
 _STRING = re.compile(rb'"(?:[^"\\]++|\\.)*+"', re.DOTALL)
@@ -271,8 +272,11 @@ class JsonStream:
             else:
                 result = self._enforcer.rewrite_record(record, self._record_prefix)
             slot = self._record_slot
-            # a dropped record vanishes from arrays, and with a key that names it
-            if result is not None or slot is None or (slot.is_obj and not suspect_key(slot.key)):
+            # a dropped record vanishes from arrays, and with a key that names it;
+            # omitted side data vanishes, key and all
+            if result is DROPPED:
+                pass
+            elif result is not None or slot is None or (slot.is_obj and not suspect_key(slot.key)):
                 self._slot()
                 self._out.append(orjson.dumps(result))
             self._after_value()

@@ -33,6 +33,7 @@ from gateway.core.codecs.buffered import BufferedStage
 from gateway.core.codecs.charset import UTF8_BOM, codec_name
 from gateway.core.codecs.limits import CodecLimits
 from gateway.core.codecs.structured import MalformedBody
+from gateway.core.masking import DROPPED
 from gateway.core.rewrite import RecordEnforcer, RewriteError
 
 _DECLARED_ENCODING = re.compile(rb"""\s*<\?xml[^>]*?\sencoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
@@ -233,8 +234,9 @@ class _Writer:
     # --- records ----------------------------------------------------------------
 
     def _record(self, node: _Node, new: Any) -> None:
-        """Write a rewritten record back into its element (None: the element vanishes)."""
-        if new is None:
+        """Write a rewritten record back into its element (None, or omitted side
+        data: the element vanishes)."""
+        if new is None or new is DROPPED:
             return
         if not isinstance(new, dict):
             self._leaf(node, new)

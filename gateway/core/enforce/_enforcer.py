@@ -93,6 +93,18 @@ class Enforcer(ValueRewriter):
         self._deep = True  # containers may hold records (False inside a record without)
         self._need_route = tuple(sorted(self._needs & self._facts.paths))
         self._need_wide = tuple(sorted(self._needs & self._wide.paths))
+        # a route whose records carry no grade by design (`record: {grade: null}`) may
+        # still hold records that do (contacts in an account): those are read with the
+        # catalog-wide facts, so a declaration never switches a record's rules off
+        self._narrow = not self._facts.paths >= self._wide.paths
+        # records prefixes with facts of their own (records of another kind)
+        self._readers = {
+            p: FactsReader(spec) for p, spec in (route.prefix_facts if route else {}).items()
+        }
+        # side data (catalog `side:`): the owners' verdicts, prefix -> table (None: dropped)
+        self._side = bool(self._shared.side)
+        self._owners: dict[str, ActionTable | None] = {}
+        self._in_side = False
 
     # --- RecordEnforcer -------------------------------------------------------
 
@@ -104,19 +116,46 @@ class Enforcer(ValueRewriter):
 
     def rewrite_subtree(self, prefix: str, value: Any) -> Any:
         self._check_allowed()
-        return self._node(value, prefix)
+        return self._node(value, prefix)  # DROPPED: omitted side data, key and all
 
     def rewrite_document(self, doc: Any) -> Any:
         self._check_allowed()
-        return self._node(doc, "")
+        out = self._node(doc, "")
+        return None if out is DROPPED else out
 
     def rewrite_record(self, record: dict[str, Any], prefix: str = "") -> dict[str, Any] | None:
         self._check_allowed()
-        table = self._record_table(record, self._facts)
+        reader = self._readers.get(prefix, self._facts) if self._readers else self._facts
+        if not reader.paths >= self._wide.paths and self._shape.is_record(record):
+            reader = self._wide
+        table = self._record_table(record, reader)
+        owner = prefix in self._shared.side_owners
         if table is None:
+            if owner:
+                self._owners[prefix] = None
             return None
         plan, table = self._plan(record, table)
+        if owner:
+            self._owners[prefix] = table
         return self._apply(record, plan, table, prefix)
+
+    def rewrite_header(self, header: list[str]) -> list[str]:
+        """A CSV/TSV header row, before any byte of the export is sent. Every row is a
+        record: when the decision tests grade or tier and no column holds them (an
+        export that leaves the custom fields out), no row can be checked, so the
+        export is refused here, not cut after the first rows. The cells are scanned
+        (a pivoted export names customers in its header)."""
+        self._check_allowed()
+        if self._need_route:
+            names, _ = self._columns(header)
+            _, grade, tier = self._facts.basic(dict.fromkeys(names, "?"))
+            readable = {"grade": grade is not None, "tier": tier is not None}
+            missing = [n for n in self._need_route if not readable[n]]
+            if missing:
+                raise self._unidentified(
+                    f"an export whose header has no {' or '.join(missing)} column"
+                )
+        return [self.rewrite_text(cell) for cell in header]
 
     def _shape_record(self, record: dict[str, Any], prefix: str) -> dict[str, Any] | None:
         """A record found by its facts where the catalog declares none: read with the
@@ -145,7 +184,10 @@ class Enforcer(ValueRewriter):
         self._check_allowed()
         names, slots = self._columns(header)
         record = dict(zip(names, row, strict=False))
-        table = self._record_table(record, self._facts)
+        reader = self._facts
+        if self._narrow and self._shape.is_record(record):
+            reader = self._wide
+        table = self._record_table(record, reader)
         if table is None:
             return None
         width = min(len(names), len(row))
@@ -307,7 +349,12 @@ class Enforcer(ValueRewriter):
         self._record_id = facts.record_id
         self.report.add_record(facts.record_id, facts.grade, facts.tier)
         if self._needs:
-            wanted = self._need_route if reader is self._facts else self._need_wide
+            if reader is self._facts:
+                wanted = self._need_route
+            elif reader is self._wide:
+                wanted = self._need_wide
+            else:
+                wanted = tuple(sorted(self._needs & reader.paths))
             missing = [n for n in wanted if getattr(facts, n) in (None, "")]
             if missing:
                 raise self._unidentified(f"a record without its {' and '.join(missing)}")
@@ -453,6 +500,10 @@ class Enforcer(ValueRewriter):
 
     def _node(self, node: Any, prefix: str) -> Any:
         """Walk a document; `prefix` is the ijson-style dotted path (lists: `item`)."""
+        if self._side and prefix not in self._prefixes and prefix not in self._ancestors:
+            side = self._shared.side_within(prefix)  # a streamed list's members too
+            if side is not None:
+                return self._side_value(side, node, prefix.rpartition(".")[2], prefix)
         if isinstance(node, dict):
             if prefix in self._prefixes:
                 return self.rewrite_record(node, prefix)
@@ -504,6 +555,10 @@ class Enforcer(ValueRewriter):
         key, slot = found
         if self._totals and dotted.rpartition(".")[2] in self._totals:
             return DROPPED  # a list total would count the records dropped here
+        if self._side:
+            side = self._shared.side_within(dotted)
+            if side is not None:
+                return self._side_value(side, value, key, dotted)
         if not self._identifying:
             return self._value(value, key, dotted, slot, self._base)
         self._outside = True

@@ -13,7 +13,7 @@ import re
 from threading import Lock
 from typing import Any
 
-from gateway.core.catalog import FactsReader, FactsSpec, RecordShape, RouteSpec
+from gateway.core.catalog import FactsReader, FactsSpec, RecordShape, RouteSpec, SideRule
 from gateway.core.enforce._tables import ActionTable, Classifier, Plan, Slot, build_plan
 from gateway.core.model import Action, Decision, RecordVerb, Verb
 from gateway.core.taxonomy import Taxonomy
@@ -26,6 +26,8 @@ class Shared:
     __slots__ = (
         "_clear_residue",
         "_residue",
+        "_side_memo",
+        "_strict",
         "_tables",
         "ancestors",
         "base",
@@ -40,6 +42,8 @@ class Shared:
         "plans",
         "route",
         "shape",
+        "side",
+        "side_owners",
         "taxonomy",
         "wide",
     )
@@ -65,6 +69,46 @@ class Shared:
         self.facts = FactsReader(route.facts if route else FactsSpec())
         self.base = self.table((), frozenset())
         self._record_model(taxonomy, route, decision)
+        self.side = route.side if route else ()
+        self.side_owners = frozenset(r.owner for r in self.side if r.treatment == "of")
+        self._side_memo: dict[str, SideRule | None] = {}
+        self._strict: ActionTable | None = None
+
+    def side_at(self, path: str) -> SideRule | None:
+        """The first side-data rule whose glob matches `path` (memoised, bounded)."""
+        try:
+            return self._side_memo[path]
+        except KeyError:
+            pass
+        found = next((r for r in self.side if r.matches(path)), None) if path else None
+        if len(self._side_memo) < 4096:
+            self._side_memo[path] = found
+        return found
+
+    def side_within(self, dotted: str) -> SideRule | None:
+        """The side rule for a scalar at `dotted` or for any container above it (a
+        streamed envelope hands scalars over one by one)."""
+        parts = dotted.split(".")
+        for i in range(1, len(parts) + 1):
+            found = self.side_at(".".join(parts[:i]))
+            if found is not None:
+                return found
+        return None
+
+    @property
+    def strict(self) -> ActionTable:
+        """The table for side data whose record facts are unknown: every record rule's
+        field additions and at least a strict mask for every category. Without record
+        rules there is nothing the facts would change: the decision's own table."""
+        if not self.decision.records:
+            return self.base
+        if self._strict is None:
+            rules = self.decision.records
+            key = tuple(range(len(rules)))
+            self._strict = ActionTable(
+                self.decision, rules, frozenset(), self.taxonomy, key, strict=True
+            )
+        return self._strict
 
     def _record_model(
         self, taxonomy: Taxonomy, route: RouteSpec | None, decision: Decision

@@ -105,7 +105,16 @@ def envelope_slot(classifier: Classifier, parts: list[str]) -> tuple[str, Slot]:
 class ActionTable:
     """category -> (level, action) for one set of matching record rules."""
 
-    __slots__ = ("_decision", "_memo", "_never_clear", "_rules", "_taxonomy", "bulk", "rules_key")
+    __slots__ = (
+        "_decision",
+        "_memo",
+        "_never_clear",
+        "_rules",
+        "_taxonomy",
+        "bulk",
+        "rules_key",
+        "strict",
+    )
 
     def __init__(
         self,
@@ -114,8 +123,13 @@ class ActionTable:
         bulk: frozenset[str],
         taxonomy: Taxonomy,
         rules_key: tuple[int, ...] = (),
+        *,
+        strict: bool = False,
     ) -> None:
         self._decision = decision
+        # strict: side data whose record facts are unknown (catalog `side: mask: strict`),
+        # every category masked strict at least, as if every record rule matched
+        self.strict = strict
         self._rules = rules
         self.bulk = bulk
         self.rules_key = rules_key
@@ -142,8 +156,10 @@ class ActionTable:
             # covers every category of that level (an addition, same ordering)
             for extra in (rule.fields.get(category), rule.fields.get(level)):
                 if extra is not None:
+                    if self.strict and extra.verb is Verb.BLOCK:
+                        extra = DROP  # a rule that may not apply never refuses the response
                     act = act.stricter(extra)
-        if level in self.bulk:
+        if self.strict or level in self.bulk:
             act = act.stricter(STRICT)
         if level in self._never_clear and act.verb is Verb.ALLOW:
             act = REDACT

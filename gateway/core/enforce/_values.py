@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from gateway.core import detectors
-from gateway.core.catalog import RecordShape, suspect_key
+from gateway.core.catalog import RecordShape, SideRule, suspect_key
 from gateway.core.detectors import unescape
 from gateway.core.enforce._shared import Shared
 from gateway.core.enforce._tables import CAT, TEXT, ActionTable, Slot
@@ -77,6 +77,10 @@ class ValueRewriter:
             return self._categorised(value, slot.category, table)
         if isinstance(value, bool):
             return value  # an unclassified flag carries no identifier
+        if self._side and not self._in_side and isinstance(value, dict | list):
+            side = self._shared.side_at(path)
+            if side is not None:
+                return self._side_value(side, value, key, path)
         if isinstance(value, dict):
             if self._deep and self._shape.is_record(value):  # a record in a record
                 found = self._shape_record(value, path)
@@ -88,6 +92,42 @@ class ValueRewriter:
             self._ids_outside(value)
             return self._text(value, table)
         return self._scan(value, key, table)
+
+    _side: bool  # the route declares side data
+    _in_side: bool  # a side-data value is being rewritten (its rule holds throughout)
+    _owners: dict[str, ActionTable | None]  # record prefix -> its table (None: dropped)
+
+    def _side_value(self, rule: SideRule, value: Any, key: str, path: str) -> Any:
+        """Side data (catalog `side:`) at `path`: left out, masked with its record's
+        table (dropped with the record), or masked strict. Never "outside every
+        record": the catalog says whose it is, or that it is masked as if it were
+        the strictest record. A record found by its facts inside keeps its own rules."""
+        self.report.side_data[f"{rule.path}: {rule.treatment}"] += 1
+        if value is None:
+            return None
+        gone: Any = [] if value.__class__ is list else DROPPED  # a list is emptied, as streamed
+        if rule.treatment == "omit":
+            return gone
+        table = self._shared.strict
+        if rule.treatment == "of" and rule.owner in self._owners:
+            owner = self._owners[rule.owner]
+            if owner is None:
+                return gone  # its record was dropped: so is the copy of its data
+            table = owner
+        outside, inside = self._outside, self._in_side
+        self._outside, self._in_side = False, True
+        try:
+            kind = value.__class__
+            if kind is dict:
+                if self._shape.is_record(value):
+                    found = self._shape_record(value, path)
+                    return DROPPED if found is None else found
+                return self._walk_dict(value, path, table)
+            if kind is list:
+                return self._walk_list(value, key, path, table)
+            return self._value(value, key, path, self._shared.classifier.slot(key, path), table)
+        finally:
+            self._outside, self._in_side = outside, inside
 
     def _categorised(self, value: Any, category: str, table: ActionTable) -> Any:
         entry = self._acts.get(category)

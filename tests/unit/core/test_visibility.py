@@ -59,7 +59,11 @@ def test_the_record_named_by_the_path_is_the_target() -> None:
     facts = _facts("/api/contacts/k1/", doc, BCRM)
     assert [f.record_id for f in facts] == ["k1"]
     assert record_verdict(RULES, facts, "me").visible
-    assert not record_verdict(RULES, _facts("/api/contacts/k2/", doc, BCRM), "me").visible
+    # k2's own page: its record is contact_obj; a colleague (side data) is no target
+    page = {"contact_obj": doc["colleagues"][0], "colleagues": [doc["contact_obj"]]}
+    facts = _facts("/api/contacts/k2/", page, BCRM)
+    assert [f.record_id for f in facts] == ["k2"]
+    assert not record_verdict(RULES, facts, "me").visible
 
 
 def test_which_writes_are_checked() -> None:

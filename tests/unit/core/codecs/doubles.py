@@ -100,6 +100,9 @@ class MaskingEnforcer:
             return out
         return self.rewrite_value(path, node)
 
+    def rewrite_header(self, header: list[str]) -> list[str]:
+        return [self.rewrite_text(cell) for cell in header]
+
     def rewrite_row(self, header: list[str], row: list[str]) -> list[str] | None:
         cells = dict(zip(header, row, strict=False))
         if cells.get("grade") == "A":
