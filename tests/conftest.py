@@ -173,20 +173,3 @@ def opa_server() -> Iterator[OpaProcess]:
     server.start()
     yield server
     server.stop()
-
-
-# Cases where two of the default-deny guards merged on 2026-12-03 meet and the
-# stricter one now answers first (a refusal where the case expects a masked answer,
-# or the case's own traffic is refused by the filter guard). Each is to be settled
-# by the next session (see the closing note of issues 11 and 12); listed here, in
-# one place, so none of them is forgotten.
-_MERGE_FOLLOW_UPS: dict[str, str] = {}
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        reason = _MERGE_FOLLOW_UPS.get(item.nodeid) or _MERGE_FOLLOW_UPS.get(
-            item.nodeid.split("[", 1)[0]
-        )
-        if reason is not None:
-            item.add_marker(pytest.mark.xfail(reason=f"merge follow-up: {reason}", strict=False))
