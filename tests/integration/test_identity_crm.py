@@ -244,19 +244,26 @@ async def test_crm_jwt_is_verified_locally(gateway: Any, crm: Any) -> None:
     assert crm[0].calls == []
 
 
+# Tokens are made when the test runs (not at collection): a long suite would
+# otherwise see them expire and each case would fail for the wrong reason.
 @pytest.mark.parametrize(
     ("token", "fragment"),
     [
-        (_crm_jwt(secret="another-secret-of-enough-length-0123456789"), "Signature verification"),
-        (_crm_jwt(exp=int(time.time()) - 100), "expired"),
-        (_crm_jwt(user_email="stranger@bank.example"), "not in the gateway directory"),
-        (jwt.encode({"user_email": "sales@bank.example"}, SECRET, algorithm="HS256"), "exp"),
-        ("eyJhbGciOiJub25lIn0.eyJ1c2VyX2VtYWlsIjoic2FsZXNAYmFuay5leGFtcGxlIn0.", "'none'"),
+        (lambda: _crm_jwt(secret="another-secret-of-enough-length-0123456789"),
+         "Signature verification"),
+        (lambda: _crm_jwt(exp=int(time.time()) - 100), "expired"),
+        (lambda: _crm_jwt(user_email="stranger@bank.example"), "not in the gateway directory"),
+        (lambda: jwt.encode({"user_email": "sales@bank.example"}, SECRET, algorithm="HS256"),
+         "exp"),
+        (lambda: "eyJhbGciOiJub25lIn0.eyJ1c2VyX2VtYWlsIjoic2FsZXNAYmFuay5leGFtcGxlIn0.", "'none'"),
     ],
-)
-async def test_bad_crm_jwts_are_refused(gateway: Any, token: str, fragment: str) -> None:
+    ids=["other_secret", "expired", "unknown_user", "no_exp", "alg_none"],
+)  # fmt: skip
+async def test_bad_crm_jwts_are_refused(
+    gateway: Any, token: Callable[[], str], fragment: str
+) -> None:
     call, _ = await gateway()
-    status, body = await call(Authorization=f"Bearer {token}")
+    status, body = await call(Authorization=f"Bearer {token()}")
     assert status == 401, body
     assert fragment in body["message"]
 
