@@ -82,6 +82,9 @@ class RouteSpec:
     wide_facts: FactsSpec | None = None
     totals: frozenset[str] = frozenset()
     response_types: tuple[str, ...] = DEFAULT_RESPONSE_TYPES  # media types it may answer in
+    # the route that reads one of this route's records by its id: reveal handles are
+    # offered for this route's masked fields, and reveals fetch the value through it
+    reveal_route: str | None = None
     _memo: dict[str, FieldRule | None] = field(
         default_factory=dict, compare=False, repr=False, hash=False
     )
