@@ -159,8 +159,15 @@ class RevealService:
             )
         return text[: self.cfg.max_reason]
 
-    def unseal(self, token: Any) -> Handle:
-        return self._codec.unseal(token)
+    def unseal(self, token: Any, record: Any = None, field: Any = None) -> Handle:
+        """The sealed, current handle; `record` and `field`, when the client names them
+        (as a console does), must be the handle's own."""
+        handle = self._codec.unseal(token)
+        if (record is not None and record != handle.record_id) or (
+            field is not None and field != handle.field
+        ):
+            raise RevealHandleInvalid("the reveal handle is for another record or field")
+        return handle
 
     def read_route(self, handle: Handle) -> tuple[RouteMatch, str]:
         """The read route and path the handle's record is fetched again through."""

@@ -51,7 +51,7 @@ async def reveal(request: web.Request) -> web.StreamResponse:
     try:
         check_csrf(request, stages)
         data = await body(request)
-        sealed = service.unseal(data.get("handle"))
+        sealed = service.unseal(data.get("handle"), data.get("record"), data.get("field"))
         match, path = service.read_route(sealed)
         route = match.template
         request[SCOPE_TARGET] = ("GET", path)
