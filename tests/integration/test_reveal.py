@@ -552,3 +552,40 @@ async def test_audit_verify_passes_with_reveal_events(
 async def _true(value: bool) -> bool:
     await asyncio.sleep(0)
     return value
+
+
+# --- bounds: a long list, a body streamed past the hold limit -------------------------
+
+
+async def test_handles_are_bounded_and_say_so(
+    tmp_path: Path, gw: Gateway, crm: DemoCrm, opa: OpaProcess, redis_url: str
+) -> None:
+    path = "/api/customers?page_size=100"
+    status, headers, body = await get(gw, path, "cs")
+    assert status == 200
+    doc = orjson.loads(headers["X-Gateway-Reveal-Handles"])
+    assert len(doc["handles"]) == 20 and doc["truncated"] is True  # reveal.max_handles
+    records = {r["id"] for r in orjson.loads(body)["results"]}
+    assert {h["record"] for h in doc["handles"]} <= records
+
+    # A body larger than the hold limit is streamed as it is rewritten: the header
+    # carries the handles found before the first bytes left and says more may follow;
+    # the body is the same bytes as without the opt-in.
+    (tmp_path / "small").mkdir()
+    small = await start_gateway(
+        tmp_path / "small",
+        crm.url,
+        **overrides(tmp_path, opa, redis_url, **{"limits.max_response_body": 2048}),
+    )
+    try:
+        status, headers, streamed = await get(small, path, "cs")
+        _, plain_headers, plain = await get(small, path, "cs", opt_in=False)
+    finally:
+        await small.stop()
+    assert status == 200
+    doc = orjson.loads(headers["X-Gateway-Reveal-Handles"])
+    assert doc["truncated"] is True and len(doc["handles"]) <= 20
+    assert "Content-Length" not in headers  # streamed
+    drop = re.compile(rb'"fetched_at":"[^"]*"')
+    assert drop.sub(b"", streamed) == drop.sub(b"", plain)
+    assert "X-Gateway-Reveal-Handles" not in plain_headers
