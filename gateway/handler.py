@@ -562,8 +562,9 @@ def _reveal_handles(
     subject, route = access.subject, crm_route
 
     def late(more: bool) -> h.Headers:
-        value = service.header(targets, subject, route, access.request_id, more=more)
-        access.reveal_handles = len(targets.items)
+        value, access.reveal_handles = service.header(
+            targets, subject, route, access.request_id, more=more
+        )
         return [(service.cfg.response_header, value)]
 
     return late

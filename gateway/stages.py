@@ -135,6 +135,7 @@ class Stages:
                 "pii_categories": sorted({hit["category"] for hit in access.request_pii}),
                 "justification": access.justification,
                 "honeytoken": self._honeytoken(access),
+                "reveal_handles": access.reveal_handles,
             },
             decision_dict={
                 "allow": decision.allow if decision else False,

@@ -101,9 +101,10 @@ class RevealService:
         *,
         more: bool = False,
         now: float | None = None,
-    ) -> str:
-        """The response header's value: ASCII JSON `{"expires", "truncated", "handles":
-        [{"record", "field", "category", "level", "handle"}]}`, within max_header_bytes."""
+    ) -> tuple[str, int]:
+        """The response header's value, ASCII JSON `{"expires", "truncated", "handles":
+        [{"record", "field", "category", "level", "handle"}]}` within max_header_bytes,
+        and how many handles it carries."""
         at = time.time() if now is None else now
         expires = int(at + self.cfg.handle_ttl)
         read = str(route.route.reveal_route)
@@ -138,13 +139,14 @@ class RevealService:
                 break
             size += cost
             entries.append(entry)
-        return _ascii_json(
+        value = _ascii_json(
             {
                 "expires": datetime.fromtimestamp(expires, UTC).isoformat(timespec="seconds"),
                 "truncated": truncated,
                 "handles": entries,
             }
         )
+        return value, len(entries)
 
     # -- honouring ----------------------------------------------------------------
 

@@ -215,6 +215,17 @@ async def test_without_the_opt_in_the_response_is_unchanged(gw: Gateway, crm: De
     assert comparable(plain) == comparable(other) == comparable(offered)
     masked = orjson.loads(plain[2])["customer"]
     assert masked["annual_income"] != c["annual_income"]  # still masked, opt-in or not
+    offered_n = len(orjson.loads(offered[1]["X-Gateway-Reveal-Handles"])["handles"])
+
+    def handed_out() -> list[int]:
+        return [
+            e["unmapped"]["crm"]["reveal_handles"]
+            for e in audit_events(gw)
+            if e.get("class_uid") == 6003 and e["unmapped"]["crm"]["status"] == 200
+        ]
+
+    await until(lambda: _true(len(handed_out()) >= 3), what="access events")
+    assert sorted(handed_out()) == [0, 0, offered_n]  # the access event counts the handles
 
 
 # --- C: customer service reveals an L3 value of a grade C customer ----------------------

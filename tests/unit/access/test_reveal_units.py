@@ -321,10 +321,10 @@ def test_the_header_is_ascii_json_within_its_byte_bound() -> None:
         targets.offer(f"客户{i}", "名字", "name")
     route = CATALOG.match("GET", "/api/customers")
     assert route is not None
-    value = svc.header(targets, CS, route, "r1")
+    value, carried = svc.header(targets, CS, route, "r1")
     assert value.isascii() and len(value) <= 1024
     doc = orjson.loads(value)
-    assert doc["truncated"] is True and 0 < len(doc["handles"]) < 20
+    assert doc["truncated"] is True and 0 < len(doc["handles"]) == carried < 20
     assert doc["handles"][1]["record"] == "客户0"  # escaped on the wire, exact when parsed
     first = codec().unseal(doc["handles"][0]["handle"])
     assert (first.route, first.record_id, first.field) == ("customer_detail", "C000000",
