@@ -1,11 +1,12 @@
 """`POST {prefix}/reveal`: one masked value, for a stated reason (查看明文).
 
-    CSRF header + JSON body -> the handle opens (sealed here, current)
+    CSRF header + JSON body -> the handle opens (sealed here, current, for the
+      record and field the body names, if it names them)
       -> authenticate (as on the data path; an API key's route scope is checked
          against GET <the record's read path>) -> the handle is the caller's
-      -> reason -> request guard -> policy decision (operation "reveal" on the
-         record's read route, lockdown applied) -> the category still revealable
-      -> rate limit
+      -> reason -> request guard and anomaly throttle
+      -> policy decision (operation "reveal" on the record's read route, lockdown
+         applied) -> the category still revealable -> rate limit
       -> fetch the record again from the CRM through the read route, as the caller
       -> record rules -> the one value -> audit event (durable) -> answer
 
@@ -26,7 +27,7 @@ from gateway.access.handles import Handle, owned
 from gateway.admin.api import body, check_csrf, json_response
 from gateway.audit.governance import build_governance_event
 from gateway.core.model import Decision, Subject
-from gateway.errors import GatewayError, NotFound, StepUpRequired, Unauthenticated
+from gateway.errors import GatewayError, NotFound, RateLimited, StepUpRequired, Unauthenticated
 from gateway.handler import error_response, request_id_of, upstream_headers_for
 from gateway.identity.authn.apikey import SCOPE_TARGET
 from gateway.policy.engine import PolicyRequest
@@ -59,15 +60,19 @@ async def reveal(request: web.Request) -> web.StreamResponse:
         handle = owned(sealed, subject)
         reason = service.check_reason(data.get("reason"))
         guard = await stages.guard.check(request, subject, route)
+        if stages.anomaly is not None and stages.anomaly.is_throttled(subject.id):
+            raise RateLimited("throttled after unusual activity", retry_after=60.0)
         settings = stages.settings
+        purpose = request.headers.get(settings.policy.purpose_header)
+        justified = bool(request.headers.get(settings.policy.justification_header))
         outcome = await stages.decide(
             subject,
             PolicyRequest(
                 method="GET",
                 operation="reveal",
                 route_template=route,
-                purpose=request.headers.get(settings.policy.purpose_header),
-                justification=bool(request.headers.get(settings.policy.justification_header)),
+                purpose=purpose,
+                justification=justified,
                 network_zone=guard.network_zone,
                 network_allowed=guard.network_allowed,
                 now=datetime.now(UTC),
@@ -76,7 +81,6 @@ async def reveal(request: web.Request) -> web.StreamResponse:
             rid,
         )
         decision = outcome.decision
-        justified = bool(request.headers.get(settings.policy.justification_header))
         _obligations(decision, justified)
         service.check_decision(decision, handle)
         await service.count(subject, decision, stages.audit.emit)
@@ -94,7 +98,7 @@ async def reveal(request: web.Request) -> web.StreamResponse:
             details={
                 "decision": "allowed",
                 "revision": decision.revision,
-                "purpose": request.headers.get(settings.policy.purpose_header),
+                "purpose": purpose,
             },
         )
         await stages.audit.emit_durable(build_governance_event(event))  # before the value leaves
