@@ -13,6 +13,8 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from gateway import admin
+from gateway.access.handles import HandleCodec, handle_key
+from gateway.access.reveal import RevealService
 from gateway.access.setup import open_governance
 from gateway.audit.emitter import AuditEmitter
 from gateway.boundary import error_boundary, server_header
@@ -147,6 +149,13 @@ async def _open_stages(
             ),
         ),
         governance=governance,
+        reveal=RevealService(
+            settings,
+            catalog=catalog,
+            taxonomy=taxonomy,
+            codec=HandleCodec(handle_key(settings.reveal.key_env, _pseudonym_key(settings))),
+            limiter=ratelimiter,
+        ),
     )
 
 

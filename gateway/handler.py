@@ -14,6 +14,7 @@ import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -97,6 +98,7 @@ class Access:
     report: dict[str, Any] = field(default_factory=dict)
     request_pii: list[dict[str, str]] = field(default_factory=list)
     report_only: bool = False
+    reveal_handles: int = 0  # reveal handles offered in the response
 
 
 REQUEST_ID = web.RequestKey("request_id", str)
@@ -382,6 +384,22 @@ def _response_headers(
         raise BlockedByPolicy(exc.reason) from exc
 
 
+def upstream_headers_for(
+    request: web.Request, stages: Stages, subject: Subject, request_id: str
+) -> h.Headers:
+    """The headers a gateway-made read of the CRM carries for this caller (the reveal
+    endpoint's): the same hygiene, forwarding and identity headers as the data path."""
+    client = h.resolve_client(
+        list(request.headers.items()),
+        peer_ip=request.remote or "",
+        scheme=request.scheme,
+        host=request.host,
+        trusted=stages.trusted_proxies,
+    )
+    access = Access(request_id=request_id, started=0.0, method="GET", subject=subject)
+    return _upstream_headers(request, stages, client, access, sensitive=True)
+
+
 def _upstream_headers(
     request: web.Request,
     stages: Stages,
@@ -392,6 +410,7 @@ def _upstream_headers(
     settings = stages.settings
     items = h.strip_hop_by_hop(request.headers.items())
     drop = set(h.FORWARDING) | {"host", "expect", "content-length"} | h.METHOD_OVERRIDE
+    drop.add(settings.reveal.request_header.lower())  # the gateway's own opt-in
     if sensitive:
         drop |= h.RANGE_REQUEST | {"accept-encoding"}
     out = stages.inbound_headers(h.without(items, drop | stages.spoofable_headers), request)
@@ -439,6 +458,7 @@ async def _respond(
             label=access.route,
         )
         enforcer.links = links
+    late = _reveal_handles(request, stages, access, enforcer, decision, crm_route)
     try:
         headers = _response_headers(up, enforcer, links)
     finally:
@@ -504,6 +524,8 @@ async def _respond(
             rewriter,
             report_only=access.report_only,
             before_release=audit_before_release if strict else None,
+            late_headers=late,
+            hold_limit=settings.limits.max_response_body or 64 * 1024 * 1024,
         )
     finally:
         access.report = enforcer.report.to_audit()
@@ -511,6 +533,44 @@ async def _respond(
         access.error = f"report_only_would_block: {result.would_block}"[:200]
     _note_client_gone(access, result)
     return result.response
+
+
+def _reveal_handles(
+    request: web.Request,
+    stages: Stages,
+    access: Access,
+    enforcer: Enforcer | None,
+    decision: Decision | None,
+    crm_route: RouteMatch | None,
+) -> Callable[[bool], h.Headers] | None:
+    """Reveal handles, when the caller asked for them and something could be revealed:
+    the enforcer collects the masked fields, the header is built once the body is
+    rewritten (`relay.rewrite` holds it until then). Without the opt-in: None, and
+    the response is exactly what it would be without the feature."""
+    service = stages.reveal
+    if (
+        service is None
+        or enforcer is None
+        or decision is None
+        or access.subject is None
+        or access.report_only
+        or request.method != "GET"
+        or not service.wanted(request.headers.get(service.cfg.request_header))
+    ):
+        return None
+    targets = service.targets_for(decision, crm_route)
+    if targets is None or crm_route is None:
+        return None
+    enforcer.reveal = targets
+    subject, route = access.subject, crm_route
+
+    def late(more: bool) -> h.Headers:
+        value, access.reveal_handles = service.header(
+            targets, subject, route, access.request_id, more=more
+        )
+        return [(service.cfg.response_header, value)]
+
+    return late
 
 
 def _note_client_gone(access: Access, result: RelayResult) -> None:

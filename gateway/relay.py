@@ -173,12 +173,19 @@ async def rewrite(
     *,
     report_only: bool,
     before_release: Callable[[], Awaitable[None]] | None = None,
+    late_headers: Callable[[bool], h.Headers] | None = None,
+    hold_limit: int = 0,
 ) -> RelayResult:
     """Stream the CRM body through `rewriter`. In report-only mode the rewriter still
     runs (so audit sees what would change) but the original bytes are sent.
 
     `before_release` runs before any bytes leave (strict audit: the event must be
     durable before the data is released); if it raises, nothing more is sent.
+
+    `late_headers` (reveal handles) are headers known only once the body is
+    rewritten: the rewritten bytes are held until the body ends, or until more
+    than `hold_limit` bytes are held (then `late_headers(True)`: the rest of the
+    body may hold more than the headers say); the body itself is unchanged.
     """
     out_headers = h.without(headers, h.REWRITE_INVALIDATED | {"cache-control", "content-type"})
     if not report_only:
@@ -194,10 +201,26 @@ async def rewrite(
     resp = _start(up.status, up.reason, out_headers)
     result = RelayResult(resp, rewritten=not report_only)
     pending: list[bytes] = []
+    held: list[bytes] = []
+    held_size = 0
+
+    def add_late(more: bool) -> None:
+        if late_headers is not None:
+            for name, value in late_headers(more):
+                resp.headers.add(name, value)
 
     async def send(data: bytes) -> None:
+        nonlocal held_size
         if not data:
             return
+        if late_headers is not None and not resp.prepared:
+            held.append(data)
+            held_size += len(data)
+            if held_size <= hold_limit:
+                return
+            data = b"".join(held)
+            held.clear()
+            add_late(True)
         if before_release is not None:
             await before_release()
         if not resp.prepared:
@@ -220,8 +243,9 @@ async def rewrite(
                 abort(request)
                 raise ConnectionAborted(str(exc)) from exc
             raise _as_gateway_error(exc) from exc
-        body_tail = b"".join(pending)
+        body_tail = b"".join(held + pending)
         if not resp.prepared:
+            add_late(False)
             # The whole body was held (buffered codecs): send it with an exact length.
             if before_release is not None and body_tail:
                 await before_release()

@@ -30,6 +30,7 @@ from gateway.settings import Settings
 
 if TYPE_CHECKING:
     from gateway.access.console import Governance
+    from gateway.access.reveal import RevealService
     from gateway.audit.emitter import AuditEmitter
     from gateway.handler import Access
     from gateway.identity import Identity, RequestGuard
@@ -65,6 +66,7 @@ class Stages:
     case_insensitive: bool = False
     filters: FilterGuard | None = None  # search/filter oracles (set by app.py)
     governance: Governance | None = None  # access requests, grants, break-glass, lockdown
+    reveal: RevealService | None = None  # reveal with reason: handles and the endpoint
 
     async def decide(
         self, subject: Subject, request: PolicyRequest, request_id: str
@@ -133,6 +135,7 @@ class Stages:
                 "pii_categories": sorted({hit["category"] for hit in access.request_pii}),
                 "justification": access.justification,
                 "honeytoken": self._honeytoken(access),
+                "reveal_handles": access.reveal_handles,
             },
             decision_dict={
                 "allow": decision.allow if decision else False,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import codecs
 from collections.abc import AsyncIterator
+from typing import Any
 
 import orjson
 
@@ -50,6 +51,21 @@ async def check_record_visible(
             "no read route names this record, so its record rules cannot be checked",
             reason="no_read_route",
         )
+    doc = await read_record(upstream, path, headers)
+    verdict = record_verdict(decision, targets(doc, route), subject_id)
+    if not verdict.visible:
+        raise RecordNotVisible(
+            f"this record is not visible to the caller: {verdict.reason}",
+            reason=verdict.reason,
+            record_id=verdict.record_id,
+        )
+
+
+async def read_record(upstream: Upstream, path: str, headers: h.Headers) -> Any:
+    """The parsed JSON document the catalog's read route `path` answers (GET through
+    `upstream`, with the caller's headers minus those of a body). Anything but a 200
+    with a readable JSON body raises RecordNotVisible (fail closed). Shared by the
+    pre-write check here and the reveal endpoint (`gateway/admin/reveal.py`)."""
     fetch = h.without(headers, _BODY_HEADERS)
     fetch += [("Accept", "application/json"), ("Accept-Encoding", "identity")]
     try:
@@ -78,16 +94,9 @@ async def check_record_visible(
     try:
         ctype = parse_media_type(h.first(up.headers, "content-type"))
         text = codecs.decode(body, codec_name(ctype.charset))
-        doc = orjson.loads(text.removeprefix("\ufeff"))
+        return orjson.loads(text.removeprefix("\ufeff"))
     except Exception as exc:  # any unreadable answer: fail closed
         raise unreadable from exc
-    verdict = record_verdict(decision, targets(doc, route), subject_id)
-    if not verdict.visible:
-        raise RecordNotVisible(
-            f"this record is not visible to the caller: {verdict.reason}",
-            reason=verdict.reason,
-            record_id=verdict.record_id,
-        )
 
 
 async def _read(chunks: AsyncIterator[bytes]) -> bytes:

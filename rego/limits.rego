@@ -25,8 +25,14 @@ _clearance_index := max({_level_rank[input.subject.clearance], _level_grant_inde
 
 _operation_levels contains rank if {
 	some role in input.subject.roles
-	rank := _level_rank[_config.roles[role][input.request.operation]]
+	rank := _level_rank[_config.roles[role][_scope_operation]]
 }
+
+# A reveal is a view of one value: the roles' view scope bounds it (the reveal
+# obligation, reveal.rego, says which masked categories may be unmasked).
+default _scope_operation := "view"
+
+_scope_operation := input.request.operation if input.request.operation != "reveal"
 
 _operation_permitted if count(_operation_levels) > 0
 

@@ -13,6 +13,7 @@ obligations := {
 	"purpose_required": _purpose_required,
 	"justification_required": _justification_required,
 	"lookup": _lookup,
+	"reveal": _reveal,
 }
 
 default _audit_level := "basic"
@@ -24,8 +25,10 @@ _audit_level := "detailed" if {
 	_audit_detailed
 }
 
-# Denials, clear high levels and records of sensitive grades are audited in detail.
+# Denials, clear high levels, reveals and records of sensitive grades are audited in detail.
 _audit_detailed if not allow
+
+_audit_detailed if input.request.operation == "reveal"
 
 _audit_detailed if _limit >= _threshold(_config.audit.detailed_from)
 

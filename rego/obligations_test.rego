@@ -13,6 +13,7 @@ test_baseline_obligations if {
 		"purpose_required": false,
 		"justification_required": false,
 		"lookup": no_lookup,
+		"reveal": rm_reveal,
 	}
 }
 

@@ -108,6 +108,8 @@ DEFAULT_CHAINS = ChainTable(
         "break_glass": TypeRule(frozenset(), mfa=True),
         "bulk_export": TypeRule(frozenset({"security"}), mfa=True),
         "level": TypeRule(frozenset({"security"}), mfa=True),
+        # reveal with reason of L4 values, one at a time (rego/reveal.rego)
+        "reveal": TypeRule(frozenset({"security"}), mfa=True),
     },
     level_extra={"L4": frozenset({"security", "it"})},
 )

@@ -57,6 +57,12 @@ def overlay(
         )
         for rule in decision.records
     )
+    # Nothing masked by the profile is revealable while it holds.
+    reveal = decision.obligations.reveal
+    kept = frozenset(c for c in reveal.categories if _rank(level_of(c)) <= max_rank)
+    obligations = dataclasses.replace(
+        decision.obligations, reveal=dataclasses.replace(reveal, categories=kept)
+    )
     return dataclasses.replace(
         decision,
         report_only=False,  # an emergency profile is enforced, roll-out mode or not
@@ -64,4 +70,5 @@ def overlay(
         fields=fields,
         levels=levels,
         records=records,
+        obligations=obligations,
     )

@@ -55,7 +55,7 @@ from gateway.errors import ClientError, Forbidden, NotFound
 from gateway.settings.access import AccessSettings, ChainSettings
 from gateway.state.grants import Grant, GrantStore
 
-OPERATIONS = ("view", "modify", "delete", "export")
+OPERATIONS = ("view", "modify", "delete", "export", "reveal")
 KINDS = ("grant", "clearance", "roles", "account")
 Emit = Callable[[Change], None]
 # Applies an approved standing change to the directory; True when applied live.

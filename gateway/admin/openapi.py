@@ -47,9 +47,10 @@ def openapi_document(prefix: str) -> dict[str, Any]:
         "info": {
             "title": "crm-gateway admin API",
             "version": "1",
-            "description": "Access requests, approvals, grants, break-glass reviews, lockdown "
-            "and revocations. Authenticated by the gateway's authenticators; roles and "
-            "department from the directory. See docs/admin-api.md.",
+            "description": "Access requests, approvals, grants, break-glass reviews, lockdown, "
+            "revocations and reveal with reason. Authenticated by the gateway's "
+            "authenticators; roles and department from the directory. See "
+            "docs/admin-api.md and docs/reveal.md.",
         },
         "security": [{"apiKey": []}, {"bearer": []}],
         "paths": {
@@ -99,6 +100,29 @@ def openapi_document(prefix: str) -> dict[str, Any]:
             base + "/revocations/{subject}": {
                 "delete": _op("lift a revocation", roles="security_admin")
             },
+            # not under /admin: staff call it from the data path (docs/reveal.md)
+            f"{prefix}/reveal": {
+                "post": {
+                    **_op(
+                        "reveal one masked value with a reason (查看明文); the handle comes "
+                        "from the X-Gateway-Reveal-Handles header of a read sent with "
+                        "X-Gateway-Reveal: handles",
+                        body="Reveal",
+                        roles="none (the policy's obligations.reveal decides)",
+                    ),
+                    "responses": {
+                        "200": {
+                            "description": "the value (Cache-Control: no-store)",
+                            "content": {
+                                "application/json": {
+                                    "schema": {"$ref": "#/components/schemas/Revealed"}
+                                }
+                            },
+                        },
+                        **dict.fromkeys(("400", "401", "403", "415", "429", "503"), _ERR),
+                    },
+                }
+            },
         },
         "components": {
             "securitySchemes": {
@@ -135,7 +159,9 @@ def openapi_document(prefix: str) -> dict[str, Any]:
                                 "level": {"enum": ["L0", "L1", "L2", "L3", "L4"]},
                                 "operations": {
                                     "type": "array",
-                                    "items": {"enum": ["view", "modify", "delete", "export"]},
+                                    "items": {
+                                        "enum": ["view", "modify", "delete", "export", "reveal"]
+                                    },
                                 },
                                 "routes": {"type": "array", "items": text},
                                 "single_use": {"type": "boolean"},
@@ -180,6 +206,28 @@ def openapi_document(prefix: str) -> dict[str, Any]:
                     "type": "object",
                     "required": ["subject", "reason"],
                     "properties": {"subject": text, "reason": text},
+                },
+                "Reveal": {
+                    "type": "object",
+                    "required": ["handle", "reason"],
+                    "properties": {
+                        "handle": text,
+                        "reason": {**text, "description": "why (reveal.min_reason characters)"},
+                        "record": {**text, "description": "optional: must be the handle's"},
+                        "field": {**text, "description": "optional: must be the handle's"},
+                    },
+                },
+                "Revealed": {
+                    "type": "object",
+                    "required": ["record_id", "field", "category", "level", "value"],
+                    "properties": {
+                        "record_id": text,
+                        "field": text,
+                        "category": text,
+                        "level": text,
+                        "value": {},
+                        "request_id": text,
+                    },
                 },
             },
         },

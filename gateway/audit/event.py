@@ -167,6 +167,7 @@ def build_access_event(
             "crm": {
                 "purpose": text(request_dict.get("purpose"), 128),
                 "justification_given": bool(request_dict.get("justification")),
+                "reveal_handles": count(request_dict.get("reveal_handles")),
                 "clearance": text(subject_dict.get("clearance"), 16),
                 "auth_method": text(subject_dict.get("auth_method"), 32),
                 "partner": flag(subject_dict.get("partner")),

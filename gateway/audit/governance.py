@@ -14,8 +14,13 @@ subject, the request/grant ids, the chain step and the reason given. Reasons
 are free text typed by staff: they are length-capped and scrubbed of
 identifier-shaped digit runs like every other string in the trail.
 
+A reveal with reason (查看明文) is `field_revealed` (who, the record id, the field,
+its category and level, the read route, the policy revision, the reason; never
+the value), a refused one `reveal_refused` with the refusal's code.
+
 Alerts that must reach the SIEM at once (break-glass opened, a review overdue,
-lockdown switched) are Detection Findings (2004), like the anomaly detector's.
+lockdown switched, a reveal limit reached) are Detection Findings (2004), like
+the anomaly detector's.
 """
 
 from __future__ import annotations
@@ -40,11 +45,14 @@ _REVOKE = frozenset(
 )
 _HIGH = frozenset({"break_glass_opened", "lockdown_on", "lockdown_off", "subject_revoked"})
 
-AlertKind = Literal["break_glass", "review_overdue", "lockdown"]
+_MEDIUM = frozenset({"field_revealed", "reveal_refused"})
+
+AlertKind = Literal["break_glass", "review_overdue", "lockdown", "reveal_rate_limit"]
 _ALERT_TITLES = {
     "break_glass": "Break-glass access opened",
     "review_overdue": "Break-glass review overdue",
     "lockdown": "Lockdown switched",
+    "reveal_rate_limit": "Reveal limit reached",
 }
 
 
@@ -120,7 +128,7 @@ def build_governance_event(change: Change, now: float | None = None) -> dict[str
         "activity_id": activity_id,
         "activity_name": activity_name,
         "type_uid": CLASS_UID * 100 + activity_id,
-        "severity_id": 4 if change.action in _HIGH else 1,
+        "severity_id": 4 if change.action in _HIGH else 3 if change.action in _MEDIUM else 1,
         "time": int(at * 1000),
         "time_dt": rfc3339(at),
         "status_id": 1,

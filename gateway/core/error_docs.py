@@ -49,8 +49,9 @@ _DOCS = (
              "or not a lookup category).",
              "Search by fields you see in clear; customer lookups by an exact number need the "
              "role's `lookup` in the policy (rego/data.json)."),
-    ErrorDoc("record_not_visible", "403", "A write or delete aimed at a record the caller's "
-             "record rules hide (grade, tier, assignment, consent).",
+    ErrorDoc("record_not_visible", "403", "A write, delete or reveal aimed at a record the "
+             "caller's record rules hide (grade, tier, assignment, consent), or one the CRM "
+             "no longer answers with.",
              "Ask for the grant that shows the record (e.g. grade_a)."),
     ErrorDoc("subject_revoked", "403", "The caller's access was revoked (departed staff, "
              "anomaly detector).", "The security team restores it: `crm-gateway users "
@@ -90,7 +91,8 @@ _DOCS = (
     ErrorDoc("upgrade_refused", "426/501", "A protocol upgrade (WebSocket) on a route that "
              "does not allow it.", "Use plain HTTP, or allow `websocket` on the route."),
     ErrorDoc("rate_limited", "429", "Too many requests: per-subject or per-route limits, "
-             "failed sign-ins, protected lookups beyond the policy's `lookup` limit, or an "
+             "failed sign-ins, protected lookups beyond the policy's `lookup` limit, reveals "
+             "beyond the policy's `reveal` limit (the security team is alerted), or an "
              "anomaly throttle.", "Wait `Retry-After` seconds."),
     ErrorDoc("request_header_too_large", "431", "A request header (or all of them) exceeds "
              "the gateway's limit.", "Send smaller headers (cookies)."),
@@ -154,6 +156,26 @@ _DOCS = (
     ErrorDoc("csrf_header_required", "403", "State-changing admin calls need the CSRF "
              "header a browser cannot send cross-site.", "Send the header the admin API "
              "documents (docs/admin-api.md)."),
+    ErrorDoc("reveal_reason_required", "400", "A reveal (`POST /_gateway/reveal`) without a "
+             "reason a reviewer can read: shorter than `reveal.min_reason` characters, or "
+             "fewer than two letters.", "Say why the value is needed (客户来电核实 / customer "
+             "called to verify); the reason is audited."),
+    ErrorDoc("reveal_handle_invalid", "403", "The reveal handle was not sealed by this "
+             "gateway, was altered or truncated, or names a route or field the catalog no "
+             "longer classifies that way.", "Reload the record with `X-Gateway-Reveal: "
+             "handles` and use a handle from that response as it is."),
+    ErrorDoc("reveal_handle_expired", "403", "The reveal handle is older than "
+             "`reveal.handle_ttl` (5 minutes by default).",
+             "Reload the record to get a new handle."),
+    ErrorDoc("reveal_not_yours", "403", "The reveal handle was issued to another caller, "
+             "or to another credential or session of the same caller.",
+             "Ask for the record yourself; handles cannot be passed on."),
+    ErrorDoc("reveal_not_allowed", "403", "The policy, decided again for this reveal, does "
+             "not let the caller reveal this category now (no reveal rule for the role or "
+             "purpose, an L4 value without a reveal grant, lockdown, a denial), or the value "
+             "is of the top level (credentials), which is never revealed.",
+             "`crm-gateway explain --user ID --route R` shows the reveal line; an L4 value "
+             "needs a `reveal` grant (docs/reveal.md)."),
 )  # fmt: skip
 
 ERROR_DOCS: dict[str, ErrorDoc] = {d.code: d for d in _DOCS}

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Self
 
 
 class Verb(StrEnum):
@@ -166,21 +166,29 @@ class Lookup:
     period: float = 3600.0
 
     @classmethod
-    def from_json(cls, raw: Any) -> Lookup:
+    def from_json(cls, raw: Any, name: str = "lookup") -> Self:
         if raw is None:
             return cls()
+        where = f"obligations.{name}"
         if not isinstance(raw, Mapping):
-            raise DecisionError("obligations.lookup must be an object")
+            raise DecisionError(f"{where} must be an object")
         cats = raw.get("categories", [])
         if not isinstance(cats, list) or not all(isinstance(c, str) for c in cats):
-            raise DecisionError("obligations.lookup.categories must be a list of strings")
+            raise DecisionError(f"{where}.categories must be a list of strings")
         limit, period = raw.get("limit", 0), raw.get("period_seconds", 3600)
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
-            raise DecisionError("obligations.lookup.limit must be a non-negative integer")
+            raise DecisionError(f"{where}.limit must be a non-negative integer")
         if isinstance(period, bool) or not isinstance(period, int | float) or period <= 0:
-            raise DecisionError("obligations.lookup.period_seconds must be a positive number")
-        # A lookup without a rate limit is no lookup: a limit of 0 allows none.
+            raise DecisionError(f"{where}.period_seconds must be a positive number")
+        # Without a rate limit there is none of it: a limit of 0 allows none.
         return cls(frozenset(cats) if limit else frozenset(), limit, float(period))
+
+
+@dataclass(frozen=True, slots=True)
+class Reveal(Lookup):
+    """Categories whose masked values the caller may reveal one at a time with a
+    reason (`POST /_gateway/reveal`), at most `limit` reveals per `period` seconds
+    per subject. Reveal handles are offered only for these."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +202,7 @@ class Obligations:
     purpose_required: bool = False
     justification_required: bool = False
     lookup: Lookup = field(default_factory=Lookup)  # protected lookups (query_guard)
+    reveal: Reveal = field(default_factory=Reveal)  # reveal with reason (查看明文)
 
     @classmethod
     def from_json(cls, raw: Any) -> Obligations:
@@ -222,6 +231,7 @@ class Obligations:
             purpose_required=bool(raw.get("purpose_required", False)),
             justification_required=bool(raw.get("justification_required", False)),
             lookup=Lookup.from_json(raw.get("lookup")),
+            reveal=Reveal.from_json(raw.get("reveal"), "reveal"),
         )
 
 

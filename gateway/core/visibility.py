@@ -18,7 +18,15 @@ from gateway.core.catalog import Catalog, FactsReader, RouteMatch
 from gateway.core.catalog._spec import PARAM
 from gateway.core.model import Decision, RecordFacts, RecordVerb
 
-__all__ = ["Verdict", "needs_check", "read_route", "record_verdict", "response_route", "targets"]
+__all__ = [
+    "Verdict",
+    "named_record",
+    "needs_check",
+    "read_route",
+    "record_verdict",
+    "response_route",
+    "targets",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +96,19 @@ def targets(doc: Any, route: RouteMatch) -> list[RecordFacts]:
     if named:
         return named
     return next((group for group in by_prefix if group), [])
+
+
+def named_record(
+    doc: Any, route: RouteMatch, record_id: str
+) -> tuple[str, Mapping[str, Any]] | None:
+    """The record with this id under the route's record prefixes, with its prefix
+    (the reveal endpoint reads one value of it); None when it is not there."""
+    reader = FactsReader(route.route.facts)
+    for prefix in route.route.records:
+        for record in records_at(doc, prefix):
+            if reader.basic(record)[0] == record_id:
+                return prefix, record
+    return None
 
 
 def record_verdict(decision: Decision, facts: list[RecordFacts], subject_id: str) -> Verdict:

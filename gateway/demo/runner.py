@@ -68,6 +68,21 @@ def banner(gateway_url: str, crm_url: str, users: list[dict[str, Any]]) -> str:
             f"  curl -s -H 'Authorization: Bearer {u['key']}' "
             f"'{gateway_url}/api/customers?page_size=2' | python3 -m json.tool"
         )
+    cs = next((u for u in users if u.get("id") == "u-cs"), None)
+    if cs is not None:
+        auth = f"-H 'Authorization: Bearer {cs['key']}'"
+        lines += [
+            "  # reveal with reason (查看明文, docs/reveal.md): u-cs sees the income masked;",
+            "  # ask for reveal handles, then reveal that one value with a reason",
+            f"  H=$(curl -s -o /dev/null -D - {auth} -H 'X-Gateway-Reveal: handles' "
+            f"'{gateway_url}/api/customers/C000026' | sed -n 's/^X-Gateway-Reveal-Handles: //p' "
+            "| python3 -c 'import json,sys; "
+            'print(json.load(sys.stdin)["handles"][0]["handle"])\')',
+            f"  curl -s -X POST {auth} -H 'X-Requested-With: demo' "
+            "-H 'Content-Type: application/json' "
+            '-d \'{"handle": "\'$H\'", "reason": "客户来电核实收入证明"}\' '
+            f"'{gateway_url}/_gateway/reveal'",
+        ]
     lines += [
         "  # no credential: refused with 401, the CRM never sees it",
         f"  curl -si '{gateway_url}/api/customers'",

@@ -110,6 +110,11 @@ def render(
         f"max_clear_records={dict(ob.max_clear_records) or '-'} bulk={ob.bulk_action} "
         f"cache_ttl={ob.cache_ttl:g}s"
     )
+    rv = ob.reveal
+    lines.append(
+        f"reveal     {', '.join(sorted(rv.categories)) or '-'}"
+        + (f" (with a reason, at most {rv.limit} per {rv.period:g}s)" if rv.categories else "")
+    )
     return "\n".join(lines)
 
 

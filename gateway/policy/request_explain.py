@@ -183,9 +183,13 @@ async def check_obligations(ctx: RequestContext) -> str | None:
         )
     if ob.justification_required and not ctx.header(ctx.settings.policy.justification_header):
         raise Forbidden("break-glass access needs a justification (X-Justification header)")
-    lookup = ob.lookup
+    lookup, rv = ob.lookup, ob.reveal
     cats = ",".join(sorted(lookup.categories)) or "-"
-    return f"audit={ob.audit_level} lookup={cats} ({lookup.limit} per {lookup.period:g}s)"
+    shown = ",".join(sorted(rv.categories)) or "-"
+    return (
+        f"audit={ob.audit_level} lookup={cats} ({lookup.limit} per {lookup.period:g}s) "
+        f"reveal={shown} ({rv.limit} per {rv.period:g}s)"
+    )
 
 
 @register("filters")

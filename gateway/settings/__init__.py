@@ -20,7 +20,7 @@ import yaml
 from pydantic import ValidationError, model_validator
 
 from gateway.errors import ConfigError
-from gateway.settings.access import AccessSettings
+from gateway.settings.access import AccessSettings, RevealSettings
 from gateway.settings.base import Section as _Section
 from gateway.settings.guard import (
     GuardSettings,
@@ -74,6 +74,7 @@ __all__ = [
     "PolicySettings",
     "RateLimitRuleSettings",
     "RedisSettings",
+    "RevealSettings",
     "RouteSettings",
     "Settings",
     "TrustedHeaderSettings",
@@ -102,6 +103,7 @@ class Settings(_Section):
     logging: LoggingSettings = LoggingSettings()
     admin: AdminSettings = AdminSettings()
     access: AccessSettings = AccessSettings()
+    reveal: RevealSettings = RevealSettings()
     guard: GuardSettings = GuardSettings()
     monitor: MonitorSettings = MonitorSettings()
     # Where relative paths in this file are resolved from (the config file's project root).

@@ -50,6 +50,25 @@ class LockdownSettings(_Section):
     poll_interval: float = Field(default=0.5, gt=0, le=1.0)  # safety net behind pub/sub
 
 
+class RevealSettings(_Section):
+    """Reveal with reason (查看明文): which masked values a caller may reveal is the
+    policy's (`obligations.reveal`, rego/reveal.rego); these are the mechanics."""
+
+    enabled: bool = True
+    # Opt-in per request: `X-Gateway-Reveal: handles` asks for reveal handles; they
+    # come back in one response header, the body is never changed.
+    request_header: str = "X-Gateway-Reveal"
+    response_header: str = "X-Gateway-Reveal-Handles"
+    max_handles: int = Field(default=20, ge=1, le=200)  # per response (then truncated)
+    max_header_bytes: int = Field(default=6144, ge=512, le=64 * 1024)  # the header's size
+    handle_ttl: float = Field(default=300.0, gt=0, le=3600.0)  # seconds a handle lives
+    # Hex key (>= 32 bytes) sealing the handles, the same on every replica. Unset:
+    # derived from the pseudonym key (development); production needs one of them.
+    key_env: str = "CRM_GATEWAY_REVEAL_KEY"
+    min_reason: int = Field(default=6, ge=1, le=200)  # characters, at least 2 letters
+    max_reason: int = Field(default=512, ge=16, le=4096)
+
+
 class AccessSettings(_Section):
     # Console roles, read from the directory's `roles` (never from the request).
     security_admin_roles: tuple[str, ...] = ("security_admin",)

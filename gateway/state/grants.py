@@ -76,12 +76,21 @@ def in_scope(grants: list[Grant], operation: str, route: str) -> list[Grant]:
         scope = g.get("scope") or {}
         ops = scope.get("operations") or []
         routes = scope.get("routes") or []
-        if ops and operation not in ops:
+        if ops and operation not in ops and not _sibling(g, ops, operation):
             continue
         if routes and not any(fnmatchcase(route, str(r)) for r in routes):
             continue
         out.append(g)
     return out
+
+
+def _sibling(grant: Grant, ops: list[str], operation: str) -> bool:
+    """A reveal is a view of one value: grants scoped to `view` hold for it. A view
+    decision is sent the caller's `reveal` grants (scoped to `reveal`), which the
+    policy reads only to offer reveal handles; they unmask nothing there."""
+    if operation == "reveal":
+        return "view" in ops
+    return operation == "view" and "reveal" in ops and grant.get("type") == "reveal"
 
 
 class GrantStore(Protocol):

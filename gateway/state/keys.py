@@ -80,3 +80,9 @@ CHANGES_CHANNEL = key("changes")
 # Audit entries a shipper could not parse (kept, not lost).
 def audit_dead_letter(stream: str) -> str:
     return f"{stream}:dlq"
+
+
+# Reveal with reason: the one-shot marker that makes a tripped reveal limit alert
+# once per subject and window across every replica (the counts are `ratelimit("reveal", id)`).
+def reveal_limit_alerted(subject: str, window: str) -> str:
+    return key("reveal", "alerted", subject, window)

@@ -16,6 +16,7 @@ import re
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import yaml
 
@@ -134,6 +135,23 @@ class Catalog:
 
     def route(self, name: str) -> RouteSpec | None:
         return next((r for r in self.routes if r.name == name), None)
+
+    def reveal_path(self, read_route: RouteSpec, record_id: str) -> str | None:
+        """The read route's path for one record id (its one parameter filled in,
+        percent-encoded as one segment), or None when the path would not match
+        the same route again (an id the template cannot carry)."""
+        param = PARAM.search(read_route.template)
+        if param is None or not record_id:
+            return None
+        path = (
+            read_route.template[: param.start()]
+            + quote(record_id, safe="")
+            + read_route.template[param.end() :]
+        )
+        found = self.match("GET", path)
+        if found is None or found.route is not read_route:
+            return None
+        return path
 
     def any_route(self) -> RouteSpec:
         """A route for bodies whose path is unknown (explain): catalog-wide rules and

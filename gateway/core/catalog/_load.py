@@ -64,6 +64,7 @@ def build(raw: Any, problems: list[str]) -> Built | None:
             problems.append(f"routes[{i}].name: duplicate route name {route.name!r}")
         seen.add(route.name)
         routes.append(route)
+    check_reveal_routes(tuple(routes), problems)
     canon = json.dumps(raw, sort_keys=True, ensure_ascii=False, default=str)
     fingerprint = hashlib.sha256(canon.encode()).hexdigest()[:16]
     return name, tuple(routes), fingerprint, base_rules, base_facts, totals, base_side
@@ -94,6 +95,7 @@ def _route(
         "search",
         "search_body",
         "side",
+        "reveal_route",
     }
     allowed.add("response_types")  # read by _types.negotiation
     _unknown_keys(raw, allowed | {"entry"}, where, problems)
@@ -164,7 +166,39 @@ def _route(
         search=_search(raw.get("search", {}), f"{where}.search", problems),
         search_body=_flag(raw, "search_body", where, problems),
         side=_side(raw.get("side", []), f"{where}.side", tuple(records), problems),
+        reveal_route=_reveal_route(raw, where, problems),
     )
+
+
+def _reveal_route(raw: Mapping[str, Any], where: str, problems: list[str]) -> str | None:
+    value = raw.get("reveal_route")
+    if value is not None and (not isinstance(value, str) or not value):
+        problems.append(f"{where}.reveal_route: must be the name of a route")
+        return None
+    return value
+
+
+def check_reveal_routes(routes: tuple[RouteSpec, ...], problems: list[str]) -> None:
+    """A `reveal_route` names a GET route with one path parameter (the record id)
+    that declares where its records are: reveals fetch the value again through it."""
+    by_name = {r.name: r for r in routes}
+    for i, route in enumerate(routes):
+        if route.reveal_route is None:
+            continue
+        target = by_name.get(route.reveal_route)
+        where = f"routes[{i}].reveal_route"
+        if target is None:
+            problems.append(f"{where}: no route named {route.reveal_route!r}")
+        elif (
+            (target.methods and "GET" not in target.methods)
+            or len(PARAM.findall(target.template)) != 1
+            or not target.records
+            or target.export
+        ):
+            problems.append(
+                f"{where}: {route.reveal_route!r} must be a GET route with exactly one "
+                "path parameter (the record id) and declared records, not an export"
+            )
 
 
 def _flag(raw: Mapping[str, Any], key: str, where: str, problems: list[str]) -> bool:

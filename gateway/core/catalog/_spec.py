@@ -115,6 +115,9 @@ class RouteSpec:
     # a records prefix's own facts (`records: [{path: contacts.item, record: {...}}]`):
     # records of another kind on the same route (contacts inside an account)
     prefix_facts: Mapping[str, FactsSpec] = field(default_factory=dict)
+    # the route that reads one of this route's records by its id: reveal handles are
+    # offered for this route's masked fields, and reveals fetch the value through it
+    reveal_route: str | None = None
     _memo: dict[str, FieldRule | None] = field(
         default_factory=dict, compare=False, repr=False, hash=False
     )

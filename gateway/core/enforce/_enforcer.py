@@ -33,6 +33,7 @@ from gateway.core.enforce._values import ValueRewriter
 from gateway.core.masking import DROPPED, Masker
 from gateway.core.model import Decision, RecordVerb, Verb
 from gateway.core.report import EnforcementReport, outcome_of
+from gateway.core.reveal import RevealTargets
 from gateway.core.rewrite import BlockResponse, UnidentifiedRecords
 from gateway.core.taxonomy import Taxonomy
 
@@ -105,6 +106,8 @@ class Enforcer(ValueRewriter):
         self._side = bool(self._shared.side)
         self._owners: dict[str, ActionTable | None] = {}
         self._in_side = False
+        # set by the handler when the caller asked for reveal handles (core/reveal.py)
+        self.reveal: RevealTargets | None = None
 
     # --- RecordEnforcer -------------------------------------------------------
 
@@ -471,12 +474,34 @@ class Enforcer(ValueRewriter):
                     else:
                         out[key] = new
         self.report.add_batch(plan.batch, plan.clear_levels)
+        if self.reveal is not None:
+            self._offer_reveal(record, plan)
         if plan.suspect:
             return {
                 (self._text(k, table) if k in plan.suspect and isinstance(k, str) else k): v
                 for k, v in out.items()
             }
         return out
+
+    def _offer_reveal(self, record: Mapping[str, Any], plan: Plan) -> None:
+        """The masked fields of this record, for reveal handles: only when the record's
+        id is one of its own keys and shown in clear (it names the record to the caller)."""
+        targets = self.reveal
+        rid = self._record_id
+        assert targets is not None
+        key = targets.id_key
+        if rid is None or key is None or key not in record or str(record[key]) != rid:
+            return
+        if key in plan.drops or any(k == key for k, _, _, _ in plan.work):
+            return
+        for field_key, category, action, _ in plan.work:
+            if record[field_key] is not None and action.verb is not Verb.ALLOW:
+                targets.offer(rid, str(field_key), category)
+
+    def field_category(self, key: str) -> str | None:
+        """The category the catalog (or the key name) gives a record's field."""
+        slot = self._shared.classifier.slot(key, key)
+        return slot.category if slot.mode == CAT else None
 
     def _nested_in(self, record: Mapping[str, Any]) -> bool:
         """Whether a record may hold another record: a fact key (`"grade":`) occurs in

@@ -10,6 +10,11 @@ from gateway.errors import Unauthenticated
 from gateway.identity.authn.base import Clock, DirectoryHandle, bearer_token, utcnow
 from gateway.identity.errors import CredentialOutOfScope
 
+# A request made on behalf of another (the reveal endpoint reads a record through
+# the catalog's read route): the key's route scope is checked against that
+# (method, path) instead of the request's own.
+SCOPE_TARGET = web.RequestKey("credential_scope_target", tuple)
+
 
 class ApiKeyAuthenticator:
     """A key in the dedicated header is always ours; an unknown *bearer* value is left
@@ -43,10 +48,13 @@ class ApiKeyAuthenticator:
         entry, api_key = found
         if api_key.expires is not None and self._clock() >= api_key.expires:
             raise Unauthenticated(f"API key {api_key.id} expired at {api_key.expires.isoformat()}")
-        path = normalize_path(request.rel_url.raw_path, case_insensitive=self._case_insensitive)
-        if not api_key.allows(request.method, path, case_insensitive=self._case_insensitive):
+        method, path = request.get(SCOPE_TARGET) or (
+            request.method,
+            normalize_path(request.rel_url.raw_path, case_insensitive=self._case_insensitive),
+        )
+        if not api_key.allows(method, path, case_insensitive=self._case_insensitive):
             raise CredentialOutOfScope(
-                f"API key {api_key.id} is not issued for {request.method} {path}",
+                f"API key {api_key.id} is not issued for {method} {path}",
                 routes=list(api_key.routes),
                 methods=list(api_key.methods),
             )
