@@ -10,6 +10,7 @@ import orjson
 from aiohttp import web
 
 from gateway.admin.api import add_api_routes
+from gateway.admin.console import add_console_routes
 from gateway.admin.revocations import add_revocation_routes
 from gateway.errors import Forbidden, NotFound
 from gateway.stages import STAGES
@@ -89,4 +90,5 @@ def add_routes(app: web.Application, prefix: str) -> None:
     app.router.add_get(f"{prefix}/metrics", metrics)
     add_revocation_routes(app, prefix)
     add_api_routes(app, prefix)
+    add_console_routes(app, prefix)
     app.router.add_route("*", prefix + "/{tail:.*}", not_found)

@@ -80,3 +80,9 @@ CHANGES_CHANNEL = key("changes")
 # Audit entries a shipper could not parse (kept, not lost).
 def audit_dead_letter(stream: str) -> str:
     return f"{stream}:dlq"
+
+
+# Console sessions (admin web pages): one JSON document per session, keyed by the
+# sha256 of the cookie value (a Redis dump holds no usable cookie), with a TTL.
+def console_session(digest: str) -> str:
+    return key("console", "session", digest)
