@@ -146,7 +146,7 @@ class ConsoleSettings(_Section):
     # Rows of recent audit events on the live page.
     live_events: int = Field(default=50, ge=1, le=500)
     # Period of the periodic review checklist (e.g. 90d, 12w).
-    review_period: str = "90d"
+    review_period: str = Field(default="90d", pattern=r"^[1-9][0-9]*[dwh]$")
 
 
 class AdminSettings(_Section):

@@ -31,7 +31,11 @@ from gateway.stages import STAGES, Stages
 from gateway.state.sessions import open_session_store
 
 SESSIONS = web.AppKey("console_sessions", Sessions)
-STATIC = {"console.css": "text/css", "console.js": "text/javascript"}
+STATIC = {
+    "console.css": "text/css",
+    "console.js": "text/javascript",
+    "favicon.svg": "image/svg+xml",
+}
 MAX_CREDENTIAL = 8192
 
 # name, template, view, who sees the link (None: everyone signed in)
