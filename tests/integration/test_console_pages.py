@@ -19,13 +19,25 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from gateway.admin.console.i18n import LANGUAGES, catalog
 from gateway.admin.console.render import CSP
 from tests.conftest import OpaProcess
-from tests.integration.console_harness import api, key_of, pick, start_console, start_opa, until
+from tests.integration.console_harness import (
+    api,
+    governance_events,
+    key_of,
+    pick,
+    start_console,
+    start_opa,
+    until,
+)
 from tests.integration.gateway_harness import Gateway
 from tests.integration.policy_http_harness import DemoCrm, start_demo_crm
+from tests.integration.test_identity_oidc import AUDIENCE, ISSUER, RSA_OTHER, Jwks, rs256
+from tests.integration.test_identity_oidc import claims as token_claims
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -383,3 +395,57 @@ async def test_pages_hold_no_customer_values(
         for v in values:
             assert v not in html, (name, v)
         assert str(a["id"]) not in html, name  # not even the record id
+
+
+async def test_sign_in_with_an_oidc_token(
+    tmp_path: Path, crm: DemoCrm, opa: OpaProcess, redis_url: str
+) -> None:
+    endpoint = Jwks()
+    app = web.Application()
+    app.router.add_get("/jwks", endpoint.handle)
+    idp = TestServer(app, host="127.0.0.1")
+    await idp.start_server()
+    gw = await start_console(
+        tmp_path, crm, opa, redis_url,
+        **{
+            "identity.authenticators": ["api_key", "oidc"],
+            "identity.oidc.issuer": ISSUER,
+            "identity.oidc.audience": [AUDIENCE],
+            "identity.oidc.jwks_url": str(idp.make_url("/jwks")),
+        },
+    )  # fmt: skip
+    c = Browserless(gw)
+    try:
+        forged = rs256(token_claims(sub="u-rm"), key=RSA_OTHER)
+        status, html, _ = await c.post(f"{UI}/login", {"credential": forged})
+        assert status == 401 and 'data-error="unauthenticated"' in html
+        token = rs256(token_claims(sub="u-rm", amr=["pwd", "otp"]))
+        status, _, headers = await c.post(f"{UI}/login", {"credential": token})
+        assert status == 303, headers
+        status, html, _ = await c.get(f"{UI}/requests")
+        assert status == 200 and 'data-me="u-rm"' in html  # the directory entry of `sub`
+        await until(lambda: _has_sign_in(gw, "oidc"), what="sign-in event")
+    finally:
+        await c.close()
+        await gw.stop()
+        await idp.close()
+
+
+async def _has_sign_in(gw: Gateway, method: str) -> bool:
+    return any(
+        e["action"] == "console_signed_in" and e["reason"] == f"by {method}"
+        for e in governance_events(gw)
+    )
+
+
+async def test_console_forms_take_url_encoded_fields_only(client: Browserless) -> None:
+    await client.login("rm")
+    token = await client.csrf()
+    form = aiohttp.FormData()
+    form.add_field("csrf", token)
+    form.add_field("purpose", b"x", filename="evil.bin")
+    async with client.session.post(
+        client.gw.url + f"{UI}/requests", data=form, headers={"Origin": client.gw.url},
+        allow_redirects=False,
+    ) as r:  # fmt: skip
+        assert r.status == 415 and 'data-error="unsupported_media_type"' in await r.text()

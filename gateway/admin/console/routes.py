@@ -14,7 +14,7 @@ from typing import Any, cast
 from urllib.parse import urlencode
 
 from aiohttp import web
-from multidict import CIMultiDict, CIMultiDictProxy
+from multidict import CIMultiDict, CIMultiDictProxy, MultiDict, MultiDictProxy
 
 from gateway.access.errors import NotInDirectory
 from gateway.access.roles import APPROVER, AUDITOR, SECURITY_ADMIN
@@ -26,7 +26,7 @@ from gateway.admin.console.i18n import LANG_COOKIE, LANGUAGES, Translator, choos
 from gateway.admin.console.render import html, redirect, secure
 from gateway.admin.console.sessions import Sessions
 from gateway.audit.governance import Actor, Change, build_governance_event
-from gateway.errors import GatewayError, NotFound, Unauthenticated
+from gateway.errors import GatewayError, NotFound, Unauthenticated, UnsupportedMediaType
 from gateway.stages import STAGES, Stages
 from gateway.state.sessions import open_session_store
 
@@ -207,10 +207,10 @@ def action_handler(
                                        "error": _error(exc, t)}, exc.status)  # fmt: skip
         try:
             check_origin(request, stages)
-            form = await request.post()
-            check_csrf(v.session, str(form.get("csrf", "")))
+            form = await _form(request)
+            check_csrf(v.session, form.get("csrf", ""))
             ctx = pages.Ctx(request, stages, v.who, v.session)
-            key, extra = await action(ctx, form)  # type: ignore[arg-type]
+            key, extra = await action(ctx, form)
         except GatewayError as exc:
             if exc.code in ("console_csrf_refused", "console_origin_refused"):
                 _record(stages, "console_refused", v.who.actor(), f"{exc.code}: {exc}")
@@ -219,6 +219,15 @@ def action_handler(
         return redirect(f"{base_url(stages)}/{page}?{query}")
 
     return handle
+
+
+async def _form(request: web.Request) -> MultiDictProxy[str]:
+    """The posted form: URL-encoded fields only (no multipart, no files)."""
+    if request.content_type != "application/x-www-form-urlencoded":
+        raise UnsupportedMediaType("console forms are application/x-www-form-urlencoded")
+    posted = await request.post()
+    fields = MultiDict((k, v) for k, v in posted.items() if isinstance(v, str))
+    return MultiDictProxy(fields)
 
 
 # -- sign-in and sign-out ----------------------------------------------------------------
@@ -254,8 +263,8 @@ async def login(request: web.Request) -> web.StreamResponse:
         check_network(request, stages)
         check_origin(request, stages)
         await stages.guard.check_auth_allowed(request)  # guessing is throttled per address
-        form = await request.post()
-        credential = str(form.get("credential", "")).strip()
+        form = await _form(request)
+        credential = form.get("credential", "").strip()
         if len(credential) > MAX_CREDENTIAL:
             raise Unauthenticated("the credential is too long")
         try:
@@ -273,7 +282,7 @@ async def login(request: web.Request) -> web.StreamResponse:
         return html("login.html", context, exc.status)
     actor = Actor(id=subject.id, department=subject.department, via="console", ip=request.remote)
     _record(stages, "console_signed_in", actor, f"by {subject.auth_method}")
-    wanted = str(form.get("next", ""))
+    wanted = form.get("next", "")
     resp = redirect(wanted if _is_page(wanted, stages) else f"{base_url(stages)}/requests")
     console = stages.settings.admin.console
     resp.set_cookie(
@@ -309,14 +318,24 @@ class _Presented:
 def _with_credential(request: web.Request, credential: str) -> web.Request:
     """The sign-in request as the authenticators see it: a typed credential (API key,
     OIDC or CRM token) as a bearer token; none typed: what the browser presents
-    (client certificate, trusted SSO headers)."""
-    if not credential:
-        return request
+    (client certificate, trusted SSO headers). The console's own cookies are
+    removed either way: an authenticator that forwards headers to the CRM
+    (introspection) must never carry a console session id there."""
     stages = request.app[STAGES]
     headers = CIMultiDict(request.headers)
-    for name in ("Authorization", stages.settings.identity.api_key_header):
-        headers.popall(name, None)
-    headers["Authorization"] = f"Bearer {credential}"
+    ours = {stages.settings.admin.console.cookie_name, LANG_COOKIE}
+    kept = [
+        part.strip()
+        for value in headers.popall("Cookie", [])
+        for part in value.split(";")
+        if part.strip() and part.split("=", 1)[0].strip() not in ours
+    ]
+    if kept:
+        headers["Cookie"] = "; ".join(kept)
+    if credential:
+        for name in ("Authorization", stages.settings.identity.api_key_header):
+            headers.popall(name, None)
+        headers["Authorization"] = f"Bearer {credential}"
     return cast(web.Request, _Presented(request, CIMultiDictProxy(headers)))
 
 
@@ -328,8 +347,8 @@ async def logout(request: web.Request) -> web.StreamResponse:
         check_network(request, stages)
         v = await viewer(request, stages, sessions)
         check_origin(request, stages)
-        form = await request.post()
-        check_csrf(v.session, str(form.get("csrf", "")))
+        form = await _form(request)
+        check_csrf(v.session, form.get("csrf", ""))
     except GatewayError:
         return resp  # nothing to end, or not this session's form: the session stays
     await sessions.end(v.session.id)
