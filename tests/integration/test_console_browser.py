@@ -95,6 +95,8 @@ class Shots:
         path = self.folder / f"{len(self.taken) + 1:02d}-{name}.png"
         await page.screenshot(path=str(path), full_page=True)
         self.taken.append(path)
+        with (self.folder / "index.txt").open("a", encoding="utf-8") as index:
+            index.write(f"{path.name}\t{page.url}\n")
 
 
 async def person(
