@@ -236,6 +236,7 @@ async def test_csrf_token_and_origin_required_on_every_form(
     }
     status, html, _ = await client.post(f"{UI}/requests", form)
     assert status == 403 and 'data-error="console_csrf_refused"' in html
+    assert f'href="{UI}/requests?lang=en"' in html  # the page's links, not the action's
     status, html, _ = await client.post(f"{UI}/requests", {**form, "csrf": "forged"})
     assert status == 403 and 'data-error="console_csrf_refused"' in html
     status, html, _ = await client.post(

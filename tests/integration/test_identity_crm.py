@@ -244,12 +244,19 @@ async def test_crm_jwt_is_verified_locally(gateway: Any, crm: Any) -> None:
     assert crm[0].calls == []
 
 
+# Built at collection time: valid for a day, so a long suite run cannot expire them first.
+_DAY = int(time.time()) + 24 * 3600
+
+
 @pytest.mark.parametrize(
     ("token", "fragment"),
     [
-        (_crm_jwt(secret="another-secret-of-enough-length-0123456789"), "Signature verification"),
+        (
+            _crm_jwt(secret="another-secret-of-enough-length-0123456789", exp=_DAY),
+            "Signature verification",
+        ),
         (_crm_jwt(exp=int(time.time()) - 100), "expired"),
-        (_crm_jwt(user_email="stranger@bank.example"), "not in the gateway directory"),
+        (_crm_jwt(user_email="stranger@bank.example", exp=_DAY), "not in the gateway directory"),
         (jwt.encode({"user_email": "sales@bank.example"}, SECRET, algorithm="HS256"), "exp"),
         ("eyJhbGciOiJub25lIn0.eyJ1c2VyX2VtYWlsIjoic2FsZXNAYmFuay5leGFtcGxlIn0.", "'none'"),
     ],

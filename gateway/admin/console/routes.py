@@ -151,6 +151,7 @@ async def _render_page(
     stages = request.app[STAGES]
     template, view = _BY_NAME[name]
     context = {**_common(request, stages, t), **_viewer_context(v, stages, name)}
+    context["here"] = f"{base_url(stages)}/{name}"  # also after a refused form post
     ctx = pages.Ctx(request, stages, v.who, v.session)
     status = error.status if error is not None else 200
     try:
