@@ -450,3 +450,68 @@ async def test_console_forms_take_url_encoded_fields_only(client: Browserless) -
         allow_redirects=False,
     ) as r:  # fmt: skip
         assert r.status == 415 and 'data-error="unsupported_media_type"' in await r.text()
+
+
+async def test_revoke_restore_lockdown_and_grant_revoke_through_the_pages(
+    gw: Gateway, client: Browserless, crm: DemoCrm
+) -> None:
+    await client.login("secadmin")
+    token = await client.csrf("users")
+    status, _, headers = await client.post(
+        f"{UI}/users/revoke", {"csrf": token, "subject": "u-sales", "reason": "left the bank"}
+    )
+    assert status == 303 and "done.subject_revoked" in headers["Location"]
+    _, html, _ = await client.get(f"{UI}/users")
+    assert 'data-revoked="u-sales"' in html
+    sales = await api(gw, "sales", "GET", "/me")
+    assert sales[0] == 403 and sales[1]["error"] == "subject_revoked"
+    status, _, _ = await client.post(f"{UI}/users/u-sales/restore", {"csrf": token})
+    assert status == 303
+    assert (await api(gw, "sales", "GET", "/me"))[0] == 200
+
+    status, _, headers = await client.post(f"{UI}/lockdown", {"csrf": token, "reason": "drill"})
+    assert status == 303 and "done.lockdown_on" in headers["Location"]
+    _, html, _ = await client.get(f"{UI}/policy")
+    assert 'data-lockdown="on"' in html and 'data-action="lockdown-off"' in html
+    status, _, _ = await client.post(f"{UI}/lockdown/lift", {"csrf": token, "reason": "over"})
+    assert status == 303
+    assert (await api(gw, "auditor", "GET", "/lockdown"))[1]["active"] is False
+
+    # A grade B grant approved through the API, revoked on the grants page.
+    status, req = await api(gw, "sales", "POST", "/requests", {
+        "purpose": "p", "justification": "j", "scope": {"grant_type": "grade_b"}})  # fmt: skip
+    assert status == 201
+    assert (await api(gw, "sec1", "POST", f"/requests/{req['id']}/approve", {}))[0] == 200
+    _, html, _ = await client.get(f"{UI}/grants")
+    assert f'data-grant="{req["id"]}"' in html
+    status, _, _ = await client.post(
+        f"{UI}/grants/{req['id']}/revoke", {"csrf": token, "reason": "not needed"}
+    )
+    assert status == 303
+    _, out = await api(gw, "auditor", "GET", f"/requests/{req['id']}")
+    assert out["status"] == "revoked" and out["revoked_by"] == "u-secadmin"
+
+    # The auditor reads the same pages and may change nothing.
+    auditor = Browserless(gw)
+    try:
+        await auditor.login("auditor")
+        _, html, _ = await auditor.get(f"{UI}/users")
+        assert 'data-form="revoke-subject"' not in html
+        status, html, _ = await auditor.post(
+            f"{UI}/users/revoke",
+            {"csrf": await auditor.csrf("users"), "subject": "u-rm", "reason": "x"},
+        )
+        assert status == 403 and 'data-error="console_role_required"' in html
+        status, html, _ = await auditor.post(
+            f"{UI}/lockdown", {"csrf": await auditor.csrf("policy"), "reason": "x"}
+        )
+        assert status == 403 and 'data-error="console_role_required"' in html
+    finally:
+        await auditor.close()
+    wanted = {(a, "console") for a in ("subject_revoked", "subject_restored", "lockdown_on",
+                                       "lockdown_off", "grant_revoked")}  # fmt: skip
+
+    async def recorded() -> bool:
+        return wanted <= {(e["action"], e["via"]) for e in governance_events(gw)}
+
+    await until(recorded, what="the console's governance events in the audit trail")
