@@ -100,7 +100,12 @@ class Shots:
 
 
 async def person(
-    browser: Browser, gw: Gateway, who: str, lang: str = "zh", **headers: str
+    browser: Browser,
+    gw: Gateway,
+    who: str,
+    lang: str = "zh",
+    shots: Shots | None = None,
+    **headers: str,
 ) -> tuple[BrowserContext, Page]:
     """A browser context of its own for `who`, signed in on the login page."""
     context = await browser.new_context(
@@ -111,6 +116,8 @@ async def person(
     page = await context.new_page()
     await page.goto(f"{gw.url}{UI}/requests")
     assert page.url.startswith(f"{gw.url}{UI}/login")  # no session: the login page
+    if shots is not None:
+        await shots.take(page, f"login-{lang}")
     await page.fill("[data-field=credential]", key_of(who))
     await page.click("[data-action=login]")
     await page.wait_for_url(f"{gw.url}{UI}/requests")
@@ -136,7 +143,9 @@ async def test_console_end_to_end_in_chromium(gw: Gateway, crm: DemoCrm, browser
     a = pick(crm, grade="A", tier="一般")
 
     # -- the requester asks for grade A on the page --------------------------------
-    rm_ctx, rm = await person(browser, gw, "rm", X_API_Key=key_of("rm"), X_Purpose="advisory")
+    rm_ctx, rm = await person(
+        browser, gw, "rm", shots=shots, X_API_Key=key_of("rm"), X_Purpose="advisory"
+    )
     await shots.take(rm, "requests-zh")
     status, before = await customer_text(rm, gw, a)
     # Without the grant the grade A record is withheld whole (the policy's record rule).
@@ -160,7 +169,7 @@ async def test_console_end_to_end_in_chromium(gw: Gateway, crm: DemoCrm, browser
     await shots.take(rm, "requests-en-submitted")
 
     # -- IT may not go first; security approves, then IT ---------------------------
-    it_ctx, it1 = await person(browser, gw, "it1", "en")
+    it_ctx, it1 = await person(browser, gw, "it1", "en", shots)
     await open_page(it1, gw, "approvals")
     assert await it1.get_attribute(f"tr[data-request='{rid}']", "data-mine") == "no"
     await shots.take(it1, "approvals-it-waiting")
