@@ -30,10 +30,13 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-# System packages: redis-server for tests; nginx and wrk for benchmarks.
+# System packages: redis-server, and chromium with a CJK font (the console's browser
+# test and its screenshots) for tests; nginx and wrk for benchmarks.
 deps:
 	@missing=""; \
 	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
+	test -x /usr/bin/chromium || missing="$$missing chromium"; \
+	test -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc || missing="$$missing fonts-wqy-microhei"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "installing$$missing"; \

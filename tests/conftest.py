@@ -79,6 +79,20 @@ def find_redis_server() -> str:
     return found
 
 
+CHROMIUM = "/usr/bin/chromium"
+# The system browser, never a tool's own download (none can be fetched here).
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+
+
+def find_chromium() -> str:
+    if not os.access(CHROMIUM, os.X_OK):
+        raise RuntimeError("chromium not found: run `make deps` (apt-get install chromium)")
+    return CHROMIUM
+
+
 class RedisProcess:
     def __init__(self, tmp: Path) -> None:
         self.port = free_port()

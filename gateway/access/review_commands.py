@@ -1,7 +1,9 @@
 """The periodic review's I/O: read the directory, grants and audit trail; revoke; audit.
 
-`collect()` and `sign()` are what the CLI (`crm-gateway review report|sign`) and,
-later, the admin page call; `review.py` holds the logic.
+`collect()` and `sign()` are what the CLI (`crm-gateway review report|sign`) and
+the console's review page call; `review.py` holds the logic. A gateway process
+passes `ReviewSources` (its own directory, grants store, revocation list and
+audit emitter) so the page acts on the live state, also without Redis.
 
 - subjects: the directory file (`identity.directory`);
 - grants: the shared grants store (`redis.url`; without Redis a gateway's grants
@@ -21,7 +23,8 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from dataclasses import replace
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -49,8 +52,22 @@ from gateway.settings import Settings
 from gateway.state.audit_stream import AuditStream, StreamUnavailable
 
 
+@dataclass(frozen=True, slots=True)
+class ReviewSources:
+    """What a gateway process hands the review instead of opening its own clients."""
+
+    subjects: list[SubjectFacts]
+    grants: list[dict[str, Any]]
+    revoke_grant: Callable[[str, str], Awaitable[None]]  # (grant id, note)
+    revoke_subject: Callable[[str, str], Awaitable[None]]  # (subject id, note)
+    emit_durable: Callable[[dict[str, Any]], Awaitable[None]]
+
+
 def directory_subjects(settings: Settings) -> list[SubjectFacts]:
-    directory = Directory.load(settings.path(settings.identity.directory))
+    return subject_facts(Directory.load(settings.path(settings.identity.directory)))
+
+
+def subject_facts(directory: Directory) -> list[SubjectFacts]:
     out = []
     for sid in directory.subject_ids():
         entry = directory.get(sid)
@@ -101,11 +118,12 @@ async def collect(
     period: str = "90d",
     default_clearance: str = "L1",
     now: datetime | None = None,
+    sources: ReviewSources | None = None,
 ) -> tuple[Review, list[SubjectFacts]]:
-    subjects = directory_subjects(settings)
+    subjects = sources.subjects if sources else directory_subjects(settings)
     review = build_review(
         subjects,
-        await _grants(settings),
+        sources.grants if sources else await _grants(settings),
         await audit_events(settings),
         period=parse_period(period),
         default_clearance=default_clearance,
@@ -114,19 +132,39 @@ async def collect(
     return review, subjects
 
 
-async def _revoke(settings: Settings, review: Review) -> None:
+async def _revoke(settings: Settings, review: Review, sources: ReviewSources | None) -> None:
     """Carry out the revoke decisions; each line's outcome says what happened."""
-    svc = await GrantService.open(settings) if settings.redis.url else None
+    svc = await GrantService.open(settings) if settings.redis.url and not sources else None
     try:
         for i, ln in enumerate(review.lines):
             try:
-                outcome = await _carry_out(settings, svc, review, ln)
+                if sources is not None:
+                    outcome = await _carry_out_live(sources, review, ln)
+                else:
+                    outcome = await _carry_out(settings, svc, review, ln)
             except (ClientError, ConfigError) as exc:
                 outcome = f"failed: {exc}"
             review.lines[i] = replace(ln, outcome=outcome)
     finally:
         if svc is not None:
             await svc.close()
+
+
+def _note(review: Review, ln: ReviewLine) -> str:
+    reason = f"periodic review {review.review_id} by {review.reviewer}"
+    return f"{reason}: {ln.note}" if ln.note else reason
+
+
+async def _carry_out_live(sources: ReviewSources, review: Review, ln: ReviewLine) -> str:
+    if ln.decision is None:
+        return ln.outcome
+    if ln.decision != "revoke":
+        return "kept"
+    if ln.kind == "grant":
+        await sources.revoke_grant(ln.line.removeprefix("grant:"), _note(review, ln))
+    else:
+        await sources.revoke_subject(ln.subject, _note(review, ln))
+    return "revoked"
 
 
 async def _carry_out(
@@ -136,8 +174,7 @@ async def _carry_out(
         return ln.outcome
     if ln.decision != "revoke":
         return "kept"
-    reason = f"periodic review {review.review_id} by {review.reviewer}"
-    note = f"{reason}: {ln.note}" if ln.note else reason
+    note = _note(review, ln)
     if ln.kind == "grant":
         if svc is None:
             return "failed: grants live in Redis; redis.url is not set"
@@ -149,6 +186,11 @@ async def _carry_out(
         return "pending: set disabled: true in the directory (no redis.url)"
     await revoke_user(settings, ln.subject, note, review.reviewer)
     return "revoked"
+
+
+def evidence_dir(settings: Settings) -> Path:
+    """Where signed reviews are written by default (beside the audit file)."""
+    return settings.path(settings.audit.file).parent / "reviews"
 
 
 def write_evidence(review: Review, out_dir: Path) -> tuple[Path, Path]:
@@ -170,26 +212,30 @@ async def sign(
     default_clearance: str = "L1",
     out_dir: Path | None = None,
     now: datetime | None = None,
+    sources: ReviewSources | None = None,
 ) -> tuple[Review, Path, Path]:
     """Check, apply, revoke, audit (durably), export. Raises ClientError/Forbidden."""
     review, subjects = await collect(
-        settings, period=period, default_clearance=default_clearance, now=now
+        settings, period=period, default_clearance=default_clearance, now=now, sources=sources
     )
     check_reviewer(reviewer, next((s for s in subjects if s.id == reviewer), None))
     decisions = parse_decisions(decisions_raw, decisions_name)
     review = apply_decisions(review, decisions, reviewer=reviewer, now=now)
-    await _revoke(settings, review)
+    await _revoke(settings, review, sources)
     seal(review)
     now_s = time.time()
     uid = uuid7()
-    emitter = await AuditEmitter.open(settings)
-    try:
-        await emitter.emit_durable(review_event(review, uid=uid, time_ms=int(now_s * 1000),
-                                                time_dt=rfc3339(now_s)))  # fmt: skip
-    finally:
-        await emitter.close()
+    event = review_event(review, uid=uid, time_ms=int(now_s * 1000), time_dt=rfc3339(now_s))
+    if sources is not None:
+        await sources.emit_durable(event)
+    else:
+        emitter = await AuditEmitter.open(settings)
+        try:
+            await emitter.emit_durable(event)
+        finally:
+            await emitter.close()
     review.audit_event_uid = uid
-    target = out_dir or settings.path(settings.audit.file).parent / "reviews"
+    target = out_dir or evidence_dir(settings)
     json_path, csv_path = write_evidence(review, target)
     return review, json_path, csv_path
 

@@ -10,6 +10,7 @@ import orjson
 from aiohttp import web
 
 from gateway.admin.api import add_api_routes
+from gateway.admin.console import add_console_routes
 from gateway.admin.reveal import reveal
 from gateway.admin.revocations import add_revocation_routes
 from gateway.errors import Forbidden, NotFound
@@ -91,4 +92,5 @@ def add_routes(app: web.Application, prefix: str) -> None:
     add_revocation_routes(app, prefix)
     add_api_routes(app, prefix)
     app.router.add_post(f"{prefix}/reveal", reveal)
+    add_console_routes(app, prefix)
     app.router.add_route("*", prefix + "/{tail:.*}", not_found)

@@ -176,6 +176,16 @@ _DOCS = (
              "is of the top level (credentials), which is never revealed.",
              "`crm-gateway explain --user ID --route R` shows the reveal line; an L4 value "
              "needs a `reveal` grant (docs/reveal.md)."),
+    ErrorDoc("console_session_required", "401", "A console page was opened without a live "
+             "session: never signed in, idle or absolute timeout, signed out, or the subject "
+             "(or its credential) was revoked or left the directory, which ends its sessions.",
+             "Sign in again on the console's login page (docs/console.md)."),
+    ErrorDoc("console_csrf_refused", "403", "A console form was posted without this "
+             "session's CSRF token (a stale page, another session's form, or a forged post).",
+             "Reload the page and submit again; the refusal is audited."),
+    ErrorDoc("console_origin_refused", "403", "A console form (sign-in included) was posted "
+             "with an Origin other than the console's own, or none.",
+             "Use the console's own pages; behind a proxy set listen.public_url."),
 )  # fmt: skip
 
 ERROR_DOCS: dict[str, ErrorDoc] = {d.code: d for d in _DOCS}

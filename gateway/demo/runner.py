@@ -1,7 +1,8 @@
 """`crm-gateway demo`: the demo CRM and the gateway in one process, with a managed OPA.
 
-Prints ready-to-paste curl commands for demo users of different clearance and
-stops cleanly on Ctrl-C (the OPA child is stopped by the gateway's shutdown).
+Prints ready-to-paste curl commands for demo users of different clearance, the
+console's address with the demo keys that sign in to it, and stops cleanly on
+Ctrl-C (the OPA child is stopped by the gateway's shutdown).
 """
 
 from __future__ import annotations
@@ -49,8 +50,28 @@ def demo_users(directory: Path) -> list[dict[str, Any]]:
                 + (", partner" if subject.get("partner") else "")
                 + (", DISABLED (refused)" if subject.get("disabled") else "")
             )
-            users.append({"id": subject["id"], "key": keys[subject["id"]], "note": note})
+            key_scope = (subject.get("api_keys") or [{}])[0]
+            users.append(
+                {
+                    "id": subject["id"],
+                    "key": keys[subject["id"]],
+                    "note": note,
+                    "roles": list(subject.get("roles") or []),
+                    "disabled": bool(subject.get("disabled")),
+                    "data": _allows(key_scope, "/api/customers", "GET"),
+                    "console": _allows(key_scope, "/_gateway/admin/ui/login", "POST"),
+                }
+            )
     return users
+
+
+def _allows(key: dict[str, Any], path: str, method: str) -> bool:
+    """Whether a demo key's route and method limits cover `method path` (banner only)."""
+    from fnmatch import fnmatchcase
+
+    routes, methods = key.get("routes") or [], key.get("methods") or []
+    route_ok = not routes or any(fnmatchcase(path, r) for r in routes)
+    return route_ok and (not methods or method in methods)
 
 
 def banner(gateway_url: str, crm_url: str, users: list[dict[str, Any]]) -> str:
@@ -61,7 +82,7 @@ def banner(gateway_url: str, crm_url: str, users: list[dict[str, Any]]) -> str:
         "",
         "Try the same page as callers of different clearance:",
     ]
-    for u in users:
+    for u in (u for u in users if u.get("data", True)):
         note = u.get("note", "")
         lines.append(f"  # {u.get('id', '?')}: {note}")
         lines.append(
@@ -89,8 +110,22 @@ def banner(gateway_url: str, crm_url: str, users: list[dict[str, Any]]) -> str:
         "  # health and readiness of the gateway itself",
         f"  curl -s '{gateway_url}/_gateway/ready'",
         "",
-        "Audit events are written to the file named in config/demo.yaml. Ctrl-C stops everything.",
     ]
+    console = [u for u in users if u.get("console") and not u.get("disabled")]
+    if console:
+        lines += [
+            f"Security team console (zh/en): {gateway_url}/_gateway/admin/ui/",
+            "  sign in with one of these keys (one browser profile or private window each):",
+        ]
+        lines += [f"  {u['key']:<24} {u['id']} ({', '.join(u['roles'])})" for u in console]
+        lines += [
+            "  e.g. u-manager requests grade_a, u-sec-approver then u-it-approver approve;",
+            "  u-admin closes break-glass reviews, signs the periodic review, sees the live view.",
+            "",
+        ]
+    lines.append(
+        "Audit events are written to the file named in config/demo.yaml. Ctrl-C stops everything."
+    )
     return "\n".join(lines)
 
 

@@ -133,9 +133,26 @@ class LoggingSettings(_Section):
     format: Literal["json", "console"] = "json"
 
 
+class ConsoleSettings(_Section):
+    """The security team's web pages under `{prefix}/admin/ui/` (docs/console.md)."""
+
+    # A session dies after this long unused, and at the latest this long after sign-in.
+    session_idle: float = Field(default=900.0, gt=0, le=24 * 3600)  # seconds
+    session_max: float = Field(default=8 * 3600.0, gt=0, le=7 * 24 * 3600)  # seconds
+    cookie_name: str = "crmgw_console"
+    # Secure cookies: auto = when listen.public_url is https or the request came over TLS.
+    secure_cookie: Literal["auto", "always"] = "auto"
+    default_language: Literal["zh", "en"] = "zh"
+    # Rows of recent audit events on the live page.
+    live_events: int = Field(default=50, ge=1, le=500)
+    # Period of the periodic review checklist (e.g. 90d, 12w).
+    review_period: str = Field(default="90d", pattern=r"^[1-9][0-9]*[dwh]$")
+
+
 class AdminSettings(_Section):
     prefix: str = "/_gateway"
     # Networks allowed to call admin endpoints other than health/ready (metrics included).
     allowed_networks: tuple[str, ...] = ("127.0.0.1/32", "::1/128")
     # Roles whose members may revoke and restore subjects through the admin API.
     roles: tuple[str, ...] = ("security_admin",)
+    console: ConsoleSettings = ConsoleSettings()

@@ -139,6 +139,14 @@ class AuditStream:
         except (RedisError, OSError) as exc:
             raise StreamUnavailable(str(exc)) from exc
 
+    async def read_recent(self, count: int) -> list[Entry]:
+        """The newest `count` entries, newest first (XREVRANGE), for the console's live view."""
+        try:
+            rows: Any = await self._r.xrevrange(self.stream, count=count)
+        except (RedisError, OSError) as exc:
+            raise StreamUnavailable(str(exc)) from exc
+        return _entries(rows)
+
     async def read_all(self, page: int = 1000) -> AsyncIterator[Entry]:
         """Every entry in stream order (XRANGE pages), for the verifier."""
         start = "-"

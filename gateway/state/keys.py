@@ -86,3 +86,9 @@ def audit_dead_letter(stream: str) -> str:
 # once per subject and window across every replica (the counts are `ratelimit("reveal", id)`).
 def reveal_limit_alerted(subject: str, window: str) -> str:
     return key("reveal", "alerted", subject, window)
+
+
+# Console sessions (admin web pages): one JSON document per session, keyed by the
+# sha256 of the cookie value (a Redis dump holds no usable cookie), with a TTL.
+def console_session(digest: str) -> str:
+    return key("console", "session", digest)

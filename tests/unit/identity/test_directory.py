@@ -33,7 +33,11 @@ def test_demo_directory_has_the_documented_subjects() -> None:
     departed = directory.get("u-departed")
     assert departed is not None
     assert departed.subject.disabled
-    assert len(directory) == 8
+    for approver, department in (("u-sec-approver", "security"), ("u-it-approver", "it")):
+        entry = directory.get(approver)
+        assert entry is not None and entry.subject.department == department
+        assert entry.subject.roles == ("approver",) and entry.subject.clearance == "L1"
+    assert len(directory) == 10
 
 
 def test_demo_keys_block_matches_the_hashes() -> None:
@@ -47,6 +51,8 @@ def test_demo_keys_block_matches_the_hashes() -> None:
         "u-cs",
         "u-auditor",
         "u-departed",
+        "u-sec-approver",
+        "u-it-approver",
     }
     directory = Directory.load(DEMO_DIRECTORY)
     for subject_id, key in keys.items():
