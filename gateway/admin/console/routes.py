@@ -171,19 +171,29 @@ def _login_redirect(stages: Stages, request: web.Request) -> web.Response:
     return redirect(f"{base_url(stages)}/login?" + urlencode({"next": request.path}))
 
 
+async def _signed_in(
+    request: web.Request, stages: Stages, t: Translator
+) -> Viewer | web.StreamResponse:
+    """The viewer of this request, or the answer when there is none: the sign-in page
+    (no live session) or the error page (network, revoked, not in the directory)."""
+    try:
+        check_network(request, stages)
+        return await viewer(request, stages, request.app[SESSIONS])
+    except ConsoleSessionRequired:
+        return _login_redirect(stages, request)
+    except GatewayError as exc:
+        return html("error.html", {**_common(request, stages, t), "nav": [],
+                                   "error": _error(exc, t)}, exc.status)  # fmt: skip
+
+
 def page_handler(name: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def handle(request: web.Request) -> web.StreamResponse:
         stages = request.app[STAGES]
         lang, keep = choose(request, stages.settings.admin.console.default_language)
         t = Translator(lang)
-        try:
-            check_network(request, stages)
-            v = await viewer(request, stages, request.app[SESSIONS])
-        except ConsoleSessionRequired:
-            return _login_redirect(stages, request)
-        except GatewayError as exc:
-            return html("error.html", {**_common(request, stages, t), "nav": [],
-                                       "error": _error(exc, t)}, exc.status)  # fmt: skip
+        v = await _signed_in(request, stages, t)
+        if isinstance(v, web.StreamResponse):
+            return v
         resp = await _render_page(request, name, v, t)
         _remember_language(request, resp, lang, keep)
         return resp
@@ -198,14 +208,9 @@ def action_handler(
         stages = request.app[STAGES]
         lang, _ = choose(request, stages.settings.admin.console.default_language)
         t = Translator(lang)
-        try:
-            check_network(request, stages)
-            v = await viewer(request, stages, request.app[SESSIONS])
-        except ConsoleSessionRequired:
-            return _login_redirect(stages, request)
-        except GatewayError as exc:
-            return html("error.html", {**_common(request, stages, t), "nav": [],
-                                       "error": _error(exc, t)}, exc.status)  # fmt: skip
+        v = await _signed_in(request, stages, t)
+        if isinstance(v, web.StreamResponse):
+            return v
         try:
             check_origin(request, stages)
             form = await _form(request)
