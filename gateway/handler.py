@@ -48,7 +48,6 @@ from gateway.errors import (
     ResponseRewriteFailed,
     ServerError,
     StepUpRequired,
-    Unauthenticated,
     UndeclaredResponseType,
     UnsupportedUpgrade,
 )
@@ -204,7 +203,7 @@ async def _proxy(request: web.Request, stages: Stages, access: Access) -> web.St
 
     decision: Decision | None = None
     if not rule.public:
-        subject = await _authenticate(request, stages)
+        subject = await stages.authenticate(request)
         access.subject = subject
         guard = await stages.guard.check(request, subject, access.route)
         if stages.anomaly is not None and stages.anomaly.is_throttled(subject.id):
@@ -270,16 +269,6 @@ async def _proxy(request: web.Request, stages: Stages, access: Access) -> web.St
         raise
     up.release()
     return response
-
-
-async def _authenticate(request: web.Request, stages: Stages) -> Subject:
-    """Who is calling; repeated failures from one address are throttled."""
-    await stages.guard.check_auth_allowed(request)
-    try:
-        return await stages.identity.authenticate(request)
-    except Unauthenticated:
-        await stages.guard.record_auth_failure(request)
-        raise
 
 
 def _enforce_obligations(decision: Decision, request: web.Request, access: Access) -> None:

@@ -25,6 +25,7 @@ from gateway.core.model import Decision, Subject
 from gateway.core.requestbody import BodyLimits, parse_write_body, query_reading
 from gateway.core.taxonomy import Taxonomy
 from gateway.core.writeguard import guard_body
+from gateway.errors import Unauthenticated
 from gateway.routes import RouteTable
 from gateway.settings import Settings
 
@@ -153,6 +154,16 @@ class Stages:
             now=time.time(),
             phase=phase,
         )
+
+    async def authenticate(self, request: web.Request) -> Subject:
+        """Who is calling, by the gateway's own authenticators (revoked subjects refused);
+        repeated failures from one address are throttled (the data path, reveals)."""
+        await self.guard.check_auth_allowed(request)
+        try:
+            return await self.identity.authenticate(request)
+        except Unauthenticated:
+            await self.guard.record_auth_failure(request)
+            raise
 
     def inbound_headers(self, headers: list[tuple[str, str]], request: web.Request) -> h.Headers:
         """Client headers minus rewrite headers and odd-named ones (core/headers.py)."""

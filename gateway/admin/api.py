@@ -31,7 +31,6 @@ from gateway.errors import (
     ClientError,
     Forbidden,
     GatewayError,
-    Unauthenticated,
     UnsupportedMediaType,
 )
 from gateway.stages import STAGES, Stages
@@ -76,12 +75,7 @@ def check_csrf(request: web.Request, stages: Stages) -> None:
 async def authenticated(request: web.Request, stages: Stages) -> Principal:
     """The caller as their directory entry, with console roles from the directory."""
     check_network(request, stages)
-    await stages.guard.check_auth_allowed(request)  # key guessing is throttled here too
-    try:
-        subject = await stages.identity.authenticate(request)
-    except Unauthenticated:
-        await stages.guard.record_auth_failure(request)
-        raise
+    subject = await stages.authenticate(request)  # key guessing is throttled here too
     entry = stages.identity.directory.current().get(subject.id)
     if entry is None:
         raise NotInDirectory(f"{subject.id} is not in the gateway directory")

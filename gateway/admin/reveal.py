@@ -27,7 +27,7 @@ from gateway.access.handles import Handle, owned
 from gateway.admin.api import body, check_csrf, json_response
 from gateway.audit.governance import build_governance_event
 from gateway.core.model import Decision, Subject
-from gateway.errors import GatewayError, NotFound, RateLimited, StepUpRequired, Unauthenticated
+from gateway.errors import GatewayError, NotFound, RateLimited, StepUpRequired
 from gateway.handler import error_response, request_id_of, upstream_headers_for
 from gateway.identity.authn.apikey import SCOPE_TARGET
 from gateway.policy.engine import PolicyRequest
@@ -56,7 +56,7 @@ async def reveal(request: web.Request) -> web.StreamResponse:
         match, path = service.read_route(sealed)
         route = match.template
         request[SCOPE_TARGET] = ("GET", path)
-        subject = await _authenticate(request, stages)
+        subject = await stages.authenticate(request)
         handle = owned(sealed, subject)
         reason = service.check_reason(data.get("reason"))
         guard = await stages.guard.check(request, subject, route)
@@ -117,16 +117,6 @@ async def reveal(request: web.Request) -> web.StreamResponse:
     )
     resp.headers["X-Request-Id"] = rid
     return resp
-
-
-async def _authenticate(request: web.Request, stages: Stages) -> Subject:
-    """The gateway's own authenticators, as on the data path (revoked subjects refused)."""
-    await stages.guard.check_auth_allowed(request)
-    try:
-        return await stages.identity.authenticate(request)
-    except Unauthenticated:
-        await stages.guard.record_auth_failure(request)
-        raise
 
 
 def _obligations(decision: Decision, justified: bool) -> None:
