@@ -216,7 +216,12 @@ def casework(bottlecrm: BottleCRM) -> dict[str, str]:
         },
     )
     assert entry.status in (200, 201), entry.body[:500]
-    return {"case": case_id, "name": contact["name"]}
+    return {
+        "case": case_id,
+        "name": contact["name"],
+        "contact": str(contact["id"]),
+        "account": str(account["id"]),
+    }
 
 
 def protected(crm: BottleCRM, invoice: dict[str, Any]) -> dict[str, str]:
@@ -385,6 +390,10 @@ async def test_low_clearance_crawl_of_every_get_route(
     crm_origin = urlsplit(bottlecrm.base_url).netloc
     headers = {"Authorization": f"Bearer {token}", "X-Purpose": "service"}
     direct_leaky = 0
+    customer_pages = (
+        (f"/api/contacts/{casework['contact']}/", "/api/contacts/{id}/"),
+        (f"/api/accounts/{casework['account']}/", "/api/accounts/{id}/"),
+    )
 
     async with aiohttp.ClientSession() as session:
 
@@ -462,6 +471,13 @@ async def test_low_clearance_crawl_of_every_get_route(
                     if found_in(direct.body.decode("utf-8", "replace"), values):
                         direct_leaky += 1
 
+        # The pages of the customer and the company the case and the task are about,
+        # which list them (the ids filled above need not include them).
+        for path, template in customer_pages:
+            for fmt in ("", "format=api"):
+                query = "&".join(q for q in (PAGE, fmt) if q)
+                await visit(f"{low_gateway.url}{path}?{query}", f"{path}?{query}", template)
+
     elapsed = time.monotonic() - started
     print(
         f"\ncrawl: {crawl.routes} GET routes in the schema, {len(crawl.unfillable)} without "
@@ -504,6 +520,9 @@ async def test_low_clearance_crawl_of_every_get_route(
     # Ordinary pages of staff, settings, reports, boards, cases, tasks and time answer.
     missing_pages = [t for t in ANSWERED if crawl.answered.get(t) != {"api", "json"}]
     assert missing_pages == [], missing_pages
+    for path, _ in customer_pages:
+        for fmt in ("", "&format=api"):
+            assert f"{path}?{PAGE}{fmt}" not in crawl.refused, (path, fmt)
     # ... and the case pages hold customer data to protect (BottleCRM shows it).
     direct = bottlecrm.request("GET", f"/api/cases/{casework['case']}/", token=token)
     assert casework["name"] in direct.body.decode("utf-8"), direct.body[:300]
