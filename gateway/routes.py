@@ -141,7 +141,8 @@ class RouteTable:
 
 
 class _FoldedCatalog:
-    """The catalog's routes matched in any case (fixed paths first, like the catalog)."""
+    """The catalog's routes matched in any case and either side of a trailing slash
+    (fixed paths first, like the catalog)."""
 
     def __init__(self, routes: Iterable[RouteSpec]) -> None:
         self._static: dict[str, list[RouteSpec]] = {}
@@ -153,6 +154,14 @@ class _FoldedCatalog:
                 self._static.setdefault(route.template.lower(), []).append(route)
 
     def match(self, method: str, path: str) -> RouteMatch | None:
+        """In any case, and with the trailing slash added or removed when the spelling
+        given matches nothing (a lenient CRM serves `/customers/1/` as `/customers/1`)."""
+        found = self._match(method, path)
+        if found is None and len(path) > 1:
+            found = self._match(method, path[:-1] if path.endswith("/") else path + "/")
+        return found
+
+    def _match(self, method: str, path: str) -> RouteMatch | None:
         method = method.upper()
         for route in self._static.get(path.lower(), ()):
             if not route.methods or method in route.methods:
