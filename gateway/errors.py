@@ -9,6 +9,7 @@ GatewayError
 │   ├── BlockedByPolicy          403 blocked_by_policy
 │   ├── ProtectedFilter          403 protected_field_filter  (filter by a protected field)
 │   ├── RecordNotVisible         403 record_not_visible      (write to a hidden record)
+│   ├── ProtectedFieldPatch      403 protected_field_patch   (JSON Patch reads a protected field)
 │   ├── UncataloguedRoute        403 uncatalogued_route      (record rules uncheckable)
 │   ├── NotFound                 404 not_found
 │   ├── MethodNotAllowed         405 method_not_allowed      (TRACE, CONNECT)
@@ -108,6 +109,13 @@ class ProtectedFilter(Forbidden):
     """Filtering, sorting or searching by a category above the caller's clear level."""
 
     code = "protected_field_filter"
+
+
+class ProtectedFieldPatch(Forbidden):
+    """A JSON Patch operation that reads a field above the caller's clear level: `test`
+    (the patch fails unless the field equals a guess) or `copy`/`move` from it."""
+
+    code = "protected_field_patch"
 
 
 class RecordNotVisible(Forbidden):

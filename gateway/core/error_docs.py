@@ -49,6 +49,12 @@ _DOCS = (
              "or not a lookup category).",
              "Search by fields you see in clear; customer lookups by an exact number need the "
              "role's `lookup` in the policy (rego/data.json)."),
+    ErrorDoc("protected_field_patch", "403", "A JSON Patch operation reads a field above the "
+             "caller's clear level: `test` (the patch fails unless the field equals a guess, "
+             "an oracle) or `copy`/`move` from it (its value lands in another field); the "
+             "reason names the operation, the pointer and the category, never a value.",
+             "Patch only fields you see in clear; send writes to protected fields as a caller "
+             "cleared for them."),
     ErrorDoc("record_not_visible", "403", "A write or delete aimed at a record the caller's "
              "record rules hide (grade, tier, assignment, consent).",
              "Ask for the grant that shows the record (e.g. grade_a)."),

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from gateway.core import jsonpatch
 from gateway.core.catalog import RouteSpec
 from gateway.core.detectors import category_for_key, classify_value, is_free_text_key
 from gateway.core.detectors.checks import landline_area, luhn_ok, mobile_ok, resident_id_ok
@@ -26,9 +27,16 @@ from gateway.core.masking import is_masked_placeholder
 from gateway.core.masking.bands import BANDS
 from gateway.core.model import Decision, Verb
 from gateway.core.placeholders import masked_span
+from gateway.core.query_guard import is_clear
 from gateway.core.requestbody import BODY_KEY, WriteBody
 from gateway.core.taxonomy import Taxonomy
-from gateway.errors import EntryValidationFailed, Forbidden, MaskedValueWrite
+from gateway.errors import (
+    EntryValidationFailed,
+    Forbidden,
+    MaskedValueWrite,
+    ProtectedFieldPatch,
+    UnsupportedMediaType,
+)
 
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
 _SEPARATORS = str.maketrans("", "", " -")
@@ -93,6 +101,15 @@ def check_write(
     """
     report = WriteReport()
     if not isinstance(body, Mapping | list):
+        return body, report
+    if isinstance(body, list) and jsonpatch.is_patch(body):
+        # the fields are in the operations' pointers: judged as the writes they make,
+        # never rewritten (a stripped operation would change what the rest means)
+        _check_patch_reads(body, route, taxonomy, decision)
+        _, report = check_write(
+            _patch_writes(body), route=route, taxonomy=taxonomy, decision=decision,
+            mode="reject", validate_entry=False,
+        )  # fmt: skip
         return body, report
     masked: list[str] = []
     walker = _Walker(route, taxonomy, decision, report, masked)
@@ -188,6 +205,10 @@ class _Walker:
                 continue
             out[k] = v
             self._leaf(v, category, field)
+            if isinstance(v, Mapping | list):
+                # a classified object (`consent: {...}`) may still carry keys of its own
+                # category (`consent: {bank_card: ...}`): those are written too
+                self.walk(v, field, child)
         return out
 
     def _leaf(self, value: Any, category: str | None, field: str) -> None:
@@ -295,6 +316,58 @@ def _strip(node: Any, drop: set[str], name: str) -> Any:
             continue
         out[k] = _strip(v, drop, child)
     return out
+
+
+def _patch_writes(body: list[Any]) -> Any:
+    ops = jsonpatch.operations(body)
+    if ops is None:
+        raise UnsupportedMediaType(
+            "the write body cannot be inspected: a JSON Patch operation the gateway cannot "
+            "read (unknown op, pointer not a string, missing from)",
+            reason="unreadable JSON Patch operation",
+        )
+    return jsonpatch.writes(ops)
+
+
+def _check_patch_reads(
+    body: list[Any], route: RouteSpec | None, taxonomy: Taxonomy, decision: Decision
+) -> None:
+    """`test`, `copy` and `move` read a field: it must be one the caller sees in clear."""
+    ops = jsonpatch.operations(body) or []
+    for op, pointer in jsonpatch.reads(ops):
+        category = _pointer_category(route, pointer)
+        if category is None or category == FREE_TEXT or _clear(taxonomy, decision, category):
+            continue
+        where = "/" + "/".join(pointer)
+        raise ProtectedFieldPatch(
+            f"a JSON Patch '{op}' reads a field above your clear level: {category} ({where})",
+            op=op,
+            path=where[:200],
+            category=category,
+        )
+
+
+def _pointer_category(route: RouteSpec | None, pointer: tuple[str, ...]) -> str | None:
+    """The category of the field a pointer names: its first classified key, as the
+    walker would judge the same field sent as a body."""
+    path = ""
+    for token in pointer:
+        if jsonpatch.is_index(token):
+            path = f"{path}.item" if path else "item"
+            continue
+        path = _child(path, token)
+        category = _category(route, token, path)
+        if category is not None:
+            return category
+    return None
+
+
+def _clear(taxonomy: Taxonomy, decision: Decision, category: str) -> bool:
+    try:
+        cat = taxonomy.category(category)
+    except KeyError:
+        return False  # unknown: never clear
+    return not taxonomy.level(cat.level).never_clear and is_clear(decision, cat.name, cat.level)
 
 
 def _check_permissions(report: WriteReport, decision: Decision) -> None:
