@@ -390,7 +390,7 @@ def _upstream_headers(
     items = h.strip_hop_by_hop(request.headers.items())
     drop = set(h.FORWARDING) | {"host", "expect", "content-length"} | h.METHOD_OVERRIDE
     if sensitive:
-        drop |= h.RANGE_REQUEST | {"accept-encoding"}
+        drop |= h.RANGE_REQUEST | h.CONDITIONAL | {"accept-encoding"}
     out = stages.inbound_headers(h.without(items, drop | stages.spoofable_headers), request)
     if settings.upstream.preserve_host:
         out.append(("Host", request.host))
@@ -444,8 +444,8 @@ async def _respond(
     headers.append(("Via", f"1.1 {settings.listen.via_name}"))
     headers.append(("X-Request-Id", access.request_id))
     if not has_body(request.method, up.status):
-        if sensitive:
-            headers = h.without(headers, {"content-length", "etag", "content-md5", "digest"})
+        if sensitive:  # the same validators and sizes a rewritten body would not carry
+            headers = h.without(headers, h.REWRITE_INVALIDATED)
         return (await without_body(request, up, headers)).response
     if enforcer is None or decision is None:
         result = await pass_through(
