@@ -181,7 +181,8 @@ def _classify_value(value: str, key_hint: str | None = None) -> Hit | None:
     ascii_value = v.isascii()
     if ascii_value and _DATETIME.fullmatch(v):  # timestamps: the commonest long digit run
         return None
-    if _FIVE_DIGITS.search(v) is not None:  # every number identifier has 5+ digits
+    # every number identifier has 5+ digits (numerals and other scripts' digits count)
+    if _FIVE_DIGITS.search(v if ascii_value else normalize_str(v)) is not None:
         c = compact(v)
         body = c[1:] if c[:1] == "+" else c
         if body.isdigit() or (body[:-1].isdigit() and body[-1:] == "X"):
