@@ -30,7 +30,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 from gateway.core.catalog import suspect_key
 from gateway.core.codecs.buffered import BufferedStage
-from gateway.core.codecs.charset import UTF8_BOM, codec_name
+from gateway.core.codecs.charset import UTF8_BOM, codec_name, output_charset
 from gateway.core.codecs.limits import CodecLimits
 from gateway.core.codecs.structured import MalformedBody
 from gateway.core.rewrite import RecordEnforcer, RewriteError
@@ -335,7 +335,8 @@ class XmlStage:
     An XML body may name its encoding in its declaration instead of in the
     Content-Type (common for GBK SOAP services), so this stage decodes by the
     Content-Type charset, else a UTF-8 BOM, else the declaration, else UTF-8,
-    and writes the result back in that same encoding.
+    and writes the result back in that same encoding when it is one that keeps
+    (`output_charset`), else in UTF-8 with a declaration that says so.
     """
 
     def __init__(
@@ -366,16 +367,18 @@ class XmlStage:
             text = body.decode(codec)
         except UnicodeDecodeError as exc:
             raise RewriteError(f"XML body is not valid {codec}: {exc.reason}") from exc
+        out_codec = output_charset(codec)
+        out_label = label if out_codec == codec else "UTF-8"
         try:
-            out = rewrite_xml(text.encode("utf-8"), self._enforcer, label).decode("utf-8")
+            out = rewrite_xml(text.encode("utf-8"), self._enforcer, out_label).decode("utf-8")
         except MalformedBody:
             if self._sensitive:
                 raise
             out = self._enforcer.rewrite_text(text)
         try:
-            return (UTF8_BOM if bom else b"") + out.encode(codec)
+            return (UTF8_BOM if bom else b"") + out.encode(out_codec)
         except UnicodeEncodeError as exc:
-            raise RewriteError(f"rewritten XML cannot be encoded as {codec}") from exc
+            raise RewriteError(f"rewritten XML cannot be encoded as {out_codec}") from exc
 
     def _utf16(self, raw: bytes) -> bytes:
         """A UTF-16 document known by its byte-order mark (no charset declared)."""
@@ -383,5 +386,4 @@ class XmlStage:
             text = raw.decode("utf-16")
         except UnicodeDecodeError as exc:
             raise RewriteError(f"XML body is not valid UTF-16: {exc.reason}") from exc
-        out = rewrite_xml(text.encode("utf-8"), self._enforcer, "UTF-16").decode("utf-8")
-        return out.encode("utf-16")
+        return rewrite_xml(text.encode("utf-8"), self._enforcer, "UTF-8")  # see the class doc
