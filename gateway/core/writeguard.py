@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from gateway.core import jsonpatch
 from gateway.core.catalog import RouteSpec
-from gateway.core.detectors import category_for_key, classify_value, is_free_text_key
+from gateway.core.detectors import category_for_key, classify_value, detect, is_free_text_key
 from gateway.core.detectors.checks import landline_area, luhn_ok, mobile_ok, resident_id_ok
 from gateway.core.masking import is_masked_placeholder
 from gateway.core.masking.bands import BANDS
@@ -61,6 +61,7 @@ class WriteReport:
 
 
 FREE_TEXT = "(free text)"  # the report's category for catalog free-text fields
+MAX_SCANNED = 64 * 1024  # characters of one string scanned for identifiers
 _BAND_FLOORS = frozenset(lower for _, _, lower in BANDS)
 
 
@@ -192,7 +193,12 @@ class _Walker:
         path (`a.b.item.c`)."""
         if isinstance(node, list):
             item_path = f"{path}.item" if path else "item"
-            return [self.walk(v, f"{name}[{i}]", item_path) for i, v in enumerate(node)]
+            items = []
+            for i, v in enumerate(node):
+                if not isinstance(v, Mapping | list):  # a string in a list is a value too
+                    self._leaf(v, None, f"{name}[{i}]")
+                items.append(self.walk(v, f"{name}[{i}]", item_path))
+            return items
         if not isinstance(node, Mapping):
             return node
         out: dict[str, Any] = {}
@@ -219,10 +225,13 @@ class _Walker:
                     self.masked.append(field)
                 else:
                     self._classify_by_value(value, field)
+                    self._scan_text(value, field)
         elif category == FREE_TEXT:
             self.report.free_text.append(field)
             if _any_text(value, masked_span):
                 self.masked.append(field)
+            for text in _texts(value):
+                self._scan_text(text, field)
         else:
             self.report.fields[field] = category
             if (
@@ -239,6 +248,18 @@ class _Walker:
         if hit is not None and not self.decision.may_write(hit.category):
             self.report.unclassified.remove(field)
             self.report.fields[field] = hit.category
+
+    def _scan_text(self, text: str, field: str) -> None:
+        """Prose, a query language (GraphQL, OData, SQL) or a document carried as a string:
+        an identifier in it the caller may not write makes the field that category."""
+        if field in self.report.fields or len(text) < 5:
+            return
+        for hit in detect(text[:MAX_SCANNED]):
+            if not self.decision.may_write(hit.category):
+                if field in self.report.unclassified:
+                    self.report.unclassified.remove(field)
+                self.report.fields[field] = hit.category
+                return
 
     def _is_own_output(self, value: Any, category: str) -> bool:
         """`null` (a redacted number, a hidden boolean) or a band floor (a banded
@@ -263,6 +284,17 @@ class _Walker:
         if isinstance(value, list):
             return any(self._is_own_output(v, category) for v in value)
         return False
+
+
+def _texts(value: Any) -> list[str]:
+    """Every string in a value (a free-text field may hold a list or an object)."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [t for v in value for t in _texts(v)]
+    if isinstance(value, Mapping):
+        return [t for v in value.values() for t in _texts(v)]
+    return []
 
 
 def _any_text(value: Any, test: Any) -> bool:
