@@ -67,7 +67,7 @@ from gateway.relay import (
 )
 from gateway.stages import STAGES, Stages
 from gateway.upstream import UpstreamResponse
-from gateway.visibility import check_record_visible
+from gateway.visibility import check_named_records, check_record_visible
 from gateway.websocket import relay_websocket
 
 ALLOWED_METHODS = "GET, HEAD, OPTIONS, POST, PUT, PATCH, DELETE"
@@ -256,6 +256,21 @@ async def _proxy(request: web.Request, stages: Stages, access: Access) -> web.St
         await check_record_visible(stages.upstream, stages.catalog, request.method, access.path,
                                    headers, decision, access.subject.id, crm_route)  # fmt: skip
     body = await _request_body(request, stages, decision, crm_route, sensitive, query)
+    if (
+        isinstance(body, bytes)  # a guarded write: upserts, bulk and batch bodies name records
+        and decision is not None
+        and decision.records
+        and access.subject
+        and not access.report_only
+    ):
+        named = stages.named_records(
+            body,
+            request.headers.getall("Content-Type", []),
+            request.headers.getall("Content-Encoding", []),
+            access.path,
+        )
+        await check_named_records(stages.upstream, stages.catalog, named, headers, decision,
+                                  access.subject.id)  # fmt: skip
     if body is not None and not isinstance(body, bytes) and request.content_length is not None:
         headers.append(("Content-Length", str(request.content_length)))  # streamed as declared
     up = await stages.upstream.send(request.method, access.path + _qs(query), headers, body)

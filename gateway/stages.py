@@ -24,7 +24,9 @@ from gateway.core.masking import Masker
 from gateway.core.model import Decision, Subject
 from gateway.core.requestbody import BodyLimits, parse_write_body, query_reading
 from gateway.core.taxonomy import Taxonomy
+from gateway.core.visibility import TooManyNamed, named_records
 from gateway.core.writeguard import guard_body
+from gateway.errors import RecordNotVisible
 from gateway.routes import RouteTable
 from gateway.settings import Settings
 
@@ -196,6 +198,27 @@ class Stages:
             validate_entry=settings.entry_validation,
         )
         return raw if rewritten is None else rewritten
+
+    def named_records(
+        self, raw: bytes, content_types: list[str], content_encodings: list[str], path: str
+    ) -> list[str]:
+        """Read paths of the records a (guarded) write body names besides its path's."""
+        limits = self.settings.limits
+        body = parse_write_body(
+            raw,
+            content_types,
+            content_encodings,
+            BodyLimits(
+                max_decoded=limits.max_request_body or limits.max_decompressed_body,
+                max_ratio=limits.max_decompression_ratio,
+            ),
+        )
+        try:
+            return named_records([r.tree for r in body.readings], path, self.catalog)
+        except TooManyNamed as exc:
+            raise RecordNotVisible(
+                f"{exc}; their record rules cannot all be checked", reason="too_many_records"
+            ) from exc
 
 
 STAGES = web.AppKey("stages", Stages)

@@ -56,7 +56,9 @@ _DOCS = (
              "Patch only fields you see in clear; send writes to protected fields as a caller "
              "cleared for them."),
     ErrorDoc("record_not_visible", "403", "A write or delete aimed at a record the caller's "
-             "record rules hide (grade, tier, assignment, consent).",
+             "record rules hide (grade, tier, assignment, consent), in its path or named in "
+             "its body (an upsert id, a bulk list, a batch operation's path), or whose facts "
+             "cannot be read.",
              "Ask for the grant that shows the record (e.g. grade_a)."),
     ErrorDoc("subject_revoked", "403", "The caller's access was revoked (departed staff, "
              "anomaly detector).", "The security team restores it: `crm-gateway users "
