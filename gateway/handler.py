@@ -387,7 +387,9 @@ def _response_headers(
     try:
         if enforcer is None:
             return outbound.rewrite_links(headers, links)
-        return outbound.scan_headers(headers, enforcer.rewrite_text, links)
+        return outbound.scan_headers(
+            headers, enforcer.rewrite_text, links, counts=enforcer.drops_records
+        )
     except outbound.FoldedHeader as exc:
         raise ResponseRewriteFailed(str(exc)) from exc
     except BlockResponse as exc:

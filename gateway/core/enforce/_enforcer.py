@@ -94,6 +94,11 @@ class Enforcer(ValueRewriter):
         self._need_route = tuple(sorted(self._needs & self._facts.paths))
         self._need_wide = tuple(sorted(self._needs & self._wide.paths))
 
+    @property
+    def drops_records(self) -> bool:
+        """Whether record rules may leave records out (so counts of a list reveal them)."""
+        return bool(self._shared.drops_records)
+
     # --- RecordEnforcer -------------------------------------------------------
 
     def record_prefixes(self) -> list[str]:
