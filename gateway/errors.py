@@ -12,6 +12,7 @@ GatewayError
 │   ├── ProtectedFieldPatch      403 protected_field_patch   (JSON Patch reads a protected field)
 │   ├── UncataloguedRoute        403 uncatalogued_route      (record rules uncheckable)
 │   ├── NotFound                 404 not_found
+│   │   └── HiddenRecord         404 not_found               (a hidden record, as if absent)
 │   ├── MethodNotAllowed         405 method_not_allowed      (TRACE, CONNECT)
 │   ├── NotAcceptable            406 not_acceptable          (only undeclared types accepted)
 │   ├── RequestTimeout           408 request_timeout
@@ -56,6 +57,10 @@ class GatewayError(Exception):
         if request_id:
             body["request_id"] = request_id
         return body
+
+    def audit_text(self) -> str:
+        """What the audit event says about this error (the code; some add their reason)."""
+        return self.code
 
 
 class ConfigError(GatewayError):
@@ -119,14 +124,37 @@ class ProtectedFieldPatch(Forbidden):
 
 
 class RecordNotVisible(Forbidden):
-    """A write or delete aimed at a record the caller's record rules hide."""
+    """A write or delete aimed at a record the caller's record rules hide.
+
+    The caller gets one answer whatever the reason (hidden by a grade or tier rule,
+    absent, unreadable): naming the rule would tell them the record's grade or
+    that it exists. The reason goes to the audit event (`audit_text`)."""
 
     code = "record_not_visible"
+    public = "this record does not exist or is not visible to the caller"
+
+    def to_body(self, request_id: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"error": self.code, "message": self.public}
+        if request_id:
+            body["request_id"] = request_id
+        return body
+
+    def audit_text(self) -> str:
+        return f"{self.code}: {self.message}"[:300]
 
 
 class NotFound(ClientError):
     status = 404
     code = "not_found"
+
+
+class HiddenRecord(NotFound):
+    """A record the path names that the record rules hide: answered exactly like a
+    record the CRM does not have (404 not_found, the same body), so an id says
+    nothing about whether such a customer exists; the audit event says why."""
+
+    def audit_text(self) -> str:
+        return "not_found: the path's record is hidden by the record rules"
 
 
 class MethodNotAllowed(ClientError):

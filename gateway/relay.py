@@ -219,7 +219,7 @@ async def rewrite(
             if resp.prepared:
                 abort(request)
                 raise ConnectionAborted(str(exc)) from exc
-            raise _as_gateway_error(exc) from exc
+            raise as_gateway_error(exc) from exc
         body_tail = b"".join(pending)
         if not resp.prepared:
             # The whole body was held (buffered codecs): send it with an exact length.
@@ -256,7 +256,7 @@ def _finish(rewriter: BodyRewriter, result: RelayResult) -> bytes:
     return b""
 
 
-def _as_gateway_error(exc: Exception) -> Exception:
+def as_gateway_error(exc: Exception) -> Exception:
     if isinstance(exc, UnidentifiedRecords):
         return UncataloguedRoute(exc.reason)
     if isinstance(exc, BlockResponse):

@@ -57,8 +57,9 @@ _DOCS = (
              "cleared for them."),
     ErrorDoc("record_not_visible", "403", "A write or delete aimed at a record the caller's "
              "record rules hide (grade, tier, assignment, consent), in its path or named in "
-             "its body (an upsert id, a bulk list, a batch operation's path), or whose facts "
-             "cannot be read.",
+             "its body (an upsert id, a bulk list, a batch operation's path), that does not "
+             "exist, or whose facts cannot be read: one message for all of them (the reason "
+             "would tell the record's grade or its existence); the audit event has it.",
              "Ask for the grant that shows the record (e.g. grade_a)."),
     ErrorDoc("subject_revoked", "403", "The caller's access was revoked (departed staff, "
              "anomaly detector).", "The security team restores it: `crm-gateway users "
@@ -72,7 +73,11 @@ _DOCS = (
     ErrorDoc("partner_access_expired", "403", "The partner's access period has ended.",
              "The business department renews the partner's end date."),
     ErrorDoc("not_found", "404", "No such gateway endpoint (admin paths are never "
-             "forwarded).", "Check the path."),
+             "forwarded), or no such record: on routes whose record rules may drop records "
+             "a record the rules hide answers exactly like one the CRM does not have (the "
+             "CRM's own 404 body replaced, HEAD read as GET), so an id does not tell whether "
+             "a customer exists; the audit event says which it was.",
+             "Check the path; for a record you should see, ask for the grant that shows it."),
     ErrorDoc("method_not_allowed", "405", "The method is refused on this route (TRACE, "
              "CONNECT).", "Use GET/POST/PUT/PATCH/DELETE."),
     ErrorDoc("not_acceptable", "406", "The client asked for a media type the route does not "
