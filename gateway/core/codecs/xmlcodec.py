@@ -181,6 +181,11 @@ class _Writer:
     def _name(self, name: str) -> str:
         return _masked_name(name, self._enforcer) if suspect_key(name) else name
 
+    def _ns(self, key: str, value: str) -> str:
+        """A namespace declaration: its prefix masked as the names using it are, its
+        URI scanned as text (`xmlns:c139...="urn:crm:110105..."` carries data too)."""
+        return f"{self._name(key)}={quoteattr(self._enforcer.rewrite_text(value))}"
+
     # --- outside records ----------------------------------------------------------
 
     def _element(self, node: _Node, parent: str) -> None:
@@ -200,7 +205,7 @@ class _Writer:
         parts = [self._name(node.name)]
         for key, value in node.attrs:
             if _is_ns(key):
-                parts.append(f"{key}={quoteattr(value)}")
+                parts.append(self._ns(key, value))
             elif _local(key) in rewritten:
                 parts.append(f"{self._name(key)}={quoteattr(rewritten[_local(key)])}")
         self.out.append("<" + " ".join(parts) + ">")
@@ -227,8 +232,9 @@ class _Writer:
         kind, a, b = item
         if kind == "comment":
             self.out.append(f"<!--{self._enforcer.rewrite_text(a)}-->")
-        else:
-            self.out.append(f"<?{a} {b}?>")
+        else:  # a processing instruction: its target is a name, its data text
+            data = self._enforcer.rewrite_text(b).replace("?>", "? >")
+            self.out.append(f"<?{self._name(a)} {data}?>")
 
     # --- records ----------------------------------------------------------------
 
@@ -243,7 +249,7 @@ class _Writer:
         parts = [name]
         for key, value in node.attrs:
             if _is_ns(key):
-                parts.append(f"{key}={quoteattr(value)}")
+                parts.append(self._ns(key, value))
                 continue
             got = new.get(_local(key))
             if got is not None and not isinstance(got, dict | list):
@@ -280,7 +286,7 @@ class _Writer:
 
     def _leaf(self, node: _Node, value: Any) -> None:
         name = self._name(node.name)
-        ns = "".join(f" {k}={quoteattr(v)}" for k, v in node.attrs if _is_ns(k))
+        ns = "".join(f" {self._ns(k, v)}" for k, v in node.attrs if _is_ns(k))
         body = escape(_flatten(value) if isinstance(value, dict | list) else _scalar(value))
         self.out.append(f"<{name}{ns}>{body}</{name}>")
 
@@ -295,12 +301,20 @@ def _flatten(value: Any) -> str:
 
 
 def _masked_name(name: str, enforcer: RecordEnforcer) -> str:
-    """An element or attribute name holding an identifier, masked and kept a valid name."""
+    """An element or attribute name holding an identifier, masked and kept a valid name;
+    a namespace prefix is masked the same way wherever it appears (declaration and use),
+    so the document stays well-formed."""
     prefix, colon, local = name.rpartition(":")
-    masked = _NOT_NAME_CHAR.sub("_", enforcer.rewrite_text(local))
+    if prefix and prefix != "xmlns" and suspect_key(prefix):
+        prefix = _masked_part(prefix, enforcer)
+    return f"{prefix}{colon}{_masked_part(local, enforcer)}"
+
+
+def _masked_part(part: str, enforcer: RecordEnforcer) -> str:
+    masked = _NOT_NAME_CHAR.sub("_", enforcer.rewrite_text(part))
     if not masked or not (masked[0].isalpha() or masked[0] == "_"):
         masked = "_" + masked
-    return f"{prefix}{colon}{masked}"
+    return masked
 
 
 def rewrite_xml(raw: bytes, enforcer: RecordEnforcer, encoding_label: str) -> bytes:
