@@ -3,6 +3,7 @@
 GatewayError
 ├── ConfigError                  (start-up only; never reaches a client)
 ├── ClientError                  4xx: the caller did something we refuse
+│   ├── ReadWithBody             400 read_with_body          (a GET/HEAD/OPTIONS with a body)
 │   ├── Unauthenticated          401 unauthenticated
 │   ├── StepUpRequired           401 insufficient_user_authentication (RFC 9470)
 │   ├── Forbidden                403 forbidden
@@ -81,6 +82,13 @@ class StartupError(GatewayError):
 class ClientError(GatewayError):
     status = 400
     code = "bad_request"
+
+
+class ReadWithBody(ClientError):
+    """A GET, HEAD or OPTIONS with a body on a sensitive route: a filter or query the
+    search guard cannot have read (Elasticsearch-style bodies, GraphQL in a GET)."""
+
+    code = "read_with_body"
 
 
 class Unauthenticated(ClientError):

@@ -44,6 +44,7 @@ from gateway.errors import (
     MethodNotAllowed,
     NotFound,
     RateLimited,
+    ReadWithBody,
     RequestTooLarge,
     ResponseRewriteFailed,
     ServerError,
@@ -325,6 +326,11 @@ async def _request_body(
     limits = stages.settings.limits
     timeout = stages.settings.listen.body_timeout
     guarded = sensitive and decision is not None and request.method not in READ_METHODS
+    if sensitive and request.method in READ_METHODS and request.body_exists:
+        raise ReadWithBody(
+            f"a {request.method} with a body is refused on this route: a filter or query in "
+            "it could not be checked (send reads without a body)"
+        )
     if not request.body_exists:
         if guarded and query:  # fields in the query string of a write
             assert decision is not None

@@ -27,6 +27,10 @@ _DOCS = (
     ErrorDoc("bad_path", "400", "The path is ambiguous or hostile (encoded `/` or `\\`, double "
              "encoding, control characters, dot segments behind parameters, invalid UTF-8).",
              "Send the canonical path; `crm-gateway explain --request` shows how it is read."),
+    ErrorDoc("read_with_body", "400", "A GET, HEAD or OPTIONS with a body on a sensitive "
+             "route: a filter or query in it (Elasticsearch-style search bodies, GraphQL in a "
+             "GET) would reach the CRM unchecked by the search and filter guard.",
+             "Send reads without a body; put filters in the query string."),
     ErrorDoc("method_override_refused", "400", "A method override (`X-HTTP-Method-Override`, "
              "`_method=`) was sent and `guard.method_override` is `reject`.",
              "Send the real method."),
