@@ -258,7 +258,7 @@ async def _proxy(request: web.Request, stages: Stages, access: Access) -> web.St
     if sensitive and decision is not None and access.subject and not access.report_only:
         await check_record_visible(stages.upstream, stages.catalog, request.method, access.path,
                                    headers, decision, access.subject.id, crm_route)  # fmt: skip
-    body = await _request_body(request, stages, decision, crm_route, sensitive, query)
+    body = await _request_body(request, stages, decision, crm_route, sensitive, query, access)
     if (
         isinstance(body, bytes)  # a guarded write: upserts, bulk and batch bodies name records
         and decision is not None
@@ -322,6 +322,7 @@ async def _request_body(
     crm_route: RouteMatch | None,
     sensitive: bool,
     query: str = "",
+    access: Access | None = None,
 ) -> Any:
     limits = stages.settings.limits
     timeout = stages.settings.listen.body_timeout
@@ -346,6 +347,14 @@ async def _request_body(
         return stream_request_body(request, limit=limits.max_request_body, chunk_timeout=timeout)
     raw = await read_request_body(request, limit=limits.max_request_body, chunk_timeout=timeout)
     assert decision is not None  # guarded implies it; narrows the type for mypy
+    if stages.filters is not None and access is not None and access.subject is not None:
+        # criteria in the body (a POST search, `{"sort": ...}`): the search guard reads them
+        for criteria in stages.body_criteria(raw, request.headers.getall("Content-Type", []),
+                                             request.headers.getall("Content-Encoding", []),
+                                             crm_route):  # fmt: skip
+            await stages.filters.check(access.subject.id, access.path, "", decision,
+                                       crm_route.route if crm_route else None,
+                                       report_only=access.report_only, body=criteria)  # fmt: skip
     return stages.guard_write(
         raw,
         request.headers.getall("Content-Type", []),
