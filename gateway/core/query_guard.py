@@ -72,8 +72,10 @@ IGNORED_KEYS = words(
     "page_token pagetoken next_token nexttoken continuation_token csrf_token _ format "
     "callback jsonp fields include expand lang locale draw _method"
 )
-# Keys of a write body that are criteria, not fields (a POST search: `{"sort": ...}`).
+# Keys of a write body that are criteria, not fields (a POST search: `{"sort": ...}`);
+# a GraphQL mutation under `query` is a write (the write guard reads its values).
 CRITERIA_KEYS = SORT_KEYS | SEARCH_KEYS | EXPR_KEYS
+_MUTATION = re.compile(r"\s*mutation\b")
 
 
 def body_criteria(tree: Any, route: RouteSpec | None) -> dict[str, Any] | None:
@@ -84,7 +86,11 @@ def body_criteria(tree: Any, route: RouteSpec | None) -> dict[str, Any] | None:
         return None
     if route is not None and route.search_body:
         return dict(tree)
-    found = {str(k): v for k, v in tree.items() if _norm(str(k)).lower() in CRITERIA_KEYS}
+    found = {
+        str(k): v
+        for k, v in tree.items()
+        if _norm(str(k)).lower() in CRITERIA_KEYS and not _MUTATION.match(str(v))
+    }
     return found or None
 
 

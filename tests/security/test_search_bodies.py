@@ -35,6 +35,7 @@ REFUSED: list[tuple[str, dict[str, Any]]] = [
     ("where expression", {"where": "bank_card like '6222%'"}),
     ("mongo filter", {"filter": {"balance": {"$gt": 1000000}}}),
     ("partial number search", {"q": "6222"}),
+    ("graphql query", {"query": '{ customers(filter: {bankCard: "6222"}) { id name } }'}),
 ]
 
 

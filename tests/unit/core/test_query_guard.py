@@ -297,3 +297,10 @@ def test_body_criteria_are_the_criteria_keys_or_a_search_body() -> None:
     )  # fmt: skip
     route = cat.route("s")
     assert body_criteria({"mobile": "1", "notes": "y"}, route) == {"mobile": "1", "notes": "y"}
+
+
+def test_a_graphql_mutation_is_no_criterion() -> None:
+    from gateway.core.query_guard import body_criteria
+
+    assert body_criteria({"query": 'mutation { u(mobile: "1") }'}, None) is None
+    assert body_criteria({"query": '{ customers(mobile: "1") { id } }'}, None) is not None
