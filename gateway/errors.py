@@ -3,14 +3,17 @@
 GatewayError
 ├── ConfigError                  (start-up only; never reaches a client)
 ├── ClientError                  4xx: the caller did something we refuse
+│   ├── ReadWithBody             400 read_with_body          (a GET/HEAD/OPTIONS with a body)
 │   ├── Unauthenticated          401 unauthenticated
 │   ├── StepUpRequired           401 insufficient_user_authentication (RFC 9470)
 │   ├── Forbidden                403 forbidden
 │   ├── BlockedByPolicy          403 blocked_by_policy
 │   ├── ProtectedFilter          403 protected_field_filter  (filter by a protected field)
 │   ├── RecordNotVisible         403 record_not_visible      (write to a hidden record)
+│   ├── ProtectedFieldPatch      403 protected_field_patch   (JSON Patch reads a protected field)
 │   ├── UncataloguedRoute        403 uncatalogued_route      (record rules uncheckable)
 │   ├── NotFound                 404 not_found
+│   │   └── HiddenRecord         404 not_found               (a hidden record, as if absent)
 │   ├── MethodNotAllowed         405 method_not_allowed      (TRACE, CONNECT)
 │   ├── NotAcceptable            406 not_acceptable          (only undeclared types accepted)
 │   ├── RequestTimeout           408 request_timeout
@@ -56,6 +59,10 @@ class GatewayError(Exception):
             body["request_id"] = request_id
         return body
 
+    def audit_text(self) -> str:
+        """What the audit event says about this error (the code; some add their reason)."""
+        return self.code
+
 
 class ConfigError(GatewayError):
     code = "config_error"
@@ -75,6 +82,13 @@ class StartupError(GatewayError):
 class ClientError(GatewayError):
     status = 400
     code = "bad_request"
+
+
+class ReadWithBody(ClientError):
+    """A GET, HEAD or OPTIONS with a body on a sensitive route: a filter or query the
+    search guard cannot have read (Elasticsearch-style bodies, GraphQL in a GET)."""
+
+    code = "read_with_body"
 
 
 class Unauthenticated(ClientError):
@@ -110,15 +124,45 @@ class ProtectedFilter(Forbidden):
     code = "protected_field_filter"
 
 
+class ProtectedFieldPatch(Forbidden):
+    """A JSON Patch operation that reads a field above the caller's clear level: `test`
+    (the patch fails unless the field equals a guess) or `copy`/`move` from it."""
+
+    code = "protected_field_patch"
+
+
 class RecordNotVisible(Forbidden):
-    """A write or delete aimed at a record the caller's record rules hide."""
+    """A write or delete aimed at a record the caller's record rules hide.
+
+    The caller gets one answer whatever the reason (hidden by a grade or tier rule,
+    absent, unreadable): naming the rule would tell them the record's grade or
+    that it exists. The reason goes to the audit event (`audit_text`)."""
 
     code = "record_not_visible"
+    public = "this record does not exist or is not visible to the caller"
+
+    def to_body(self, request_id: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"error": self.code, "message": self.public}
+        if request_id:
+            body["request_id"] = request_id
+        return body
+
+    def audit_text(self) -> str:
+        return f"{self.code}: {self.message}"[:300]
 
 
 class NotFound(ClientError):
     status = 404
     code = "not_found"
+
+
+class HiddenRecord(NotFound):
+    """A record the path names that the record rules hide: answered exactly like a
+    record the CRM does not have (404 not_found, the same body), so an id says
+    nothing about whether such a customer exists; the audit event says why."""
+
+    def audit_text(self) -> str:
+        return "not_found: the path's record is hidden by the record rules"
 
 
 class MethodNotAllowed(ClientError):

@@ -31,19 +31,21 @@ from gateway.core.catalog import RouteMatch
 from gateway.core.codecs import CodecLimits, make_body_rewriter
 from gateway.core.enforce import Enforcer, build_enforcer
 from gateway.core.links import LinkMap, link_map, public_base
-from gateway.core.model import Decision, Subject
+from gateway.core.model import Decision, RecordVerb, Subject
 from gateway.core.paths import normalize_path
 from gateway.core.query_guard import audit_path
 from gateway.core.request_pii import classify_request
-from gateway.core.rewrite import BlockResponse
+from gateway.core.rewrite import BlockResponse, BodyRewriter, RewriteError
 from gateway.core.visibility import response_route
 from gateway.errors import (
     BlockedByPolicy,
     Forbidden,
     GatewayError,
+    HiddenRecord,
     MethodNotAllowed,
     NotFound,
     RateLimited,
+    ReadWithBody,
     RequestTooLarge,
     ResponseRewriteFailed,
     ServerError,
@@ -58,6 +60,7 @@ from gateway.relay import (
     ConnectionAborted,
     RelayResult,
     abort,
+    as_gateway_error,
     has_body,
     pass_through,
     read_request_body,
@@ -67,7 +70,7 @@ from gateway.relay import (
 )
 from gateway.stages import STAGES, Stages
 from gateway.upstream import UpstreamResponse
-from gateway.visibility import check_record_visible
+from gateway.visibility import check_named_records, check_record_visible
 from gateway.websocket import relay_websocket
 
 ALLOWED_METHODS = "GET, HEAD, OPTIONS, POST, PUT, PATCH, DELETE"
@@ -142,7 +145,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
         else:
             response = error_response(exc, access.request_id, stages)
     except GatewayError as exc:
-        access.status, access.error = exc.status, exc.code
+        access.status, access.error = exc.status, exc.audit_text()
         response = error_response(exc, access.request_id, stages)
     except Exception as exc:  # the error boundary: whatever nothing else caught
         access.status, access.error = 500, internal_error_reason(exc)
@@ -257,13 +260,33 @@ async def _proxy(request: web.Request, stages: Stages, access: Access) -> web.St
     if sensitive and decision is not None and access.subject and not access.report_only:
         await check_record_visible(stages.upstream, stages.catalog, request.method, access.path,
                                    headers, decision, access.subject.id, crm_route)  # fmt: skip
-    body = await _request_body(request, stages, decision, crm_route, sensitive, query)
+    body = await _request_body(request, stages, decision, crm_route, sensitive, query, access)
+    if (
+        isinstance(body, bytes)  # a guarded write: upserts, bulk and batch bodies name records
+        and decision is not None
+        and decision.records
+        and access.subject
+        and not access.report_only
+    ):
+        named = stages.named_records(
+            body,
+            request.headers.getall("Content-Type", []),
+            request.headers.getall("Content-Encoding", []),
+            access.path,
+        )
+        await check_named_records(stages.upstream, stages.catalog, named, headers, decision,
+                                  access.subject.id)  # fmt: skip
     if body is not None and not isinstance(body, bytes) and request.content_length is not None:
         headers.append(("Content-Length", str(request.content_length)))  # streamed as declared
-    up = await stages.upstream.send(request.method, access.path + _qs(query), headers, body)
+    # HEAD on a route whose record rules may drop records is read as GET: whether the
+    # path's record is hidden can only be told from its body (see HiddenRecord)
+    head_as_get = request.method == "HEAD" and _drops_records(decision) and not access.report_only
+    method = "GET" if head_as_get and sensitive else request.method
+    up = await stages.upstream.send(method, access.path + _qs(query), headers, body)
     try:
         enforced_as = response_route(stages.catalog, request.method, access.path, crm_route)
-        response = await _respond(request, stages, access, up, decision, enforced_as, sensitive)
+        response = await _respond(request, stages, access, up, decision, enforced_as, sensitive,
+                                  head_as_get=method != request.method)  # fmt: skip
     except BaseException:
         up.abort()
         raise
@@ -291,10 +314,16 @@ async def _request_body(
     crm_route: RouteMatch | None,
     sensitive: bool,
     query: str = "",
+    access: Access | None = None,
 ) -> Any:
     limits = stages.settings.limits
     timeout = stages.settings.listen.body_timeout
     guarded = sensitive and decision is not None and request.method not in READ_METHODS
+    if sensitive and request.method in READ_METHODS and request.body_exists:
+        raise ReadWithBody(
+            f"a {request.method} with a body is refused on this route: a filter or query in "
+            "it could not be checked (send reads without a body)"
+        )
     if not request.body_exists:
         if guarded and query:  # fields in the query string of a write
             assert decision is not None
@@ -310,6 +339,14 @@ async def _request_body(
         return stream_request_body(request, limit=limits.max_request_body, chunk_timeout=timeout)
     raw = await read_request_body(request, limit=limits.max_request_body, chunk_timeout=timeout)
     assert decision is not None  # guarded implies it; narrows the type for mypy
+    if stages.filters is not None and access is not None and access.subject is not None:
+        # criteria in the body (a POST search, `{"sort": ...}`): the search guard reads them
+        for criteria in stages.body_criteria(raw, request.headers.getall("Content-Type", []),
+                                             request.headers.getall("Content-Encoding", []),
+                                             crm_route):  # fmt: skip
+            await stages.filters.check(access.subject.id, access.path, "", decision,
+                                       crm_route.route if crm_route else None,
+                                       report_only=access.report_only, body=criteria)  # fmt: skip
     return stages.guard_write(
         raw,
         request.headers.getall("Content-Type", []),
@@ -366,7 +403,9 @@ def _response_headers(
     try:
         if enforcer is None:
             return outbound.rewrite_links(headers, links)
-        return outbound.scan_headers(headers, enforcer.rewrite_text, links)
+        return outbound.scan_headers(
+            headers, enforcer.rewrite_text, links, counts=enforcer.drops_records
+        )
     except outbound.FoldedHeader as exc:
         raise ResponseRewriteFailed(str(exc)) from exc
     except BlockResponse as exc:
@@ -401,7 +440,7 @@ def _upstream_headers(
     drop = set(h.FORWARDING) | {"host", "expect", "content-length"} | h.METHOD_OVERRIDE
     drop.add(settings.reveal.request_header.lower())  # the gateway's own opt-in
     if sensitive:
-        drop |= h.RANGE_REQUEST | {"accept-encoding"}
+        drop |= h.RANGE_REQUEST | h.CONDITIONAL | {"accept-encoding"}
     out = stages.inbound_headers(h.without(items, drop | stages.spoofable_headers), request)
     if settings.upstream.preserve_host:
         out.append(("Host", request.host))
@@ -432,6 +471,8 @@ async def _respond(
     decision: Decision | None,
     crm_route: RouteMatch | None,
     sensitive: bool,
+    *,
+    head_as_get: bool = False,
 ) -> web.StreamResponse:
     settings = stages.settings
     links = _link_map(request, stages)
@@ -455,9 +496,9 @@ async def _respond(
             access.report = enforcer.report.to_audit()
     headers.append(("Via", f"1.1 {settings.listen.via_name}"))
     headers.append(("X-Request-Id", access.request_id))
-    if not has_body(request.method, up.status):
-        if sensitive:
-            headers = h.without(headers, {"content-length", "etag", "content-md5", "digest"})
+    if not has_body("GET" if head_as_get else request.method, up.status):
+        if sensitive:  # the same validators and sizes a rewritten body would not carry
+            headers = h.without(headers, h.REWRITE_INVALIDATED)
         return (await without_body(request, up, headers)).response
     if enforcer is None or decision is None:
         result = await pass_through(
@@ -467,6 +508,9 @@ async def _respond(
         return result.response
     if up.status == 206:
         raise ResponseRewriteFailed("the CRM sent a partial body on a sensitive route")
+    if up.status in (404, 410) and enforcer.drops_records and not access.report_only:
+        # one answer for "absent" and "hidden by the record rules" (see HiddenRecord)
+        raise NotFound("no such record")
     if h.first(up.headers, "content-length") == "0":
         return (await without_body(request, up, headers)).response
     try:
@@ -492,11 +536,21 @@ async def _respond(
         ),
         sensitive=True,
     )
+    if head_as_get:
+        return await _head_answer(request, up, headers, rewriter, enforcer, access)
     strict = settings.audit.strict_levels
     released_records = -1
+    hides = enforcer.drops_records and not access.report_only
+
+    async def before_release() -> None:
+        """A record the path names, hidden by the record rules, answers like a missing
+        one (404); strict audit: what is about to leave is in a durable event first."""
+        if hides and _path_record_hidden(enforcer, access.path):
+            raise HiddenRecord("no such record")
+        if strict:
+            await audit_before_release()
 
     async def audit_before_release() -> None:
-        """Strict audit: what is about to leave is in a durable event first (else 503)."""
         nonlocal released_records
         report = enforcer.report.to_audit()
         if report["records"]["seen"] == released_records or not requires_durable(report, strict):
@@ -512,7 +566,7 @@ async def _respond(
             headers,
             rewriter,
             report_only=access.report_only,
-            before_release=audit_before_release if strict else None,
+            before_release=before_release if strict or hides else None,
             late_headers=late,
             hold_limit=settings.limits.max_response_body or 64 * 1024 * 1024,
         )
@@ -560,6 +614,45 @@ def _reveal_handles(
         return [(service.cfg.response_header, value)]
 
     return late
+
+
+def _drops_records(decision: Decision | None) -> bool:
+    return decision is not None and any(r.record is not RecordVerb.SHOW for r in decision.records)
+
+
+async def _head_answer(
+    request: web.Request,
+    up: UpstreamResponse,
+    headers: h.Headers,
+    rewriter: BodyRewriter,
+    enforcer: Enforcer,
+    access: Access,
+) -> web.StreamResponse:
+    """HEAD read as GET: the body is rewritten (never sent) to learn whether the path's
+    record is hidden, then only the headers a rewritten GET would carry go out."""
+    try:
+        async for chunk in up.chunks():
+            rewriter.feed(chunk)
+        rewriter.finish()
+    except (RewriteError, BlockResponse) as exc:
+        raise as_gateway_error(exc) from exc
+    finally:
+        access.report = enforcer.report.to_audit()
+    if _path_record_hidden(enforcer, access.path):
+        raise HiddenRecord("no such record")
+    headers = h.without(headers, h.REWRITE_INVALIDATED | {"cache-control", "content-type"})
+    headers += [("Content-Type", rewriter.content_type), ("Cache-Control", "private, no-store")]
+    return (await without_body(request, up, headers)).response
+
+
+def _path_record_hidden(enforcer: Enforcer, path: str) -> bool:
+    """Every record of the response was dropped and one of them is named by the path
+    (`/api/customers/C102`, `/api/customers/C102/gzip`): the path's own record."""
+    report = enforcer.report
+    if report.records_seen == 0 or report.records_dropped < report.records_seen:
+        return False
+    segments = set(path.split("/"))
+    return any(rid in segments for rid in report.record_ids)
 
 
 def _note_client_gone(access: Access, result: RelayResult) -> None:

@@ -242,7 +242,7 @@ async def rewrite(
             if resp.prepared:
                 abort(request)
                 raise ConnectionAborted(str(exc)) from exc
-            raise _as_gateway_error(exc) from exc
+            raise as_gateway_error(exc) from exc
         body_tail = b"".join(held + pending)
         if not resp.prepared:
             add_late(False)
@@ -280,7 +280,7 @@ def _finish(rewriter: BodyRewriter, result: RelayResult) -> bytes:
     return b""
 
 
-def _as_gateway_error(exc: Exception) -> Exception:
+def as_gateway_error(exc: Exception) -> Exception:
     if isinstance(exc, UnidentifiedRecords):
         return UncataloguedRoute(exc.reason)
     if isinstance(exc, BlockResponse):

@@ -22,10 +22,12 @@ from gateway.core import headers as h
 from gateway.core.catalog import Catalog, RouteMatch
 from gateway.core.masking import Masker
 from gateway.core.model import Decision, Subject
+from gateway.core.query_guard import body_criteria
 from gateway.core.requestbody import BodyLimits, parse_write_body, query_reading
 from gateway.core.taxonomy import Taxonomy
+from gateway.core.visibility import TooManyNamed, named_records
 from gateway.core.writeguard import guard_body
-from gateway.errors import Unauthenticated
+from gateway.errors import RecordNotVisible, Unauthenticated
 from gateway.routes import RouteTable
 from gateway.settings import Settings
 
@@ -213,6 +215,43 @@ class Stages:
             validate_entry=settings.entry_validation,
         )
         return raw if rewritten is None else rewritten
+
+    def _parse(self, raw: bytes, content_types: list[str], content_encodings: list[str]) -> Any:
+        limits = self.settings.limits
+        return parse_write_body(
+            raw,
+            content_types,
+            content_encodings,
+            BodyLimits(
+                max_decoded=limits.max_request_body or limits.max_decompressed_body,
+                max_ratio=limits.max_decompression_ratio,
+            ),
+        )
+
+    def body_criteria(
+        self,
+        raw: bytes,
+        content_types: list[str],
+        content_encodings: list[str],
+        crm_route: RouteMatch | None,
+    ) -> list[dict[str, Any]]:
+        """Search, sort and filter criteria in a write body, one dict per reading."""
+        body = self._parse(raw, content_types, content_encodings)
+        route = crm_route.route if crm_route else None
+        found = (body_criteria(r.tree, route) for r in body.readings)
+        return [c for c in found if c]
+
+    def named_records(
+        self, raw: bytes, content_types: list[str], content_encodings: list[str], path: str
+    ) -> list[str]:
+        """Read paths of the records a (guarded) write body names besides its path's."""
+        body = self._parse(raw, content_types, content_encodings)
+        try:
+            return named_records([r.tree for r in body.readings], path, self.catalog)
+        except TooManyNamed as exc:
+            raise RecordNotVisible(
+                f"{exc}; their record rules cannot all be checked", reason="too_many_records"
+            ) from exc
 
 
 STAGES = web.AppKey("stages", Stages)

@@ -7,6 +7,10 @@ headers, so the CRM answers as it would answer the caller) and the record rules
 are applied to its facts (`gateway.core.visibility`). Hidden: 403
 `record_not_visible`. Not found, not JSON, no record in it: refused as well,
 since a decision with record rules cannot be honoured blind (fail closed).
+
+`check_named_records` does the same for every record a write body names besides
+the one in its path (upserts by id, bulk bodies, batch operations with their own
+paths); there a 404 is a record that does not exist yet (a create), not a refusal.
 """
 
 from __future__ import annotations
@@ -27,7 +31,9 @@ from gateway.upstream import Upstream
 
 _BODY_HEADERS = frozenset(
     {"content-type", "content-length", "content-encoding", "transfer-encoding", "accept"}
-    | {"accept-encoding", "if-match", "if-none-match", "if-modified-since", "range", "expect"}
+    | {"accept-encoding", "expect"}
+    | h.CONDITIONAL
+    | h.RANGE_REQUEST
 )
 MAX_FACTS_BODY = 4 * 1024 * 1024
 
@@ -51,7 +57,40 @@ async def check_record_visible(
             "no read route names this record, so its record rules cannot be checked",
             reason="no_read_route",
         )
-    doc = await read_record(upstream, path, headers)
+    await _check(upstream, route, path, headers, decision, subject_id, absent_ok=False)
+
+
+async def check_named_records(
+    upstream: Upstream,
+    catalog: Catalog,
+    paths: list[str],
+    headers: h.Headers,
+    decision: Decision,
+    subject_id: str,
+) -> None:
+    """Raise RecordNotVisible unless the caller may see every record in `paths` (the
+    read paths of records a write body names; one that does not exist is a create)."""
+    if not decision.records:
+        return
+    for path in paths:
+        route = read_route(catalog, path)
+        if route is not None:
+            await _check(upstream, route, path, headers, decision, subject_id, absent_ok=True)
+
+
+async def _check(
+    upstream: Upstream,
+    route: RouteMatch,
+    path: str,
+    headers: h.Headers,
+    decision: Decision,
+    subject_id: str,
+    *,
+    absent_ok: bool,
+) -> None:
+    doc = await read_record(upstream, path, headers, absent_ok=absent_ok)
+    if doc is None:
+        return  # no such record: a create
     verdict = record_verdict(decision, targets(doc, route), subject_id)
     if not verdict.visible:
         raise RecordNotVisible(
@@ -61,11 +100,14 @@ async def check_record_visible(
         )
 
 
-async def read_record(upstream: Upstream, path: str, headers: h.Headers) -> Any:
+async def read_record(
+    upstream: Upstream, path: str, headers: h.Headers, *, absent_ok: bool = False
+) -> Any:
     """The parsed JSON document the catalog's read route `path` answers (GET through
     `upstream`, with the caller's headers minus those of a body). Anything but a 200
-    with a readable JSON body raises RecordNotVisible (fail closed). Shared by the
-    pre-write check here and the reveal endpoint (`gateway/admin/reveal.py`)."""
+    with a readable JSON body raises RecordNotVisible (fail closed), except a 404/410
+    when `absent_ok` (None: the record does not exist). Shared by the pre-write checks
+    here and the reveal endpoint (`gateway/admin/reveal.py`)."""
     fetch = h.without(headers, _BODY_HEADERS)
     fetch += [("Accept", "application/json"), ("Accept-Encoding", "identity")]
     try:
@@ -80,6 +122,8 @@ async def read_record(upstream: Upstream, path: str, headers: h.Headers) -> Any:
         raise RecordNotVisible(
             "the record could not be read to check its record rules", reason="fetch_failed"
         ) from exc
+    if absent_ok and up.status in (404, 410):
+        return None
     if up.status != 200:
         raise RecordNotVisible(
             f"the record could not be read to check its record rules (CRM status {up.status})",

@@ -27,6 +27,10 @@ _DOCS = (
     ErrorDoc("bad_path", "400", "The path is ambiguous or hostile (encoded `/` or `\\`, double "
              "encoding, control characters, dot segments behind parameters, invalid UTF-8).",
              "Send the canonical path; `crm-gateway explain --request` shows how it is read."),
+    ErrorDoc("read_with_body", "400", "A GET, HEAD or OPTIONS with a body on a sensitive "
+             "route: a filter or query in it (Elasticsearch-style search bodies, GraphQL in a "
+             "GET) would reach the CRM unchecked by the search and filter guard.",
+             "Send reads without a body; put filters in the query string."),
     ErrorDoc("method_override_refused", "400", "A method override (`X-HTTP-Method-Override`, "
              "`_method=`) was sent and `guard.method_override` is `reject`.",
              "Send the real method."),
@@ -49,9 +53,17 @@ _DOCS = (
              "or not a lookup category).",
              "Search by fields you see in clear; customer lookups by an exact number need the "
              "role's `lookup` in the policy (rego/data.json)."),
+    ErrorDoc("protected_field_patch", "403", "A JSON Patch operation reads a field above the "
+             "caller's clear level: `test` (the patch fails unless the field equals a guess, "
+             "an oracle) or `copy`/`move` from it (its value lands in another field); the "
+             "reason names the operation, the pointer and the category, never a value.",
+             "Patch only fields you see in clear; send writes to protected fields as a caller "
+             "cleared for them."),
     ErrorDoc("record_not_visible", "403", "A write, delete or reveal aimed at a record the "
-             "caller's record rules hide (grade, tier, assignment, consent), or one the CRM "
-             "no longer answers with.",
+             "caller's record rules hide (grade, tier, assignment, consent), in its path or "
+             "named in its body (an upsert id, a bulk list, a batch operation's path), that "
+             "does not exist, or whose facts cannot be read: one message for all of them (the "
+             "reason would tell the record's grade or its existence); the audit event has it.",
              "Ask for the grant that shows the record (e.g. grade_a)."),
     ErrorDoc("subject_revoked", "403", "The caller's access was revoked (departed staff, "
              "anomaly detector).", "The security team restores it: `crm-gateway users "
@@ -65,7 +77,11 @@ _DOCS = (
     ErrorDoc("partner_access_expired", "403", "The partner's access period has ended.",
              "The business department renews the partner's end date."),
     ErrorDoc("not_found", "404", "No such gateway endpoint (admin paths are never "
-             "forwarded).", "Check the path."),
+             "forwarded), or no such record: on routes whose record rules may drop records "
+             "a record the rules hide answers exactly like one the CRM does not have (the "
+             "CRM's own 404 body replaced, HEAD read as GET), so an id does not tell whether "
+             "a customer exists; the audit event says which it was.",
+             "Check the path; for a record you should see, ask for the grant that shows it."),
     ErrorDoc("method_not_allowed", "405", "The method is refused on this route (TRACE, "
              "CONNECT).", "Use GET/POST/PUT/PATCH/DELETE."),
     ErrorDoc("not_acceptable", "406", "The client asked for a media type the route does not "

@@ -122,6 +122,10 @@ REWRITE_INVALIDATED = frozenset(
 # Request fields that would make the CRM serve partial or conditional bodies,
 # which the masker must never see as raw slices.
 RANGE_REQUEST = frozenset({"range", "if-range"})
+# Preconditions: against a CRM whose validators digest the unmasked record, a guessed
+# ETag or date answers "is this the value?" (304 or 412). A caller never receives a
+# validator on a sensitive route (rewritten bodies drop them), so any it sends is a guess.
+CONDITIONAL = frozenset({"if-none-match", "if-match", "if-modified-since", "if-unmodified-since"})
 
 # Tunnelling a method past route rules (X-HTTP-Method-Override and friends).
 METHOD_OVERRIDE = frozenset({"x-http-method-override", "x-http-method", "x-method-override"})

@@ -20,6 +20,7 @@ entries are sent in `Accept`.
 from __future__ import annotations
 
 import fnmatch
+import re
 from collections.abc import Iterable, Sequence
 from urllib.parse import unquote_plus
 
@@ -45,6 +46,8 @@ DEFAULT_RESPONSE_TYPES: tuple[str, ...] = (
     "text/javascript",
 )
 DEFAULT_FORMAT_PARAMS: tuple[str, ...] = ("format", "_format", "output")
+_PLAIN_MIME = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9*][a-z0-9!#$&^_.+*-]{0,63}")
+_DIGIT_RUN = re.compile(r"\d{5}")
 
 
 def media_type(content_type: str | None) -> str:
@@ -68,6 +71,10 @@ def check_response_type(declared: Sequence[str], content_type: str | None, route
     if declares(declared, media_type(content_type)):
         return
     shown = media_type(content_type) or "no Content-Type"
+    if shown != "no Content-Type" and (
+        not _PLAIN_MIME.fullmatch(shown) or _DIGIT_RUN.search(shown)
+    ):  # the CRM chose the label: it is echoed only when it cannot carry data
+        shown = "an unusual media type"
     raise UndeclaredResponseType(
         f"the CRM answered {route or 'this route'} with {shown}, which the catalog does not "
         "declare for it (response_types); the body is not shown",

@@ -15,6 +15,9 @@ table) after rewriting links to the CRM (`LinkMap`), and
 - scans a cookie's name, value and attributes apart (a session id named
   `token` is the caller's own cookie, not a secret in a sentence);
 - drops a header whose *name* carries an identifier;
+- with `counts`, drops headers that count a list's records (`X-Total-Count`,
+  `X-Pagination-Total-Entries`, `Content-Range: items 0-59/60`), which would
+  reveal how many records the record rules left out;
 - refuses a value holding CR, LF or NUL (`FoldedHeader`).
 
 Obs-fold (a header continued on a line starting with a space, RFC 9112 §5.2):
@@ -89,16 +92,29 @@ def rewrite_links(headers: Iterable[tuple[str, str]], links: LinkMap | None) -> 
     return out
 
 
+_COUNT_WORDS = frozenset({"total", "totals", "count", "counts", "totalcount", "hits"})
+
+
+def counts_records(name: str) -> bool:
+    """Whether a header's name says it counts something (`X-Total-Count`, `Total`)."""
+    lname = name.lower()
+    return lname == "content-range" or not _COUNT_WORDS.isdisjoint(re.split(r"[-_.]", lname))
+
+
 def scan_headers(
     headers: Iterable[tuple[str, str]],
     scan: Callable[[str], str],
     links: LinkMap | None,
+    *,
+    counts: bool = False,
 ) -> Headers:
     """Every header with its identifiers masked (see the module docstring)."""
     out: Headers = []
     for name, raw in headers:
         _check(name, raw)
         lname = name.lower()
+        if counts and counts_records(name):
+            continue
         if lname in _SKIP:
             out.append((name, raw))
             continue

@@ -72,6 +72,28 @@ IGNORED_KEYS = words(
     "page_token pagetoken next_token nexttoken continuation_token csrf_token _ format "
     "callback jsonp fields include expand lang locale draw _method"
 )
+# Keys of a write body that are criteria, not fields (a POST search: `{"sort": ...}`);
+# a GraphQL mutation under `query` is a write (the write guard reads its values).
+CRITERIA_KEYS = SORT_KEYS | SEARCH_KEYS | EXPR_KEYS
+_MUTATION = re.compile(r"\s*mutation\b")
+
+
+def body_criteria(tree: Any, route: RouteSpec | None) -> dict[str, Any] | None:
+    """The part of a parsed write body the search guard must read: every field of a
+    `search_body` route, else the top-level keys that name a sort, a search or a
+    filter expression (`sort`, `ordering`, `q`, `where`, `filter`, ...)."""
+    if not isinstance(tree, Mapping):
+        return None
+    if route is not None and route.search_body:
+        return dict(tree)
+    found = {
+        str(k): v
+        for k, v in tree.items()
+        if _norm(str(k)).lower() in CRITERIA_KEYS and not _MUTATION.match(str(v))
+    }
+    return found or None
+
+
 OPERATOR_WORDS = words(
     "startswith istartswith endswith iendswith contains icontains like ilike cont start end "
     "regex iregex gte gt lte lt range ne neq not in nin notin prefix suffix match matches "

@@ -10,23 +10,29 @@ enforcer applies to a read. Anything unreadable is a refusal (fail closed).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote, urlsplit
 
 from gateway.core.catalog import Catalog, FactsReader, RouteMatch
 from gateway.core.catalog._spec import PARAM
 from gateway.core.model import Decision, RecordFacts, RecordVerb
+from gateway.core.paths import PathRejected, normalize_path
 
 __all__ = [
+    "TooManyNamed",
     "Verdict",
     "named_record",
+    "named_records",
     "needs_check",
     "read_route",
     "record_verdict",
     "response_route",
     "targets",
 ]
+MAX_NAMED = 100  # records one write may name (each is read before the write)
+_MAX_DEPTH = 6  # how deep a body is searched for record paths
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,3 +127,79 @@ def record_verdict(decision: Decision, facts: list[RecordFacts], subject_id: str
                 continue
             return Verdict(False, rule.reason or f"record rule {i}", record.record_id)
     return Verdict(True, record_id=facts[0].record_id)
+
+
+class TooManyNamed(Exception):
+    """A write names more records than can be read before it (MAX_NAMED)."""
+
+
+def named_records(trees: Iterable[Any], path: str, catalog: Catalog) -> list[str]:
+    """Read paths of the records a write body names besides the one in its path.
+
+    A CRM may upsert by the body's id, take bulk bodies, prefer the body's id to
+    the path's, or run batch operations that carry their own paths. So the records
+    named are: objects with the catalog's id key at the top of the body, in a
+    top-level list, or under a one-key envelope (`{"data": [...]}`), read through
+    the read route beside the write path (`/api/customers` + `/C102`); and strings
+    anywhere that are paths or URLs of a catalogued record read route. Ids without
+    such a route are not customer records (a line item's id) and are left alone.
+    """
+    own = read_route(catalog, path)
+    bare, slash = path.rstrip("/"), "/" if path.endswith("/") else ""  # DRF-style slashes
+    base = bare.rsplit("/", 1)[0] if own is not None and PARAM.search(own.template) else bare
+    id_key = catalog.facts.id
+    found: dict[str, None] = {}
+    for tree in trees:
+        if id_key:
+            for record in _top_records(tree):
+                value = record.get(id_key)
+                if isinstance(value, str | int) and not isinstance(value, bool):
+                    candidate = f"{base}/{quote(str(value), safe='')}{slash}"
+                    if read_route(catalog, candidate) is not None:
+                        found[candidate] = None
+        for text in _strings(tree, 0):
+            named = _record_path(text, catalog)
+            if named is not None:
+                found[named] = None
+        if len(found) > MAX_NAMED:
+            raise TooManyNamed(f"the write names more than {MAX_NAMED} records")
+    found.pop(path, None)
+    return list(found)
+
+
+def _top_records(tree: Any) -> Iterator[Mapping[str, Any]]:
+    if isinstance(tree, Mapping):
+        yield tree
+        if len(tree) == 1:  # an envelope: {"customer": {...}}, {"data": [...]}
+            yield from _top_records(next(iter(tree.values())))
+    elif isinstance(tree, list):
+        for item in tree:
+            if isinstance(item, Mapping):
+                yield item
+
+
+def _strings(node: Any, depth: int) -> Iterator[str]:
+    if depth > _MAX_DEPTH:
+        return
+    if isinstance(node, str):
+        if node[:1] == "/" or node[:4].lower() == "http":
+            yield node
+    elif isinstance(node, Mapping):
+        for v in node.values():
+            yield from _strings(v, depth + 1)
+    elif isinstance(node, list):
+        for v in node:
+            yield from _strings(v, depth + 1)
+
+
+def _record_path(text: str, catalog: Catalog) -> str | None:
+    """The canonical path of a catalogued record read route that `text` names, if any."""
+    try:
+        raw = urlsplit(text.strip()).path
+        canonical = normalize_path(raw)
+    except (ValueError, PathRejected):
+        return None
+    found = read_route(catalog, canonical)
+    if found is None or PARAM.search(found.template) is None:
+        return None
+    return canonical

@@ -19,16 +19,24 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from gateway.core import jsonpatch
 from gateway.core.catalog import RouteSpec
-from gateway.core.detectors import category_for_key, classify_value, is_free_text_key
+from gateway.core.detectors import category_for_key, classify_value, detect, is_free_text_key
 from gateway.core.detectors.checks import landline_area, luhn_ok, mobile_ok, resident_id_ok
 from gateway.core.masking import is_masked_placeholder
 from gateway.core.masking.bands import BANDS
 from gateway.core.model import Decision, Verb
 from gateway.core.placeholders import masked_span
+from gateway.core.query_guard import is_clear
 from gateway.core.requestbody import BODY_KEY, WriteBody
 from gateway.core.taxonomy import Taxonomy
-from gateway.errors import EntryValidationFailed, Forbidden, MaskedValueWrite
+from gateway.errors import (
+    EntryValidationFailed,
+    Forbidden,
+    MaskedValueWrite,
+    ProtectedFieldPatch,
+    UnsupportedMediaType,
+)
 
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
 _SEPARATORS = str.maketrans("", "", " -")
@@ -53,6 +61,7 @@ class WriteReport:
 
 
 FREE_TEXT = "(free text)"  # the report's category for catalog free-text fields
+MAX_SCANNED = 64 * 1024  # characters of one string scanned for identifiers
 _BAND_FLOORS = frozenset(lower for _, _, lower in BANDS)
 
 
@@ -93,6 +102,15 @@ def check_write(
     """
     report = WriteReport()
     if not isinstance(body, Mapping | list):
+        return body, report
+    if isinstance(body, list) and jsonpatch.is_patch(body):
+        # the fields are in the operations' pointers: judged as the writes they make,
+        # never rewritten (a stripped operation would change what the rest means)
+        _check_patch_reads(body, route, taxonomy, decision)
+        _, report = check_write(
+            _patch_writes(body), route=route, taxonomy=taxonomy, decision=decision,
+            mode="reject", validate_entry=False,
+        )  # fmt: skip
         return body, report
     masked: list[str] = []
     walker = _Walker(route, taxonomy, decision, report, masked)
@@ -175,7 +193,12 @@ class _Walker:
         path (`a.b.item.c`)."""
         if isinstance(node, list):
             item_path = f"{path}.item" if path else "item"
-            return [self.walk(v, f"{name}[{i}]", item_path) for i, v in enumerate(node)]
+            items = []
+            for i, v in enumerate(node):
+                if not isinstance(v, Mapping | list):  # a string in a list is a value too
+                    self._leaf(v, None, f"{name}[{i}]")
+                items.append(self.walk(v, f"{name}[{i}]", item_path))
+            return items
         if not isinstance(node, Mapping):
             return node
         out: dict[str, Any] = {}
@@ -188,6 +211,10 @@ class _Walker:
                 continue
             out[k] = v
             self._leaf(v, category, field)
+            if isinstance(v, Mapping | list):
+                # a classified object (`consent: {...}`) may still carry keys of its own
+                # category (`consent: {bank_card: ...}`): those are written too
+                self.walk(v, field, child)
         return out
 
     def _leaf(self, value: Any, category: str | None, field: str) -> None:
@@ -198,10 +225,13 @@ class _Walker:
                     self.masked.append(field)
                 else:
                     self._classify_by_value(value, field)
+                    self._scan_text(value, field)
         elif category == FREE_TEXT:
             self.report.free_text.append(field)
             if _any_text(value, masked_span):
                 self.masked.append(field)
+            for text in _texts(value):
+                self._scan_text(text, field)
         else:
             self.report.fields[field] = category
             if (
@@ -218,6 +248,18 @@ class _Walker:
         if hit is not None and not self.decision.may_write(hit.category):
             self.report.unclassified.remove(field)
             self.report.fields[field] = hit.category
+
+    def _scan_text(self, text: str, field: str) -> None:
+        """Prose, a query language (GraphQL, OData, SQL) or a document carried as a string:
+        an identifier in it the caller may not write makes the field that category."""
+        if field in self.report.fields or len(text) < 5:
+            return
+        for hit in detect(text[:MAX_SCANNED]):
+            if not self.decision.may_write(hit.category):
+                if field in self.report.unclassified:
+                    self.report.unclassified.remove(field)
+                self.report.fields[field] = hit.category
+                return
 
     def _is_own_output(self, value: Any, category: str) -> bool:
         """`null` (a redacted number, a hidden boolean) or a band floor (a banded
@@ -242,6 +284,17 @@ class _Walker:
         if isinstance(value, list):
             return any(self._is_own_output(v, category) for v in value)
         return False
+
+
+def _texts(value: Any) -> list[str]:
+    """Every string in a value (a free-text field may hold a list or an object)."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [t for v in value for t in _texts(v)]
+    if isinstance(value, Mapping):
+        return [t for v in value.values() for t in _texts(v)]
+    return []
 
 
 def _any_text(value: Any, test: Any) -> bool:
@@ -295,6 +348,58 @@ def _strip(node: Any, drop: set[str], name: str) -> Any:
             continue
         out[k] = _strip(v, drop, child)
     return out
+
+
+def _patch_writes(body: list[Any]) -> Any:
+    ops = jsonpatch.operations(body)
+    if ops is None:
+        raise UnsupportedMediaType(
+            "the write body cannot be inspected: a JSON Patch operation the gateway cannot "
+            "read (unknown op, pointer not a string, missing from)",
+            reason="unreadable JSON Patch operation",
+        )
+    return jsonpatch.writes(ops)
+
+
+def _check_patch_reads(
+    body: list[Any], route: RouteSpec | None, taxonomy: Taxonomy, decision: Decision
+) -> None:
+    """`test`, `copy` and `move` read a field: it must be one the caller sees in clear."""
+    ops = jsonpatch.operations(body) or []
+    for op, pointer in jsonpatch.reads(ops):
+        category = _pointer_category(route, pointer)
+        if category is None or category == FREE_TEXT or _clear(taxonomy, decision, category):
+            continue
+        where = "/" + "/".join(pointer)
+        raise ProtectedFieldPatch(
+            f"a JSON Patch '{op}' reads a field above your clear level: {category} ({where})",
+            op=op,
+            path=where[:200],
+            category=category,
+        )
+
+
+def _pointer_category(route: RouteSpec | None, pointer: tuple[str, ...]) -> str | None:
+    """The category of the field a pointer names: its first classified key, as the
+    walker would judge the same field sent as a body."""
+    path = ""
+    for token in pointer:
+        if jsonpatch.is_index(token):
+            path = f"{path}.item" if path else "item"
+            continue
+        path = _child(path, token)
+        category = _category(route, token, path)
+        if category is not None:
+            return category
+    return None
+
+
+def _clear(taxonomy: Taxonomy, decision: Decision, category: str) -> bool:
+    try:
+        cat = taxonomy.category(category)
+    except KeyError:
+        return False  # unknown: never clear
+    return not taxonomy.level(cat.level).never_clear and is_clear(decision, cat.name, cat.level)
 
 
 def _check_permissions(report: WriteReport, decision: Decision) -> None:

@@ -9,8 +9,9 @@ Each person has their own browser context and signs in on the console's page:
 - the security approver (u-sec1) and then the IT approver (u-it1) approve in the
   approval queue (IT sees the request as "not yours" until security has approved);
 - the requester then sees the customer in clear through the gateway, in the same
-  browser context (data-path credential as a header), and masked again once the
-  one-minute grant has expired;
+  browser context (data-path credential as a header), and withheld again (404, as
+  if missing: the policy hides grade A records without a grant) once the one-minute
+  grant has expired;
 - meanwhile u-it1 opens a break-glass and the security admin closes its review;
 - the security admin signs off the periodic review and downloads the CSV and JSON
   evidence;
@@ -148,8 +149,9 @@ async def test_console_end_to_end_in_chromium(gw: Gateway, crm: DemoCrm, browser
     )
     await shots.take(rm, "requests-zh")
     status, before = await customer_text(rm, gw, a)
-    # Without the grant the grade A record is withheld whole (the policy's record rule).
-    assert status == 200 and orjson.loads(before)["customer"] is None
+    # Without the grant the grade A record is withheld whole (the policy's record rule),
+    # and a withheld record answers exactly like a missing one (404).
+    assert status == 404 and orjson.loads(before)["error"] == "not_found"
     assert a["name"] not in before and a["mobile"] not in before
     await shots.take(rm, "customer-before-grant")
 
@@ -271,15 +273,15 @@ async def test_console_end_to_end_in_chromium(gw: Gateway, crm: DemoCrm, browser
     assert "request_approved" in live and "u-sec1" in live
     assert str(a["id"]) not in live
 
-    # -- after expiry the requester sees the customer masked again --------------------
+    # -- after expiry the requester no longer sees the customer -----------------------
     for _ in range(90):
         status, shown = await customer_text(rm, gw, a)
         if a["name"] not in shown:
             break
         await asyncio.sleep(1)
-    assert status == 200 and orjson.loads(shown)["customer"] is None
+    assert status == 404 and orjson.loads(shown)["error"] == "not_found"
     assert a["name"] not in shown and a["mobile"] not in shown
-    await shots.take(rm, "customer-masked-after-expiry")
+    await shots.take(rm, "customer-withheld-after-expiry")
     await open_page(rm, gw, "grants", "en")
     ended = rm.locator(f"[data-table=ended-grants] tr[data-grant='{rid}']")
     assert await ended.get_attribute("data-state") == "expired"

@@ -197,7 +197,7 @@ async def test_tiers_vip_stricter_and_lapsed_limited_to_roles(gw: Gateway, crm: 
     assert (await customer(gw, plain(crm), "sales"))["mobile"] == plain(crm)["mobile"]
     lost = pick(crm, grade="C", tier="流失")
     status, body, _ = await get(gw, f"/api/customers/{lost['id']}", "sales")
-    assert status == 200 and orjson.loads(body)["customer"] is None
+    assert status == 404 and orjson.loads(body)["error"] == "not_found"  # as if absent
     kept = await customer(gw, lost, "retention", X_Purpose="retention")
     assert kept["name"] == lost["name"]
 
@@ -206,7 +206,7 @@ async def test_grade_c_by_department(gw: Gateway, crm: DemoCrm) -> None:
     rec = plain(crm)
     assert (await customer(gw, rec, "cs"))["name"] == rec["name"]  # customer_service listed
     status, body, _ = await get(gw, f"/api/customers/{rec['id']}", "admin")  # dept "it"
-    assert status == 200 and orjson.loads(body)["customer"] is None
+    assert status == 404 and orjson.loads(body)["error"] == "not_found"  # as if absent
 
 
 # --- purpose and marketing consent ----------------------------------------------------

@@ -101,6 +101,10 @@ class WriteCrm:
     def last(self, cid: str) -> Received:
         return self.received[cid][-1]
 
+    def named(self, cid: str) -> bool:
+        """Whether any body that reached the CRM names `cid` (a bulk or upsert body)."""
+        return any(cid.encode() in r.body for rs in self.received.values() for r in rs)
+
 
 def _json(data: Any, status: int = 200) -> web.Response:
     return web.Response(
@@ -154,7 +158,7 @@ def create_write_crm(crm: WriteCrm) -> web.Application:
 
     app.router.add_get("/api/customers/{id}", read)
     app.router.add_route("*", "/api/customers/{id}", write)
-    app.router.add_post("/api/customers", write)
+    app.router.add_route("*", "/api/customers", write)  # create, and bulk PUT/PATCH/DELETE
     return app
 
 

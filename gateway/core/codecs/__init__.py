@@ -29,7 +29,14 @@ from collections.abc import Callable
 from functools import partial
 
 from gateway.core.codecs.buffered import BufferedStage
-from gateway.core.codecs.charset import Reencoder, Transcoder, codec_name, parse_media_type
+from gateway.core.codecs.charset import (
+    Reencoder,
+    Transcoder,
+    codec_name,
+    output_charset,
+    parse_media_type,
+    with_charset,
+)
 from gateway.core.codecs.csvcodec import CsvStage
 from gateway.core.codecs.encoding import content_decoders
 from gateway.core.codecs.form import rewrite_form
@@ -162,6 +169,10 @@ def _build(
     if known is not None and known > limits.max_buffered and kind in _BUFFERED:
         raise too_large()
     out_type = content_type or "text/plain; charset=utf-8"
+    if content_type and media.charset:
+        declared = codec_name(media.charset)
+        if output_charset(declared) != declared:  # leaves as UTF-8 (see codecs.charset)
+            out_type = with_charset(content_type, output_charset(declared))
     if kind == "xml":  # XML may declare its charset inside the body
         return Pipeline(
             [*decoders, XmlStage(enforcer, limits, media.charset, sensitive=sensitive)], out_type

@@ -6,6 +6,14 @@ a GBK export leaves as GBK and a UTF-8 body with a BOM keeps its BOM. GBK and
 GB2312 are decoded as GB18030 (their superset, which also encodes every
 character a mask may introduce). Invalid bytes are an error: guessing would
 let undetected personal data through.
+
+Only UTF-8 and the GB family leave in their own charset (`KEPT`). In UTF-7,
+HZ, ISO-2022-*, UTF-16/32 or EBCDIC, ASCII bytes may stand for other characters
+(`+6217...AAA-` is CJK in UTF-7), so a body re-encoded in them could carry, byte
+for byte, a number the scan never saw as one; every other charset therefore
+leaves as UTF-8, the text the scan read, and the Content-Type says so
+(`output_charset`). Text transforms that pose as charsets (`rot13`, `base64`,
+`zlib`) are refused.
 """
 
 from __future__ import annotations
@@ -49,10 +57,31 @@ def codec_name(charset: str | None) -> str:
     if name in _ALIASES:
         return _ALIASES[name]
     try:
-        found = codecs.lookup(name).name
+        info = codecs.lookup(name)
     except LookupError as exc:
         raise RewriteError(f"unsupported charset {charset!r}") from exc
+    if not info._is_text_encoding:  # the stdlib marks rot13, base64, zlib ... so
+        raise RewriteError(f"{charset!r} is a transform, not a charset")
+    found = info.name
     return "utf-8" if found in ("utf-8", "utf-8-sig", "us-ascii", "ascii") else found
+
+
+# Charsets a rewritten body keeps: ASCII bytes are ASCII in them, and every character a
+# mask may write (`*`, `–`, CJK) has a spelling.
+KEPT = frozenset({"utf-8", "gb18030"})
+
+
+def output_charset(codec: str) -> str:
+    """The charset a rewritten body in `codec` leaves in (see the module doc)."""
+    return codec if codec in KEPT else "utf-8"
+
+
+def with_charset(content_type: str, charset: str) -> str:
+    """`content_type` with its charset parameter set to `charset` (added if absent)."""
+    mime, _, rest = content_type.partition(";")
+    params = [p.strip() for p in rest.split(";") if p.strip()]
+    kept = [p for p in params if p.partition("=")[0].strip().lower() != "charset"]
+    return "; ".join([mime.strip(), *kept, f"charset={charset}"])
 
 
 class Transcoder:
@@ -97,12 +126,13 @@ class Transcoder:
 
 
 class Reencoder:
-    """UTF-8 -> the declared charset; puts back a BOM the input had."""
+    """UTF-8 -> the output charset (`output_charset` of the declared one); puts back a
+    UTF-8 BOM the input had."""
 
     def __init__(self, transcoder: Transcoder) -> None:
         self._in = transcoder
         self._bom_pending = True
-        codec = transcoder.codec
+        codec = self.codec = output_charset(transcoder.codec)
         self._decoder = None if codec == "utf-8" else codecs.getincrementaldecoder("utf-8")()
         self._encoder = None if codec == "utf-8" else codecs.getincrementalencoder(codec)()
 
@@ -118,7 +148,7 @@ class Reencoder:
         try:
             return self._encoder.encode(self._decoder.decode(data))
         except UnicodeError as exc:
-            raise RewriteError(f"rewritten body cannot be encoded as {self._in.codec}") from exc
+            raise RewriteError(f"rewritten body cannot be encoded as {self.codec}") from exc
 
     def finish(self) -> bytes:
         if self._decoder is None or self._encoder is None:
@@ -126,4 +156,4 @@ class Reencoder:
         try:
             return self._encoder.encode(self._decoder.decode(b"", final=True), final=True)
         except UnicodeError as exc:
-            raise RewriteError(f"rewritten body cannot be encoded as {self._in.codec}") from exc
+            raise RewriteError(f"rewritten body cannot be encoded as {self.codec}") from exc

@@ -30,7 +30,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 from gateway.core.catalog import suspect_key
 from gateway.core.codecs.buffered import BufferedStage
-from gateway.core.codecs.charset import UTF8_BOM, codec_name
+from gateway.core.codecs.charset import UTF8_BOM, codec_name, output_charset
 from gateway.core.codecs.limits import CodecLimits
 from gateway.core.codecs.structured import MalformedBody
 from gateway.core.masking import DROPPED
@@ -182,6 +182,11 @@ class _Writer:
     def _name(self, name: str) -> str:
         return _masked_name(name, self._enforcer) if suspect_key(name) else name
 
+    def _ns(self, key: str, value: str) -> str:
+        """A namespace declaration: its prefix masked as the names using it are, its
+        URI scanned as text (`xmlns:c139...="urn:crm:110105..."` carries data too)."""
+        return f"{self._name(key)}={quoteattr(self._enforcer.rewrite_text(value))}"
+
     # --- outside records ----------------------------------------------------------
 
     def _element(self, node: _Node, parent: str) -> None:
@@ -201,7 +206,7 @@ class _Writer:
         parts = [self._name(node.name)]
         for key, value in node.attrs:
             if _is_ns(key):
-                parts.append(f"{key}={quoteattr(value)}")
+                parts.append(self._ns(key, value))
             elif _local(key) in rewritten:
                 parts.append(f"{self._name(key)}={quoteattr(rewritten[_local(key)])}")
         self.out.append("<" + " ".join(parts) + ">")
@@ -228,8 +233,9 @@ class _Writer:
         kind, a, b = item
         if kind == "comment":
             self.out.append(f"<!--{self._enforcer.rewrite_text(a)}-->")
-        else:
-            self.out.append(f"<?{a} {b}?>")
+        else:  # a processing instruction: its target is a name, its data text
+            data = self._enforcer.rewrite_text(b).replace("?>", "? >")
+            self.out.append(f"<?{self._name(a)} {data}?>")
 
     # --- records ----------------------------------------------------------------
 
@@ -245,7 +251,7 @@ class _Writer:
         parts = [name]
         for key, value in node.attrs:
             if _is_ns(key):
-                parts.append(f"{key}={quoteattr(value)}")
+                parts.append(self._ns(key, value))
                 continue
             got = new.get(_local(key))
             if got is not None and not isinstance(got, dict | list):
@@ -282,7 +288,7 @@ class _Writer:
 
     def _leaf(self, node: _Node, value: Any) -> None:
         name = self._name(node.name)
-        ns = "".join(f" {k}={quoteattr(v)}" for k, v in node.attrs if _is_ns(k))
+        ns = "".join(f" {self._ns(k, v)}" for k, v in node.attrs if _is_ns(k))
         body = escape(_flatten(value) if isinstance(value, dict | list) else _scalar(value))
         self.out.append(f"<{name}{ns}>{body}</{name}>")
 
@@ -297,12 +303,20 @@ def _flatten(value: Any) -> str:
 
 
 def _masked_name(name: str, enforcer: RecordEnforcer) -> str:
-    """An element or attribute name holding an identifier, masked and kept a valid name."""
+    """An element or attribute name holding an identifier, masked and kept a valid name;
+    a namespace prefix is masked the same way wherever it appears (declaration and use),
+    so the document stays well-formed."""
     prefix, colon, local = name.rpartition(":")
-    masked = _NOT_NAME_CHAR.sub("_", enforcer.rewrite_text(local))
+    if prefix and prefix != "xmlns" and suspect_key(prefix):
+        prefix = _masked_part(prefix, enforcer)
+    return f"{prefix}{colon}{_masked_part(local, enforcer)}"
+
+
+def _masked_part(part: str, enforcer: RecordEnforcer) -> str:
+    masked = _NOT_NAME_CHAR.sub("_", enforcer.rewrite_text(part))
     if not masked or not (masked[0].isalpha() or masked[0] == "_"):
         masked = "_" + masked
-    return f"{prefix}{colon}{masked}"
+    return masked
 
 
 def rewrite_xml(raw: bytes, enforcer: RecordEnforcer, encoding_label: str) -> bytes:
@@ -337,7 +351,8 @@ class XmlStage:
     An XML body may name its encoding in its declaration instead of in the
     Content-Type (common for GBK SOAP services), so this stage decodes by the
     Content-Type charset, else a UTF-8 BOM, else the declaration, else UTF-8,
-    and writes the result back in that same encoding.
+    and writes the result back in that same encoding when it is one that keeps
+    (`output_charset`), else in UTF-8 with a declaration that says so.
     """
 
     def __init__(
@@ -368,16 +383,18 @@ class XmlStage:
             text = body.decode(codec)
         except UnicodeDecodeError as exc:
             raise RewriteError(f"XML body is not valid {codec}: {exc.reason}") from exc
+        out_codec = output_charset(codec)
+        out_label = label if out_codec == codec else "UTF-8"
         try:
-            out = rewrite_xml(text.encode("utf-8"), self._enforcer, label).decode("utf-8")
+            out = rewrite_xml(text.encode("utf-8"), self._enforcer, out_label).decode("utf-8")
         except MalformedBody:
             if self._sensitive:
                 raise
             out = self._enforcer.rewrite_text(text)
         try:
-            return (UTF8_BOM if bom else b"") + out.encode(codec)
+            return (UTF8_BOM if bom else b"") + out.encode(out_codec)
         except UnicodeEncodeError as exc:
-            raise RewriteError(f"rewritten XML cannot be encoded as {codec}") from exc
+            raise RewriteError(f"rewritten XML cannot be encoded as {out_codec}") from exc
 
     def _utf16(self, raw: bytes) -> bytes:
         """A UTF-16 document known by its byte-order mark (no charset declared)."""
@@ -385,5 +402,4 @@ class XmlStage:
             text = raw.decode("utf-16")
         except UnicodeDecodeError as exc:
             raise RewriteError(f"XML body is not valid UTF-16: {exc.reason}") from exc
-        out = rewrite_xml(text.encode("utf-8"), self._enforcer, "UTF-16").decode("utf-8")
-        return out.encode("utf-16")
+        return rewrite_xml(text.encode("utf-8"), self._enforcer, "UTF-8")  # see the class doc

@@ -20,6 +20,7 @@ Public API:
 
 from __future__ import annotations
 
+import base64
 import bisect
 import functools
 import ipaddress
@@ -79,8 +80,67 @@ def _has_cjk(text: str) -> bool:
     return not text.isascii() and patterns.CJK_RE.search(text) is not None
 
 
-def _candidates(t: str) -> list[Found]:
+# Encoded runs (base64, base64url, hex) long enough to hold an identifier: decoded,
+# and scanned as text when they decode to text.
+_B64_RUN = re.compile(r"(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{8,}={0,2}(?![A-Za-z0-9+/=_-])")
+_HEX_RUN = re.compile(r"(?<![0-9A-Fa-f])(?:[0-9A-Fa-f]{2}){5,}(?![0-9A-Fa-f])")
+_HEX_DIGITS = re.compile(r"(?:3[0-9])+")  # hex of ASCII digits is all digits itself
+_LETTER = re.compile(r"[A-Za-z]")
+_MAX_ENCODED = 4096
+
+
+def _decoded_text(data: bytes) -> str | None:
+    """`data` as text if it is printable UTF-8 holding digits or an @, else None."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if not text.isprintable() or (_FIVE_DIGITS.search(text) is None and "@" not in text):
+        return None
+    return text
+
+
+def decode_run(run: str) -> str | None:
+    """The text a base64, base64url or hex run stands for, or None."""
+    if len(run) > _MAX_ENCODED:
+        return None
+    if _HEX_RUN.fullmatch(run) and (not run.isdigit() or _HEX_DIGITS.fullmatch(run)):
+        text = _decoded_text(bytes.fromhex(run))
+        if text is not None:
+            return text
+    body = run.rstrip("=")
+    if len(body) % 4 == 1:
+        return None
+    padded = body + "=" * (-len(body) % 4)
+    alphabet = b"-_" if ("-" in body or "_" in body) else b"+/"
+    try:
+        data = base64.b64decode(padded, altchars=alphabet, validate=True)
+    except ValueError:
+        return None
+    return _decoded_text(data)
+
+
+def _encoded(t: str) -> list[Found]:
+    """Encoded runs whose text holds an identifier: the whole run is that identifier."""
+    found: list[Found] = []
+    for m in _B64_RUN.finditer(t):
+        run = m.group()
+        if _LETTER.search(run) is None and _HEX_DIGITS.fullmatch(run) is None:
+            continue  # numbers, dates, phone numbers: read as they are
+        text = decode_run(run)
+        if text is None:
+            continue
+        inner = _resolve(_candidates(normalize(text).text, encoded=False))
+        if inner:
+            best = max(inner, key=lambda f: PRIORITY.get(f[2], 0))
+            found.append((m.start(), m.end(), best[2], f"encoded:{best[3]}", best[4]))
+    return found
+
+
+def _candidates(t: str, *, encoded: bool = True) -> list[Found]:
     found: list[Found] = patterns.credentials(t)
+    if encoded and len(t) >= 8 and _B64_RUN.search(t) is not None:
+        found.extend(_encoded(t))
     if "=" in t or "/" in t:  # bearer secrets in links (token=, /portal/<token>)
         found.extend(urls.token_urls(t))
     if _FIVE_DIGITS.search(t) is not None:
@@ -181,7 +241,8 @@ def _classify_value(value: str, key_hint: str | None = None) -> Hit | None:
     ascii_value = v.isascii()
     if ascii_value and _DATETIME.fullmatch(v):  # timestamps: the commonest long digit run
         return None
-    if _FIVE_DIGITS.search(v) is not None:  # every number identifier has 5+ digits
+    # every number identifier has 5+ digits (numerals and other scripts' digits count)
+    if _FIVE_DIGITS.search(v if ascii_value else normalize_str(v)) is not None:
         c = compact(v)
         body = c[1:] if c[:1] == "+" else c
         if body.isdigit() or (body[:-1].isdigit() and body[-1:] == "X"):
@@ -192,6 +253,17 @@ def _classify_value(value: str, key_hint: str | None = None) -> Hit | None:
             hit = _ascii_code(c, ctx, n)
             if hit is not None:
                 return hit
+    if (
+        ascii_value
+        and len(v) >= 8
+        and _B64_RUN.fullmatch(v)
+        and (_LETTER.search(v) is not None or _HEX_DIGITS.fullmatch(v))
+    ):
+        text = decode_run(v)
+        hits = detect(text) if text is not None else []
+        if hits:
+            best = max(hits, key=lambda h: PRIORITY.get(h.category, 0))
+            return Hit(best.category, 0, n, f"encoded:{best.detector}", best.confidence)
     if ascii_value:
         return _ip(v, n)
     return _cjk_value(normalize_str(v).strip(), ctx, n) if _has_cjk(v) else None

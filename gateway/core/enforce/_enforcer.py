@@ -109,6 +109,11 @@ class Enforcer(ValueRewriter):
         # set by the handler when the caller asked for reveal handles (core/reveal.py)
         self.reveal: RevealTargets | None = None
 
+    @property
+    def drops_records(self) -> bool:
+        """Whether record rules may leave records out (so counts of a list reveal them)."""
+        return bool(self._shared.drops_records)
+
     # --- RecordEnforcer -------------------------------------------------------
 
     def record_prefixes(self) -> list[str]:

@@ -33,6 +33,7 @@ class Shared:
         "base",
         "classifier",
         "decision",
+        "drops_records",
         "envelope",
         "facts",
         "hidden_totals",
@@ -142,6 +143,7 @@ class Shared:
         )
         drops = any(rule.record is not RecordVerb.SHOW for rule in decision.records)
         self.hidden_totals = route.totals if route and drops else frozenset()
+        self.drops_records = drops
 
     def residue(self, category: str, action: Action) -> re.Pattern[str] | None:
         """The pattern that flags a masked value as still holding another identifier;

@@ -368,3 +368,21 @@ def test_many_hits_in_a_long_text() -> None:
     hits = detect(text)
     assert len(hits) == 2_000
     assert all(a.end <= b.start for a, b in itertools.pairwise(hits))
+
+
+def test_encoded_runs_that_hold_an_identifier_are_that_identifier() -> None:
+    import base64
+
+    from gateway.core.detectors import decode_run
+
+    card = "6222600260001072444"
+    b64 = base64.b64encode(card.encode()).decode()
+    assert decode_run(b64) == card
+    assert decode_run(b64.rstrip("=")) == card
+    assert decode_run(card.encode().hex()) == card  # hex of digits is digits
+    assert decode_run("dGhpcyBpcyBub3QgYSBudW1iZXI=") is None  # text without a number
+    assert decode_run("9f86d081884c7d659a2feaa0c55ad015") is None  # binary
+    hits = detect(f"参考 {b64} 已核对")
+    assert [(h.category, h.detector) for h in hits] == [("bank_card", "encoded:bank_card")]
+    assert classify_value(b64) is not None
+    assert detect("日期 2024-05-17-2024-06-01 电话 138-1234-5678") != []  # phones still found

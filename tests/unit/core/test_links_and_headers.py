@@ -92,3 +92,16 @@ def test_line_breaks_are_refused(value: str) -> None:
         scan_headers([("X-A", value)], _mask, None)
     with pytest.raises(FoldedHeader):
         rewrite_links([("X-A", value)], None)
+
+
+def test_headers_that_count_records_are_recognised_by_name() -> None:
+    from gateway.core.outbound_headers import counts_records, scan_headers
+
+    for name in ("X-Total-Count", "X-Total", "X-Pagination-Total-Entries", "Total_Count",
+                 "X-Result-Count", "Content-Range", "X-Hits"):  # fmt: skip
+        assert counts_records(name), name
+    for name in ("Content-Length", "X-Request-Id", "X-Accounting-Unit", "Set-Cookie"):
+        assert not counts_records(name), name
+    kept = scan_headers([("X-Total-Count", "60"), ("X-Api", "2")], str, None, counts=True)
+    assert kept == [("X-Api", "2")]
+    assert scan_headers([("X-Total-Count", "60")], str, None) == [("X-Total-Count", "60")]

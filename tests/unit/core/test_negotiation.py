@@ -136,3 +136,18 @@ def test_catalog_errors_name_the_key(
     raw.update(top)
     with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
         Catalog.from_dict(raw)
+
+
+def test_an_undeclared_type_is_echoed_only_when_it_cannot_carry_data() -> None:
+    import pytest
+
+    from gateway.core.negotiation import check_response_type
+    from gateway.errors import UndeclaredResponseType
+
+    with pytest.raises(UndeclaredResponseType) as plain:
+        check_response_type(["application/json"], "text/html; charset=utf-8", "/x")
+    assert "text/html" in plain.value.message
+    for hostile in ("application/x-6222600260001072444", "text/张三", "a/" + "b" * 80):
+        with pytest.raises(UndeclaredResponseType) as got:
+            check_response_type(["application/json"], hostile, "/x")
+        assert hostile not in got.value.message and hostile not in str(got.value.details)

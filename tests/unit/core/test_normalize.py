@@ -70,3 +70,54 @@ def test_every_normalised_span_maps_inside_the_original(text: str) -> None:
         end = min(n, start + 5)
         s, e = norm.to_original(start, end)
         assert 0 <= s <= e <= len(text)
+
+
+def test_invisible_characters_are_dropped_with_a_map_back() -> None:
+    text = "卡 6\u200b2\u00ad1\u20607"
+    norm = normalize(text)
+    assert norm.text == "卡 6217"
+    s, e = norm.to_original(2, 6)
+    assert text[s:e] == "6\u200b2\u00ad1\u20607"
+
+
+def test_every_format_character_of_the_bmp_is_invisible() -> None:
+    import unicodedata
+
+    from gateway.core.normalize import INVISIBLE
+
+    missing = [
+        f"U+{cp:04X}"
+        for cp in range(0x10000)
+        if unicodedata.category(chr(cp)) == "Cf" and chr(cp) not in INVISIBLE
+    ]
+    assert missing == []
+
+
+def test_digits_of_other_scripts_and_numeral_runs_become_ascii_digits() -> None:
+    assert normalize("电话 一三九 一二三四 五六七八").text == "电话 139 1234 5678"
+    assert normalize("幺三九壹贰叁肆伍陆柒捌").text == "13912345678"
+    assert normalize("٦٢١٧ ०१२३").text == "6217 0123"
+    assert normalize("张三在三里屯一号院，一般客户，第一二次").text == (
+        "张三在三里屯一号院,一般客户,第一二次"
+    )  # words with numerals stay words
+    assert compact("一三九\u200b一二三四五六七八") == "13912345678"
+
+
+def test_digit_zeros_cover_every_decimal_digit() -> None:
+    import unicodedata
+
+    from gateway.core.normalize import DIGIT_ZEROS
+
+    covered = {z + d for z in DIGIT_ZEROS for d in range(10)}
+    digits = {cp for cp in range(0x80, 0x20000) if unicodedata.category(chr(cp)) == "Nd"}
+    assert digits <= covered
+
+
+def test_supplementary_digits_and_tags_take_the_slow_path() -> None:
+    bold = "".join(chr(0x1D7CE + int(d)) for d in "6217")  # mathematical bold digits
+    osmanya = "".join(chr(0x104A0 + int(d)) for d in "139")
+    text = f"卡{bold}\U000e0041号{osmanya}"
+    norm = normalize(text)
+    assert norm.text == "卡6217号139"
+    s, e = norm.to_original(1, 5)
+    assert text[s:e] == bold

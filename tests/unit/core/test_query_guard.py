@@ -278,3 +278,29 @@ def test_audit_path_keeps_no_value() -> None:
     assert audit_path("/api/by-name/" + quote("黄俊杰")) == "/api/by-name/{}"
     assert audit_path("/api/customers/search/a@b.cn") == "/api/customers/search/{}"
     assert audit_path("/api/customers/export.csv") == "/api/customers/export.csv"
+
+
+def test_body_criteria_are_the_criteria_keys_or_a_search_body() -> None:
+    from gateway.core.catalog import Catalog
+    from gateway.core.query_guard import body_criteria
+
+    assert body_criteria({"sort": "-x", "notes": "y", "Where": "a=1"}, None) == {
+        "sort": "-x",
+        "Where": "a=1",
+    }
+    assert body_criteria({"notes": "y"}, None) is None
+    assert body_criteria(["sort"], None) is None
+    cat = Catalog.from_dict(
+        {"name": "t", "version": 1, "routes": [
+            {"name": "s", "path": "/s", "methods": ["POST"], "search": {"q": ["mobile"]},
+             "search_body": True}]}
+    )  # fmt: skip
+    route = cat.route("s")
+    assert body_criteria({"mobile": "1", "notes": "y"}, route) == {"mobile": "1", "notes": "y"}
+
+
+def test_a_graphql_mutation_is_no_criterion() -> None:
+    from gateway.core.query_guard import body_criteria
+
+    assert body_criteria({"query": 'mutation { u(mobile: "1") }'}, None) is None
+    assert body_criteria({"query": '{ customers(mobile: "1") { id } }'}, None) is not None

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from gateway.core.catalog import Catalog
 from gateway.core.model import Decision
 from gateway.core.visibility import needs_check, read_route, record_verdict, response_route, targets
@@ -83,3 +85,36 @@ def test_write_responses_use_the_read_routes_records() -> None:
     assert chosen is not None and chosen.route.records == ("customer",)
     detail = CATALOG.match("GET", "/api/customers/C1")
     assert response_route(CATALOG, "GET", "/api/customers/C1", detail) is detail
+
+
+def test_named_records_are_found_by_id_and_by_path() -> None:
+    from gateway.core.catalog import Catalog
+    from gateway.core.visibility import TooManyNamed, named_records
+
+    cat = Catalog.load(ROOT / "config" / "crm" / "demo.yaml")
+    assert named_records([{"id": "C102"}], "/api/customers", cat) == ["/api/customers/C102"]
+    assert named_records([[{"id": "C100"}, {"id": 7}]], "/api/customers", cat) == [
+        "/api/customers/C100",
+        "/api/customers/7",
+    ]
+    assert named_records([{"data": [{"id": "C1"}]}], "/api/customers", cat) == ["/api/customers/C1"]
+    assert named_records([{"id": "C100"}], "/api/customers/C100", cat) == []  # its own
+    assert named_records([{"id": "C102"}], "/api/customers/C100", cat) == ["/api/customers/C102"]
+    batch = {"ops": [{"path": "/api/customers/C104"}, {"url": "https://x/api/customers/C105?a=1"}]}
+    assert named_records([batch], "/api/customers", cat) == [
+        "/api/customers/C104",
+        "/api/customers/C105",
+    ]
+    # ids deeper than an envelope are not records; paths that are not record routes are text
+    deep = {"notes": "x", "consent": {"id": "C102"}, "link": "/api/health"}
+    assert named_records([deep], "/api/customers/C100", cat) == []
+    with pytest.raises(TooManyNamed):
+        named_records([[{"id": f"C{i}"} for i in range(101)]], "/api/customers", cat)
+
+
+def test_named_records_keep_a_trailing_slash_style() -> None:
+    from gateway.core.visibility import named_records
+
+    found = named_records([{"id": "b7f0"}], "/api/contacts/a1c2/", BCRM)
+    assert found == ["/api/contacts/b7f0/"]
+    assert read_route(BCRM, found[0]) is not None

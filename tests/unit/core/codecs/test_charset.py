@@ -6,6 +6,7 @@ import orjson
 import pytest
 
 from gateway.core.codecs import make_body_rewriter
+from gateway.core.codecs.charset import codec_name
 from gateway.core.rewrite import RewriteError
 from tests.unit.core.codecs.doubles import MaskingEnforcer
 from tests.unit.core.codecs.helpers import LIMITS, STREAM_NOW, run, split_at
@@ -64,6 +65,25 @@ def test_unknown_charset_is_refused() -> None:
 
 
 def test_latin1_text_is_supported_through_python_codecs() -> None:
+    """Read as Latin-1, written as UTF-8 (only UTF-8 and the GB family are kept)."""
     body = "café 13812345678".encode("latin-1")
     out = run(body, "text/plain; charset=iso-8859-1", MaskingEnforcer())
-    assert out.decode("latin-1") == "café 138********"
+    assert out.decode("utf-8") == "café 138********"
+
+
+def test_charsets_that_reuse_ascii_bytes_leave_as_utf8() -> None:
+    from gateway.core.codecs.charset import output_charset, with_charset
+
+    for charset in ("utf-7", "hz", "iso2022_jp", "utf-16-be", "utf-32", "cp037", "big5"):
+        assert output_charset(codec_name(charset)) == "utf-8", charset
+    for charset in ("utf-8", "GBK", "gb2312", "gb18030", "us-ascii"):
+        assert output_charset(codec_name(charset)) == codec_name(charset), charset
+    assert with_charset('text/csv; header=present; charset="hz"', "utf-8") == (
+        "text/csv; header=present; charset=utf-8"
+    )
+
+
+@pytest.mark.parametrize("charset", ["rot13", "base64", "zlib", "hex", "uu"])
+def test_text_transforms_are_no_charsets(charset: str) -> None:
+    with pytest.raises(RewriteError):
+        codec_name(charset)

@@ -56,7 +56,9 @@ def test_unexpected_enforcer_errors_become_rewrite_errors() -> None:
         rw.finish()
 
 
-def test_unencodable_output_is_refused() -> None:
+def test_output_a_kept_charset_cannot_hold_leaves_as_utf8() -> None:
+    """A mask may write characters Latin-1 lacks: such bodies leave as UTF-8, declared."""
+
     class Emoji(MaskingEnforcer):
         def rewrite_text(self, text: str) -> str:
             return "\U0001f600"
@@ -64,9 +66,9 @@ def test_unencodable_output_is_refused() -> None:
     rw = make_body_rewriter(
         "text/plain; charset=latin-1", None, Emoji(), limits=LIMITS, sensitive=True
     )
-    rw.feed(b"caf\xe9")
-    with pytest.raises(RewriteError):
-        rw.finish()
+    out = rw.feed(b"caf\xe9") + rw.finish()
+    assert out.decode("utf-8") == "\U0001f600"
+    assert rw.content_type == "text/plain; charset=utf-8"
 
 
 def test_nothing_can_be_fed_after_finish() -> None:

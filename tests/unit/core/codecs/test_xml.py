@@ -120,3 +120,19 @@ def test_gzip_xml() -> None:
     out = run(gzip.compress(SOAP.encode()), "text/xml", MaskingEnforcer(), encoding="gzip")
     assert b"13812345678" not in out
     assert ET.fromstring(out).tag.endswith("Envelope")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "<r><?note call 13912345678?><name>x</name></r>",
+        '<?xml version="1.0"?><?xml-stylesheet href="/x?m=13912345678"?><r/>',
+        '<r xmlns:c13912345678="urn:x"><c13912345678:name>x</c13912345678:name></r>',
+        '<r><c:n xmlns:c="urn:crm:13912345678">x</c:n></r>',
+        '<r><customer xmlns="urn:13912345678" id="C1"><name>x</name></customer></r>',
+    ],
+)
+def test_processing_instructions_and_namespaces_are_scanned(body: str) -> None:
+    out = run(body.encode(), "application/xml", MaskingEnforcer()).decode()
+    assert "13912345678" not in out
+    ET.fromstring(out.encode())  # still well-formed: prefixes masked alike everywhere
