@@ -81,6 +81,14 @@ LOW_CALLERS = [
 ]
 
 
+# Detail pages of the seeded records the crawl reads (route_paths): the record each
+# shows, for the check that a 404 there is the record rules hiding it.
+HIDDEN_WHEN = {
+    "contact_detail": lambda crm: crm.seeded["contacts"][0],
+    "lead_detail": lambda crm: crm.seeded["leads"][0],
+}
+
+
 @pytest.mark.parametrize(("engine", "user", "uid"), LOW_CALLERS)
 async def test_low_clearance_caller_sees_no_seeded_secret(
     tmp_path: Path,
@@ -130,6 +138,12 @@ async def test_low_clearance_caller_sees_no_seeded_secret(
             assert "header has no grade" in reply.json()["message"]
             continue
         direct_status = bottlecrm.request("GET", paths[name], token=token).status
+        if engine == "managed" and name in HIDDEN_WHEN and reply.status == 404:
+            # a record the rules hide answers like a missing one (no existence oracle)
+            seeded = HIDDEN_WHEN[name](bottlecrm)
+            assert direct_status == 200 and reply.json()["error"] == "not_found", name
+            assert seeded["grade"] in ("A", "B") or seeded["tier"] in ("潜在", "流失"), seeded
+            continue
         assert reply.status == direct_status, (name, reply.text[:300])
     print(f"low clearance ({engine}, {user}): {time.monotonic() - started:.1f}s")
     actors = set(await audit_actors(gw.settings.audit.file))
