@@ -192,13 +192,7 @@ async def _proxy(request: web.Request, stages: Stages, access: Access) -> web.St
     if _is_upgrade(request) and not rule.websocket:
         raise UnsupportedUpgrade("protocol upgrades (WebSocket) are not allowed on this route")
 
-    client = h.resolve_client(
-        list(request.headers.items()),
-        peer_ip=request.remote or "",
-        scheme=request.scheme,
-        host=request.host,
-        trusted=stages.trusted_proxies,
-    )
+    client = _client(request, stages)
     access.client_ip = client.ip
     access.purpose = request.headers.get(settings.policy.purpose_header)
     access.justification = bool(request.headers.get(settings.policy.justification_header))
@@ -383,13 +377,7 @@ def _negotiate(
 def _link_map(request: web.Request, stages: Stages) -> LinkMap | None:
     """Links to the CRM in this response are rewritten to the base this client used."""
     settings = stages.settings
-    client = h.resolve_client(
-        list(request.headers.items()),
-        peer_ip=request.remote or "",
-        scheme=request.scheme,
-        host=request.host,
-        trusted=stages.trusted_proxies,
-    )
+    client = _client(request, stages)
     base = public_base(settings.listen.public_url, client.proto, client.host)
     return link_map(settings.upstream.url, settings.upstream.aliases, base)
 
@@ -412,18 +400,23 @@ def _response_headers(
         raise BlockedByPolicy(exc.reason) from exc
 
 
-def upstream_headers_for(
-    request: web.Request, stages: Stages, subject: Subject, request_id: str
-) -> h.Headers:
-    """The headers a gateway-made read of the CRM carries for this caller (the reveal
-    endpoint's): the same hygiene, forwarding and identity headers as the data path."""
-    client = h.resolve_client(
+def _client(request: web.Request, stages: Stages) -> h.ClientAddress:
+    """Who the client is, believing X-Forwarded-* only from trusted proxies."""
+    return h.resolve_client(
         list(request.headers.items()),
         peer_ip=request.remote or "",
         scheme=request.scheme,
         host=request.host,
         trusted=stages.trusted_proxies,
     )
+
+
+def upstream_headers_for(
+    request: web.Request, stages: Stages, subject: Subject, request_id: str
+) -> h.Headers:
+    """The headers a gateway-made read of the CRM carries for this caller (the reveal
+    endpoint's): the same hygiene, forwarding and identity headers as the data path."""
+    client = _client(request, stages)
     access = Access(request_id=request_id, started=0.0, method="GET", subject=subject)
     return _upstream_headers(request, stages, client, access, sensitive=True)
 

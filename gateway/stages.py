@@ -194,16 +194,7 @@ class Stages:
         the bytes to forward. A body that `replaces` the record (PUT) is never
         stripped: a field left out would be erased, so its placeholders are refused."""
         settings = self.settings.classification
-        limits = self.settings.limits
-        body = parse_write_body(
-            raw,
-            content_types,
-            content_encodings,
-            BodyLimits(
-                max_decoded=limits.max_request_body or limits.max_decompressed_body,
-                max_ratio=limits.max_decompression_ratio,
-            ),
-        )
+        body = self._parse(raw, content_types, content_encodings)
         if query:
             body.also.append(query_reading(query))
         rewritten, _report = guard_body(
