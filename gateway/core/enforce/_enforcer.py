@@ -79,6 +79,9 @@ class Enforcer(ValueRewriter):
         # id(plan) -> (plan, its work with each (category, action) bound to the
         # masker's compiled function): one lookup per record instead of one per field.
         self._bound: dict[int, tuple[Plan, tuple[_Bound, ...]]] = {}
+        # per plan: the keys of masked free-form fields (names, addresses), see _own_values
+        self._free: dict[int, tuple[Plan, tuple[str, ...]]] = {}
+        self._free_form = frozenset(n for n, c in taxonomy.categories.items() if c.free_form)
         self._acts = {}
         # the record model (see Shared._record_model)
         self._label = label or (route.name if route else "(uncatalogued)")
@@ -460,6 +463,8 @@ class Enforcer(ValueRewriter):
         # one C-speed look for records nested anywhere inside (rare): only then are
         # containers looked at for records, field by field
         self._deep = deep = bool(self._needles) and self._nested_in(record)
+        texts: list[Any] = []
+        free = self._free_keys(plan)
         for key, slot in plan.dynamic:
             skey = str(key)
             new = self._value(record[key], skey, skey, slot, table)
@@ -467,7 +472,13 @@ class Enforcer(ValueRewriter):
                 del out[key]
             else:
                 out[key] = new
+                if free and new.__class__ is str:
+                    texts.append(key)
         self._deep = outer
+        if texts:
+            own = _own_values(record, out, free)
+            for key in texts if own else ():
+                out[key] = _own_values_masked(out[key], own)
         if deep:
             for key in plan.categorised:
                 value = record[key]
@@ -516,6 +527,14 @@ class Enforcer(ValueRewriter):
         except TypeError:
             return True  # cannot tell cheaply: look field by field
         return any(blob.count(needle) > (key in record) for key, needle in self._needles)
+
+    def _free_keys(self, plan: Plan) -> tuple[str, ...]:
+        found = self._free.get(id(plan))
+        if found is not None and found[0] is plan:
+            return found[1]
+        keys = tuple(key for key, cat, _, _ in plan.work if cat in self._free_form)
+        self._free[id(plan)] = (plan, keys)
+        return keys
 
     def _bind(self, plan: Plan) -> tuple[_Bound, ...]:
         found = self._bound.get(id(plan))
@@ -643,3 +662,31 @@ def build_enforcer(
         masker=masker,
         label=label,
     )
+
+
+def _own_values(
+    record: Mapping[str, Any], out: Mapping[str, Any], keys: tuple[str, ...]
+) -> list[tuple[str, str]]:
+    """The record's free-form values (names, addresses: taxonomy `free_form`) the caller
+    does not see as they are, longest first, each with how the caller sees it: where
+    the same record repeats one in its free text ("与欧阳敏通话" beside a masked name),
+    it is masked there too. No detector finds a bare name in a sentence; the record
+    itself names it (identifiers with a format are found by the detectors anyway).
+    Values shorter than two characters of non-ASCII text or four of ASCII are left."""
+    own = []
+    for key in keys:
+        value = record[key]
+        if value.__class__ is not str:
+            continue
+        shown = out.get(key, "***")
+        if shown != value and len(value) >= (4 if value.isascii() else 2):
+            own.append((value, shown if shown.__class__ is str else "***"))
+    own.sort(key=lambda pair: -len(pair[0]))
+    return own
+
+
+def _own_values_masked(text: str, own: list[tuple[str, str]]) -> str:
+    for value, shown in own:
+        if value in text:
+            text = text.replace(value, shown)
+    return text

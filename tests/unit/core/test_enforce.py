@@ -963,3 +963,19 @@ def test_clear_free_form_fields_are_scanned_for_other_identifiers() -> None:
     # A caller cleared for cards sees the name as stored.
     l4 = enforcer(decision_for("L4")).rewrite_document({"results": [{**rec, **odd}]})
     assert l4["results"][0]["name"] == odd["name"]
+
+
+def test_a_records_own_masked_values_are_masked_in_its_free_text() -> None:
+    """No detector finds a bare name in a sentence ("与欧阳敏通话"); the record names it
+    itself, so where its name (or any value it masks) recurs in its free text, the text
+    shows it as the field does."""
+    rec = customer(
+        3, name="欧阳敏", notes="与欧阳敏通话，确认地址北京市海淀区中关村大街1号院3栋201室"
+    )
+    out = enforcer(decision_for("L1")).rewrite_document({"results": [rec]})["results"][0]
+    assert out["name"] != "欧阳敏"
+    assert "欧阳敏" not in out["notes"] and out["name"] in out["notes"]
+    assert rec["address"] not in out["notes"]
+    # cleared for names: the text is left as it is
+    clear = enforcer(decision_for("L2")).rewrite_document({"results": [rec]})["results"][0]
+    assert "与欧阳敏通话" in clear["notes"]
