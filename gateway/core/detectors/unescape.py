@@ -3,8 +3,8 @@
 An HTML rendering spells a card number `&#54;&#50;&#50;&#50;...` or `&#x36;...`,
 a script block spells it `\\u0036\\u0032...`, a link spells it `%36%32...`, and
 the scan, which matches digits, sees none of them. `decode(text)` undoes HTML
-character references (decimal, hex, named), JSON/JavaScript escapes (`\\uXXXX`
-with surrogate pairs, `\\u{X}`, `\\xXX`, `\\/`) and percent-encoding (runs of
+character references (decimal, hex, named), JSON/JavaScript escapes (`\\u`
+and four hex digits, with surrogate pairs, `\\u{X}`, `\\xXX`, `\\/`) and percent-encoding (runs of
 `%XX` as UTF-8), repeatedly (`&amp;#54;` is `&#54;` is `6`) up to `ROUNDS`
 times, and keeps for every decoded character the span of original characters
 it came from, so a hit on the decoded text masks exactly the escape that
@@ -73,7 +73,7 @@ def _pieces(m: re.Match[str], text: str) -> list[tuple[str, int, int]] | None:
         return None if ch is None else [(ch, s, e)]
     if kind == "u":
         code = int(value, 16)
-        if 0xD800 <= code <= 0xDBFF:  # a high surrogate: pair it with the next \uXXXX
+        if 0xD800 <= code <= 0xDBFF:  # a high surrogate: pair it with the next \u escape
             nxt = re.match(r"\\u([dD][c-fC-F][0-9a-fA-F]{2})", text[e:])
             if nxt is None:
                 return None

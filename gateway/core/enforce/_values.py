@@ -10,6 +10,7 @@ match are scanned as free text, where only the detected spans are masked.
 from __future__ import annotations
 
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any
 
@@ -29,7 +30,7 @@ _NOT_MASKED = frozenset({Verb.ALLOW, Verb.BLOCK, Verb.DROP})
 _Act = tuple[ActionTable, str, Action, str, Callable[[Any], Any] | None, "re.Pattern[str] | None"]
 
 
-class ValueRewriter:
+class ValueRewriter(ABC):
     """The value half of the enforcer (see `Enforcer` for records and documents)."""
 
     report: EnforcementReport
@@ -42,11 +43,13 @@ class ValueRewriter:
     _outside: bool  # an envelope value: identifying data there cannot be checked
     _identifying: frozenset[str]  # categories that identify a customer (needs rules)
 
+    @abstractmethod
     def _shape_record(self, record: dict[str, Any], prefix: str) -> dict[str, Any] | None:
-        raise NotImplementedError  # the Enforcer's
+        """A record found by its facts inside a value: the Enforcer's record path."""
 
+    @abstractmethod
     def _unidentified(self, why: str) -> UnidentifiedRecords:
-        raise NotImplementedError  # the Enforcer's
+        """The refusal for data whose records cannot be checked (the Enforcer's)."""
 
     _outside_ids: int
     _deep: bool  # containers may hold records (see Enforcer._nested_in)
