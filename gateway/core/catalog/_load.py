@@ -6,7 +6,7 @@ import fnmatch
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -244,21 +244,30 @@ def _records(
     return prefixes, own
 
 
-def _side(
-    raw: Any, where: str, records: tuple[str, ...], problems: list[str]
-) -> tuple[SideRule, ...]:
-    """`side: [{path: address_obj, of: contact_obj}, {path: colleagues, mask: strict},
-    {path: users, omit: true}]`; `of` names a declared single-record prefix."""
+def _entries(
+    raw: Any, where: str, keys: set[str], problems: list[str]
+) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """The mappings of a list of rules, each with where it stands (`fields[3]`); what is
+    not a list, not a mapping or carries unknown keys is reported in `problems`."""
     if not isinstance(raw, list):
         problems.append(f"{where}: must be a list")
-        return ()
-    out: list[SideRule] = []
+        return
     for i, r in enumerate(raw):
         at = f"{where}[{i}]"
         if not isinstance(r, Mapping):
             problems.append(f"{at}: must be a mapping")
             continue
-        _unknown_keys(r, {"path", "of", "mask", "omit"}, at, problems)
+        _unknown_keys(r, keys, at, problems)
+        yield at, r
+
+
+def _side(
+    raw: Any, where: str, records: tuple[str, ...], problems: list[str]
+) -> tuple[SideRule, ...]:
+    """`side: [{path: address_obj, of: contact_obj}, {path: colleagues, mask: strict},
+    {path: users, omit: true}]`; `of` names a declared single-record prefix."""
+    out: list[SideRule] = []
+    for at, r in _entries(raw, where, {"path", "of", "mask", "omit"}, problems):
         path = r.get("path")
         if not isinstance(path, str) or not path:
             problems.append(f"{at}.path: required non-empty string")
@@ -294,16 +303,9 @@ def _side(
 
 
 def _rules(raw: Any, where: str, problems: list[str]) -> tuple[FieldRule, ...]:
-    if not isinstance(raw, list):
-        problems.append(f"{where}: must be a list")
-        return ()
     out: list[FieldRule] = []
-    for i, r in enumerate(raw):
-        at = f"{where}[{i}]"
-        if not isinstance(r, Mapping):
-            problems.append(f"{at}: must be a mapping")
-            continue
-        _unknown_keys(r, {"key", "path", "pattern", "category", "text", "walk"}, at, problems)
+    keys = {"key", "path", "pattern", "category", "text", "walk"}
+    for at, r in _entries(raw, where, keys, problems):
         kinds = [k for k in ("key", "path", "pattern") if k in r]
         if len(kinds) != 1 or not isinstance(r[kinds[0]], str) or not r[kinds[0]]:
             problems.append(f"{at}: needs exactly one of key, path, pattern (a string)")
