@@ -1,99 +1,33 @@
-"""Start-up validation shared by `check-config` and `serve`: every problem, with its path."""
+"""`check-config` and the `explain --sample` file helper (the checks: `settings.validate`)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import orjson
 
 from gateway.errors import ConfigError
 from gateway.settings import Settings, load_settings
+from gateway.settings.validate import validate
 
 
 def check_config(path: Path) -> list[str]:
-    """Return every problem in the file and in what it points to (empty = OK)."""
+    """Return every problem in the file and in what it points to (empty = OK): the
+    schema's, then `validate`'s, the same list `serve` refuses to start on."""
     try:
         settings = load_settings(path)
     except ConfigError as exc:
         return exc.problems
-    problems: list[str] = []
-    if not settings.upstream.url:
-        problems.append("upstream.url: required (the CRM's base URL)")
-    problems += _check_file(
-        settings, "classification.taxonomy", settings.classification.taxonomy, _taxonomy
-    )
-    problems += _check_file(
-        settings, "classification.catalog", settings.classification.catalog, _catalog
-    )
-    problems += _check_file(settings, "identity.directory", settings.identity.directory, _directory)
-    problems += _catalog_categories(settings)
-    if settings.policy.engine == "managed":
-        rego = settings.path(settings.policy.rego_dir)
-        if not rego.is_dir():
-            problems.append(f"policy.rego_dir: {rego} is not a directory")
-        problems += _opa_binary(settings)
-    if settings.environment == "production" and settings.policy.report_only:
-        problems.append("policy.report_only: report-only mode in production leaves data unmasked")
-    return problems
+    return startup_problems(settings)
 
 
-def _catalog_categories(settings: Settings) -> list[str]:
-    """Catalog rules naming categories the taxonomy does not define (typos)."""
-    from gateway.core.catalog import Catalog
-    from gateway.core.taxonomy import Taxonomy
-
-    try:
-        taxonomy = Taxonomy.load(settings.path(settings.classification.taxonomy))
-        catalog = Catalog.load(settings.path(settings.classification.catalog))
-    except (ValueError, OSError):
-        return []  # already reported by the file checks
-    return [
-        f"classification.catalog: {problem}"
-        for problem in catalog.problems_with(set(taxonomy.categories))
-    ]
-
-
-def _opa_binary(settings: Settings) -> list[str]:
-    """The same search the gateway makes at start-up (configured, PATH, .tools/bin)."""
-    from gateway.policy.supervisor import find_opa_binary
-
-    try:
-        find_opa_binary(settings)
-    except ConfigError as exc:
-        msg = str(exc)
-        return [msg if msg.startswith("policy.") else f"policy.opa_binary: {msg}"]
-    return []
-
-
-def _check_file(settings: Settings, key: str, rel: Path, loader: Any) -> list[str]:
-    path = settings.path(rel)
-    if not path.exists():
-        return [f"{key}: {path} does not exist"]
-    try:
-        loader(path)
-    except (ValueError, ConfigError, OSError) as exc:
-        lines = str(exc).splitlines() or [type(exc).__name__]
-        return [f"{key}: {path}: {line}" for line in lines]
-    return []
-
-
-def _taxonomy(path: Path) -> None:
-    from gateway.core.taxonomy import Taxonomy
-
-    Taxonomy.load(path)
-
-
-def _catalog(path: Path) -> None:
-    from gateway.core.catalog import Catalog
-
-    Catalog.load(path)
-
-
-def _directory(path: Path) -> None:
+def startup_problems(settings: Settings, environ: Mapping[str, str] | None = None) -> list[str]:
+    """`validate` with the readers of the stages' own files: what `check-config` prints
+    and what `serve` refuses to start on."""
     from gateway.identity.directory import Directory
 
-    Directory.load(path)
+    return validate(settings, environ, directory_loader=Directory.load)
 
 
 def explain_sample_file(settings: Settings, crm: str | None, sample: Path, level: str) -> str:

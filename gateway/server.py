@@ -196,7 +196,15 @@ def _worker(settings_json: str, reuse_port: bool, ready: EventType) -> None:
 
 
 def serve(settings: Settings, *, announce: Callable[[str], None] = print) -> int:
-    """Block serving until SIGINT/SIGTERM. Returns the process exit code."""
+    """Block serving until SIGINT/SIGTERM. Returns the process exit code.
+
+    Refuses to start (ConfigError listing every problem) on what `check-config`
+    reports: the same `startup_problems`, so the two never disagree."""
+    from gateway.checks import startup_problems
+
+    problems = startup_problems(settings)
+    if problems:
+        raise ConfigError(f"{len(problems)} configuration error(s)", problems)
     workers = settings.listen.workers
     url = f"http://{settings.listen.host}:{settings.listen.port}"
     if workers == 1:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import shutil
 import socket
 import time
 from collections import deque
@@ -32,34 +31,15 @@ import aiohttp
 import orjson
 
 from gateway.errors import ConfigError
-from gateway.settings import REPO_ROOT, Settings
+from gateway.settings.validate import find_opa_binary
+
+__all__ = ["OpaSupervisor", "find_opa_binary", "free_port"]
 
 log = logging.getLogger(__name__)
 
 _BACKOFF_MIN = 0.2
 _BACKOFF_MAX = 5.0
 _STABLE_AFTER = 60.0
-
-
-def find_opa_binary(settings: Settings) -> str:
-    """settings.policy.opa_binary, else `opa` on PATH, else <repo>/.tools/bin/opa."""
-    configured = settings.policy.opa_binary
-    if configured:
-        path = shutil.which(configured) or shutil.which(str(settings.path(Path(configured))))
-        if path is None:
-            raise ConfigError(f"policy.opa_binary: {configured!r} is not an executable file")
-        return path
-    found = shutil.which("opa")
-    if found:
-        return found
-    for root in (settings.base_dir, REPO_ROOT):
-        local = root / ".tools" / "bin" / "opa"
-        if shutil.which(str(local)):
-            return str(local)
-    raise ConfigError(
-        "policy.engine is 'managed' but no OPA binary was found "
-        "(set policy.opa_binary, put `opa` on PATH, or run `make tools`)"
-    )
 
 
 def free_port() -> int:

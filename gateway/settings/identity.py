@@ -102,6 +102,9 @@ class MtlsSettings(_Section):
     directory_match: _MATCH = "alias"
 
 
+# Subject fields an OIDC claim may override; the rest always come from the directory.
+OIDC_OVERRIDABLE = ("roles", "department", "clearance", "display_name")
+
 Authenticator = Literal["api_key", "oidc", "crm_jwt", "crm_introspection", "trusted_header", "mtls"]
 
 

@@ -69,6 +69,24 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(key)
 
 
+def _production_secrets(monkeypatch: pytest.MonkeyPatch, seal_key: Path) -> None:
+    """What the deployment supplies besides the files: hex keys in the environment and
+    the mounted Ed25519 seal key (written here where the settings look for it)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    monkeypatch.setenv("CRM_GATEWAY_AUDIT_KEY", "a1" * 32)
+    monkeypatch.setenv("CRM_GATEWAY_PSEUDONYM_KEY", "p" * 32)
+    seal_key.parent.mkdir(parents=True, exist_ok=True)
+    seal_key.write_bytes(
+        Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+
+
 def test_every_yaml_file_under_deploy_parses() -> None:
     files = sorted(DEPLOY.rglob("*.yaml")) + sorted(DEPLOY.rglob("*.yml"))
     assert len(files) >= 12
@@ -226,7 +244,7 @@ def _compose_env(service: str) -> dict[str, str]:
 
 @pytest.mark.parametrize("service", ["gateway-1", "audit-shipper"])
 def test_container_config_passes_check_config(
-    service: str, monkeypatch: pytest.MonkeyPatch
+    service: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     _clean_env(monkeypatch)
     for key, value in _compose_env(service).items():
@@ -234,6 +252,15 @@ def test_container_config_passes_check_config(
             monkeypatch.setenv(key, value)
     monkeypatch.setenv("CRM_GATEWAY__BASE_DIR", str(REPO_ROOT))  # the image's /app
     path = DEPLOY / "config" / "gateway.yaml"
+    missing = check_config(path)  # production: the keys serve would refuse without
+    assert [p.split(":")[0] for p in missing] == [
+        "audit.hmac_key_env",
+        "audit.seal_key_file",
+        "classification.pseudonym_key_env",
+    ]
+    seal = tmp_path / "run" / "secrets" / "audit_seal_key"  # the compose secret's mount
+    monkeypatch.setenv("CRM_GATEWAY__AUDIT__SEAL_KEY_FILE", str(seal))
+    _production_secrets(monkeypatch, seal)
     assert check_config(path) == []
     settings = load_settings(path)
     assert settings.environment == "production"
@@ -269,6 +296,7 @@ def test_k8s_config_passes_check_config(tmp_path: Path, monkeypatch: pytest.Monk
     _clean_env(monkeypatch)
     monkeypatch.setenv("CRM_GATEWAY__BASE_DIR", str(tmp_path))
     monkeypatch.setenv("CRM_GATEWAY__REDIS__URL", "redis://:pw@redis:6379/0")
+    _production_secrets(monkeypatch, tmp_path / "audit" / "seal-ed25519.pem")
     path = tmp_path / "config" / "gateway.yaml"
     assert check_config(path) == []
     settings = load_settings(path)

@@ -25,8 +25,9 @@ from gateway.identity.authn.base import DirectoryHandle, bearer_token, looks_lik
 from gateway.identity.authn.jwks import JwksCache
 from gateway.identity.directory import LEVELS
 from gateway.settings import OidcSettings
+from gateway.settings.identity import OIDC_OVERRIDABLE
 
-OVERRIDABLE = ("roles", "department", "clearance", "display_name")
+OVERRIDABLE = OIDC_OVERRIDABLE
 
 
 def unverified(token: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
