@@ -27,7 +27,7 @@ from typing import Any, Literal, Protocol
 from zoneinfo import ZoneInfo
 
 from gateway.core.model import Decision, Subject
-from gateway.core.static_policy import static_decision
+from gateway.core.static_policy import RequestFacts, static_decision
 from gateway.core.taxonomy import Taxonomy
 from gateway.errors import ConfigError, PolicyUnavailable
 from gateway.policy.breaker import CircuitBreaker
@@ -278,17 +278,19 @@ class PolicyEngine:
     ) -> tuple[Decision, bool]:
         if self.client is None or self.tracker is None:
             assert self._taxonomy is not None  # checked in _start for static mode
-            # The static table knows clearance, partners and disabled accounts; the
-            # hard gates the OPA policy adds for revoked callers and disallowed
-            # networks are kept here too, so static mode is never the softer one.
-            if norm.revoked:
-                decision = Decision.deny("subject_revoked", "static")
-            elif not norm.network_allowed:
-                decision = Decision.deny("network_not_allowed", "static")
-            else:
-                decision = static_decision(
-                    self._taxonomy, subject, method=request.method, now=request.now
-                )
+            # The static table applies the policy's level rules and its hard gates
+            # (revoked, disabled, disallowed network, expired partner).
+            facts = RequestFacts(
+                operation=request.operation,
+                purpose=request.purpose,
+                network_zone=request.network_zone,
+                network_allowed=norm.network_allowed,
+                revoked=norm.revoked,
+                at=request.now.astimezone(self._tz),
+            )
+            decision = static_decision(
+                self._taxonomy, subject, method=request.method, now=request.now, request=facts
+            )
             return dataclasses.replace(decision, report_only=norm.report_only), True
         decision = await self.client.evaluate(build_opa_input(norm, self._taxonomy_policy))
         if decision.revision != self.tracker.data_revision:
