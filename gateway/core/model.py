@@ -249,6 +249,12 @@ class Decision:
     write: Mapping[str, bool] = field(default_factory=dict)  # category -> may be written
     report_only: bool = False
     explain: Mapping[str, str] = field(default_factory=dict)  # category -> reason text
+    # What the enforcer derives from this decision (action tables, record plans:
+    # gateway.core.enforce), per (taxonomy, route). It lives and goes with the decision,
+    # so the policy engine's decision cache, which owns the decisions, bounds it too.
+    enforcement_cache: dict[tuple[int, int], Any] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     def field_action(self, category: str, level: str) -> Action:
         """The default-table action for a category; unnamed categories fall back to

@@ -1,16 +1,15 @@
-"""Caches shared by every enforcer built for the same (taxonomy, route, decision).
+"""Tables shared by every enforcer built for the same (taxonomy, route, decision).
 
-Decisions are themselves cached by the policy stage, so the same Decision object
-serves many responses; keeping its action tables and record plans here means a
-new enforcer starts warm. The cache holds strong references to the objects it
-is keyed on (by identity), so an id is never reused while its entry lives, and
-it is bounded (oldest entry evicted first).
+Decisions are cached by the policy engine, so the same Decision object serves many
+responses; its action tables and record plans are kept on the decision itself
+(`Decision.enforcement_cache`), so a new enforcer starts warm and the tables go when
+the engine lets the decision go. There is no process-wide cache. An entry holds
+the taxonomy and route it was built for and is only taken for those same objects.
 """
 
 from __future__ import annotations
 
 import re
-from threading import Lock
 from typing import Any
 
 from gateway.core.catalog import FactsReader, FactsSpec, RecordShape, RouteSpec, SideRule
@@ -18,12 +17,13 @@ from gateway.core.enforce._tables import ActionTable, Classifier, Plan, Slot, bu
 from gateway.core.model import Action, Decision, RecordVerb, Verb
 from gateway.core.taxonomy import Taxonomy
 
-_MAX_ENTRIES = 256
+_MAX_ROUTES = 64  # per decision: the catalog's routes, and the fallback
 _MAX_PLANS = 1024
 
 
 class Shared:
     __slots__ = (
+        "__weakref__",
         "_clear_residue",
         "_residue",
         "_side_memo",
@@ -202,20 +202,13 @@ class Shared:
         return found
 
 
-_CACHE: dict[tuple[int, int, int], Shared] = {}
-_LOCK = Lock()
-
-
 def shared_for(taxonomy: Taxonomy, route: RouteSpec | None, decision: Decision) -> Shared:
-    key = (id(taxonomy), id(route), id(decision))
-    found = _CACHE.get(key)
-    if found is not None:
-        return found
-    with _LOCK:
-        found = _CACHE.get(key)
-        if found is None:
-            found = Shared(taxonomy, route, decision)
-            if len(_CACHE) >= _MAX_ENTRIES:
-                del _CACHE[next(iter(_CACHE))]
-            _CACHE[key] = found
+    cache = decision.enforcement_cache
+    key = (id(taxonomy), id(route))
+    found: Shared | None = cache.get(key)
+    if found is None or found.taxonomy is not taxonomy or found.route is not route:
+        found = Shared(taxonomy, route, decision)
+        if len(cache) >= _MAX_ROUTES:
+            del cache[next(iter(cache))]
+        cache[key] = found
     return found

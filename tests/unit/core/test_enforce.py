@@ -457,6 +457,22 @@ def test_plans_are_shared_between_enforcers_of_one_decision() -> None:
     assert len(b._shared.plans) == 1
 
 
+def test_the_tables_live_with_their_decision_not_in_the_process() -> None:
+    """The policy engine's decision cache owns the decisions, and with them the tables:
+    an equal decision gets its own, and a decision let go takes its tables along."""
+    import gc
+    import weakref
+
+    d = decision_for("L2")
+    shared = enforcer(d)._shared
+    assert enforcer(decision_for("L2"))._shared is not shared
+    assert list(d.enforcement_cache.values()) == [shared]
+    gone = weakref.ref(shared)
+    del d, shared
+    gc.collect()
+    assert gone() is None
+
+
 # --- the safety property -----------------------------------------------------------------
 
 ids = st.builds(
