@@ -252,8 +252,9 @@ class Decision:
     # What the enforcer derives from this decision (action tables, record plans:
     # gateway.core.enforce), per (taxonomy, route). It lives and goes with the decision,
     # so the policy engine's decision cache, which owns the decisions, bounds it too.
+    # Not an init field: a changed copy (`dataclasses.replace`) starts with its own.
     enforcement_cache: dict[tuple[int, int], Any] = field(
-        default_factory=dict, compare=False, repr=False
+        default_factory=dict, init=False, compare=False, repr=False
     )
 
     def field_action(self, category: str, level: str) -> Action:

@@ -460,6 +460,7 @@ def test_plans_are_shared_between_enforcers_of_one_decision() -> None:
 def test_the_tables_live_with_their_decision_not_in_the_process() -> None:
     """The policy engine's decision cache owns the decisions, and with them the tables:
     an equal decision gets its own, and a decision let go takes its tables along."""
+    import dataclasses
     import gc
     import weakref
 
@@ -467,6 +468,10 @@ def test_the_tables_live_with_their_decision_not_in_the_process() -> None:
     shared = enforcer(d)._shared
     assert enforcer(decision_for("L2"))._shared is not shared
     assert list(d.enforcement_cache.values()) == [shared]
+    # A changed copy (lockdown, report-only) never reuses the original's tables.
+    changed = dataclasses.replace(d, fields={})
+    assert changed.enforcement_cache == {}
+    assert enforcer(changed)._shared is not shared
     gone = weakref.ref(shared)
     del d, shared
     gc.collect()
