@@ -15,16 +15,15 @@ keeps the previous one and says so in the log.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
 from gateway.state.client import connect
+from gateway.state.follower import CHANGE, Follower, publish_change
 from gateway.state.keys import DIRECTORY, DIRECTORY_CHANNEL, DIRECTORY_VERSION
 
 log = logging.getLogger(__name__)
@@ -32,13 +31,7 @@ log = logging.getLogger(__name__)
 Document = dict[str, Any]
 Listener = Callable[[Document, int], None]
 
-# KEYS: document, version, channel. ARGV: the JSON document.
-_PUBLISH = """
-redis.call('SET', KEYS[1], ARGV[1])
-local v = redis.call('INCR', KEYS[2])
-redis.call('PUBLISH', KEYS[3], v)
-return v
-"""
+_KEYS = (DIRECTORY, DIRECTORY_VERSION, DIRECTORY_CHANNEL)
 
 
 class DirectoryStore:
@@ -48,10 +41,17 @@ class DirectoryStore:
         self._redis = client
         self._on_change = on_change
         self._poll_interval = poll
-        self._script = client.register_script(_PUBLISH)
+        self._script = client.register_script(CHANGE)
         self._lock = asyncio.Lock()
-        self._tasks: list[asyncio.Task[None]] = []
-        self._closing = False
+        self._follower = Follower(
+            client,
+            name="directory",
+            channel=DIRECTORY_CHANNEL,
+            version_key=DIRECTORY_VERSION,
+            reload=self._reload,
+            version=lambda: self.version,
+            poll_interval=poll,
+        )
         self.version = 0
         self.document: Document | None = None
 
@@ -65,27 +65,17 @@ class DirectoryStore:
         except BaseException:
             await self.close()
             raise
-        self._tasks.append(asyncio.create_task(self._subscribe(), name="directory-sub"))
-        self._tasks.append(asyncio.create_task(self._poll(), name="directory-poll"))
+        self._follower.start()
         return self
 
     async def publish(self, document: Document) -> int:
         """Replace the shared directory; returns its new version."""
-        version = int(
-            await self._script(
-                keys=[DIRECTORY, DIRECTORY_VERSION, DIRECTORY_CHANNEL],
-                args=[orjson.dumps(document)],
-            )
-        )
+        version = await publish_change(self._script, _KEYS, "set", value=orjson.dumps(document))
         await self._reload()
         return version
 
     async def close(self) -> None:
-        self._closing = True
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks.clear()
+        await self._follower.close()
         await self._redis.aclose()
 
     async def _reload(self) -> None:
@@ -107,29 +97,3 @@ class DirectoryStore:
                     self._on_change(document, version)
                 except Exception:  # a bad document must not stop the follower
                     log.exception("directory version %s not applied", version)
-
-    async def _subscribe(self) -> None:
-        while not self._closing:
-            pubsub = self._redis.pubsub()
-            try:
-                await pubsub.subscribe(DIRECTORY_CHANNEL)
-                await self._reload()
-                while not self._closing:
-                    msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-                    if msg is not None and int(msg["data"]) != self.version:
-                        await self._reload()
-            except (RedisError, OSError, ValueError) as exc:
-                log.warning("directory subscriber: %s; retrying", exc)
-                await asyncio.sleep(0.5)
-            finally:
-                with contextlib.suppress(RedisError, OSError):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
-
-    async def _poll(self) -> None:
-        while not self._closing:
-            await asyncio.sleep(self._poll_interval)
-            try:
-                if int(await self._redis.get(DIRECTORY_VERSION) or 0) != self.version:
-                    await self._reload()
-            except (RedisError, OSError, ValueError) as exc:
-                log.warning("directory poll: %s", exc)

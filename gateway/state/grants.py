@@ -18,7 +18,6 @@ A grant is a JSON object with at least `id`, `subject`, `status` and `expires`
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -28,10 +27,11 @@ from typing import Any, Protocol
 
 import orjson
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError, WatchError
+from redis.exceptions import WatchError
 
 from gateway.settings import Settings
 from gateway.state.client import connect
+from gateway.state.follower import Follower
 from gateway.state.keys import (
     GRANTS,
     GRANTS_CHANNEL,
@@ -183,9 +183,17 @@ class RedisGrantStore:
         self._version = -1  # -1: never loaded
         self._loaded_at = 0.0
         self._refresh_lock = asyncio.Lock()
-        self._task: asyncio.Task[None] | None = None
+        self._follower = Follower(
+            client,
+            name="grants",
+            channel=self._channel,
+            version_key=self._version_key,
+            reload=self.refresh,
+            version=lambda: self._version,
+            poll_interval=poll_interval,
+            on_confirmed=self._confirmed,
+        )
         self._owns_client = False
-        self._closing = False
 
     @classmethod
     async def open(
@@ -208,7 +216,7 @@ class RedisGrantStore:
             if owns_client:
                 await client.aclose()
             raise
-        store._task = asyncio.create_task(store._follow(), name="grants-follow")
+        store._follower.start()
         return store
 
     @property
@@ -237,25 +245,8 @@ class RedisGrantStore:
             self._version = int(raw_version or 0)
             self._loaded_at = time.monotonic()
 
-    async def _follow(self) -> None:
-        """Refresh on pub/sub messages, and at least every poll_interval."""
-        while not self._closing:
-            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
-            try:
-                await pubsub.subscribe(self._channel)
-                while not self._closing:
-                    await pubsub.get_message(timeout=self._poll_interval)
-                    # Drain any burst so one refresh covers many messages.
-                    while await pubsub.get_message(timeout=0) is not None:
-                        pass
-                    await self.refresh()
-            except (RedisError, OSError) as exc:
-                log.warning("grants refresh failed: %s", exc)
-            finally:
-                with contextlib.suppress(RedisError, OSError):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
-            if not self._closing:
-                await asyncio.sleep(self._poll_interval)
+    def _confirmed(self) -> None:
+        self._loaded_at = time.monotonic()
 
     def _fresh(self) -> bool:
         return self._version >= 0 and time.monotonic() - self._loaded_at <= self._max_staleness
@@ -301,14 +292,7 @@ class RedisGrantStore:
         return int(await self._redis.get(self._version_key) or 0)
 
     async def close(self) -> None:
-        # The flag as well as cancel(): redis-py can swallow a cancellation that
-        # races get_message's read timeout, and the loop would then wait forever.
-        self._closing = True
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._follower.close()
         if self._owns_client:
             await self._redis.aclose()
 

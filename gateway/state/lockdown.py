@@ -15,31 +15,20 @@ Without Redis the switch lives in this process (single-process demo).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
 from gateway.state.client import connect
+from gateway.state.follower import CHANGE, Follower, publish_change
 from gateway.state.keys import LOCKDOWN, LOCKDOWN_CHANNEL, LOCKDOWN_VERSION
 
 log = logging.getLogger(__name__)
 
-# KEYS: document, version, channel. ARGV: op ("set" | "del"), json document.
-_CHANGE = """
-if ARGV[1] == 'set' then
-  redis.call('SET', KEYS[1], ARGV[2])
-else
-  redis.call('DEL', KEYS[1])
-end
-local v = redis.call('INCR', KEYS[2])
-redis.call('PUBLISH', KEYS[3], v)
-return v
-"""
+_KEYS = (LOCKDOWN, LOCKDOWN_VERSION, LOCKDOWN_CHANNEL)
 
 Document = dict[str, Any]
 STALE_PROFILE: Document = {"profile": "stale", "reason": "lockdown state unconfirmed (Redis)"}
@@ -58,9 +47,21 @@ class LockdownState:
         self._version = 0
         self._synced_at = time.monotonic()
         self._lock = asyncio.Lock()
-        self._tasks: list[asyncio.Task[None]] = []
-        self._closing = False
-        self._script = client.register_script(_CHANGE) if client is not None else None
+        self._script = client.register_script(CHANGE) if client is not None else None
+        self._follower = (
+            Follower(
+                client,
+                name="lockdown",
+                channel=LOCKDOWN_CHANNEL,
+                version_key=LOCKDOWN_VERSION,
+                reload=self._reload,
+                version=lambda: self._version,
+                poll_interval=poll_interval,
+                on_confirmed=self._confirmed,
+            )
+            if client is not None
+            else None
+        )
 
     @classmethod
     async def open(
@@ -74,8 +75,8 @@ class LockdownState:
         except BaseException:
             await self.close()
             raise
-        self._tasks.append(asyncio.create_task(self._subscribe(), name="lockdown-sub"))
-        self._tasks.append(asyncio.create_task(self._poll(), name="lockdown-poll"))
+        assert self._follower is not None
+        self._follower.start()
         return self
 
     # -- the hot path -------------------------------------------------------
@@ -105,18 +106,13 @@ class LockdownState:
             self._version += 1
             return self._version
         raw = orjson.dumps(document) if document is not None else b""
-        version = int(
-            await self._script(keys=[LOCKDOWN, LOCKDOWN_VERSION, LOCKDOWN_CHANNEL], args=[op, raw])
-        )
+        version = await publish_change(self._script, _KEYS, op, value=raw)
         await self._reload()
         return version
 
     async def close(self) -> None:
-        self._closing = True
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks.clear()
+        if self._follower is not None:
+            await self._follower.close()
         if self._redis is not None:
             await self._redis.aclose()
 
@@ -140,33 +136,5 @@ class LockdownState:
             self._version = int(raw_version or 0)
             self._synced_at = time.monotonic()
 
-    async def _subscribe(self) -> None:
-        assert self._redis is not None
-        while not self._closing:
-            pubsub = self._redis.pubsub()
-            try:
-                await pubsub.subscribe(LOCKDOWN_CHANNEL)
-                await self._reload()
-                while not self._closing:
-                    msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-                    if msg is not None and int(msg["data"]) != self._version:
-                        await self._reload()
-            except (RedisError, OSError, ValueError) as exc:
-                log.warning("lockdown subscriber: %s; retrying", exc)
-                await asyncio.sleep(0.5)
-            finally:
-                with contextlib.suppress(RedisError, OSError):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
-
-    async def _poll(self) -> None:
-        assert self._redis is not None
-        while not self._closing:
-            await asyncio.sleep(self._poll_interval)
-            try:
-                current = int(await self._redis.get(LOCKDOWN_VERSION) or 0)
-                if current != self._version:
-                    await self._reload()
-                else:
-                    self._synced_at = time.monotonic()
-            except (RedisError, OSError) as exc:
-                log.warning("lockdown poll: %s", exc)
+    def _confirmed(self) -> None:
+        self._synced_at = time.monotonic()

@@ -30,39 +30,46 @@ from gateway.state.keys import ratelimit as ratelimit_key
 
 log = logging.getLogger(__name__)
 
-# KEYS[1] sorted set; ARGV: limit, period in microseconds, unique member.
-# Returns {allowed (0/1), remaining, retry_after in microseconds}.
-_SLIDING_LOG = """
+# Both scripts: KEYS[1] sorted set; ARGV: limit, period in microseconds (and for a
+# hit, the unique member). They return {allowed (0/1), remaining, retry_after in
+# microseconds}. The window is read the same way by both: Redis's clock, entries
+# older than the period trimmed, then counted.
+_WINDOW = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local limit = tonumber(ARGV[1])
 local period = tonumber(ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - period)
 local count = redis.call('ZCARD', KEYS[1])
+"""
+_FULL = """
+local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+return {0, 0, tonumber(oldest[2]) + period - now}
+"""
+
+# Count one request unless the window is full.
+_SLIDING_LOG = (
+    _WINDOW
+    + """
 if count < limit then
   redis.call('ZADD', KEYS[1], now, ARGV[3])
   redis.call('PEXPIRE', KEYS[1], math.ceil(period / 1000))
   return {1, limit - count - 1, 0}
 end
-local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-return {0, 0, tonumber(oldest[2]) + period - now}
 """
+    + _FULL
+)
 
-
-# Same key and arguments as above, but only reads: would one more request be allowed?
-_PEEK = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local limit = tonumber(ARGV[1])
-local period = tonumber(ARGV[2])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - period)
-local count = redis.call('ZCARD', KEYS[1])
+# Only reads: would one more request be allowed?
+_PEEK = (
+    _WINDOW
+    + """
 if count < limit then
   return {1, limit - count, 0}
 end
-local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-return {0, 0, tonumber(oldest[2]) + period - now}
 """
+    + _FULL
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,8 +10,8 @@ request, so it is a set lookup in process memory; the set is kept current by
    default), the safety net when pub/sub messages are lost or the subscriber
    connection drops.
 
-Writes are one Lua script (HSET/HDEL, INCR version, PUBLISH), so a version is
-never published before its change is visible. Snapshots are read in one MULTI
+Writes are one Lua script (HSET/HDEL, INCR version, PUBLISH: `state.follower`),
+so a version is never published before its change is visible. Snapshots are read in one MULTI
 (version + hash), under a lock, so a slow reload can never roll the set back.
 
 Without Redis (`url` empty) the list lives in this process only: fine for the
@@ -22,7 +22,6 @@ without Redis).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -30,24 +29,14 @@ from datetime import UTC, datetime
 
 import orjson
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
 from gateway.state.client import connect
+from gateway.state.follower import CHANGE, Follower, publish_change
 from gateway.state.keys import REVOCATION_CHANNEL, REVOCATION_VERSION, REVOKED
 
 log = logging.getLogger(__name__)
 
-# KEYS: hash, version, channel. ARGV: op ("set" | "del"), id, json value.
-_CHANGE = """
-if ARGV[1] == 'set' then
-  redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
-else
-  redis.call('HDEL', KEYS[1], ARGV[2])
-end
-local v = redis.call('INCR', KEYS[2])
-redis.call('PUBLISH', KEYS[3], v)
-return v
-"""
+_KEYS = (REVOKED, REVOCATION_VERSION, REVOCATION_CHANNEL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,9 +57,21 @@ class RevocationList:
         self._version = 0
         self._synced_at = time.monotonic()
         self._lock = asyncio.Lock()
-        self._tasks: list[asyncio.Task[None]] = []
-        self._closing = False
-        self._script = client.register_script(_CHANGE) if client is not None else None
+        self._script = client.register_script(CHANGE) if client is not None else None
+        self._follower = (
+            Follower(
+                client,
+                name="revocation",
+                channel=REVOCATION_CHANNEL,
+                version_key=REVOCATION_VERSION,
+                reload=self._reload,
+                version=lambda: self._version,
+                poll_interval=poll_interval,
+                on_confirmed=self._confirmed,
+            )
+            if client is not None
+            else None
+        )
 
     @classmethod
     async def open(
@@ -86,9 +87,8 @@ class RevocationList:
         except BaseException:
             await self.close()
             raise
-        if subscribe:
-            self._tasks.append(asyncio.create_task(self._subscribe(), name="revocation-sub"))
-        self._tasks.append(asyncio.create_task(self._poll(), name="revocation-poll"))
+        assert self._follower is not None
+        self._follower.start(subscribe=subscribe)
         return self
 
     # -- the hot path -------------------------------------------------------
@@ -114,9 +114,7 @@ class RevocationList:
             self._version += 1
             return
         value = orjson.dumps({"reason": reason, "by": by, "at": entry.at})
-        await self._script(
-            keys=[REVOKED, REVOCATION_VERSION, REVOCATION_CHANNEL], args=["set", subject_id, value]
-        )
+        await publish_change(self._script, _KEYS, "hset", field=subject_id, value=value)
         await self._reload()
 
     async def restore(self, subject_id: str, by: str) -> bool:
@@ -126,9 +124,7 @@ class RevocationList:
             return self._entries.pop(subject_id, None) is not None
         await self._reload()
         known = subject_id in self._entries
-        await self._script(
-            keys=[REVOKED, REVOCATION_VERSION, REVOCATION_CHANNEL], args=["del", subject_id, ""]
-        )
+        await publish_change(self._script, _KEYS, "hdel", field=subject_id)
         log.info("revocation of %s lifted by %s", subject_id, by)
         await self._reload()
         return known
@@ -139,13 +135,8 @@ class RevocationList:
         return sorted(self._entries.values(), key=lambda r: r.subject_id)
 
     async def close(self) -> None:
-        # The flag, not only cancel(): redis-py may turn a cancellation that races a
-        # read timeout into TimeoutError, which the loops would otherwise retry.
-        self._closing = True
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks.clear()
+        if self._follower is not None:
+            await self._follower.close()
         if self._redis is not None:
             await self._redis.aclose()
 
@@ -164,36 +155,8 @@ class RevocationList:
             self._version = int(raw_version or 0)
             self._synced_at = time.monotonic()
 
-    async def _subscribe(self) -> None:
-        assert self._redis is not None
-        while not self._closing:
-            pubsub = self._redis.pubsub()
-            try:
-                await pubsub.subscribe(REVOCATION_CHANNEL)
-                await self._reload()  # anything published before we listened
-                while not self._closing:
-                    msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-                    if msg is not None and int(msg["data"]) != self._version:
-                        await self._reload()
-            except (RedisError, OSError, ValueError) as exc:
-                log.warning("revocation subscriber: %s; retrying", exc)
-                await asyncio.sleep(0.5)
-            finally:
-                with contextlib.suppress(RedisError, OSError):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
-
-    async def _poll(self) -> None:
-        assert self._redis is not None
-        while not self._closing:
-            await asyncio.sleep(self._poll_interval)
-            try:
-                current = int(await self._redis.get(REVOCATION_VERSION) or 0)
-                if current != self._version:
-                    await self._reload()
-                else:
-                    self._synced_at = time.monotonic()
-            except (RedisError, OSError) as exc:
-                log.warning("revocation poll: %s", exc)
+    def _confirmed(self) -> None:
+        self._synced_at = time.monotonic()
 
 
 def _decode(subject_id: str, raw: bytes) -> Revocation:
