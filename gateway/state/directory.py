@@ -23,7 +23,7 @@ import orjson
 import redis.asyncio as aioredis
 
 from gateway.state.client import connect
-from gateway.state.follower import CHANGE, Follower, publish_change
+from gateway.state.follower import Follower
 from gateway.state.keys import DIRECTORY, DIRECTORY_CHANNEL, DIRECTORY_VERSION
 
 log = logging.getLogger(__name__)
@@ -41,16 +41,9 @@ class DirectoryStore:
         self._redis = client
         self._on_change = on_change
         self._poll_interval = poll
-        self._script = client.register_script(CHANGE)
         self._lock = asyncio.Lock()
         self._follower = Follower(
-            client,
-            name="directory",
-            channel=DIRECTORY_CHANNEL,
-            version_key=DIRECTORY_VERSION,
-            reload=self._reload,
-            version=lambda: self.version,
-            poll_interval=poll,
+            client, "directory", _KEYS, self._reload, lambda: self.version, poll
         )
         self.version = 0
         self.document: Document | None = None
@@ -70,7 +63,7 @@ class DirectoryStore:
 
     async def publish(self, document: Document) -> int:
         """Replace the shared directory; returns its new version."""
-        version = await publish_change(self._script, _KEYS, "set", value=orjson.dumps(document))
+        version = await self._follower.publish("set", value=orjson.dumps(document))
         await self._reload()
         return version
 

@@ -27,7 +27,7 @@ from redis.exceptions import RedisError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CHANGE", "Follower", "publish_change"]
+__all__ = ["CHANGE", "Follower"]
 
 # KEYS: value, version, channel. ARGV: op, hash field (hset/hdel), value (set/hset).
 CHANGE = """
@@ -48,43 +48,35 @@ return v
 _RETRY = 0.5  # seconds before a failed subscriber connects again
 
 
-async def publish_change(
-    script: Callable[..., Awaitable[object]],
-    keys: tuple[str, str, str],
-    op: str,
-    *,
-    field: str = "",
-    value: bytes | str = b"",
-) -> int:
-    """Run the registered `CHANGE` script; returns the new version."""
-    return int(str(await script(keys=list(keys), args=[op, field, value])))
-
-
 class Follower:
     """The subscriber and poll loops of one shared record (see the module doc)."""
 
     def __init__(
         self,
         client: aioredis.Redis,
-        *,
         name: str,
-        channel: str,
-        version_key: str,
+        keys: tuple[str, str, str],
         reload: Callable[[], Awaitable[None]],
         version: Callable[[], int],
         poll_interval: float,
         on_confirmed: Callable[[], None] | None = None,
     ) -> None:
+        """`keys`: the value, its version counter and its change channel."""
         self._redis = client
         self._name = name
-        self._channel = channel
-        self._version_key = version_key
+        self._keys = keys
+        _, self._version_key, self._channel = keys
+        self._script = client.register_script(CHANGE)
         self._reload = reload
         self._version = version
         self._poll_interval = poll_interval
         self._on_confirmed = on_confirmed
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
+
+    async def publish(self, op: str, *, field: str = "", value: bytes | str = b"") -> int:
+        """Change the value (`CHANGE`: op set/del/hset/hdel); returns the new version."""
+        return int(await self._script(keys=list(self._keys), args=[op, field, value]))
 
     def start(self, *, subscribe: bool = True) -> None:
         if subscribe:

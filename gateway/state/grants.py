@@ -184,15 +184,9 @@ class RedisGrantStore:
         self._loaded_at = 0.0
         self._refresh_lock = asyncio.Lock()
         self._follower = Follower(
-            client,
-            name="grants",
-            channel=self._channel,
-            version_key=self._version_key,
-            reload=self.refresh,
-            version=lambda: self._version,
-            poll_interval=poll_interval,
+            client, "grants", keys, self.refresh, lambda: self._version, poll_interval,
             on_confirmed=self._confirmed,
-        )
+        )  # fmt: skip
         self._owns_client = False
 
     @classmethod

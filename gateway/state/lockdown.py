@@ -23,7 +23,7 @@ import orjson
 import redis.asyncio as aioredis
 
 from gateway.state.client import connect
-from gateway.state.follower import CHANGE, Follower, publish_change
+from gateway.state.follower import Follower
 from gateway.state.keys import LOCKDOWN, LOCKDOWN_CHANNEL, LOCKDOWN_VERSION
 
 log = logging.getLogger(__name__)
@@ -47,21 +47,10 @@ class LockdownState:
         self._version = 0
         self._synced_at = time.monotonic()
         self._lock = asyncio.Lock()
-        self._script = client.register_script(CHANGE) if client is not None else None
-        self._follower = (
-            Follower(
-                client,
-                name="lockdown",
-                channel=LOCKDOWN_CHANNEL,
-                version_key=LOCKDOWN_VERSION,
-                reload=self._reload,
-                version=lambda: self._version,
-                poll_interval=poll_interval,
-                on_confirmed=self._confirmed,
-            )
-            if client is not None
-            else None
-        )
+        self._follower = None if client is None else Follower(
+            client, "lockdown", _KEYS, self._reload, lambda: self._version, poll_interval,
+            on_confirmed=self._confirmed,
+        )  # fmt: skip
 
     @classmethod
     async def open(
@@ -101,12 +90,12 @@ class LockdownState:
         return await self._change("del", None)
 
     async def _change(self, op: str, document: Document | None) -> int:
-        if self._script is None:
+        if self._follower is None:
             self._document = dict(document) if document is not None else None
             self._version += 1
             return self._version
         raw = orjson.dumps(document) if document is not None else b""
-        version = await publish_change(self._script, _KEYS, op, value=raw)
+        version = await self._follower.publish(op, value=raw)
         await self._reload()
         return version
 

@@ -31,7 +31,7 @@ import orjson
 import redis.asyncio as aioredis
 
 from gateway.state.client import connect
-from gateway.state.follower import CHANGE, Follower, publish_change
+from gateway.state.follower import Follower
 from gateway.state.keys import REVOCATION_CHANNEL, REVOCATION_VERSION, REVOKED
 
 log = logging.getLogger(__name__)
@@ -57,21 +57,10 @@ class RevocationList:
         self._version = 0
         self._synced_at = time.monotonic()
         self._lock = asyncio.Lock()
-        self._script = client.register_script(CHANGE) if client is not None else None
-        self._follower = (
-            Follower(
-                client,
-                name="revocation",
-                channel=REVOCATION_CHANNEL,
-                version_key=REVOCATION_VERSION,
-                reload=self._reload,
-                version=lambda: self._version,
-                poll_interval=poll_interval,
-                on_confirmed=self._confirmed,
-            )
-            if client is not None
-            else None
-        )
+        self._follower = None if client is None else Follower(
+            client, "revocation", _KEYS, self._reload, lambda: self._version, poll_interval,
+            on_confirmed=self._confirmed,
+        )  # fmt: skip
 
     @classmethod
     async def open(
@@ -109,22 +98,22 @@ class RevocationList:
 
     async def revoke(self, subject_id: str, reason: str, by: str) -> None:
         entry = Revocation(subject_id, reason, by, datetime.now(UTC).isoformat())
-        if self._script is None:
+        if self._follower is None:
             self._entries[subject_id] = entry
             self._version += 1
             return
         value = orjson.dumps({"reason": reason, "by": by, "at": entry.at})
-        await publish_change(self._script, _KEYS, "hset", field=subject_id, value=value)
+        await self._follower.publish("hset", field=subject_id, value=value)
         await self._reload()
 
     async def restore(self, subject_id: str, by: str) -> bool:
         """Lift a revocation; False if the subject was not revoked."""
-        if self._script is None:
+        if self._follower is None:
             self._version += 1
             return self._entries.pop(subject_id, None) is not None
         await self._reload()
         known = subject_id in self._entries
-        await publish_change(self._script, _KEYS, "hdel", field=subject_id)
+        await self._follower.publish("hdel", field=subject_id)
         log.info("revocation of %s lifted by %s", subject_id, by)
         await self._reload()
         return known
