@@ -38,7 +38,6 @@ class DirectoryStore:
     """Use `await DirectoryStore.open(url, on_change)`; `close()` when done."""
 
     def __init__(self, client: aioredis.Redis, on_change: Listener | None, poll: float) -> None:
-        self._redis = client
         self._on_change = on_change
         self._poll_interval = poll
         self._lock = asyncio.Lock()
@@ -68,16 +67,11 @@ class DirectoryStore:
         return version
 
     async def close(self) -> None:
-        await self._follower.close()
-        await self._redis.aclose()
+        await self._follower.close(client=True)
 
     async def _reload(self) -> None:
         async with self._lock:
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.get(DIRECTORY_VERSION)
-                pipe.get(DIRECTORY)
-                raw_version, raw_doc = await pipe.execute()
-            version = int(raw_version or 0)
+            version, raw_doc = await self._follower.snapshot()
             if version == self.version and self.document is not None:
                 return
             document = orjson.loads(raw_doc) if raw_doc else None

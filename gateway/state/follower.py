@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -83,7 +84,20 @@ class Follower:
             self._tasks.append(asyncio.create_task(self._subscribe(), name=f"{self._name}-sub"))
         self._tasks.append(asyncio.create_task(self._poll(), name=f"{self._name}-poll"))
 
-    async def close(self) -> None:
+    async def snapshot(self, *, hash_value: bool = False) -> tuple[int, Any]:
+        """The version and the value (a hash's fields with `hash_value`), read in one
+        transaction so they belong together."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.get(self._version_key)
+            if hash_value:
+                pipe.hgetall(self._keys[0])
+            else:
+                pipe.get(self._keys[0])
+            raw_version, raw = await pipe.execute()
+        return int(raw_version or 0), raw
+
+    async def close(self, *, client: bool = False) -> None:
+        """Stop both loops (`client`: and close the Redis client too)."""
         # The flag, not only cancel(): redis-py may turn a cancellation that races a
         # read timeout into TimeoutError, which the loops would otherwise retry.
         self._closing = True
@@ -91,6 +105,8 @@ class Follower:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        if client:
+            await self._redis.aclose()
 
     async def _subscribe(self) -> None:
         while not self._closing:

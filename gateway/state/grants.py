@@ -224,11 +224,7 @@ class RedisGrantStore:
             if remote == self._version:
                 self._loaded_at = time.monotonic()
                 return
-            # Version and hash read in one transaction so they belong together.
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.get(self._version_key)
-                pipe.hgetall(self._hash)
-                raw_version, raw = await pipe.execute()
+            version, raw = await self._follower.snapshot(hash_value=True)
             grants: dict[str, Grant] = {}
             for k, v in raw.items():
                 try:
@@ -236,7 +232,7 @@ class RedisGrantStore:
                 except orjson.JSONDecodeError:
                     log.exception("grant %r is not valid JSON; ignored (fail closed)", k)
             self._grants = grants
-            self._version = int(raw_version or 0)
+            self._version = version
             self._loaded_at = time.monotonic()
 
     def _confirmed(self) -> None:

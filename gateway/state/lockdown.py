@@ -101,19 +101,14 @@ class LockdownState:
 
     async def close(self) -> None:
         if self._follower is not None:
-            await self._follower.close()
-        if self._redis is not None:
-            await self._redis.aclose()
+            await self._follower.close(client=True)
 
     # -- following ------------------------------------------------------------
 
     async def _reload(self) -> None:
-        assert self._redis is not None
+        assert self._follower is not None
         async with self._lock:
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.get(LOCKDOWN_VERSION)
-                pipe.get(LOCKDOWN)
-                raw_version, raw_doc = await pipe.execute()
+            version, raw_doc = await self._follower.snapshot()
             document: Document | None = None
             if raw_doc:
                 try:
@@ -122,7 +117,7 @@ class LockdownState:
                 except orjson.JSONDecodeError:
                     document = dict(STALE_PROFILE)  # unreadable: treated as on
             self._document = document
-            self._version = int(raw_version or 0)
+            self._version = version
             self._synced_at = time.monotonic()
 
     def _confirmed(self) -> None:

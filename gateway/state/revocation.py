@@ -125,23 +125,18 @@ class RevocationList:
 
     async def close(self) -> None:
         if self._follower is not None:
-            await self._follower.close()
-        if self._redis is not None:
-            await self._redis.aclose()
+            await self._follower.close(client=True)
 
     # -- keeping the snapshot current ----------------------------------------
 
     async def _reload(self) -> None:
-        assert self._redis is not None
+        assert self._follower is not None
         async with self._lock:
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.get(REVOCATION_VERSION)
-                pipe.hgetall(REVOKED)
-                raw_version, raw_entries = await pipe.execute()
+            version, raw_entries = await self._follower.snapshot(hash_value=True)
             self._entries = {
                 k.decode(): _decode(k.decode(), v) for k, v in dict(raw_entries).items()
             }
-            self._version = int(raw_version or 0)
+            self._version = version
             self._synced_at = time.monotonic()
 
     def _confirmed(self) -> None:
