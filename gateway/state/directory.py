@@ -39,7 +39,6 @@ class DirectoryStore:
 
     def __init__(self, client: aioredis.Redis, on_change: Listener | None, poll: float) -> None:
         self._on_change = on_change
-        self._poll_interval = poll
         self._lock = asyncio.Lock()
         self._follower = Follower(
             client, "directory", _KEYS, self._reload, lambda: self.version, poll
@@ -52,12 +51,7 @@ class DirectoryStore:
         cls, url: str, on_change: Listener | None = None, *, poll_interval: float = 1.0
     ) -> DirectoryStore:
         self = cls(connect(url), on_change, poll_interval)
-        try:
-            await self._reload()
-        except BaseException:
-            await self.close()
-            raise
-        self._follower.start()
+        await self._follower.begin(self.close)
         return self
 
     async def publish(self, document: Document) -> int:

@@ -79,6 +79,17 @@ class Follower:
         """Change the value (`CHANGE`: op set/del/hset/hdel); returns the new version."""
         return int(await self._script(keys=list(self._keys), args=[op, field, value]))
 
+    async def begin(
+        self, on_failure: Callable[[], Awaitable[None]], *, subscribe: bool = True
+    ) -> None:
+        """Load the first snapshot (on failure: `on_failure()`, then raise), then follow."""
+        try:
+            await self._reload()
+        except BaseException:
+            await on_failure()
+            raise
+        self.start(subscribe=subscribe)
+
     def start(self, *, subscribe: bool = True) -> None:
         if subscribe:
             self._tasks.append(asyncio.create_task(self._subscribe(), name=f"{self._name}-sub"))

@@ -41,7 +41,6 @@ class LockdownState:
         self, client: aioredis.Redis | None, poll_interval: float, max_staleness: float
     ) -> None:
         self._redis = client
-        self._poll_interval = poll_interval
         self._max_staleness = max_staleness
         self._document: Document | None = None
         self._version = 0
@@ -59,13 +58,8 @@ class LockdownState:
         if not url:
             return cls(None, poll_interval, max_staleness)
         self = cls(connect(url), poll_interval, max_staleness)
-        try:
-            await self._reload()
-        except BaseException:
-            await self.close()
-            raise
         assert self._follower is not None
-        self._follower.start()
+        await self._follower.begin(self.close)
         return self
 
     # -- the hot path -------------------------------------------------------

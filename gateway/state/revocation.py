@@ -52,7 +52,6 @@ class RevocationList:
 
     def __init__(self, client: aioredis.Redis | None, poll_interval: float = 0.5) -> None:
         self._redis = client
-        self._poll_interval = poll_interval
         self._entries: dict[str, Revocation] = {}
         self._version = 0
         self._synced_at = time.monotonic()
@@ -71,13 +70,8 @@ class RevocationList:
         if not url:
             return cls(None, poll_interval)
         self = cls(connect(url), poll_interval)
-        try:
-            await self._reload()
-        except BaseException:
-            await self.close()
-            raise
         assert self._follower is not None
-        self._follower.start(subscribe=subscribe)
+        await self._follower.begin(self.close, subscribe=subscribe)
         return self
 
     # -- the hot path -------------------------------------------------------
