@@ -53,7 +53,7 @@ from gateway.access.roles import APPROVER, AUDITOR, REQUESTER, SECURITY_ADMIN, P
 from gateway.audit.governance import SYSTEM, Change
 from gateway.errors import ClientError, Forbidden, NotFound
 from gateway.settings.access import AccessSettings, ChainSettings
-from gateway.state.grants import Grant, GrantStore
+from gateway.state.grants import Grant, GrantStore, parse_instant
 
 OPERATIONS = ("view", "modify", "delete", "export", "reveal")
 KINDS = ("grant", "clearance", "roles", "account")
@@ -66,21 +66,11 @@ def ts(dt: datetime) -> str:
     return dt.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def _parse(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        dt = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return dt if dt.tzinfo is not None else None
-
-
 def state_of(record: Mapping[str, Any], now: datetime) -> str:
     """The state people see: a pending request or active grant past its deadline is expired."""
     status = str(record.get("status", ""))
     if status in ("pending", "active"):
-        until = _parse(record.get("expires"))
+        until = parse_instant(record.get("expires"))
         if until is None or now >= until:
             return "expired"
     return status

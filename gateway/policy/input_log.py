@@ -38,7 +38,7 @@ from typing import Any
 
 import orjson
 
-from gateway.policy.inputs import NormalisedInput
+from gateway.policy.inputs import NormalisedInput, subject_input
 from gateway.settings import Settings
 from gateway.state.decision_inputs import (
     DecisionInputStore,
@@ -93,21 +93,7 @@ def input_document(norm: NormalisedInput) -> Doc:
         "v": 1,
         "revision": norm.revision,
         "taxonomy_digest": norm.taxonomy_digest,
-        "subject": {
-            "id": norm.subject_id,
-            "roles": list(norm.roles),
-            "department": norm.department,
-            "clearance": norm.clearance,
-            "mfa": norm.mfa,
-            "auth_method": norm.auth_method,
-            "partner": norm.partner,
-            "partner_expires": norm.partner_expires,
-            "disabled": norm.disabled,
-            "revoked": norm.revoked,
-            "network_zone": norm.network_zone,
-            "network_allowed": norm.network_allowed,
-            "assigned_customers_only": norm.assigned_customers_only,
-        },
+        "subject": subject_input(norm),
         "request": {
             "method": norm.method,
             "operation": norm.operation,

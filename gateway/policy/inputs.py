@@ -26,6 +26,7 @@ from typing import Any
 import orjson
 
 from gateway.core.model import Subject
+from gateway.state.grants import parse_instant
 
 # (id, type, level, approved_by, expires, justification)
 GrantKey = tuple[str, str, str | None, tuple[str, ...], str, str | None]
@@ -96,16 +97,6 @@ _SCALARS = (
 )  # fmt: skip
 
 
-def _parse_instant(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        dt = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return dt if dt.tzinfo is not None else None
-
-
 def time_piece(
     now: datetime, boundaries: Iterable[datetime], tz: tzinfo
 ) -> tuple[datetime, datetime]:
@@ -172,7 +163,7 @@ def normalise(
     partner_expires = (
         subject.partner_expires.isoformat() if subject.partner_expires is not None else None
     )
-    boundaries = [b for b in (_parse_instant(g[4]) for g in grant_keys) if b is not None]
+    boundaries = [b for b in (parse_instant(g[4]) for g in grant_keys) if b is not None]
     if subject.partner_expires is not None and subject.partner_expires.tzinfo is not None:
         boundaries.append(subject.partner_expires)
     start, end = time_piece(request.now, boundaries, tz)
@@ -205,25 +196,30 @@ def normalise(
     return norm, end
 
 
+def subject_input(norm: NormalisedInput) -> dict[str, Any]:
+    """The input's `subject` (the OPA input and the decision-input log share it)."""
+    return {
+        "id": norm.subject_id,
+        "roles": list(norm.roles),
+        "department": norm.department,
+        "clearance": norm.clearance,
+        "mfa": norm.mfa,
+        "auth_method": norm.auth_method,
+        "partner": norm.partner,
+        "partner_expires": norm.partner_expires,
+        "disabled": norm.disabled,
+        "revoked": norm.revoked,
+        "network_zone": norm.network_zone,
+        "network_allowed": norm.network_allowed,
+        "assigned_customers_only": norm.assigned_customers_only,
+    }
+
+
 def build_opa_input(norm: NormalisedInput, taxonomy: Mapping[str, Any]) -> dict[str, Any]:
     """The OPA input document, built only from the normalised object."""
     t = norm.piece_start
     return {
-        "subject": {
-            "id": norm.subject_id,
-            "roles": list(norm.roles),
-            "department": norm.department,
-            "clearance": norm.clearance,
-            "mfa": norm.mfa,
-            "auth_method": norm.auth_method,
-            "partner": norm.partner,
-            "partner_expires": norm.partner_expires,
-            "disabled": norm.disabled,
-            "revoked": norm.revoked,
-            "network_zone": norm.network_zone,
-            "network_allowed": norm.network_allowed,
-            "assigned_customers_only": norm.assigned_customers_only,
-        },
+        "subject": subject_input(norm),
         "request": {
             "method": norm.method,
             "operation": norm.operation,

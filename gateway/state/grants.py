@@ -51,20 +51,24 @@ class GrantConflict(Exception):
     """A read-modify-write lost too many races with other writers."""
 
 
+def parse_instant(value: object) -> datetime | None:
+    """An RFC 3339 instant as grants store them; None when it is missing, malformed or
+    without a zone (ambiguous, so never taken as a time)."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        dt = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return dt if dt.tzinfo is not None else None
+
+
 def is_active(grant: Mapping[str, Any], now: datetime) -> bool:
     """Active = fully approved, not revoked, and not yet expired at `now`."""
     if grant.get("status") != "active":
         return False
-    expires = grant.get("expires")
-    if not isinstance(expires, str):
-        return False
-    try:
-        until = datetime.fromisoformat(expires)
-    except ValueError:
-        return False
-    if until.tzinfo is None:
-        return False  # an expiry without a zone is ambiguous: not active
-    return now < until
+    until = parse_instant(grant.get("expires"))
+    return until is not None and now < until
 
 
 def in_scope(grants: list[Grant], operation: str, route: str) -> list[Grant]:
