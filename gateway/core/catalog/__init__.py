@@ -157,12 +157,31 @@ class Catalog:
         """A route for bodies whose path is unknown (explain): catalog-wide rules and
         facts, and every record prefix any route declares."""
         prefixes = dict.fromkeys(p for r in self.routes for p in r.records)
+        return self._catalog_wide("(any)", tuple(prefixes))
+
+    def fallback_route(self) -> RouteSpec:
+        """The route for a response whose path the catalog does not list: catalog-wide
+        field rules and record facts, no record prefixes (records are recognised by
+        their facts, in any shape). One object, so the enforcer caches stay warm."""
+        if self._fallback is None:
+            self._fallback = self._catalog_wide(
+                "(uncatalogued)", (), response_types=self.response_types
+            )
+        return self._fallback
+
+    def _catalog_wide(
+        self,
+        name: str,
+        records: tuple[str, ...],
+        response_types: tuple[str, ...] = DEFAULT_RESPONSE_TYPES,
+    ) -> RouteSpec:
+        """A route of no path: catalog-wide field rules and record facts."""
         return RouteSpec(
-            name="(any)",
+            name=name,
             template="",
             methods=frozenset(),
             sensitive=True,
-            records=tuple(prefixes),
+            records=records,
             rules=self.rules,
             facts=self.facts,
             csv_columns={},
@@ -171,30 +190,8 @@ class Catalog:
             wide_facts=self.facts,
             totals=self.totals,
             side=self.side,
+            response_types=response_types,
         )
-
-    def fallback_route(self) -> RouteSpec:
-        """The route for a response whose path the catalog does not list: catalog-wide
-        field rules and record facts, no record prefixes (records are recognised by
-        their facts, in any shape). One object, so the enforcer caches stay warm."""
-        if self._fallback is None:
-            self._fallback = RouteSpec(
-                name="(uncatalogued)",
-                template="",
-                methods=frozenset(),
-                sensitive=True,
-                records=(),
-                rules=self.rules,
-                facts=self.facts,
-                csv_columns={},
-                entry=None,
-                catalog=self.name,
-                wide_facts=self.facts,
-                totals=self.totals,
-                response_types=self.response_types,
-                side=self.side,
-            )
-        return self._fallback
 
     def problems_with(self, known: set[str] | frozenset[str]) -> list[str]:
         """Categories the catalog names that the taxonomy does not know (check-config)."""
