@@ -641,27 +641,11 @@ def _dropped(old: Any, new: Any) -> bool:
     return new is None and old is not None and not isinstance(old, dict | list)
 
 
-def build_enforcer(
-    *,
-    taxonomy: Taxonomy,
-    route: RouteSpec | None,
-    decision: Decision,
-    subject_id: str,
-    masker: Masker,
-    label: str = "",
-) -> Enforcer:
-    """One enforcer per response (it carries the bulk counters and the report).
-    `route` None means a path the catalog does not list: pass the catalog's
-    `fallback_route()` so its field names and record facts apply there too;
-    `label` names the route (or path) in refusals."""
-    return Enforcer(
-        taxonomy=taxonomy,
-        route=route,
-        decision=decision,
-        subject_id=subject_id,
-        masker=masker,
-        label=label,
-    )
+# One enforcer per response (it carries the bulk counters and the report). `route`
+# None means a path the catalog does not list: pass the catalog's `fallback_route()`
+# so its field names and record facts apply there too; `label` names the route (or
+# path) in refusals.
+build_enforcer = Enforcer
 
 
 def _own_values(
