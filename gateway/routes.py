@@ -31,7 +31,7 @@ from fnmatch import translate
 from typing import Literal
 
 from gateway.core import headers as h
-from gateway.core.catalog import Catalog, RouteMatch, RouteSpec
+from gateway.core.catalog import Catalog, RouteMatch, RouteSpec, template_regex
 from gateway.core.catalog._spec import PARAM
 from gateway.core.paths import PathRejected, has_matrix, normalize_path, strip_matrix
 from gateway.settings import RouteSettings
@@ -149,7 +149,7 @@ class _FoldedCatalog:
         self._dynamic: list[tuple[re.Pattern[str], RouteSpec]] = []
         for route in routes:
             if PARAM.search(route.template):
-                self._dynamic.append((_template_regex(route.template), route))
+                self._dynamic.append((template_regex(route.template, re.IGNORECASE), route))
             else:
                 self._static.setdefault(route.template.lower(), []).append(route)
 
@@ -173,13 +173,3 @@ class _FoldedCatalog:
             if m is not None:
                 return RouteMatch(route, route.template, m.groupdict())
         return None
-
-
-def _template_regex(template: str) -> re.Pattern[str]:
-    out, pos = [], 0
-    for m in PARAM.finditer(template):
-        out.append(re.escape(template[pos : m.start()]))
-        out.append(f"(?P<{m.group(1)}>[^/]+)")
-        pos = m.end()
-    out.append(re.escape(template[pos:]))
-    return re.compile("".join(out), re.IGNORECASE)

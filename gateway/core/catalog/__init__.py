@@ -50,6 +50,7 @@ __all__ = [
     "get_path",
     "record_facts",
     "suspect_key",
+    "template_regex",
 ]
 
 
@@ -83,7 +84,7 @@ class Catalog:
         self._dynamic: list[tuple[re.Pattern[str], RouteSpec]] = []
         for route in routes:
             if PARAM.search(route.template):
-                self._dynamic.append((_compile_template(route.template), route))
+                self._dynamic.append((template_regex(route.template), route))
             else:
                 self._static.setdefault(route.template, []).append(route)
 
@@ -216,11 +217,12 @@ class Catalog:
         return out
 
 
-def _compile_template(template: str) -> re.Pattern[str]:
+def template_regex(template: str, flags: int = 0) -> re.Pattern[str]:
+    """A route template (`/api/customers/{id}`) as a regex, one named group a parameter."""
     out, pos = [], 0
     for m in PARAM.finditer(template):
         out.append(re.escape(template[pos : m.start()]))
         out.append(f"(?P<{m.group(1)}>[^/]+)")
         pos = m.end()
     out.append(re.escape(template[pos:]))
-    return re.compile("".join(out))
+    return re.compile("".join(out), flags)
