@@ -131,16 +131,18 @@ def test_report_only_is_an_error_in_production_only(tmp_path: Path) -> None:
     assert startup_problems(settings.with_overrides(environment="development"), env) == []
 
 
+def _static(**sections: object) -> Settings:
+    """A development file naming the upstream and the static engine, plus `sections`."""
+    base = {"upstream": {"url": "http://127.0.0.1:9"}, "policy": {"engine": "static"}}
+    return Settings.model_validate({**base, **sections})
+
+
 def test_keys_sinks_and_authenticators_are_checked_as_start_up_would(tmp_path: Path) -> None:
     seal = tmp_path / "seal.pem"
     seal.write_text("not a key", encoding="utf-8")
-    settings = Settings.model_validate(
-        {
-            "upstream": {"url": "http://127.0.0.1:9"},
-            "policy": {"engine": "static"},
-            "audit": {"seal_key_file": str(seal), "sinks": ["hec"]},
-            "identity": {"authenticators": ["api_key", "crm_jwt"]},
-        }
+    settings = _static(
+        audit={"seal_key_file": str(seal), "sinks": ["hec"]},
+        identity={"authenticators": ["api_key", "crm_jwt"]},
     )
     env = {"CRM_GATEWAY_REVEAL_KEY": "abcd"}
     assert startup_problems(settings, env) == [
@@ -156,13 +158,7 @@ def test_keys_sinks_and_authenticators_are_checked_as_start_up_would(tmp_path: P
 def test_the_directory_is_read_by_its_owner_for_both_commands(tmp_path: Path) -> None:
     broken = tmp_path / "directory.yaml"
     broken.write_text("subjects: [{id: 7}]\n", encoding="utf-8")
-    settings = Settings.model_validate(
-        {
-            "upstream": {"url": "http://127.0.0.1:9"},
-            "policy": {"engine": "static"},
-            "identity": {"directory": str(broken)},
-        }
-    )
+    settings = _static(identity={"directory": str(broken)})
     problems = startup_problems(settings, {})
     assert problems and all(p.startswith(f"identity.directory: {broken}: ") for p in problems)
     assert validate(settings, {}) == []  # without the reader: the file is there, no more
