@@ -31,7 +31,13 @@ from fnmatch import translate
 from typing import Literal
 
 from gateway.core import headers as h
-from gateway.core.catalog import Catalog, RouteMatch, RouteSpec, template_regex
+from gateway.core.catalog import (
+    Catalog,
+    RouteMatch,
+    RouteSpec,
+    match_routes,
+    template_regex,
+)
 from gateway.core.catalog._spec import PARAM
 from gateway.core.paths import PathRejected, has_matrix, normalize_path, strip_matrix
 from gateway.settings import RouteSettings
@@ -162,14 +168,4 @@ class _FoldedCatalog:
         return found
 
     def _match(self, method: str, path: str) -> RouteMatch | None:
-        method = method.upper()
-        for route in self._static.get(path.lower(), ()):
-            if not route.methods or method in route.methods:
-                return RouteMatch(route, route.template, {})
-        for regex, route in self._dynamic:
-            if route.methods and method not in route.methods:
-                continue
-            m = regex.fullmatch(path)
-            if m is not None:
-                return RouteMatch(route, route.template, m.groupdict())
-        return None
+        return match_routes(self._static, self._dynamic, method, path.lower(), path)

@@ -306,6 +306,17 @@ def verify_file(
 ) -> VerifyReport:
     with path.open("rb") as fh:
         events, bad = parse_lines(fh)
+    return _verify_with_keys(settings, events, bad, require_closed, allow_open)
+
+
+def _verify_with_keys(
+    settings: Settings,
+    events: list[dict[str, Any]],
+    bad: int,
+    require_closed: bool,
+    allow_open: float | None,
+) -> VerifyReport:
+    """`verify_events` with the keys the settings name."""
     return verify_events(
         events,
         load_hmac_key(settings),
@@ -327,11 +338,4 @@ async def verify_stream(
         events, bad = parse_lines([payload async for _, payload in stream.read_all()])
     finally:
         await stream.close()
-    return verify_events(
-        events,
-        load_hmac_key(settings),
-        load_seal_public_key(settings),
-        malformed=bad,
-        require_closed=require_closed,
-        allow_open=allow_open,
-    )
+    return _verify_with_keys(settings, events, bad, require_closed, allow_open)

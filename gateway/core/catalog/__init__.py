@@ -13,6 +13,7 @@ The file format is documented at the top of `config/crm/demo.yaml`.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -122,17 +123,7 @@ class Catalog:
 
     def match(self, method: str, path: str) -> RouteMatch | None:
         """The route for an already normalised path; fixed paths win over templates."""
-        method = method.upper()
-        for route in self._static.get(path, ()):
-            if not route.methods or method in route.methods:
-                return RouteMatch(route, route.template, {})
-        for regex, route in self._dynamic:
-            if route.methods and method not in route.methods:
-                continue
-            m = regex.fullmatch(path)
-            if m is not None:
-                return RouteMatch(route, route.template, m.groupdict())
-        return None
+        return match_routes(self._static, self._dynamic, method, path, path)
 
     def route(self, name: str) -> RouteSpec | None:
         return next((r for r in self.routes if r.name == name), None)
@@ -215,6 +206,28 @@ class Catalog:
         out = {r.category for route in self.routes for r in route.rules if r.category}
         out.update(c for route in self.routes for c in route.csv_columns.values())
         return out
+
+
+def match_routes(
+    fixed: Mapping[str, Sequence[RouteSpec]],
+    templated: Sequence[tuple[re.Pattern[str], RouteSpec]],
+    method: str,
+    key: str,
+    path: str,
+) -> RouteMatch | None:
+    """Fixed paths (looked up by `key`) win over templates (matched against `path`);
+    a route with methods answers only those."""
+    method = method.upper()
+    for route in fixed.get(key, ()):
+        if not route.methods or method in route.methods:
+            return RouteMatch(route, route.template, {})
+    for regex, route in templated:
+        if route.methods and method not in route.methods:
+            continue
+        m = regex.fullmatch(path)
+        if m is not None:
+            return RouteMatch(route, route.template, m.groupdict())
+    return None
 
 
 def template_regex(template: str, flags: int = 0) -> re.Pattern[str]:
