@@ -97,10 +97,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     if args.request_id:
         return _explain_request_id(_load(args.config), args.request_id)
     if args.sample:
-        from gateway.checks import explain_sample_file
-
-        print(explain_sample_file(_load(args.config), args.crm, Path(args.sample), args.level))
-        return 0
+        return _explain_sample(_load(args.config), args.crm, Path(args.sample), args.level)
     if not (args.route or args.request) or not (args.user or args.subject):
         print(
             "explain: give --sample FILE, --error CODE, --request-id ID, or --route or "
@@ -134,6 +131,53 @@ def cmd_explain(args: argparse.Namespace) -> int:
         )
     )
     return 0
+
+
+def _explain_sample(settings: Settings, crm: str | None, sample: Path, level: str) -> int:
+    """Classify a sample body; a missing or malformed file or an unknown level is one
+    line on stderr and exit 2."""
+    import orjson
+    import yaml
+
+    from gateway.checks import explain_sample_file
+
+    if crm is not None and not Path(crm).is_file():
+        print(f"explain: --crm {crm}: no such file (a field catalog, config/crm/NAME.yaml)",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    if not sample.is_file():
+        print(f"explain: --sample {sample}: no such file (a JSON response body)", file=sys.stderr)
+        return 2
+    try:
+        orjson.loads(sample.read_bytes())
+    except (OSError, orjson.JSONDecodeError) as exc:
+        print(f"explain: --sample {sample}: not a JSON document: {exc}", file=sys.stderr)
+        return 2
+    try:
+        text = explain_sample_file(settings, crm, sample, level)
+    except yaml.YAMLError as exc:
+        where = crm or settings.path(settings.classification.catalog)
+        mark = getattr(exc, "problem_mark", None)
+        at = f" (line {mark.line + 1})" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        print(f"explain: {where}: not a YAML field catalog{at}: {_one_line(problem)}",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    except OSError as exc:
+        print(f"explain: {_one_line(str(exc))}", file=sys.stderr)
+        return 2
+    except ValueError as exc:
+        message = _one_line(str(exc))
+        if message.startswith("unknown level"):
+            message += " (--level takes a level code from the taxonomy, e.g. L1)"
+        print(f"explain: {message}", file=sys.stderr)
+        return 2
+    print(text)
+    return 0
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 def _explain_request(
@@ -422,6 +466,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StartupError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 1
+    except Exception as exc:
+        if not _is_store_error(exc):
+            raise
+        print(f"error: the shared store (redis.url) is unreachable: {_one_line(str(exc))}",
+              file=sys.stderr)  # fmt: skip
+        return 1
+
+
+def _is_store_error(exc: BaseException) -> bool:
+    """A Redis client error or a refused connection, recognised without importing
+    the Redis client here (gateway/state owns it)."""
+    return any(
+        cls.__module__.startswith("redis.") and cls.__name__ == "RedisError"
+        for cls in type(exc).__mro__
+    )
 
 
 if __name__ == "__main__":
