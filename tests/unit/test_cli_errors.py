@@ -98,3 +98,9 @@ def test_store_commands_with_redis_unreachable(tmp_path: Path, command: tuple[st
     line = _assert_one_line(proc, "unreachable", f"127.0.0.1:{port}")
     assert line.startswith("error: the shared store (redis.url)")
     assert proc.returncode == 1
+
+
+def test_version(tmp_path: Path) -> None:
+    proc = _run("--version", cwd=tmp_path)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr
+    assert proc.stdout.startswith("crm-gateway ")
