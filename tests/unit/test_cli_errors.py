@@ -104,3 +104,22 @@ def test_version(tmp_path: Path) -> None:
     proc = _run("--version", cwd=tmp_path)
     assert proc.returncode == 0 and "Traceback" not in proc.stderr
     assert proc.stdout.startswith("crm-gateway ")
+
+
+def test_every_option_has_help() -> None:
+    import argparse
+
+    from gateway.cli import build_parser
+
+    missing: list[str] = []
+
+    def walk(parser: argparse.ArgumentParser, name: str) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub, child in action.choices.items():
+                    walk(child, f"{name} {sub}")
+            elif action.help is None:
+                missing.append(f"{name} {action.option_strings or action.dest}")
+
+    walk(build_parser(), "crm-gateway")
+    assert missing == []
