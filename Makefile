@@ -53,6 +53,10 @@ deps:
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "installing$$missing"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	    if command -v systemctl >/dev/null 2>&1; then \
+	      systemctl disable --now redis-server >/dev/null 2>&1 || true; \
+	      echo "redis-server: system service disabled (the tests start their own)"; \
+	    fi; \
 	  else \
 	    echo "missing:$$missing - install it with your package manager (Debian: apt-get install$$missing)"; exit 1; \
 	  fi; \
