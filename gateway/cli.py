@@ -33,6 +33,7 @@ from gateway.errors import ConfigError, StartupError
 from gateway.settings import REPO_ROOT, Settings, load_settings
 
 DEFAULT_CONFIG = REPO_ROOT / "config" / "gateway.yaml"
+CONFIG_HELP = "YAML settings (default config/gateway.yaml)"
 
 
 def _host_port(value: str) -> tuple[str, int]:
@@ -97,10 +98,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     if args.request_id:
         return _explain_request_id(_load(args.config), args.request_id)
     if args.sample:
-        from gateway.checks import explain_sample_file
-
-        print(explain_sample_file(_load(args.config), args.crm, Path(args.sample), args.level))
-        return 0
+        return _explain_sample(_load(args.config), args.crm, Path(args.sample), args.level)
     if not (args.route or args.request) or not (args.user or args.subject):
         print(
             "explain: give --sample FILE, --error CODE, --request-id ID, or --route or "
@@ -134,6 +132,53 @@ def cmd_explain(args: argparse.Namespace) -> int:
         )
     )
     return 0
+
+
+def _explain_sample(settings: Settings, crm: str | None, sample: Path, level: str) -> int:
+    """Classify a sample body; a missing or malformed file or an unknown level is one
+    line on stderr and exit 2."""
+    import orjson
+    import yaml
+
+    from gateway.checks import explain_sample_file
+
+    if crm is not None and not Path(crm).is_file():
+        print(f"explain: --crm {crm}: no such file (a field catalog, config/crm/NAME.yaml)",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    if not sample.is_file():
+        print(f"explain: --sample {sample}: no such file (a JSON response body)", file=sys.stderr)
+        return 2
+    try:
+        orjson.loads(sample.read_bytes())
+    except (OSError, orjson.JSONDecodeError) as exc:
+        print(f"explain: --sample {sample}: not a JSON document: {exc}", file=sys.stderr)
+        return 2
+    try:
+        text = explain_sample_file(settings, crm, sample, level)
+    except yaml.YAMLError as exc:
+        where = crm or settings.path(settings.classification.catalog)
+        mark = getattr(exc, "problem_mark", None)
+        at = f" (line {mark.line + 1})" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        print(f"explain: {where}: not a YAML field catalog{at}: {_one_line(problem)}",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    except OSError as exc:
+        print(f"explain: {_one_line(str(exc))}", file=sys.stderr)
+        return 2
+    except ValueError as exc:
+        message = _one_line(str(exc))
+        if message.startswith("unknown level"):
+            message += " (--level takes a level code from the taxonomy, e.g. L1)"
+        print(f"explain: {message}", file=sys.stderr)
+        return 2
+    print(text)
+    return 0
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 def _explain_request(
@@ -254,11 +299,21 @@ def cmd_grants(args: argparse.Namespace) -> int:
     return 0
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("crm-gateway")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="crm-gateway",
         description="Tiered customer-information authorization in front of a legacy CRM.",
     )
+    p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("serve", help="run the gateway in front of a CRM")
@@ -283,20 +338,20 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(func=cmd_demo)
 
     c = sub.add_parser("check-config", help="validate a settings file and everything it points to")
-    c.add_argument("file")
+    c.add_argument("file", help="the YAML settings file to check")
     c.set_defaults(func=cmd_check_config)
 
     e = sub.add_parser(
         "explain", help="show how a sample is classified, or a subject's decision table"
     )
-    e.add_argument("--config")
+    e.add_argument("--config", help=CONFIG_HELP)
     e.add_argument("--crm", help="field catalog (config/crm/NAME.yaml)")
     e.add_argument("--sample", help="a JSON response body to classify")
     e.add_argument("--level", default="L1", help="caller clearance for --sample (default L1)")
     e.add_argument("--user", help="a subject id from the directory")
     e.add_argument("--subject", help="a JSON file describing a subject")
     e.add_argument("--route", help="a route template, e.g. /api/customers/{id}")
-    e.add_argument("--method", default="GET")
+    e.add_argument("--method", default="GET", help="HTTP method for --route (default GET)")
     e.add_argument("--purpose", help="declared purpose (as in the X-Purpose header)")
     e.add_argument("--mfa", action="store_true", help="assume the user signed in with MFA")
     e.add_argument(
@@ -314,25 +369,25 @@ def build_parser() -> argparse.ArgumentParser:
     u = sub.add_parser("users", help="revoke departed staff; hash API keys for the directory")
     usub = u.add_subparsers(dest="users_cmd", required=True)
     r = usub.add_parser("revoke", help="refuse a subject on every replica at once")
-    r.add_argument("id")
-    r.add_argument("--reason", required=True)
-    r.add_argument("--by", default="cli")
-    r.add_argument("--config")
+    r.add_argument("id", help="subject id from the directory")
+    r.add_argument("--reason", required=True, help="why (kept in the audit trail)")
+    r.add_argument("--by", default="cli", help="who revokes (default cli)")
+    r.add_argument("--config", help=CONFIG_HELP)
     rs = usub.add_parser("restore", help="lift a revocation")
-    rs.add_argument("id")
-    rs.add_argument("--by", default="cli")
-    rs.add_argument("--config")
+    rs.add_argument("id", help="the revoked subject id")
+    rs.add_argument("--by", default="cli", help="who restores (default cli)")
+    rs.add_argument("--config", help=CONFIG_HELP)
     ls = usub.add_parser("list-revoked", help="who is revoked, when, by whom and why")
-    ls.add_argument("--config")
+    ls.add_argument("--config", help=CONFIG_HELP)
     k = usub.add_parser("hash-key", help="print the directory hash of an API key (new key if none)")
-    k.add_argument("key", nargs="?")
-    k.add_argument("--config")
+    k.add_argument("key", nargs="?", help="the API key to hash (a new one when left out)")
+    k.add_argument("--config", help=CONFIG_HELP)
     u.set_defaults(func=cmd_users)
 
     a = sub.add_parser("audit", help="verify the audit chain; ship events to a SIEM")
     asub = a.add_subparsers(dest="audit_cmd", required=True)
     v = asub.add_parser("verify", help="check an audit file or the Redis stream for tampering")
-    v.add_argument("file", nargs="?")
+    v.add_argument("file", nargs="?", help="an audit JSONL file (or give --stream)")
     v.add_argument(
         "--stream", action="store_true", help="verify the Redis stream instead of a file"
     )
@@ -348,12 +403,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="accept an unsealed chain tail younger than this",
     )
     v.add_argument("--json", action="store_true", help="machine-readable report")
-    v.add_argument("--config")
+    v.add_argument("--config", help=CONFIG_HELP)
     sh = asub.add_parser("ship", help="consume the Redis stream into a SIEM sink")
     sh.add_argument("--to", required=True, help="sink name from audit settings")
     sh.add_argument("--once", action="store_true", help="ship what is there, then exit")
     sh.add_argument("--max", type=int, help="stop after this many events")
-    sh.add_argument("--config")
+    sh.add_argument("--config", help=CONFIG_HELP)
     a.set_defaults(func=cmd_audit)
 
     g = sub.add_parser(
@@ -364,7 +419,7 @@ def build_parser() -> argparse.ArgumentParser:
     gr = gsub.add_parser("request", help="a new grant request, pending until its chain approves")
     gr.add_argument("subject", help="subject id the grant is for (in the directory)")
     gr.add_argument("--type", required=True, help="grade_a, grade_b, level, bulk_export, ...")
-    gr.add_argument("--justification", required=True)
+    gr.add_argument("--justification", required=True, help="why the grant is needed")
     gr.add_argument("--purpose", help="the business purpose (default: the justification)")
     gr.add_argument("--by", required=True, help="who requests it (a directory subject)")
     gr.add_argument("--department", help="checked against the directory, never trusted")
@@ -373,36 +428,37 @@ def build_parser() -> argparse.ArgumentParser:
     gr.add_argument("--operation", action="append", help="view|modify|delete|export (repeat)")
     gr.add_argument("--route", action="append", help="route template glob (repeat)")
     gr.add_argument("--single-use", action="store_true", help="consumed by the first export")
-    gr.add_argument("--config")
+    gr.add_argument("--config", help=CONFIG_HELP)
     ga = gsub.add_parser(
         "approve", help="one approval (needs access.cli_approvals; the admin API otherwise)"
     )
-    ga.add_argument("id")
+    ga.add_argument("id", help="the request id (from grants list)")
     ga.add_argument("--by", required=True, help="approver id (a directory subject)")
     ga.add_argument("--department", help="checked against the directory, never trusted")
-    ga.add_argument("--comment")
-    ga.add_argument("--config")
+    ga.add_argument("--comment", help="a note kept with the approval")
+    ga.add_argument("--config", help=CONFIG_HELP)
     gj = gsub.add_parser("reject", help="refuse a pending request (needs access.cli_approvals)")
-    gj.add_argument("id")
-    gj.add_argument("--by", required=True)
-    gj.add_argument("--reason", required=True)
-    gj.add_argument("--config")
+    gj.add_argument("id", help="the request id (from grants list)")
+    gj.add_argument("--by", required=True, help="who rejects (a directory subject)")
+    gj.add_argument("--reason", required=True, help="why (kept in the audit trail)")
+    gj.add_argument("--config", help=CONFIG_HELP)
     gl = gsub.add_parser("list", help="requests and grants, newest first, with their state")
-    gl.add_argument("--subject")
+    gl.add_argument("--subject", help="only this subject's requests and grants")
     gl.add_argument(
         "--status",
         choices=(
             "pending", "active", "approved", "rejected", "withdrawn", "expired", "revoked",
             "consumed",
         ),
+        help="only requests and grants in this state",
     )  # fmt: skip
     gl.add_argument("--by", help="list as this directory subject sees it")
-    gl.add_argument("--config")
+    gl.add_argument("--config", help=CONFIG_HELP)
     gv = gsub.add_parser("revoke", help="end an active grant (a security admin)")
-    gv.add_argument("id")
-    gv.add_argument("--by", required=True)
-    gv.add_argument("--reason", required=True)
-    gv.add_argument("--config")
+    gv.add_argument("id", help="the grant id (from grants list)")
+    gv.add_argument("--by", required=True, help="who revokes (a security admin)")
+    gv.add_argument("--reason", required=True, help="why (kept in the audit trail)")
+    gv.add_argument("--config", help=CONFIG_HELP)
     g.set_defaults(func=cmd_grants)
 
     from gateway.cli_governance import add_governance_commands
@@ -422,6 +478,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StartupError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 1
+    except Exception as exc:
+        if not _is_store_error(exc):
+            raise
+        print(f"error: the shared store (redis.url) is unreachable: {_one_line(str(exc))}",
+              file=sys.stderr)  # fmt: skip
+        return 1
+
+
+def _is_store_error(exc: BaseException) -> bool:
+    """A Redis client error or a refused connection, recognised without importing
+    the Redis client here (gateway/state owns it)."""
+    return any(
+        cls.__module__.startswith("redis.") and cls.__name__ == "RedisError"
+        for cls in type(exc).__mro__
+    )
 
 
 if __name__ == "__main__":

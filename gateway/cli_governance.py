@@ -68,7 +68,7 @@ def add_governance_commands(sub: Any, load: Loader) -> None:
     pi.add_argument("--rego", required=True, help="candidate policy directory (a bundle dir)")
     pi.add_argument("--window", default="7d", help="how far back to replay (e.g. 7d, 24h)")
     pi.add_argument("--json", action="store_true", help="machine-readable report")
-    pi.add_argument("--config")
+    pi.add_argument("--config", help="YAML settings (default config/gateway.yaml)")
     p.set_defaults(func=lambda a: cmd_policy_impact(a, load))
 
     r = sub.add_parser("review", help="periodic access review (权限周期性复核)")
@@ -82,10 +82,10 @@ def add_governance_commands(sub: Any, load: Loader) -> None:
         q.add_argument(
             "--default-clearance", default="L1", help="clearance everyone has (default L1)"
         )
-        q.add_argument("--config")
+        q.add_argument("--config", help="YAML settings (default config/gateway.yaml)")
     fmt = rr.add_mutually_exclusive_group()
-    fmt.add_argument("--json", action="store_true")
-    fmt.add_argument("--csv", action="store_true")
+    fmt.add_argument("--json", action="store_true", help="machine-readable report")
+    fmt.add_argument("--csv", action="store_true", help="CSV for a spreadsheet")
     rs.add_argument("--reviewer", required=True, help="the reviewer's subject id")
     rs.add_argument(
         "--decisions", required=True, help="JSON or CSV: line id, decision (confirm|revoke), note"

@@ -69,7 +69,9 @@ class _GatewayRequestHandler(RequestHandler):
         error = manager.translate(status, exc)
         rid = uuid.uuid4().hex
         if isinstance(error, ClientError):
-            log.warning("refused a malformed request (%s): %s", error.code, exc)
+            # One line, without the parser's echo of the request line (it can carry
+            # a customer's name or number in the query string).
+            log.warning("refused a malformed request (%s): %s", error.code, error.message)
         else:
             log.error("unexpected error outside the app (request %s)", rid, exc_info=exc)
         manager.audit(rid, request, error)
@@ -106,6 +108,11 @@ class _GatewayServer(web.Server):
             return MethodNotAllowed("the request method is not allowed through the gateway")
         if isinstance(exc, BadHttpMessage) and "too many headers" in exc.message.lower():
             return HeaderTooLarge("the request has too many header fields")
+        if isinstance(exc, BadHttpMessage) and "invalid char in url" in exc.message.lower():
+            return ClientError(
+                "the request target has characters that must be percent-encoded "
+                "(RFC 3986), e.g. ?q=%E5%BE%90 for ?q=徐"
+            )
         if status < 500:
             return ClientError("malformed HTTP request")
         return ServerError("the gateway hit an unexpected error; the request was not completed")

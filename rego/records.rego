@@ -38,7 +38,7 @@ _record_rules contains {
 _record_rules contains {
 	"when": {"tier": [tier]},
 	"record": "drop",
-	"reason": sprintf("tier %s records are limited to roles %s", [tier, concat(", ", rule.roles)]),
+	"reason": _tier_reason(tier, rule),
 } if {
 	some tier, rule in _config.tiers
 	is_array(rule.roles)
@@ -95,6 +95,15 @@ _tier_permitted(rule) if {
 	some role in input.subject.roles
 	role in rule.roles
 }
+
+# The reason names the missing piece: the purpose when the caller has a listed role.
+_tier_reason(tier, rule) := sprintf(
+	"tier %s records need a declared purpose (X-Purpose) of %s",
+	[tier, concat(", ", rule.purposes)],
+) if {
+	some role in input.subject.roles
+	role in rule.roles
+} else := sprintf("tier %s records are limited to roles %s", [tier, concat(", ", rule.roles)])
 
 # No purposes listed (absent or empty): the role alone decides.
 _tier_purpose_ok(rule) if count(object.get(rule, "purposes", [])) == 0

@@ -87,6 +87,17 @@ test_prospects_limited_to_sales_and_marketing if {
 	not has_record_rule(d, {"tier": ["潜在"]}, "drop")
 }
 
+test_prospect_reason_names_the_missing_purpose if {
+	d := decide({"roles": ["sales"], "department": "sales"}, {"purpose": null}, [])
+	some rule in d.records
+	rule.when == {"tier": ["潜在"]}
+	rule.reason == "tier 潜在 records need a declared purpose (X-Purpose) of sales, marketing, audit"
+	e := decide({"roles": ["retention"]}, {"purpose": "sales"}, [])
+	some other in e.records
+	other.when == {"tier": ["潜在"]}
+	other.reason == "tier 潜在 records are limited to roles sales, marketing, compliance"
+}
+
 test_tier_without_purpose_list_needs_role_only if {
 	d := decide({"roles": ["retention"]}, {"purpose": null}, []) with data.crm.config.tiers["流失"].purposes as []
 	not has_record_rule(d, {"tier": ["流失"]}, "drop")

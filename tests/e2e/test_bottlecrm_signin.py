@@ -56,7 +56,8 @@ async def _code(crm: BottleCRM, before: int) -> str:
     for _ in range(100):
         found = CODE.findall(crm.log_path.read_bytes()[before:])
         if found:
-            return found[-1].decode()
+            code: bytes = found[-1]
+            return code.decode()
         await asyncio.sleep(0.1)
     raise AssertionError("BottleCRM wrote no sign-in code to its log")
 

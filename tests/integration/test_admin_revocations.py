@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import aiohttp
 import orjson
 from aiohttp import web
+from aiohttp.test_utils import TestServer
+from pytest_aiohttp import AiohttpServer
 
 from tests.integration.gateway_harness import start_gateway
 
 
-async def _upstream(aiohttp_server):
+async def _upstream(aiohttp_server: AiohttpServer) -> TestServer:
     async def ok(request: web.Request) -> web.Response:
         return web.json_response({"ok": True})
 
@@ -20,7 +23,9 @@ async def _upstream(aiohttp_server):
     return await aiohttp_server(app)
 
 
-async def test_revoke_list_restore_through_admin_api(aiohttp_server, tmp_path) -> None:
+async def test_revoke_list_restore_through_admin_api(
+    aiohttp_server: AiohttpServer, tmp_path: Path
+) -> None:
     upstream = await _upstream(aiohttp_server)
     gw = await start_gateway(tmp_path, str(upstream.make_url("")).rstrip("/"))
     csrf = {"X-Requested-With": "test"}  # state-changing admin calls carry it
@@ -63,7 +68,9 @@ async def test_revoke_list_restore_through_admin_api(aiohttp_server, tmp_path) -
     ]
 
 
-async def test_state_changes_need_the_csrf_header(aiohttp_server, tmp_path) -> None:
+async def test_state_changes_need_the_csrf_header(
+    aiohttp_server: AiohttpServer, tmp_path: Path
+) -> None:
     upstream = await _upstream(aiohttp_server)
     gw = await start_gateway(tmp_path, str(upstream.make_url("")).rstrip("/"))
     api = gw.url + "/_gateway/admin/revocations"
@@ -84,7 +91,9 @@ async def test_state_changes_need_the_csrf_header(aiohttp_server, tmp_path) -> N
         await gw.stop()
 
 
-async def test_admin_api_refused_from_other_networks(aiohttp_server, tmp_path) -> None:
+async def test_admin_api_refused_from_other_networks(
+    aiohttp_server: AiohttpServer, tmp_path: Path
+) -> None:
     upstream = await _upstream(aiohttp_server)
     gw = await start_gateway(
         tmp_path,

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import pytest
@@ -62,6 +62,14 @@ asyncio.run(main(sys.argv[1], sys.argv[2]))
 """
 
 
+Entries = list[tuple[bytes, dict[bytes, bytes]]]
+
+
+def _entries(client: redis_sync.Redis, stream: str) -> Entries:
+    """XRANGE of a stream (the sync client types its replies loosely)."""
+    return cast(Entries, client.xrange(stream))
+
+
 def _run_and_kill(redis_url: str, base: Path, durable_wanted: int) -> tuple[str, list[int]]:
     env = {**os.environ, "CRM_GATEWAY_AUDIT_KEY": KEY_HEX, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
@@ -101,7 +109,7 @@ def _run_and_kill(redis_url: str, base: Path, durable_wanted: int) -> tuple[str,
 def _stream(url: str) -> list[dict[str, Any]]:
     client = redis_sync.Redis.from_url(url)
     try:
-        return [orjson.loads(f[b"e"]) for _, f in client.xrange("kill:audit")]
+        return [orjson.loads(f[b"e"]) for _, f in _entries(client, "kill:audit")]
     finally:
         client.close()
 

@@ -11,7 +11,7 @@ import asyncio
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import pytest
@@ -29,6 +29,14 @@ from tests.conftest import find_redis_server, free_port, stop_process, wait_for_
 pytestmark = pytest.mark.integration
 
 KEY_HEX = "ab" * 32
+
+
+Entries = list[tuple[bytes, dict[bytes, bytes]]]
+
+
+def _entries(client: redis_sync.Redis, stream: str) -> Entries:
+    """XRANGE of a stream (the sync client types its replies loosely)."""
+    return cast(Entries, client.xrange(stream))
 
 
 def _settings(tmp_path: Path, redis_url: str, **over: Any) -> Settings:
@@ -67,7 +75,7 @@ def _event(i: int) -> dict[str, Any]:
 def _stream_events(url: str, stream: str) -> list[dict[str, Any]]:
     client = redis_sync.Redis.from_url(url)
     try:
-        return [orjson.loads(fields[b"e"]) for _, fields in client.xrange(stream)]
+        return [orjson.loads(fields[b"e"]) for _, fields in _entries(client, stream)]
     finally:
         client.close()
 
@@ -317,7 +325,7 @@ async def test_verify_stream_detects_deleted_and_edited_entries(
     await emitter.close()
     client = redis_sync.Redis.from_url(redis_url)
     try:
-        entries = client.xrange("test:audit")
+        entries = _entries(client, "test:audit")
         client.xdel("test:audit", entries[10][0])  # delete seq 11
         edited = orjson.loads(entries[20][1][b"e"])  # rewrite seq 21
         edited["unmapped"]["crm"]["decision"]["outcome"] = "deny"

@@ -11,12 +11,17 @@ import asyncio
 import logging
 import socket
 import struct
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import orjson
 import pytest
 from aiohttp import web
+from aiohttp.test_utils import TestServer
+from pytest_aiohttp import AiohttpServer
+from yarl import URL
 
 from tests.integration.gateway_harness import Gateway
 
@@ -56,12 +61,21 @@ def upstream_app(state: Upstream) -> web.Application:
     return app
 
 
+@dataclass
+class Served:
+    """The test CRM's server (the `gw` fixture reads its URL) and its state."""
+
+    server: TestServer
+    state: Upstream
+
+    def make_url(self, path: str) -> URL:
+        return self.server.make_url(path)
+
+
 @pytest.fixture
-async def upstream(aiohttp_server):
+async def upstream(aiohttp_server: AiohttpServer) -> Served:
     state = Upstream()
-    server = await aiohttp_server(upstream_app(state))
-    server.state = state
-    return server
+    return Served(await aiohttp_server(upstream_app(state)), state)
 
 
 async def _read_then_reset(port: int, path: str, want: int) -> bytes:
@@ -84,13 +98,13 @@ def _tracebacks(records: list[logging.LogRecord]) -> list[str]:
     return [f"{r.name}: {r.getMessage()}" for r in records if r.exc_info or r.levelno >= 40]
 
 
-def _audit_events(path: Path) -> list[dict[str, object]]:
+def _audit_events(path: Path) -> list[dict[str, Any]]:
     lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
     return [orjson.loads(line) for line in lines if line.strip()]
 
 
 async def test_client_reset_mid_stream_is_a_warning_and_gateway_keeps_serving(
-    gw: Gateway, upstream, caplog: pytest.LogCaptureFixture
+    gw: Gateway, upstream: Served, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING)
     for _ in range(ATTEMPTS):

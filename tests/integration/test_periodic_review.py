@@ -46,14 +46,14 @@ pytestmark = pytest.mark.integration
 BASE = orjson.loads((ROOT / "rego" / "data.json").read_bytes())["crm"]["config"]
 OPEN_HOURS = {**BASE["time_place"], "hours": ALWAYS_OPEN, "holidays": []}
 
-EXTRA = {
+EXTRA: dict[str, dict[str, Any]] = {
     "sec": {"roles": ["security_admin"], "department": "security", "clearance": "L4",
             "mfa": True},
     "risk3": {"roles": ["risk_officer"], "department": "risk", "clearance": "L3", "mfa": True},
     "intern": {"roles": ["customer_service"], "department": "customer_service",
                "clearance": "L1"},
 }  # fmt: skip
-PEOPLE = {**STAFF, **EXTRA}
+PEOPLE: dict[str, dict[str, Any]] = {**STAFF, **EXTRA}
 ABOVE_DEFAULT = sorted(f"u-{n}" for n, e in PEOPLE.items() if e["clearance"] != "L1")
 
 

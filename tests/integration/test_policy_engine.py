@@ -57,6 +57,10 @@ VIEW = PolicyRequest(
 DATA_REVISION = json.loads((ROOT / "rego" / "data.json").read_text())["crm"]["config"]["revision"]
 
 
+def _replace_with(stored: dict[str, Any]) -> Callable[[Any], dict[str, Any]]:
+    return lambda _: stored
+
+
 def taxonomy() -> Taxonomy:
     s = Settings()
     return Taxonomy.load(s.path(s.classification.taxonomy))
@@ -438,7 +442,7 @@ async def test_golden_cases_through_the_client_and_the_engine(
     subject_id = case.input["subject"]["id"]
     for g in case.input["grants"]:
         stored = {**g, "subject": subject_id, "status": "active"}
-        await grants.update(g["id"], lambda _, stored=stored: stored)
+        await grants.update(g["id"], _replace_with(stored))
     eng = await PolicyEngine.open(
         external(policy_opa.url), taxonomy_policy=case.input["taxonomy"], grants=grants
     )

@@ -17,7 +17,7 @@ import sys
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 import orjson
@@ -197,6 +197,10 @@ async def test_identical_candidate_reports_no_change(tmp_path: Path, crm: DemoCr
     assert report.changes == {} and "no decision changes" in report.text()
 
 
+def _hash(client: Any, key: bytes) -> dict[bytes, bytes]:
+    return cast("dict[bytes, bytes]", client.hgetall(key))
+
+
 def _stored_bytes(settings: Any, store: str) -> bytes:
     if store == "file":
         files = sorted(input_log_dir(settings).glob("inputs-*.jsonl"))
@@ -206,14 +210,14 @@ def _stored_bytes(settings: Any, store: str) -> bytes:
 
     client = redis_sync.Redis.from_url(settings.redis.url)
     try:
-        keys = client.keys("crmgw:dinput*")
+        keys = cast("list[bytes]", client.keys("crmgw:dinput*"))
         assert keys
         out = b""
         for k in keys:
             out += k + (
-                orjson.dumps({a.decode(): b.decode() for a, b in client.hgetall(k).items()})
+                orjson.dumps({a.decode(): b.decode() for a, b in _hash(client, k).items()})
                 if client.type(k) == b"hash"
-                else client.get(k) or b""
+                else cast("bytes | None", client.get(k)) or b""
             )
         return out
     finally:

@@ -10,11 +10,18 @@ import asyncio
 import gzip
 import hashlib
 import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import aiohttp
 import orjson
 import pytest
 from aiohttp import web
+from aiohttp.test_utils import TestServer
+from pytest_aiohttp import AiohttpServer
+from yarl import URL
 
 from tests.integration.gateway_harness import Gateway, raw_request, start_gateway
 
@@ -24,7 +31,7 @@ ADMIN = "test-admin-key"  # clearance L4
 
 class Recorder:
     def __init__(self) -> None:
-        self.requests: list[dict[str, object]] = []
+        self.requests: list[dict[str, Any]] = []
         self.cancelled = asyncio.Event()
 
 
@@ -130,19 +137,33 @@ def upstream_app(rec: Recorder) -> web.Application:
     return app
 
 
+@dataclass
+class Upstream:
+    """The recording CRM: its test server and what it received."""
+
+    server: TestServer
+    rec: Recorder
+
+    @property
+    def port(self) -> int:
+        assert self.server.port is not None
+        return self.server.port
+
+    def make_url(self, path: str) -> URL:
+        return self.server.make_url(path)
+
+
 @pytest.fixture
-async def upstream(aiohttp_server):
+async def upstream(aiohttp_server: AiohttpServer) -> Upstream:
     rec = Recorder()
-    server = await aiohttp_server(upstream_app(rec))
-    server.rec = rec
-    return server
+    return Upstream(await aiohttp_server(upstream_app(rec)), rec)
 
 
 def auth(key: str = KEY) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
-async def test_hop_by_hop_headers_are_removed_both_ways(gw: Gateway, upstream) -> None:
+async def test_hop_by_hop_headers_are_removed_both_ways(gw: Gateway, upstream: Upstream) -> None:
     async with aiohttp.ClientSession() as s:
         hdrs = {
             **auth(),
@@ -160,7 +181,9 @@ async def test_hop_by_hop_headers_are_removed_both_ways(gw: Gateway, upstream) -
     assert not seen & {"x-client-private", "te", "proxy-authorization", "keep-alive"}
 
 
-async def test_forwarding_headers_set_and_client_copies_not_trusted(gw: Gateway, upstream) -> None:
+async def test_forwarding_headers_set_and_client_copies_not_trusted(
+    gw: Gateway, upstream: Upstream
+) -> None:
     async with aiohttp.ClientSession() as s:
         hdrs = {
             **auth(),
@@ -180,7 +203,7 @@ async def test_forwarding_headers_set_and_client_copies_not_trusted(gw: Gateway,
 
 
 async def test_absolute_form_and_host_header_cannot_redirect_upstream(
-    gw: Gateway, upstream
+    gw: Gateway, upstream: Upstream
 ) -> None:
     status, _, _ = await raw_request(
         gw.port,
@@ -193,13 +216,13 @@ async def test_absolute_form_and_host_header_cannot_redirect_upstream(
     assert rec["host"] == f"127.0.0.1:{upstream.port}"
 
 
-async def test_request_body_streams_upstream_intact(upstream, tmp_path) -> None:
+async def test_request_body_streams_upstream_intact(upstream: Upstream, tmp_path: Path) -> None:
     payload = bytes(range(256)) * 40_000  # ~10 MB, chunked
     gw = await start_gateway(
         tmp_path, str(upstream.make_url("")).rstrip("/"), **{"limits.max_request_body": 20_000_000}
     )
 
-    async def gen():
+    async def gen() -> AsyncIterator[bytes]:
         for i in range(0, len(payload), 100_000):
             yield payload[i : i + 100_000]
 
@@ -218,8 +241,8 @@ async def test_request_body_streams_upstream_intact(upstream, tmp_path) -> None:
     assert body["sha256"] == hashlib.sha256(payload).hexdigest()
 
 
-async def test_chunked_request_over_limit_is_413(gw: Gateway, upstream) -> None:
-    async def gen():
+async def test_chunked_request_over_limit_is_413(gw: Gateway, upstream: Upstream) -> None:
+    async def gen() -> AsyncIterator[bytes]:
         for _ in range(30):
             yield b"y" * 100_000
 
@@ -228,7 +251,9 @@ async def test_chunked_request_over_limit_is_413(gw: Gateway, upstream) -> None:
             assert r.status == 413
 
 
-async def test_oversized_request_refused_before_reaching_crm(gw: Gateway, upstream) -> None:
+async def test_oversized_request_refused_before_reaching_crm(
+    gw: Gateway, upstream: Upstream
+) -> None:
     before = len(upstream.rec.requests)
     async with aiohttp.ClientSession() as s:
         async with s.post(
@@ -307,7 +332,9 @@ async def test_gzip_on_sensitive_route_is_decoded_masked_and_relabelled(gw: Gate
     assert doc["customer"]["id"] == "C1"
 
 
-async def test_range_never_serves_raw_slices_on_sensitive_routes(gw: Gateway, upstream) -> None:
+async def test_range_never_serves_raw_slices_on_sensitive_routes(
+    gw: Gateway, upstream: Upstream
+) -> None:
     async with (
         aiohttp.ClientSession() as s,
         s.get(
@@ -319,7 +346,7 @@ async def test_range_never_serves_raw_slices_on_sensitive_routes(gw: Gateway, up
     assert "range" not in seen and "if-range" not in seen
 
 
-async def test_upstream_unreachable_is_502_json_without_trace(tmp_path) -> None:
+async def test_upstream_unreachable_is_502_json_without_trace(tmp_path: Path) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         dead = sock.getsockname()[1]
@@ -335,7 +362,7 @@ async def test_upstream_unreachable_is_502_json_without_trace(tmp_path) -> None:
         await gw.stop()
 
 
-async def test_upstream_timeout_is_504(upstream, tmp_path) -> None:
+async def test_upstream_timeout_is_504(upstream: Upstream, tmp_path: Path) -> None:
     gw = await start_gateway(
         tmp_path, str(upstream.make_url("")).rstrip("/"), **{"upstream.read_timeout": 0.5}
     )
@@ -348,7 +375,9 @@ async def test_upstream_timeout_is_504(upstream, tmp_path) -> None:
         await gw.stop()
 
 
-async def test_slow_headers_are_cut_off_and_others_still_served(upstream, tmp_path) -> None:
+async def test_slow_headers_are_cut_off_and_others_still_served(
+    upstream: Upstream, tmp_path: Path
+) -> None:
     gw = await start_gateway(
         tmp_path, str(upstream.make_url("")).rstrip("/"), **{"listen.header_timeout": 1.0}
     )
@@ -366,7 +395,7 @@ async def test_slow_headers_are_cut_off_and_others_still_served(upstream, tmp_pa
         await gw.stop()
 
 
-async def test_client_disconnect_cancels_upstream_call(gw: Gateway, upstream) -> None:
+async def test_client_disconnect_cancels_upstream_call(gw: Gateway, upstream: Upstream) -> None:
     _, writer = await asyncio.open_connection("127.0.0.1", gw.port)
     writer.write(
         f"GET /api/hang HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\n\r\n".encode()
@@ -377,7 +406,9 @@ async def test_client_disconnect_cancels_upstream_call(gw: Gateway, upstream) ->
     await asyncio.wait_for(upstream.rec.cancelled.wait(), timeout=5)
 
 
-async def test_response_over_limit_on_rewritten_route_is_refused(upstream, tmp_path) -> None:
+async def test_response_over_limit_on_rewritten_route_is_refused(
+    upstream: Upstream, tmp_path: Path
+) -> None:
     gw = await start_gateway(
         tmp_path, str(upstream.make_url("")).rstrip("/"), **{"limits.max_response_body": 100_000}
     )
@@ -405,7 +436,9 @@ async def test_websocket_refused_by_default_allowed_per_route(gw: Gateway) -> No
             assert msg.data == "echo:hi"
 
 
-async def test_admin_endpoints_answered_by_gateway_never_forwarded(gw: Gateway, upstream) -> None:
+async def test_admin_endpoints_answered_by_gateway_never_forwarded(
+    gw: Gateway, upstream: Upstream
+) -> None:
     before = len(upstream.rec.requests)
     async with aiohttp.ClientSession() as s:
         async with s.get(gw.url + "/_gateway/health") as r:
@@ -424,7 +457,9 @@ async def test_admin_endpoints_answered_by_gateway_never_forwarded(gw: Gateway, 
     assert len(upstream.rec.requests) == before
 
 
-async def test_unknown_caller_gets_401_and_crm_never_sees_it(gw: Gateway, upstream) -> None:
+async def test_unknown_caller_gets_401_and_crm_never_sees_it(
+    gw: Gateway, upstream: Upstream
+) -> None:
     before = len(upstream.rec.requests)
     async with aiohttp.ClientSession() as s:
         for hdrs in ({}, {"Authorization": "Bearer wrong"}, {"X-Remote-User": "u-admin"}):
@@ -434,7 +469,7 @@ async def test_unknown_caller_gets_401_and_crm_never_sees_it(gw: Gateway, upstre
     assert len(upstream.rec.requests) == before
 
 
-async def test_identity_headers_from_clients_are_stripped(gw: Gateway, upstream) -> None:
+async def test_identity_headers_from_clients_are_stripped(gw: Gateway, upstream: Upstream) -> None:
     async with (
         aiohttp.ClientSession() as s,
         s.get(

@@ -18,22 +18,33 @@ WORKER = """
 import asyncio, sys
 from gateway.state.ratelimit import open_ratelimiter
 
-async def main(url: str, hits: int, limit: int) -> None:
+async def main(url: str, limit: int) -> None:
     limiter = await open_ratelimiter(url)
     print("ready", flush=True)
-    sys.stdin.readline()
-    allowed = 0
-    for _ in range(hits):
+    # One hit per line from the parent: the parent alternates between the
+    # processes, so each hit draws on the budget while the other process is live.
+    for line in sys.stdin:
+        if line.strip() != "hit":
+            break
         decision = await limiter.hit("subject", "u-sales-01", limit=limit, period=60)
-        allowed += decision.allowed
-    print(allowed, flush=True)
+        print(int(decision.allowed), flush=True)
     await limiter.close()
 
-asyncio.run(main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3])))
+asyncio.run(main(sys.argv[1], int(sys.argv[2])))
 """
 
 
+async def _ask(proc: asyncio.subprocess.Process, line: bytes) -> bytes:
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write(line)
+    await proc.stdin.drain()
+    return (await asyncio.wait_for(proc.stdout.readline(), 15)).strip()
+
+
 async def test_two_processes_share_one_budget(redis_url: str) -> None:
+    """Two processes, each with its own Redis connection, hit one key in strict
+    alternation. A per-process budget would allow `limit` hits in each (sum 2 x
+    limit); one shared budget allows `limit` in all, split between both."""
     limit, hits = 25, 40
     procs = [
         await asyncio.create_subprocess_exec(
@@ -41,7 +52,6 @@ async def test_two_processes_share_one_budget(redis_url: str) -> None:
             "-c",
             WORKER,
             redis_url,
-            str(hits),
             str(limit),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
@@ -49,26 +59,32 @@ async def test_two_processes_share_one_budget(redis_url: str) -> None:
         )
         for _ in range(2)
     ]
+    counts = [0, 0]
     try:
+        # Start barrier: both are connected before either draws on the budget.
         for p in procs:
             assert p.stdout is not None
             assert (await asyncio.wait_for(p.stdout.readline(), 15)).strip() == b"ready"
+        for _ in range(hits):
+            for i, p in enumerate(procs):
+                counts[i] += int(await _ask(p, b"hit\n"))
         for p in procs:
             assert p.stdin is not None
-            p.stdin.write(b"go\n")
+            p.stdin.write(b"stop\n")
             await p.stdin.drain()
-        counts = []
-        for p in procs:
-            assert p.stdout is not None
-            counts.append(int(await asyncio.wait_for(p.stdout.readline(), 15)))
     finally:
         for p in procs:
             if p.returncode is None:
-                p.terminate()
+                try:
+                    await asyncio.wait_for(p.wait(), 15)
+                except TimeoutError:
+                    p.terminate()
             await p.wait()
     print(f"allowed per process: {counts} (limit {limit}, {hits} attempts each)")
-    assert sum(counts) == limit
-    assert all(c > 0 for c in counts), "both processes raced for the same budget"
+    assert sum(counts) == limit, "the budget is not shared across processes"
+    # Strict alternation from a fresh key: the first 2 x 12 hits split evenly,
+    # the 25th goes to the first process.
+    assert counts == [(limit + 1) // 2, limit // 2]
 
 
 async def test_redis_limiter_reports_retry_after_and_separates_keys(redis_url: str) -> None:

@@ -122,7 +122,7 @@ async def gw(
 
 
 async def get(
-    gw: Gateway | str, path: str, who: str, opt_in: bool = True, **extra: str
+    gw: Gateway | str, path: str, who: str, *, opt_in: bool = True, **extra: Any
 ) -> tuple[int, dict[str, str], bytes]:
     base = gw if isinstance(gw, str) else gw.url
     sent = {"X-API-Key": key_of(who), **{k.replace("_", "-"): v for k, v in extra.items()}}
@@ -132,7 +132,7 @@ async def get(
         return r.status, dict(r.headers), await r.read()
 
 
-async def handles(gw: Gateway | str, rec: dict[str, Any], who: str, **extra: str) -> dict[str, str]:
+async def handles(gw: Gateway | str, rec: dict[str, Any], who: str, **extra: Any) -> dict[str, str]:
     """field -> handle for one customer, as the gateway offers them to `who`."""
     status, headers, body = await get(gw, f"/api/customers/{rec['id']}", who, **extra)
     assert status == 200, body
@@ -146,7 +146,7 @@ async def handles(gw: Gateway | str, rec: dict[str, Any], who: str, **extra: str
 
 
 async def reveal(
-    gw: Gateway | str, who: str | None, body: Any, csrf: bool = True, **extra: str
+    gw: Gateway | str, who: str | None, body: Any, *, csrf: bool = True, **extra: Any
 ) -> tuple[int, dict[str, str], Any]:
     base = gw if isinstance(gw, str) else gw.url
     sent = {**(CSRF if csrf else {}), **{k.replace("_", "-"): v for k, v in extra.items()}}
@@ -395,7 +395,7 @@ async def test_l4_reveal_with_a_reveal_grant_on_grade_b_and_a_records(
 ) -> None:
     b = pick(crm, grade="B", tier="一般")
     a = pick(crm, grade="A", tier="一般")
-    advisory = {"X_Purpose": "advisory"}
+    advisory: dict[str, Any] = {"X_Purpose": "advisory"}
     status, headers, _ = await get(gw, f"/api/customers/{b['id']}", "rm", **advisory)
     assert status == 404 and "X-Gateway-Reveal-Handles" not in headers  # grade B: withheld
 
@@ -440,7 +440,7 @@ async def test_l4_reveal_with_a_reveal_grant_on_grade_b_and_a_records(
 
 
 async def until_handles(
-    gw: Gateway, rec: dict[str, Any], who: str, field: str, **extra: str
+    gw: Gateway, rec: dict[str, Any], who: str, field: str, **extra: Any
 ) -> dict[str, str]:
     found: dict[str, str] = {}
 
@@ -453,7 +453,7 @@ async def until_handles(
 
 
 async def reveal_soon(
-    gw: Gateway, who: str, handle: str, code: str, **extra: str
+    gw: Gateway, who: str, handle: str, code: str, **extra: Any
 ) -> tuple[int, dict[str, str], Any]:
     """The reveal, retried until refused with `code` (a revocation reaches every
     replica within a second; the decision cache may hold the last answer until then)."""

@@ -94,7 +94,8 @@ async def event_for(gw: Gateway, request_id: str, within: float = 5.0) -> dict[s
 
 
 def _final(event: dict[str, Any]) -> bool:
-    return event.get("unmapped", {}).get("crm", {}).get("phase", "final") == "final"
+    phase: str = event.get("unmapped", {}).get("crm", {}).get("phase", "final")
+    return phase == "final"
 
 
 def audited_route(event: dict[str, Any]) -> str:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
@@ -244,7 +245,7 @@ async def send_raw(
     port: int,
     method: str,
     target: str,
-    headers: dict[str, str] | list[tuple[str, str]] = (),
+    headers: dict[str, str] | Sequence[tuple[str, str]] = (),
     body: bytes = b"",
 ) -> tuple[int, dict[str, str], bytes]:
     """One HTTP/1.1 request over a plain socket, target and header names exactly as

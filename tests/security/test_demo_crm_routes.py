@@ -40,7 +40,11 @@ def opa(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpaProcess]:
 def served() -> set[str]:
     """Every GET route template the demo CRM serves."""
     app = create_demo_crm(seed=7, count=1)
-    return {r.resource.canonical for r in app.router.routes() if r.method == "GET"}
+    return {
+        r.resource.canonical
+        for r in app.router.routes()
+        if r.method == "GET" and r.resource is not None
+    }
 
 
 @pytest.fixture

@@ -243,3 +243,23 @@ async def test_limits_are_settings(make_gateway: StartGateway, crm: LenientCrm) 
         gw.port, "GET", "/static/" + "a" * 1900, {**api_key("sales"), "X-Big": "v" * 3900}
     )
     assert status == 200
+
+
+@pytest.mark.parametrize("who", [None, "sales"])
+async def test_a_raw_utf8_query_gets_a_json_error_with_a_request_id(
+    gw: Gateway, crm: LenientCrm, who: str | None, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`?q=徐` sent as raw UTF-8 bytes (not percent-encoded), as some clients do: a
+    JSON 400 with a request id, one log line that does not echo the query."""
+    before = len(crm.seen)
+    status, headers, body = await send_raw(
+        gw.port, "GET", "/api/customers?q=徐", api_key(who) if who else {}
+    )
+    assert status == 400, body
+    doc = _json_error(status, headers, body, "bad_request")
+    assert "GET /api/customers" not in body.decode("utf-8", "replace")  # no echo
+    assert "percent-encode" in doc["message"]
+    assert crm.seen[before:] == []
+    logged = [r.getMessage() for r in caplog.records if r.name == "gateway.server"]
+    assert logged and all("\n" not in m and "\\xe5" not in m for m in logged), logged
+    assert not any(r.exc_info for r in caplog.records)

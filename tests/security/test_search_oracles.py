@@ -206,7 +206,7 @@ async def _assert_refused(
 ) -> dict[str, Any]:
     before = len(crm.recorder.seen)
     status, body, hdrs = await call(gw, raw, who)
-    doc = orjson.loads(body)
+    doc: dict[str, Any] = orjson.loads(body)
     assert doc["request_id"] == hdrs["x-request-id"]
     if also and doc["error"] == also:
         assert status == 400 and len(crm.recorder.seen) == before
@@ -380,7 +380,7 @@ async def test_repeated_probing_raises_an_alert(
         assert all(guess not in dumped for guess in guesses)
         assert "4 distinct protected values" in alert["message"]
         # Customer service: three allowed lookups of other customers, then one refusal.
-        others = [r["mobile"] for r in crm.records if r["tier"] == "VIP"][:3]
+        others = [str(r["mobile"]) for r in crm.records if r["tier"] == "VIP"][:3]
         for mobile in others:
             assert (await call(g, f"/api/customers/search?q={mobile}", "cs"))[0] == 200
         assert (await call(g, "/api/customers?sort=-bank_card", "cs"))[0] == 403

@@ -15,7 +15,7 @@ applied going to the audit event only.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -53,9 +53,12 @@ async def gw(tmp_path: Path, crm: DemoCrm, opa: OpaProcess) -> AsyncIterator[Gat
 
 def _hidden(crm: DemoCrm) -> list[dict[str, Any]]:
     """One customer of each kind the record rules hide from customer service."""
-    kinds = [lambda c: c["grade"] == "A", lambda c: c["grade"] == "B",
-             lambda c: c["grade"] == "C" and c["tier"] == "流失",
-             lambda c: c["grade"] == "C" and c["tier"] == "潜在"]  # fmt: skip
+    kinds: list[Callable[[dict[str, Any]], bool]] = [
+        lambda c: c["grade"] == "A",
+        lambda c: c["grade"] == "B",
+        lambda c: c["grade"] == "C" and c["tier"] == "流失",
+        lambda c: c["grade"] == "C" and c["tier"] == "潜在",
+    ]
     return [next(c for c in crm.records if kind(c)) for kind in kinds]
 
 

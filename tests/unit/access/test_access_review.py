@@ -30,7 +30,7 @@ SUBJECTS = [
     SubjectFacts("u-new", "retail", ("sales",), "L1"),
     SubjectFacts("u-sec", "security", ("security_admin",), "L4"),
 ]
-GRANTS = [
+GRANTS: list[dict[str, Any]] = [
     {"id": "g-lvl", "subject": "u-cs", "type": "level", "level": "L3", "state": "active",
      "activated": "2026-11-20T00:00:00Z", "expires": "2026-12-20T00:00:00Z",
      "approved_by": ["security"]},
@@ -59,7 +59,7 @@ def event(
     }
 
 
-EVENTS = [
+EVENTS: list[dict[str, Any]] = [
     event("u-rm", NOW - timedelta(days=200), {"L3": 1}),  # before the period
     event("u-rm", NOW - timedelta(days=3), {"L2": 2}, grades={"A": 1}),  # L2 only; grade A
     event("u-cs", NOW - timedelta(days=5), {"L2": 1, "L3": 1}),  # L3 thanks to g-lvl

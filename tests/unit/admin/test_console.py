@@ -91,6 +91,7 @@ def test_live_rows_for_governance_events_and_alerts() -> None:
     actor = Actor(id="u-sec1", department="security", via="console")
     gov = project(build_governance_event(Change("request_approved", actor, subject="u-rm",
                                                 reason="ok")))  # fmt: skip
+    assert gov is not None
     assert gov == {**gov, "kind": "governance", "action": "request_approved",
                    "actor": "u-sec1", "subject": "u-rm"}  # fmt: skip
     alert = project(build_governance_alert("break_glass", subject="u-it1", message="bg by u-it1",

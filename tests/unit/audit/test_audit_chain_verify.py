@@ -213,7 +213,7 @@ def test_report_renders() -> None:
     assert "closed" in report.summary()
 
 
-_text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=20)
+_text = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=20)
 _json = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1) | _text,
     lambda inner: (

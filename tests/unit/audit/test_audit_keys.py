@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator, MutableMapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 import structlog
@@ -21,14 +23,14 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def captured(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, object]]:
+def captured(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[MutableMapping[str, Any]]]:
     """The warnings `keys` logs (a fresh logger: a cached one would bypass the capture)."""
     with capture_logs() as logs:
         monkeypatch.setattr(keys, "log", structlog.get_logger("gateway.audit.keys"))
         yield logs
 
 
-def _pub_warnings(logs: list[dict[str, object]]) -> list[dict[str, object]]:
+def _pub_warnings(logs: list[MutableMapping[str, Any]]) -> list[MutableMapping[str, Any]]:
     return [e for e in logs if e["event"] == "audit_seal_public_key_not_written"]
 
 
@@ -41,7 +43,7 @@ def test_public_key_is_written_next_to_the_private_key(settings: Settings) -> No
 
 
 def test_unwritable_public_key_is_a_warning(
-    settings: Settings, captured: list[dict[str, object]]
+    settings: Settings, captured: list[MutableMapping[str, Any]]
 ) -> None:
     """Works as root too: the temporary file's path is a directory, so writing it fails."""
     private = settings.path(settings.audit.seal_key_file)
@@ -62,7 +64,7 @@ def test_unwritable_public_key_is_a_warning(
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories")
 def test_read_only_key_directory_still_starts(
-    settings: Settings, captured: list[dict[str, object]]
+    settings: Settings, captured: list[MutableMapping[str, Any]]
 ) -> None:
     private = settings.path(settings.audit.seal_key_file)
     first = load_seal_key(settings)

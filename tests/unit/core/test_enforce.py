@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import itertools
 import random
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -128,7 +129,7 @@ def masked(value: Any, category: str, action: Action) -> Any:
 
 
 def test_l2_clearance_list_page() -> None:
-    doc = {"count": 2, "page": 1, "results": [customer(1), customer(2)]}
+    doc: dict[str, Any] = {"count": 2, "page": 1, "results": [customer(1), customer(2)]}
     original = copy.deepcopy(doc)
     enf = enforcer(decision_for("L2"))
     out = enf.rewrite_document(doc)
@@ -191,14 +192,15 @@ def test_top_level_list_and_nested_envelope() -> None:
         }
     )
     decision = decision_for("L1")
-    for name, doc, rows in (
+    cases: tuple[tuple[str, Any, Callable[[Any], Any]], ...] = (
         ("flat", [{"mobile": MOBILE1}, {"mobile": MOBILE2}], lambda d: d),
         (
             "deep",
             {"data": {"rows": [{"mobile": MOBILE1}, {"mobile": MOBILE2}], "total": 2}},
             lambda d: d["data"]["rows"],
         ),
-    ):
+    )
+    for name, doc, rows in cases:
         spec = catalog.route(name)
         enf = build_enforcer(
             taxonomy=TAXONOMY, route=spec, decision=decision, subject_id="x", masker=MASKER
@@ -918,13 +920,14 @@ def test_csv_row_plan_equals_cell_by_cell(
     """Full-width rows go through a per-header column plan; short rows cell by cell.
     The same rows under a header one column wider (so every row is short) must come
     out the same, with the same report."""
-    extra: dict[str, Any] = {
+    extras: dict[str, dict[str, Any]] = {
         "none": {},
         "drop_a": {"records": [{"when": {"grade": ["A"]}, "record": "drop"}]},
         "mask_c": {"records": [{"when": {"grade": ["C"]}, "fields": {"L1": "redact"}}]},
         "bulk": {"obligations": {"max_clear_records": {"L1": 2, "L2": 1}}},
         "bulk_block": {"obligations": {"max_clear_records": {"L2": 2}, "bulk_action": "block"}},
-    }[rules]
+    }
+    extra = extras[rules]
     d = decision_for(clearance, **extra)
     rows = []
     for n in range(4):

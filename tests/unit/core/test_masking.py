@@ -17,6 +17,7 @@ from gateway.core.masking import (
     is_masked_placeholder,
 )
 from gateway.core.masking import operators as ops
+from gateway.core.masking.bands import age_band
 from gateway.core.model import Action, Verb
 from gateway.core.taxonomy import Taxonomy
 
@@ -88,12 +89,12 @@ def test_conventions(
 
 
 def test_age_band_from_birth_date() -> None:
-    assert ops.age_band("1990-05-12", today=date(2026, 5, 11)) == "30–39"
-    assert ops.age_band("1990-05-12", today=date(2026, 5, 12)) == "30–39"
-    assert ops.age_band("1986-12-31", today=date(2026, 6, 1)) == "30–39"
-    assert ops.age_band("1986-01-01", today=date(2026, 6, 1)) == "40–49"
-    assert ops.age_band("40–49") == "40–49"
-    assert ops.age_band("no date") == "***"
+    assert age_band("1990-05-12", today=date(2026, 5, 11)) == "30–39"
+    assert age_band("1990-05-12", today=date(2026, 5, 12)) == "30–39"
+    assert age_band("1986-12-31", today=date(2026, 6, 1)) == "30–39"
+    assert age_band("1986-01-01", today=date(2026, 6, 1)) == "40–49"
+    assert age_band("40–49") == "40–49"
+    assert age_band("no date") == "***"
 
 
 def test_unknown_rule_is_thirds() -> None:
@@ -132,7 +133,7 @@ def test_numbers_keep_their_type_unless_the_taxonomy_says_string(
     assert masker.apply(120000.55, "balance", PSEUDO) is None
     assert masker.apply(13812345678, "mobile", STD) is None
 
-    raw = {"levels": [], "categories": {}}
+    raw: dict[str, Any] = {"levels": [], "categories": {}}
     raw["levels"] = [
         {"code": lv.code, "rank": lv.rank, "never_clear": lv.never_clear} for lv in tax.levels
     ]

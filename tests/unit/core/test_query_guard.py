@@ -259,6 +259,7 @@ def test_lookup_obligation_parsing() -> None:
         ).lookup.categories
         == frozenset()
     )
+    bad: object
     for bad in (
         [],
         {"categories": "mobile", "limit": 1, "period_seconds": 1},

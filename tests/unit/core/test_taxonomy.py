@@ -52,7 +52,8 @@ REQUIRED = [
 
 @pytest.fixture(scope="module")
 def raw() -> dict[str, Any]:
-    return yaml.safe_load(DEFAULT.read_text(encoding="utf-8"))
+    doc: dict[str, Any] = yaml.safe_load(DEFAULT.read_text(encoding="utf-8"))
+    return doc
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -54,7 +55,7 @@ def test_no_record_found_is_not_visible() -> None:
 
 def test_the_record_named_by_the_path_is_the_target() -> None:
     """BottleCRM's detail lists colleagues too: the write targets the path's id."""
-    doc = {
+    doc: dict[str, Any] = {
         "contact_obj": {"id": "k1", "custom_fields": {"grade": "C", "owner": "me"}},
         "colleagues": [{"id": "k2", "custom_fields": {"grade": "A", "owner": "me"}}],
     }

@@ -37,7 +37,7 @@ REQUEST = PolicyRequest(
     method="GET", operation="view", route_template="/api/customers/{id}", purpose="sales",
     justification=False, network_zone="internal", network_allowed=True, now=NOW,
 )  # fmt: skip
-GRANT = {
+GRANT: dict[str, object] = {
     "id": "g-1", "type": "grade_b", "level": None, "approved_by": ["security"],
     "expires": "2026-11-26T00:00:00Z", "justification": "customer 张三 13812345678 complaint",
 }  # fmt: skip

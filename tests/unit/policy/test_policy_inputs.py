@@ -111,6 +111,7 @@ def test_expired_partner_is_evaluated_after_the_expiry() -> None:
     )
     n, _ = norm(subject=expired)
     opa = build_opa_input(n, TAXONOMY)
+    assert expired.partner_expires is not None
     assert datetime.fromisoformat(opa["request"]["time"]["rfc3339"]) > expired.partner_expires
     current = dataclasses.replace(expired, partner_expires=NOW + timedelta(minutes=10))
     _, end = norm(subject=current)
@@ -169,7 +170,7 @@ _grants = st.lists(
         }
     ),
     max_size=3,
-    unique_by=lambda g: g["id"],
+    unique_by=lambda g: str(g["id"]),
 )
 
 
