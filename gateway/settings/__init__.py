@@ -116,6 +116,11 @@ class Settings(_Section):
                 "environment is production but redis.url is empty: several replicas "
                 "would not share revocations, grants or rate limits"
             )
+        if self.environment == "production" and self.identity.directory_mfa:
+            raise ValueError(
+                "identity.directory_mfa: the directory's mfa flags prove no second factor; "
+                "not allowed in production"
+            )
         return self
 
     def path(self, p: Path) -> Path:
