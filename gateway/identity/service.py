@@ -170,7 +170,7 @@ def _build(
     if name == "trusted_header":
         return TrustedHeaderAuthenticator(ident.trusted_headers, directory)
     if name == "mtls":
-        return MtlsAuthenticator(ident.mtls, directory)
+        return MtlsAuthenticator(ident.mtls, directory, settings.path)
     if name == "crm_jwt":
         return CrmJwtAuthenticator(ident.crm_jwt, directory, environ)
     assert session is not None

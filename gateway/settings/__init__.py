@@ -38,9 +38,11 @@ from gateway.settings.identity import (
     TrustedHeaderSettings,
 )
 from gateway.settings.proxy import (
+    ClientTlsSettings,
     ForwardedSettings,
     LimitSettings,
     ListenSettings,
+    ListenTlsSettings,
     RouteSettings,
     UpstreamSettings,
 )
@@ -59,6 +61,7 @@ __all__ = [
     "AdminSettings",
     "AuditSettings",
     "ClassificationSettings",
+    "ClientTlsSettings",
     "CrmIntrospectionSettings",
     "CrmJwtSettings",
     "ForwardedSettings",
@@ -66,6 +69,7 @@ __all__ = [
     "IdentitySettings",
     "LimitSettings",
     "ListenSettings",
+    "ListenTlsSettings",
     "LoggingSettings",
     "MonitorSettings",
     "MtlsSettings",

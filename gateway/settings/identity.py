@@ -97,10 +97,32 @@ class TrustedHeaderSettings(_Section):
 
 
 class MtlsSettings(_Section):
-    """Client certificates, when the gateway terminates TLS itself."""
+    """Client certificates: from the gateway's own TLS listener (`listen.tls` with
+    `client_auth`), or forwarded by a trusted ingress that terminated TLS."""
 
     match: Literal["cn", "san_email", "san_dns"] = "cn"
     directory_match: _MATCH = "alias"
+    # Header a TLS-terminating ingress puts the verified client certificate in; empty: none.
+    # `pem`: the URL-encoded PEM (nginx `$ssl_client_escaped_cert`, e.g. `ssl-client-cert`);
+    # `xfcc`: Envoy's `X-Forwarded-Client-Cert` (its `Cert="..."` element).
+    forwarded_header: str = ""
+    forwarded_format: Literal["pem", "xfcc"] = "pem"
+    # Peers (the ingress) the header is believed from; from anyone else it is ignored
+    # and never reaches the CRM.
+    forwarded_from: tuple[str, ...] = ()
+    # CA bundle the forwarded certificate must chain to (verified again here).
+    forwarded_ca: Path | None = None
+
+    @field_validator("forwarded_from")
+    @classmethod
+    def _networks(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        return _check_networks(v)
+
+    @model_validator(mode="after")
+    def _forwarding(self) -> MtlsSettings:
+        if self.forwarded_header and not (self.forwarded_from and self.forwarded_ca):
+            raise ValueError("forwarded_header needs forwarded_from and forwarded_ca")
+        return self
 
 
 Authenticator = Literal["api_key", "oidc", "crm_jwt", "crm_introspection", "trusted_header", "mtls"]
