@@ -89,7 +89,7 @@ async def _open_stages(
 ) -> Stages:
     audit = await AuditEmitter.open(settings)
     opened.push_async_callback(audit.close)  # closed last: the others may still emit
-    upstream = Upstream.open(settings.upstream)
+    upstream = Upstream.open(settings.upstream, settings.path)
     opened.push_async_callback(upstream.close)
     grants = await open_grant_store(settings)
     opened.push_async_callback(grants.close)

@@ -296,6 +296,7 @@ def _enforce_obligations(decision: Decision, request: web.Request, access: Acces
         raise StepUpRequired(
             "this data needs a stronger sign-in (multi-factor authentication)",
             acr_values=ob.acr_values,
+            max_age=access.subject.step_up_max_age if access.subject else None,
         )
     if ob.justification_required and not access.justification:
         raise Forbidden("break-glass access needs a justification (X-Justification header)")

@@ -33,6 +33,7 @@ from gateway.errors import (
     UriTooLong,
 )
 from gateway.settings import Settings
+from gateway.tls import ReloadingServerTls, TlsWatcher
 
 if TYPE_CHECKING:
     from multiprocessing.synchronize import Event as EventType
@@ -133,6 +134,12 @@ class _GatewayRunner(web.AppRunner):
     def __init__(self, app: web.Application, settings: Settings, **kwargs: Any) -> None:
         super().__init__(app, **kwargs)
         self._settings = settings
+        self.tls_watcher: TlsWatcher | None = None
+
+    async def cleanup(self) -> None:
+        if self.tls_watcher is not None:
+            await self.tls_watcher.stop()
+        await super().cleanup()
 
     async def _make_server(self) -> web.Server:
         plain = await super()._make_server()
@@ -167,11 +174,19 @@ async def start_site(
         auto_decompress=False,  # bodies pass through as sent; no decoded bytes labelled gzip
         access_log=None,
     )
+    tls = ReloadingServerTls(listen.tls, settings.path) if listen.tls.enabled else None
     await runner.setup()
     site = web.TCPSite(
-        runner, settings.listen.host, settings.listen.port, reuse_port=reuse_port or None
+        runner,
+        settings.listen.host,
+        settings.listen.port,
+        reuse_port=reuse_port or None,
+        ssl_context=tls.context if tls else None,
     )
     await site.start()
+    if tls is not None:
+        runner.tls_watcher = TlsWatcher(tls)
+        runner.tls_watcher.start()
     return runner
 
 
@@ -213,7 +228,8 @@ def serve(settings: Settings, *, announce: Callable[[str], None] = print) -> int
     if problems:
         raise ConfigError(f"{len(problems)} configuration error(s)", problems)
     workers = settings.listen.workers
-    url = f"http://{settings.listen.host}:{settings.listen.port}"
+    scheme = "https" if settings.listen.tls.enabled else "http"
+    url = f"{scheme}://{settings.listen.host}:{settings.listen.port}"
     if workers == 1:
         _install_uvloop()
         asyncio.run(

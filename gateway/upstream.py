@@ -8,14 +8,17 @@ Content-Encoding or decoded by the masker's codec, never both.
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import aiohttp
 from yarl import URL
 
 from gateway.errors import GatewayError, UpstreamTimeout, UpstreamUnavailable
 from gateway.settings import UpstreamSettings
+from gateway.tls import Resolve, client_context
 
 # Headers aiohttp would otherwise invent (`Accept: */*`, `Accept-Encoding: gzip,
 # deflate`, its User-Agent, `Content-Type: application/octet-stream`): the CRM sees
@@ -50,6 +53,15 @@ class UpstreamResponse:
         self._resp.close()
 
 
+def crm_tls(settings: UpstreamSettings, resolve: Resolve = Path) -> ssl.SSLContext | bool:
+    """The TLS setting of the CRM session: `upstream.tls` (CA, client certificate for
+    mTLS) as a verifying context; without it, system trust (`verify_tls: false`: none)."""
+    t = settings.tls
+    if t.ca is None and t.cert is None:
+        return settings.verify_tls
+    return client_context(t, resolve, "upstream.tls")
+
+
 class Upstream:
     """Client half of the proxy. Create once per process (`open`), close on shutdown."""
 
@@ -59,12 +71,12 @@ class Upstream:
         self._session = session
 
     @classmethod
-    def open(cls, settings: UpstreamSettings) -> Upstream:
+    def open(cls, settings: UpstreamSettings, resolve: Resolve = Path) -> Upstream:
         connector = aiohttp.TCPConnector(
             limit=settings.pool_size,
             limit_per_host=settings.pool_per_host,
             keepalive_timeout=settings.keepalive_timeout or None,
-            ssl=settings.verify_tls,
+            ssl=crm_tls(settings, resolve),
             enable_cleanup_closed=True,
         )
         timeout = aiohttp.ClientTimeout(

@@ -81,7 +81,7 @@ async def reveal(request: web.Request) -> web.StreamResponse:
             rid,
         )
         decision = outcome.decision
-        _obligations(decision, justified)
+        _obligations(decision, justified, subject)
         service.check_decision(decision, handle)
         await service.count(subject, decision, stages.audit.emit)
         headers = upstream_headers_for(request, stages, subject, rid)
@@ -119,7 +119,7 @@ async def reveal(request: web.Request) -> web.StreamResponse:
     return resp
 
 
-def _obligations(decision: Decision, justified: bool) -> None:
+def _obligations(decision: Decision, justified: bool, subject: Subject) -> None:
     """The decision's own refusals, as on the data path."""
     if not decision.allow:
         raise RevealNotAllowed(decision.reason or "the policy denies this reveal")
@@ -128,6 +128,7 @@ def _obligations(decision: Decision, justified: bool) -> None:
         raise StepUpRequired(
             "revealing this value needs a stronger sign-in (multi-factor authentication)",
             acr_values=ob.acr_values,
+            max_age=subject.step_up_max_age,
         )
     if ob.justification_required and not justified:
         raise RevealNotAllowed("break-glass access needs a justification (X-Justification header)")

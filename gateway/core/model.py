@@ -334,6 +334,13 @@ class Subject:
     disabled: bool = False
     attributes: Mapping[str, Any] = field(default_factory=dict)
 
+    @property
+    def step_up_max_age(self) -> int | None:
+        """Seconds a second factor stays fresh for this caller (set by the identity
+        stage, `mfa_max_age`): the `max_age` its step-up challenge names (RFC 9470)."""
+        value = self.attributes.get("mfa_max_age")
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
     def to_policy(self) -> dict[str, Any]:
         return {
             "id": self.id,

@@ -69,11 +69,16 @@ class Entry:
     api_keys: tuple[ApiKey, ...]
 
     def subject_for(self, auth_method: str, *, mfa: bool, **attributes: Any) -> Subject:
-        """The subject as authenticated by `auth_method` (MFA from the credential or the entry)."""
+        """The subject as authenticated by `auth_method`, with MFA as the credential proved it
+        (the entry's own `mfa` flag counts only where `identity.directory_mfa` allows it)."""
         attrs = {**self.subject.attributes, **attributes}
-        return dataclasses.replace(
-            self.subject, auth_method=auth_method, mfa=mfa or self.subject.mfa, attributes=attrs
-        )
+        return dataclasses.replace(self.subject, auth_method=auth_method, mfa=mfa, attributes=attrs)
+
+    def flags_mfa(self, credential_id: object) -> bool:
+        """The directory's `mfa: true` on the entry or on the named API key."""
+        if self.subject.mfa:
+            return True
+        return any(k.mfa for k in self.api_keys if k.id == credential_id)
 
 
 def _date_or_datetime(value: Any) -> Any:

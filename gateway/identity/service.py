@@ -19,7 +19,7 @@ from gateway.core.model import Subject
 from gateway.errors import ConfigError, Unauthenticated
 from gateway.identity.apikeys import pepper_from_env
 from gateway.identity.authn.apikey import ApiKeyAuthenticator
-from gateway.identity.authn.base import Authenticator, DirectoryHandle
+from gateway.identity.authn.base import Authenticator, DirectoryHandle, utcnow
 from gateway.identity.authn.crmjwt import CrmJwtAuthenticator
 from gateway.identity.authn.headers import TrustedHeaderAuthenticator
 from gateway.identity.authn.introspection import CrmIntrospectionAuthenticator
@@ -28,7 +28,8 @@ from gateway.identity.authn.mtls import MtlsAuthenticator
 from gateway.identity.authn.oidc import OidcAuthenticator
 from gateway.identity.directory import Directory
 from gateway.identity.errors import RevocationListStale, SubjectRevoked
-from gateway.settings import Settings
+from gateway.identity.mfa import judge
+from gateway.settings import IdentitySettings, Settings
 from gateway.state.directory import DirectoryStore
 from gateway.state.revocation import RevocationList
 
@@ -45,6 +46,7 @@ class Identity:
         *,
         max_staleness: float = 0.0,
         store: DirectoryStore | None = None,
+        settings: IdentitySettings | None = None,
     ) -> None:
         self.authenticators = authenticators
         self.directory = directory
@@ -52,6 +54,7 @@ class Identity:
         self._session = session
         self._max_staleness = max_staleness
         self._store = store
+        self._settings = settings or IdentitySettings()
 
     @classmethod
     async def open(
@@ -88,6 +91,7 @@ class Identity:
             session,
             max_staleness=ident.revocation_max_staleness,
             store=store,
+            settings=ident,
         )
 
     async def authenticate(self, request: web.Request) -> Subject:
@@ -95,7 +99,7 @@ class Identity:
             subject = await authenticator.authenticate(request)
             if subject is not None:
                 self.check_active(subject)
-                return subject
+                return judge(subject, self._settings, self.directory.current(), utcnow())
         raise Unauthenticated(
             "no credential the gateway accepts",
             accepted=[a.name for a in self.authenticators],
@@ -166,7 +170,7 @@ def _build(
     if name == "trusted_header":
         return TrustedHeaderAuthenticator(ident.trusted_headers, directory)
     if name == "mtls":
-        return MtlsAuthenticator(ident.mtls, directory)
+        return MtlsAuthenticator(ident.mtls, directory, settings.path)
     if name == "crm_jwt":
         return CrmJwtAuthenticator(ident.crm_jwt, directory, environ)
     assert session is not None

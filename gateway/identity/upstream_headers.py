@@ -58,6 +58,8 @@ def spoofable_headers(settings: Settings) -> tuple[str, ...]:
     names.append(settings.identity.trusted_headers.user_header)
     if settings.identity.trusted_headers.mfa_header:
         names.append(settings.identity.trusted_headers.mfa_header)
+    if settings.identity.mtls.forwarded_header:
+        names.append(settings.identity.mtls.forwarded_header)  # the ingress's, never the CRM's
     if settings.guard.method_override == "strip":
         names.extend(METHOD_OVERRIDE_HEADERS)
     return tuple(dict.fromkeys(names))

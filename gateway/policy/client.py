@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -102,6 +103,7 @@ class OpaClient:
         pool_size: int = 64,
         validator: Validator | None = None,
         breaker: CircuitBreaker | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.decision_path = decision_path.strip("/")
@@ -109,7 +111,9 @@ class OpaClient:
         self.validator = validator
         self.breaker = breaker or CircuitBreaker()
         self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=pool_size, keepalive_timeout=30),
+            connector=aiohttp.TCPConnector(
+                limit=pool_size, keepalive_timeout=30, ssl=ssl_context or True
+            ),
             # The real deadline is asyncio.timeout below; this one only stops
             # aiohttp from applying its 5-minute default.
             timeout=aiohttp.ClientTimeout(total=None),

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import ssl
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -46,6 +47,7 @@ from gateway.policy.supervisor import OpaSupervisor, find_opa_binary
 from gateway.settings import Settings
 from gateway.state.decision_inputs import open_decision_input_store
 from gateway.state.grants import GrantStore, in_scope
+from gateway.tls import client_context
 
 log = logging.getLogger(__name__)
 
@@ -168,6 +170,7 @@ class PolicyEngine:
             pool_size=p.pool_size,
             validator=load_output_validator(schema),
             breaker=CircuitBreaker(p.breaker_threshold, p.breaker_cooldown),
+            ssl_context=opa_tls(self.settings) if self.mode == "external" else None,
         )
         self.tracker = RevisionTracker(
             self.client.session,
@@ -379,3 +382,14 @@ class PolicyEngine:
             await self.client.close()
         if self.supervisor is not None:
             await self.supervisor.stop()
+
+
+def opa_tls(settings: Settings) -> ssl.SSLContext | None:
+    """`policy.tls` for an https:// external OPA: its CA and the gateway's client
+    certificate (OPA `--authentication=tls`); None keeps the default verification."""
+    t = settings.policy.tls
+    if t.ca is None and t.cert is None:
+        return None
+    if not settings.policy.url.startswith("https://"):
+        raise ConfigError("policy.tls is set but policy.url is not an https:// URL")
+    return client_context(t, settings.path, "policy.tls")

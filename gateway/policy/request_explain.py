@@ -180,6 +180,7 @@ async def check_obligations(ctx: RequestContext) -> str | None:
         raise StepUpRequired(
             "this data needs a stronger sign-in (multi-factor authentication)",
             acr_values=ob.acr_values,
+            max_age=ctx.subject.step_up_max_age,
         )
     if ob.justification_required and not ctx.header(ctx.settings.policy.justification_header):
         raise Forbidden("break-glass access needs a justification (X-Justification header)")

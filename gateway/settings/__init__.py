@@ -38,9 +38,11 @@ from gateway.settings.identity import (
     TrustedHeaderSettings,
 )
 from gateway.settings.proxy import (
+    ClientTlsSettings,
     ForwardedSettings,
     LimitSettings,
     ListenSettings,
+    ListenTlsSettings,
     RouteSettings,
     UpstreamSettings,
 )
@@ -59,6 +61,7 @@ __all__ = [
     "AdminSettings",
     "AuditSettings",
     "ClassificationSettings",
+    "ClientTlsSettings",
     "CrmIntrospectionSettings",
     "CrmJwtSettings",
     "ForwardedSettings",
@@ -66,6 +69,7 @@ __all__ = [
     "IdentitySettings",
     "LimitSettings",
     "ListenSettings",
+    "ListenTlsSettings",
     "LoggingSettings",
     "MonitorSettings",
     "MtlsSettings",
@@ -115,6 +119,11 @@ class Settings(_Section):
             raise ValueError(
                 "environment is production but redis.url is empty: several replicas "
                 "would not share revocations, grants or rate limits"
+            )
+        if self.environment == "production" and self.identity.directory_mfa:
+            raise ValueError(
+                "identity.directory_mfa: the directory's mfa flags prove no second factor; "
+                "not allowed in production"
             )
         return self
 

@@ -11,6 +11,7 @@ from gateway.settings.base import Section as _Section
 from gateway.settings.base import check_networks as _check_networks
 
 _MATCH = Literal["id", "email", "alias"]
+_LEVEL = Literal["L0", "L1", "L2", "L3", "L4", "L5"]
 _ASYMMETRIC_ALGS = frozenset(
     {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
 )
@@ -96,10 +97,32 @@ class TrustedHeaderSettings(_Section):
 
 
 class MtlsSettings(_Section):
-    """Client certificates, when the gateway terminates TLS itself."""
+    """Client certificates: from the gateway's own TLS listener (`listen.tls` with
+    `client_auth`), or forwarded by a trusted ingress that terminated TLS."""
 
     match: Literal["cn", "san_email", "san_dns"] = "cn"
     directory_match: _MATCH = "alias"
+    # Header a TLS-terminating ingress puts the verified client certificate in; empty: none.
+    # `pem`: the URL-encoded PEM (nginx `$ssl_client_escaped_cert`, e.g. `ssl-client-cert`);
+    # `xfcc`: Envoy's `X-Forwarded-Client-Cert` (its `Cert="..."` element).
+    forwarded_header: str = ""
+    forwarded_format: Literal["pem", "xfcc"] = "pem"
+    # Peers (the ingress) the header is believed from; from anyone else it is ignored
+    # and never reaches the CRM.
+    forwarded_from: tuple[str, ...] = ()
+    # CA bundle the forwarded certificate must chain to (verified again here).
+    forwarded_ca: Path | None = None
+
+    @field_validator("forwarded_from")
+    @classmethod
+    def _networks(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        return _check_networks(v)
+
+    @model_validator(mode="after")
+    def _forwarding(self) -> MtlsSettings:
+        if self.forwarded_header and not (self.forwarded_from and self.forwarded_ca):
+            raise ValueError("forwarded_header needs forwarded_from and forwarded_ca")
+        return self
 
 
 # Subject fields an OIDC claim may override; the rest always come from the directory.
@@ -141,6 +164,18 @@ class IdentitySettings(_Section):
     # Step-up (RFC 9470): realm in WWW-Authenticate; browsers are redirected here instead.
     step_up_realm: str = "crm-gateway"
     step_up_redirect: str = ""
+    # Multi-factor authentication counts only from an authenticator that proves a second
+    # factor and when it happened: OIDC `amr`/`acr` with an `auth_time` no older than the
+    # max age (seconds) for the caller's clearance level; levels not listed use
+    # `step_up_default_max_age`. The step-up challenge names the same `max_age`.
+    step_up_max_age: dict[_LEVEL, int] = Field(
+        default_factory=lambda: dict[_LEVEL, int]({"L3": 3600, "L4": 900, "L5": 300})
+    )
+    step_up_default_max_age: int = Field(default=3600, ge=1)
+    # Development only: count the directory's `mfa: true` flags (on an entry or an API key)
+    # as a second factor for static keys and CRM tokens, which prove no second factor and
+    # no time. Refused in production.
+    directory_mfa: bool = False
 
     @model_validator(mode="after")
     def _authenticators_configured(self) -> IdentitySettings:
@@ -152,4 +187,14 @@ class IdentitySettings(_Section):
             raise ValueError(
                 "trusted_header is enabled but trusted_headers.source_networks is empty"
             )
+        bad = [lvl for lvl, age in self.step_up_max_age.items() if age < 1]
+        if bad:
+            raise ValueError(f"step_up_max_age: {bad} must be at least 1 second")
         return self
+
+    def step_up_max_age_for(self, clearance: str) -> int:
+        """Seconds a second factor stays fresh for a caller of this clearance."""
+        for level, age in self.step_up_max_age.items():
+            if level == clearance:
+                return age
+        return self.step_up_default_max_age

@@ -2,10 +2,57 @@
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
 
 from gateway.core.headers import REWRITE
 from gateway.settings.base import Section as _Section
+
+
+class ClientTlsSettings(_Section):
+    """TLS to a server the gateway calls (CRM, OPA): whom to trust and, for mTLS,
+    the gateway's own client certificate. Empty `ca`: the system's trust store."""
+
+    ca: Path | None = None
+    cert: Path | None = None
+    key: Path | None = None
+
+    @model_validator(mode="after")
+    def _pair(self) -> ClientTlsSettings:
+        if (self.cert is None) != (self.key is None):
+            raise ValueError("cert and key go together (the client certificate and its key)")
+        return self
+
+
+class ListenTlsSettings(_Section):
+    """TLS termination at the gateway. Empty `cert`: plain HTTP (behind a TLS ingress)."""
+
+    cert: Path | None = None  # PEM chain, leaf first
+    key: Path | None = None
+    # CA bundle client certificates must chain to (mTLS); needed unless client_auth is none.
+    client_ca: Path | None = None
+    # none: no client certificate asked; optional: verified when sent; required: refused without.
+    client_auth: Literal["none", "optional", "required"] = "none"
+    min_version: Literal["TLSv1.2", "TLSv1.3"] = "TLSv1.2"
+    # Seconds between checks of the files' modification times; a changed certificate, key
+    # or CA is loaded for new connections without a restart. 0: never reloaded.
+    reload_interval: float = Field(5.0, ge=0)
+
+    @property
+    def enabled(self) -> bool:
+        return self.cert is not None
+
+    @model_validator(mode="after")
+    def _complete(self) -> ListenTlsSettings:
+        if (self.cert is None) != (self.key is None):
+            raise ValueError("cert and key go together")
+        if self.client_auth != "none" and self.client_ca is None:
+            raise ValueError(f"client_auth {self.client_auth} needs client_ca")
+        if self.client_ca is not None and self.cert is None:
+            raise ValueError("client_ca needs cert and key (the gateway must terminate TLS)")
+        return self
 
 
 class ListenSettings(_Section):
@@ -28,6 +75,7 @@ class ListenSettings(_Section):
     # The base URL clients reach the gateway at (https://crm.example.com). Links the CRM
     # builds to itself are rewritten to it; empty: the request's own scheme and host.
     public_url: str = ""
+    tls: ListenTlsSettings = ListenTlsSettings()
 
 
 class UpstreamSettings(_Section):
@@ -41,6 +89,9 @@ class UpstreamSettings(_Section):
     # Forward the client's Host header (some CRMs build absolute links from it).
     preserve_host: bool = False
     verify_tls: bool = True
+    # CA to verify the CRM with and the gateway's client certificate for a CRM that
+    # wants mTLS (https:// URLs only).
+    tls: ClientTlsSettings = ClientTlsSettings()
     # Other origins the CRM uses for itself in links (http://crm.internal:8000); links to
     # them, and to `url`, are rewritten to the gateway's public base.
     aliases: tuple[str, ...] = ()

@@ -9,6 +9,7 @@ from pydantic import Field, field_validator
 
 from gateway.settings.base import Section as _Section
 from gateway.settings.base import check_zone
+from gateway.settings.proxy import ClientTlsSettings
 
 
 class PolicySettings(_Section):
@@ -17,6 +18,9 @@ class PolicySettings(_Section):
     # external: an OPA server at `url`.
     engine: Literal["static", "managed", "external"] = "managed"
     url: str = "http://127.0.0.1:8181"
+    # For an https:// external OPA: the CA its certificate chains to and the gateway's
+    # client certificate (OPA `--authentication=tls`).
+    tls: ClientTlsSettings = ClientTlsSettings()
     decision_path: str = "crm/gateway/decision"
     rego_dir: Path = Path("rego")
     opa_binary: str = ""  # empty: PATH, then .tools/bin/opa

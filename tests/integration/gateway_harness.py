@@ -101,6 +101,8 @@ def gateway_settings(tmp_path: Path, upstream_url: str, **overrides: Any) -> Set
         "upstream.url": upstream_url,
         "listen.port": free_port(),
         "identity.directory": str(directory),
+        # The harness directories mark MFA users with `mfa: true` on API-key callers.
+        "identity.directory_mfa": True,
         "policy.engine": "static",
         "limits.max_request_body": 1_000_000,
         "audit.sinks": ["file"],

@@ -190,7 +190,10 @@ async def test_good_rs256_token(make_identity: Any) -> None:
 async def test_good_es256_token_and_mfa_from_amr(make_identity: Any) -> None:
     call, _ = await make_identity()
     token = jwt.encode(
-        claims(amr=["pwd", "otp"]), EC_KEY, algorithm="ES256", headers={"kid": "ec-1"}
+        claims(amr=["pwd", "otp"], auth_time=int(time.time())),
+        EC_KEY,
+        algorithm="ES256",
+        headers={"kid": "ec-1"},
     )
     status, body = await call(token)
     assert status == 200, body
@@ -201,7 +204,14 @@ async def test_good_es256_token_and_mfa_from_amr(make_identity: Any) -> None:
 async def test_mfa_from_acr_and_allowed_claim_override_only(make_identity: Any) -> None:
     call, _ = await make_identity()
     status, body = await call(
-        rs256(claims(acr="urn:bank:mfa", dept="private-banking", clearance="L5"))
+        rs256(
+            claims(
+                acr="urn:bank:mfa",
+                auth_time=int(time.time()),
+                dept="private-banking",
+                clearance="L5",
+            )
+        )
     )
     assert status == 200, body
     assert body["mfa"] is True

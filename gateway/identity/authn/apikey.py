@@ -58,4 +58,4 @@ class ApiKeyAuthenticator:
                 routes=list(api_key.routes),
                 methods=list(api_key.methods),
             )
-        return entry.subject_for("api_key", mfa=api_key.mfa, credential_id=api_key.id)
+        return entry.subject_for("api_key", mfa=False, credential_id=api_key.id)

@@ -33,11 +33,18 @@ async def test_first_recognising_authenticator_decides(make_request: RequestFact
     subject = await identity.authenticate(
         make_request(headers={"Authorization": "Bearer demo-admin-key"})
     )
-    assert (subject.id, subject.auth_method, subject.mfa) == ("u-admin", "api_key", True)
+    # The demo key's `mfa: true` proves no second factor: not MFA by default.
+    assert (subject.id, subject.auth_method, subject.mfa) == ("u-admin", "api_key", False)
     with pytest.raises(Unauthenticated) as info:
         await identity.authenticate(make_request())
     assert info.value.details == {"accepted": ["api_key"]}
     await identity.close()
+    legacy, _ = await _identity(directory_mfa=True)
+    subject = await legacy.authenticate(
+        make_request(headers={"Authorization": "Bearer demo-admin-key"})
+    )
+    assert subject.mfa is True
+    await legacy.close()
 
 
 async def test_revoked_subject_and_revoked_key(make_request: RequestFactory) -> None:
