@@ -30,11 +30,14 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-# System packages: redis-server, and chromium with a CJK font (the console's browser
-# test and its screenshots) for tests; nginx and wrk for benchmarks.
+# System packages: redis-server, rsyslog with its GnuTLS driver (the RFC 5425 receiver
+# the SIEM tests ship to), and chromium with a CJK font (the console's browser test and
+# its screenshots) for tests; nginx and wrk for benchmarks.
 deps:
 	@missing=""; \
 	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
+	test -x /usr/sbin/rsyslogd || missing="$$missing rsyslog"; \
+	test -f /usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_gtls.so || missing="$$missing rsyslog-gnutls"; \
 	test -x /usr/bin/chromium || missing="$$missing chromium"; \
 	test -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc || missing="$$missing fonts-wqy-microhei"; \
 	if [ -n "$$missing" ]; then \
