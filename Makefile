@@ -10,7 +10,7 @@ OPA_VERSION := v1.22.3
 REGAL_VERSION := v0.38.1
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint unit integration e2e rego-test bench bench-deps deps tools venv clean help bottlecrm
+.PHONY: demo test lint unit integration e2e rego-test deploy-check bench bench-deps deps tools venv clean help bottlecrm
 
 help:
 	@echo "make demo   - install and run the demo CRM behind the gateway (with a local OPA)"
@@ -49,10 +49,16 @@ deps:
 	  fi; \
 	fi
 
+# Deployment checkers built from deploy/tools (Go, pinned in its go.mod): compose-check
+# loads the compose file with compose-go (schema, interpolation, consistency: what
+# `docker compose config` does), kustomize-build renders deploy/k8s with the kustomize API.
+DEPLOY_TOOLS := $(TOOLS)/compose-check $(TOOLS)/kustomize-build
+DEPLOY_TOOLS_SRC := deploy/tools/go.mod deploy/tools/go.sum $(wildcard deploy/tools/*/main.go)
+
 # OPA: on PATH, else cached in .tools/bin, else built with `go install`.
 # Regal (the Rego linter) is built from a scratch module: `go install regal@v`
 # needs the proxy's version list, which is not served here.
-tools: $(TOOLS)/opa $(TOOLS)/regal
+tools: $(TOOLS)/opa $(TOOLS)/regal $(DEPLOY_TOOLS)
 
 $(TOOLS)/opa:
 	@mkdir -p $(TOOLS)
@@ -79,6 +85,11 @@ $(TOOLS)/regal:
 	else \
 	  echo "Regal is needed for the Rego lint: put 'regal' on PATH, or install Go"; exit 1; \
 	fi
+
+$(DEPLOY_TOOLS): $(DEPLOY_TOOLS_SRC)
+	@mkdir -p $(TOOLS)
+	@command -v go >/dev/null 2>&1 || { echo "Go is needed to build $(@F) (deploy/tools)"; exit 1; }
+	cd deploy/tools && go build -o "$(CURDIR)/$@" ./$(@F)
 
 # --- the two commands -------------------------------------------------------
 
@@ -114,6 +125,11 @@ unit: venv
 
 integration: venv deps tools
 	$(VENV)/bin/pytest -q tests/integration tests/contract
+
+# The deployment artefacts checked by real tools (also part of `make test`, in
+# tests/integration/test_deploy_tools.py): Kubernetes schemas, hadolint, compose-go.
+deploy-check: venv tools
+	$(VENV)/bin/pytest -q -p no:cacheprovider tests/integration/test_deploy_tools.py
 
 e2e: venv tools bottlecrm
 	$(VENV)/bin/pytest -q tests/e2e
