@@ -17,6 +17,7 @@ import os
 import socket
 import ssl
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,6 @@ from typing import Any
 import orjson
 import pycef
 import pytest
-from aiohttp import web
 
 from gateway.audit.chain import ChainWriter
 from gateway.audit.emitter import AuditEmitter
@@ -36,6 +36,7 @@ from gateway.audit.sinks.syslog import BOM, SyslogSink, client_context
 from gateway.audit.verify import verify_events
 from gateway.settings import Settings
 from gateway.state.audit_stream import FIELD, AuditStream
+from tests.integration.hec_receiver import HecReceiver, serve_hec
 from tests.integration.rsyslog_receiver import Rsyslog, run_rsyslog
 
 pytestmark = pytest.mark.integration
@@ -171,71 +172,17 @@ async def _stream_events(redis_url: str, name: str) -> list[dict[str, Any]]:
     return [orjson.loads(fields[FIELD]) for _, fields in entries or [] if fields]
 
 
-class HecReceiver:
-    def __init__(self, token: str, fail_first: int = 0) -> None:
-        self.token = token
-        self.events: list[dict[str, Any]] = []
-        self.channels: set[str] = set()
-        self.polls: dict[int, int] = {}
-        self.fail_first = fail_first
-        self._next = 0
-
-    def app(self) -> web.Application:
-        app = web.Application()
-        app.router.add_post("/services/collector/event", self.event)
-        app.router.add_post("/services/collector/ack", self.ack)
-        return app
-
-    def _check(self, request: web.Request) -> None:
-        if request.headers.get("Authorization") != f"Splunk {self.token}":
-            raise web.HTTPUnauthorized(text='{"text":"Invalid token","code":4}')
-        channel = request.headers.get("X-Splunk-Request-Channel")
-        if not channel:
-            raise web.HTTPBadRequest(text='{"text":"Data channel is missing","code":10}')
-        self.channels.add(channel)
-
-    async def event(self, request: web.Request) -> web.Response:
-        self._check(request)
-        if self.fail_first > 0:
-            self.fail_first -= 1
-            return web.json_response({"text": "Server is busy", "code": 9}, status=503)
-        body = await request.read()
-        for chunk in body.split(b"\n"):
-            self.events.append(orjson.loads(chunk))
-        self._next += 1
-        self.polls[self._next] = 0
-        return web.json_response({"text": "Success", "code": 0, "ackId": self._next})
-
-    async def ack(self, request: web.Request) -> web.Response:
-        self._check(request)
-        wanted = (await request.json())["acks"]
-        out = {}
-        for ack_id in wanted:
-            self.polls[ack_id] += 1
-            out[str(ack_id)] = self.polls[ack_id] >= 2  # indexed on the second poll
-        return web.json_response({"acks": out})
-
-
-async def _serve(app: web.Application) -> tuple[web.AppRunner, int]:
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    return runner, int(runner.addresses[0][1])
-
-
 async def test_hec_shipper_acks_redis_only_after_indexer_ack(
     tmp_path: Path, redis_url: str
 ) -> None:
-    receiver = HecReceiver("hec-token-1", fail_first=1)
-    runner, port = await _serve(receiver.app())
-    try:
+    receiver = HecReceiver("hec-token-1", busy=1)
+    async with serve_hec(receiver) as url:
         settings = Settings().with_overrides(
             **{
                 "redis.url": redis_url,
                 "base_dir": str(tmp_path),
                 "audit.stream": "hec:audit",
-                "audit.hec_url": f"http://127.0.0.1:{port}",
+                "audit.hec_url": url,
                 "audit.shipper_batch": 200,
             }
         )
@@ -249,32 +196,84 @@ async def test_hec_shipper_acks_redis_only_after_indexer_ack(
         assert stats.shipped == total
         assert await stream.pending_count("shippers") == 0
         await stream.close()
-        assert len(receiver.events) == total
-        assert all(n >= 2 for n in receiver.polls.values())
-        assert len(receiver.channels) == 2  # one channel per sink instance
-        canonical = [e["event"] for e in receiver.events]
-        assert receiver.events[0]["sourcetype"] == "crm:audit:ocsf"
-        assert (
-            receiver.events[0]["fields"]["audit_seq"]
-            == canonical[0]["unmapped"]["integrity"]["seq"]
-        )
-        report = verify_events(canonical, bytes.fromhex(KEY_HEX), None, require_closed=True)
-        assert report.ok, report.summary()
-    finally:
-        await runner.cleanup()
+    assert len(receiver.indexed) == total
+    assert not any(c.pending for c in receiver.channels.values())  # every ackId was confirmed
+    assert len(receiver.channels) == 1  # the busy answer came before a channel was used
+    canonical = [e["event"] for e in receiver.indexed]
+    assert receiver.indexed[0]["sourcetype"] == "crm:audit:ocsf"
+    assert (
+        receiver.indexed[0]["fields"]["audit_seq"] == canonical[0]["unmapped"]["integrity"]["seq"]
+    )
+    report = verify_events(canonical, bytes.fromhex(KEY_HEX), None, require_closed=True)
+    assert report.ok, report.summary()
 
 
 async def test_hec_sink_splits_large_batches_and_waits_for_each_ack() -> None:
-    receiver = HecReceiver("t")
-    runner, port = await _serve(receiver.app())
-    try:
+    receiver = HecReceiver("t", index_after=3)
+    async with serve_hec(receiver) as url:
         chain = ChainWriter(bytes.fromhex(KEY_HEX), "h:1:hec")
         lines = [chain.append(_event(i)) for i in range(50)]
-        sink = HecSink(f"http://127.0.0.1:{port}", "t", max_request_bytes=8192, poll_interval=0.01)
+        sink = HecSink(url, "t", max_request_bytes=8192, poll_interval=0.01)
         await sink.send(lines)
         await sink.close()
-        assert len(receiver.events) == 50
-        assert len(receiver.polls) > 5  # several requests, each with its own ackId
-        assert all(n >= 2 for n in receiver.polls.values())
-    finally:
-        await runner.cleanup()
+    assert [e["event"] for e in receiver.indexed] == [orjson.loads(line) for line in lines]
+    ids = [ack for _, ack in receiver.ack_ids]
+    assert len(ids) > 5 and ids == list(range(len(ids)))  # ackIds count from 0 per channel
+    assert receiver.ack_queries == 3 * len(ids)  # each request waited until it was indexed
+
+
+async def test_hec_sink_refuses_to_call_a_batch_delivered_without_an_ack() -> None:
+    receiver = HecReceiver("t")
+    async with serve_hec(receiver) as url:
+        chain = ChainWriter(bytes.fromhex(KEY_HEX), "h:1:hec")
+        lines = [chain.append(_event(i)) for i in range(3)]
+        wrong = HecSink(url, "not-the-token", poll_interval=0.01)
+        with pytest.raises(SinkError, match="403"):
+            await wrong.send(lines)
+        await wrong.close()
+        slow = HecSink(url, "t", poll_interval=0.01, ack_timeout=0.2)
+        receiver.index_after = 10**6  # never indexed
+        with pytest.raises(SinkError, match="did not acknowledge"):
+            await slow.send(lines)
+        await slow.close()
+    assert receiver.indexed == []
+
+
+async def test_hec_receiver_follows_the_documented_protocol() -> None:
+    """The receiver itself, against Splunk's documented answers."""
+    import aiohttp
+
+    receiver = HecReceiver("t", index_after=1)
+    channel = str(uuid.uuid4())
+    auth = {"Authorization": "Splunk t"}
+    async with serve_hec(receiver) as url, aiohttp.ClientSession() as http:
+
+        async def post(path: str, body: bytes, headers: dict[str, str]) -> tuple[int, Any]:
+            async with http.post(url + path, data=body, headers=headers) as resp:
+                return resp.status, await resp.json(content_type=None)
+
+        one = b'{"event":{"a":1},"time":"1.5"}{"event":"b"}\n {"event":"c"}'
+        assert await post("/services/collector/event", one, {}) == (
+            401,
+            {"text": "Token is required", "code": 2},
+        )
+        status, reply = await post("/services/collector/event", one, auth)
+        assert (status, reply["code"]) == (400, 10)
+        bad_channel = {**auth, "X-Splunk-Request-Channel": "not-a-guid"}
+        status, reply = await post("/services/collector/event", one, bad_channel)
+        assert (status, reply["code"]) == (400, 11)
+        with_channel = {**auth, "X-Splunk-Request-Channel": channel}
+        status, reply = await post("/services/collector/event", b'{"time":1}', with_channel)
+        assert (status, reply["code"], reply["invalid-event-number"]) == (400, 12, 0)
+        status, reply = await post("/services/collector/event", one, with_channel)
+        assert (status, reply) == (200, {"text": "Success", "code": 0, "ackId": 0})
+        status, reply = await post(
+            f"/services/collector/event?channel={channel}", b'{"event":"d"}', auth
+        )
+        assert reply["ackId"] == 1
+        acks = orjson.dumps({"acks": [0, 1, 7]})
+        status, reply = await post("/services/collector/ack", acks, with_channel)
+        assert reply == {"acks": {"0": True, "1": True, "7": False}}
+        status, reply = await post("/services/collector/ack", acks, with_channel)
+        assert reply == {"acks": {"0": False, "1": False, "7": False}}  # reported once
+    assert [e["event"] for e in receiver.indexed] == [{"a": 1}, "b", "c", "d"]
