@@ -28,11 +28,13 @@ Acknowledgment", "Format events for HTTP Event Collector"):
 
 from __future__ import annotations
 
+import configparser
 import json
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -63,6 +65,22 @@ class HecReceiver:
         self.channels: dict[str, _Channel] = {}
         self.ack_ids: list[tuple[str, int]] = []
         self.ack_queries = 0
+        self.index = "main"
+        self.sourcetype = ""
+
+    @classmethod
+    def from_inputs_conf(cls, path: Path, token: str, **kwargs: Any) -> HecReceiver:
+        """The receiver as the shipped inputs.conf stanza sets it up (the token itself is
+        a placeholder there): indexer acknowledgement on, its index and sourcetype."""
+        conf = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=None)
+        conf.read(path)
+        stanza = next(conf[name] for name in conf.sections() if name.startswith("http://"))
+        if stanza.get("useACK") != "1" or stanza.get("disabled", "0") != "0":
+            raise ValueError(f"{path}: the HEC input must be enabled with useACK = 1")
+        receiver = cls(token, **kwargs)
+        receiver.index = stanza.get("index", "main")
+        receiver.sourcetype = stanza.get("sourcetype", "")
+        return receiver
 
     def app(self) -> web.Application:
         app = web.Application()

@@ -36,12 +36,14 @@ from gateway.audit.sinks.syslog import BOM, SyslogSink, client_context
 from gateway.audit.verify import verify_events
 from gateway.settings import Settings
 from gateway.state.audit_stream import FIELD, AuditStream
+from tests.conftest import ROOT
 from tests.integration.hec_receiver import HecReceiver, serve_hec
 from tests.integration.rsyslog_receiver import Rsyslog, run_rsyslog
 
 pytestmark = pytest.mark.integration
 
 KEY_HEX = "ef" * 32
+SPLUNK_INPUTS = ROOT / "deploy" / "siem" / "splunk-inputs.conf"
 
 
 @pytest.fixture(autouse=True)
@@ -175,7 +177,7 @@ async def _stream_events(redis_url: str, name: str) -> list[dict[str, Any]]:
 async def test_hec_shipper_acks_redis_only_after_indexer_ack(
     tmp_path: Path, redis_url: str
 ) -> None:
-    receiver = HecReceiver("hec-token-1", busy=1)
+    receiver = HecReceiver.from_inputs_conf(SPLUNK_INPUTS, "hec-token-1", busy=1)
     async with serve_hec(receiver) as url:
         settings = Settings().with_overrides(
             **{
@@ -184,6 +186,7 @@ async def test_hec_shipper_acks_redis_only_after_indexer_ack(
                 "audit.stream": "hec:audit",
                 "audit.hec_url": url,
                 "audit.shipper_batch": 200,
+                "audit.hec_index": receiver.index,
             }
         )
         total = await _fill_stream(settings, 900)
@@ -200,7 +203,8 @@ async def test_hec_shipper_acks_redis_only_after_indexer_ack(
     assert not any(c.pending for c in receiver.channels.values())  # every ackId was confirmed
     assert len(receiver.channels) == 1  # the busy answer came before a channel was used
     canonical = [e["event"] for e in receiver.indexed]
-    assert receiver.indexed[0]["sourcetype"] == "crm:audit:ocsf"
+    assert {e["sourcetype"] for e in receiver.indexed} == {receiver.sourcetype}
+    assert {e["index"] for e in receiver.indexed} == {"crm_audit"}
     assert (
         receiver.indexed[0]["fields"]["audit_seq"] == canonical[0]["unmapped"]["integrity"]["seq"]
     )
