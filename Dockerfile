@@ -26,7 +26,7 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
 RUN groupadd --system --gid 10001 gateway \
     && useradd --system --uid 10001 --gid gateway --home-dir /app --shell /usr/sbin/nologin gateway
 COPY --from=build /wheels /wheels
-RUN pip install --no-index --find-links /wheels crm-gateway && rm -rf /wheels
+RUN pip install --no-index --find-links /wheels /wheels/crm_gateway-*.whl && rm -rf /wheels
 WORKDIR /app
 # Shipped defaults (taxonomy, catalogs, demo directory) and the policy, whose
 # schema/output.json the gateway validates decisions against. Root-owned: read-only

@@ -13,7 +13,7 @@ STAMP  := $(VENV)/.installed
 # tests/unit + tests/security alone reach (the full suite was not measured with --cov).
 COV_MIN ?= 80
 
-.PHONY: demo test lint unit integration e2e rego-test bench bench-deps deps tools venv clean help bottlecrm
+.PHONY: demo test lint unit integration e2e rego-test deploy-check bench bench-deps deps tools venv clean help bottlecrm
 
 help:
 	@echo "make demo   - install and run the demo CRM behind the gateway (with a local OPA)"
@@ -43,11 +43,14 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-# System packages: redis-server, and chromium with a CJK font (the console's browser
-# test and its screenshots) for tests; nginx and wrk for benchmarks.
+# System packages: redis-server, rsyslog with its GnuTLS driver (the RFC 5425 receiver
+# the SIEM tests ship to), and chromium with a CJK font (the console's browser test and
+# its screenshots) for tests; nginx and wrk for benchmarks.
 deps:
 	@missing=""; \
 	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
+	test -x /usr/sbin/rsyslogd || missing="$$missing rsyslog"; \
+	test -f /usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_gtls.so || missing="$$missing rsyslog-gnutls"; \
 	test -x /usr/bin/chromium || missing="$$missing chromium"; \
 	test -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc || missing="$$missing fonts-wqy-microhei"; \
 	if [ -n "$$missing" ]; then \
@@ -63,10 +66,16 @@ deps:
 	  fi; \
 	fi
 
+# Deployment checkers built from deploy/tools (Go, pinned in its go.mod): compose-check
+# loads the compose file with compose-go (schema, interpolation, consistency: what
+# `docker compose config` does), kustomize-build renders deploy/k8s with the kustomize API.
+DEPLOY_TOOLS := $(TOOLS)/compose-check $(TOOLS)/kustomize-build
+DEPLOY_TOOLS_SRC := deploy/tools/go.mod deploy/tools/go.sum $(wildcard deploy/tools/*/main.go)
+
 # OPA: on PATH, else cached in .tools/bin, else built with `go install`.
 # Regal (the Rego linter) is built from a scratch module: `go install regal@v`
 # needs the proxy's version list, which is not served here.
-tools: $(TOOLS)/opa $(TOOLS)/regal
+tools: $(TOOLS)/opa $(TOOLS)/regal $(DEPLOY_TOOLS)
 
 $(TOOLS)/opa:
 	@mkdir -p $(TOOLS)
@@ -93,6 +102,11 @@ $(TOOLS)/regal:
 	else \
 	  echo "Regal is needed for the Rego lint: put 'regal' on PATH, or install Go"; exit 1; \
 	fi
+
+$(DEPLOY_TOOLS): $(DEPLOY_TOOLS_SRC)
+	@mkdir -p $(TOOLS)
+	@command -v go >/dev/null 2>&1 || { echo "Go is needed to build $(@F) (deploy/tools)"; exit 1; }
+	cd deploy/tools && go build -o "$(CURDIR)/$@" ./$(@F)
 
 # --- the two commands -------------------------------------------------------
 
@@ -129,6 +143,11 @@ unit: venv
 
 integration: venv deps tools
 	$(VENV)/bin/pytest -q tests/integration tests/contract
+
+# The deployment artefacts checked by real tools (also part of `make test`, in
+# tests/integration/test_deploy_tools.py): Kubernetes schemas, hadolint, compose-go.
+deploy-check: venv tools
+	$(VENV)/bin/pytest -q -p no:cacheprovider tests/integration/test_deploy_tools.py
 
 e2e: venv tools bottlecrm
 	$(VENV)/bin/pytest -q tests/e2e

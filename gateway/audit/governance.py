@@ -115,6 +115,15 @@ def _actor(actor: Actor) -> dict[str, Any]:
     }
 
 
+def _privileges(change: Change) -> list[str]:
+    named = [
+        f"{kind}:{text(value, 64)}"
+        for kind, value in (("grant", change.grant_id), ("request", change.request_id))
+        if value
+    ]
+    return named or [text(change.action, 64) or "governance"]
+
+
 def build_governance_event(change: Change, now: float | None = None) -> dict[str, Any]:
     """The canonical event for one governance action (no integrity block: the chain adds it)."""
     at = time.time() if now is None else now
@@ -144,6 +153,8 @@ def build_governance_event(change: Change, now: float | None = None) -> dict[str
         "actor": _actor(actor),
         "src_endpoint": {"ip": text(actor.ip, 64)},
         "user": {"uid": text(change.subject, 128)},
+        # OCSF requires the privileges assigned or revoked: the grant or request concerned
+        "privileges": _privileges(change),
         "unmapped": {
             "governance": {
                 "action": text(change.action, 64),

@@ -1,43 +1,49 @@
-"""Sinks against real receivers on loopback: RFC 5425 syslog over TLS, Splunk HEC.
+"""Sinks against real receivers on loopback: rsyslog over RFC 5425 TLS, Splunk HEC.
 
-The TLS receiver is an asyncio server with a self-signed certificate made here;
-it parses octet-counted frames and counts complete messages. The HEC receiver is
-an aiohttp server that checks the token and channel, hands out ackIds and
-reports them indexed only on the second poll. Both are fed through the shipper
-from a real Redis Stream, so "acked in Redis" means "the receiver has it".
+Syslog and CEF go into a real rsyslogd running the shipped deploy/siem/rsyslog-tls.conf
+(tests/integration/rsyslog_receiver.py); the fields rsyslog's own RFC 5424 parser
+extracted are checked, and CEF lines are parsed with pycef. HEC goes to
+tests/integration/hec_receiver.py, an implementation of Splunk's documented indexer
+acknowledgement protocol (no HEC server is installable here). All but the direct sink
+tests are fed through the shipper from a real Redis Stream, so "acked in Redis" means
+"the receiver has it".
 """
 
 from __future__ import annotations
 
 import asyncio
-import datetime
+import contextlib
+import os
+import socket
 import ssl
 import time
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
+import pycef
 import pytest
-from aiohttp import web
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from gateway.audit.chain import ChainWriter
 from gateway.audit.emitter import AuditEmitter
 from gateway.audit.event import build_access_event
 from gateway.audit.ship import ship
+from gateway.audit.sinks.base import SinkError
 from gateway.audit.sinks.hec import HecSink
 from gateway.audit.sinks.syslog import BOM, SyslogSink, client_context
 from gateway.audit.verify import verify_events
 from gateway.settings import Settings
-from gateway.state.audit_stream import AuditStream
+from gateway.state.audit_stream import FIELD, AuditStream
+from tests.conftest import ROOT
+from tests.integration.hec_receiver import HecReceiver, serve_hec
+from tests.integration.rsyslog_receiver import Rsyslog, run_rsyslog
 
 pytestmark = pytest.mark.integration
 
 KEY_HEX = "ef" * 32
+SPLUNK_INPUTS = ROOT / "deploy" / "siem" / "splunk-inputs.conf"
 
 
 @pytest.fixture(autouse=True)
@@ -46,64 +52,13 @@ def _audit_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CRM_GATEWAY_HEC_TOKEN", "hec-token-1")
 
 
-def _self_signed(tmp: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=1))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = tmp / "cert.pem", tmp / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
-
-
-class SyslogReceiver:
-    """Counts complete RFC 5425 frames; a truncated frame at EOF is not counted."""
-
-    def __init__(self) -> None:
-        self.messages: list[bytes] = []
-        self.clean_closes = 0
-
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                length = await reader.readuntil(b" ")
-                self.messages.append(await reader.readexactly(int(length[:-1])))
-        except asyncio.IncompleteReadError as exc:
-            if not exc.partial:
-                self.clean_closes += 1  # EOF after close_notify, between frames
-        finally:
-            writer.close()
-
-
 @pytest.fixture
-async def tls_receiver(tmp_path: Path) -> AsyncIterator[tuple[SyslogReceiver, int, Path]]:
-    cert, key = _self_signed(tmp_path)
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ctx.load_cert_chain(cert, key)
-    receiver = SyslogReceiver()
-    server = await asyncio.start_server(receiver.handle, "127.0.0.1", 0, ssl=ctx)
-    port = server.sockets[0].getsockname()[1]
-    async with server:
-        yield receiver, port, cert
-    server.close()
+def rsyslog(tmp_path: Path) -> Iterator[Rsyslog]:
+    yield from run_rsyslog(tmp_path)
+
+
+def _client_tls(rx: Rsyslog) -> ssl.SSLContext:
+    return client_context(str(rx.tls.ca), str(rx.tls.client_cert), str(rx.tls.client_key))
 
 
 def _event(i: int) -> dict[str, Any]:
@@ -127,121 +82,111 @@ async def _fill_stream(settings: Settings, n: int) -> int:
     return emitter.stats.emitted
 
 
-async def test_syslog_tls_sink_delivers_every_message(
-    tls_receiver: tuple[SyslogReceiver, int, Path],
-) -> None:
-    receiver, port, cert = tls_receiver
+async def test_syslog_tls_into_rsyslog_parsed_by_rsyslog(rsyslog: Rsyslog) -> None:
     chain = ChainWriter(bytes.fromhex(KEY_HEX), "h:1:tls")
-    lines = [chain.append(_event(i)) for i in range(2000)]
-    sink = SyslogSink("localhost", port, ssl_context=client_context(str(cert), None, None))
-    for start in range(0, 2000, 100):
+    lines = [chain.append(_event(i)) for i in range(600)]
+    # a client without a certificate is refused by the shipped x509/certvalid mode
+    anonymous = SyslogSink(
+        "localhost", rsyslog.port, ssl_context=client_context(str(rsyslog.tls.ca), None, None)
+    )
+    with contextlib.suppress(SinkError):
+        await anonymous.send(lines[:5])
+    await anonymous.close()
+    sink = SyslogSink("localhost", rsyslog.port, ssl_context=_client_tls(rsyslog))
+    for start in range(0, len(lines), 100):
         await sink.send(lines[start : start + 100])
     await sink.close()  # close_notify, then FIN
-    for _ in range(100):
-        if len(receiver.messages) == 2000 and receiver.clean_closes:
-            break
-        await asyncio.sleep(0.02)
-    assert len(receiver.messages) == 2000
-    assert receiver.clean_closes == 1
-    payloads = [m.split(b"] " + BOM, 1)[1] for m in receiver.messages]
-    assert payloads == lines  # the canonical line travels verbatim
-    report = verify_events([orjson.loads(p) for p in payloads], bytes.fromhex(KEY_HEX), None)
-    assert report.ok
+    archived = await asyncio.to_thread(rsyslog.wait_for, len(lines))
+    assert archived == lines  # the canonical line travels verbatim, nothing from the anonymous one
+    report = verify_events([orjson.loads(a) for a in archived], bytes.fromhex(KEY_HEX), None)
+    assert report.ok, report.summary()
+    parsed = rsyslog.parsed_records()
+    assert len(parsed) == len(lines)
+    for record, line in zip(parsed, lines, strict=True):
+        event = orjson.loads(line)
+        integrity = event["unmapped"]["integrity"]
+        assert record["version"] == "1"  # parsed as RFC 5424, not as legacy syslog
+        assert record["hostname"] == socket.gethostname()
+        assert record["app_name"] == "crm-gateway"
+        assert record["procid"] == str(os.getpid())
+        assert record["msgid"] == "crm.access"
+        assert record["facility"] == "13"  # log audit
+        assert record["severity"] == "6"
+        assert record["sd"].startswith(
+            f'[crmaudit@32473 uid="{event["metadata"]["uid"]}" seq="{integrity["seq"]}" '
+            f'writer="{integrity["writer"]}" decision="allow_masked" user="u1" '
+            f'req="{event["metadata"]["correlation_uid"]}"]'
+        )
+        assert record["msg"].encode() == BOM + line
 
 
-async def test_shipper_to_cef_over_tls(
-    tmp_path: Path, redis_url: str, tls_receiver: tuple[SyslogReceiver, int, Path]
+async def test_shipper_to_cef_over_tls_into_rsyslog_parsed_by_pycef(
+    tmp_path: Path, redis_url: str, rsyslog: Rsyslog
 ) -> None:
-    receiver, port, cert = tls_receiver
     settings = Settings().with_overrides(
         **{
             "redis.url": redis_url,
             "base_dir": str(tmp_path),
             "audit.stream": "rx:audit",
             "audit.syslog_host": "localhost",
-            "audit.syslog_port": port,
-            "audit.syslog_ca_file": str(cert),
+            "audit.syslog_port": rsyslog.port,
+            "audit.syslog_ca_file": str(rsyslog.tls.ca),
+            "audit.syslog_cert_file": str(rsyslog.tls.client_cert),
+            "audit.syslog_key_file": str(rsyslog.tls.client_key),
         }
     )
     total = await _fill_stream(settings, 300)
+    canonical = {e["metadata"]["uid"]: e for e in await _stream_events(redis_url, "rx:audit")}
     stats = await ship(settings, "cef", once=True)
     assert stats.shipped == total
-    for _ in range(100):
-        if len(receiver.messages) == total:
-            break
-        await asyncio.sleep(0.02)
-    assert len(receiver.messages) == total
-    assert all(BOM + b"CEF:0|crm-gateway|CRM Access Gateway|" in m for m in receiver.messages)
-    seqs = sorted(int(m.split(b" cn1=")[1].split(b" ")[0]) for m in receiver.messages)
-    assert seqs == list(range(1, total + 1))
+    archived = await asyncio.to_thread(rsyslog.wait_for, total)
+    assert len(archived) == total
+    seqs = []
+    for line in archived:
+        cef = pycef.parse(line.decode())
+        assert cef is not None, line
+        assert cef["CEFVersion"] == "0"
+        assert cef["DeviceVendor"] == "crm-gateway"
+        assert cef["DeviceProduct"] == "CRM Access Gateway"
+        event = canonical[cef["externalId"]]  # the pivot back to the canonical record
+        seqs.append(int(cef["auditSeq"]))  # pycef names custom fields by their label
+        assert int(cef["auditSeq"]) == event["unmapped"]["integrity"]["seq"]
+        assert int(cef["rt"]) == event["time"]
+        if event["unmapped"].get("seal") is None:
+            assert cef["suid"] == "u1"
+            assert cef["src"] == "10.0.0.1"
+            assert cef["requestMethod"] == "GET"
+            assert cef["act"] == "allow_masked"
+            assert cef["customerIds"] == event["unmapped"]["crm"]["record_ids"][0]
+    assert sorted(seqs) == list(range(1, total + 1))
+    parsed = rsyslog.parsed_records()
+    assert {r["msgid"] for r in parsed} <= {"crm.access", "audit.seal"}
 
 
-class HecReceiver:
-    def __init__(self, token: str, fail_first: int = 0) -> None:
-        self.token = token
-        self.events: list[dict[str, Any]] = []
-        self.channels: set[str] = set()
-        self.polls: dict[int, int] = {}
-        self.fail_first = fail_first
-        self._next = 0
+async def _stream_events(redis_url: str, name: str) -> list[dict[str, Any]]:
+    import redis.asyncio as aioredis
 
-    def app(self) -> web.Application:
-        app = web.Application()
-        app.router.add_post("/services/collector/event", self.event)
-        app.router.add_post("/services/collector/ack", self.ack)
-        return app
-
-    def _check(self, request: web.Request) -> None:
-        if request.headers.get("Authorization") != f"Splunk {self.token}":
-            raise web.HTTPUnauthorized(text='{"text":"Invalid token","code":4}')
-        channel = request.headers.get("X-Splunk-Request-Channel")
-        if not channel:
-            raise web.HTTPBadRequest(text='{"text":"Data channel is missing","code":10}')
-        self.channels.add(channel)
-
-    async def event(self, request: web.Request) -> web.Response:
-        self._check(request)
-        if self.fail_first > 0:
-            self.fail_first -= 1
-            return web.json_response({"text": "Server is busy", "code": 9}, status=503)
-        body = await request.read()
-        for chunk in body.split(b"\n"):
-            self.events.append(orjson.loads(chunk))
-        self._next += 1
-        self.polls[self._next] = 0
-        return web.json_response({"text": "Success", "code": 0, "ackId": self._next})
-
-    async def ack(self, request: web.Request) -> web.Response:
-        self._check(request)
-        wanted = (await request.json())["acks"]
-        out = {}
-        for ack_id in wanted:
-            self.polls[ack_id] += 1
-            out[str(ack_id)] = self.polls[ack_id] >= 2  # indexed on the second poll
-        return web.json_response({"acks": out})
-
-
-async def _serve(app: web.Application) -> tuple[web.AppRunner, int]:
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    return runner, int(runner.addresses[0][1])
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        entries = await client.xrange(name)
+    finally:
+        await client.aclose()
+    return [orjson.loads(fields[FIELD]) for _, fields in entries or [] if fields]
 
 
 async def test_hec_shipper_acks_redis_only_after_indexer_ack(
     tmp_path: Path, redis_url: str
 ) -> None:
-    receiver = HecReceiver("hec-token-1", fail_first=1)
-    runner, port = await _serve(receiver.app())
-    try:
+    receiver = HecReceiver.from_inputs_conf(SPLUNK_INPUTS, "hec-token-1", busy=1)
+    async with serve_hec(receiver) as url:
         settings = Settings().with_overrides(
             **{
                 "redis.url": redis_url,
                 "base_dir": str(tmp_path),
                 "audit.stream": "hec:audit",
-                "audit.hec_url": f"http://127.0.0.1:{port}",
+                "audit.hec_url": url,
                 "audit.shipper_batch": 200,
+                "audit.hec_index": receiver.index,
             }
         )
         total = await _fill_stream(settings, 900)
@@ -254,32 +199,85 @@ async def test_hec_shipper_acks_redis_only_after_indexer_ack(
         assert stats.shipped == total
         assert await stream.pending_count("shippers") == 0
         await stream.close()
-        assert len(receiver.events) == total
-        assert all(n >= 2 for n in receiver.polls.values())
-        assert len(receiver.channels) == 2  # one channel per sink instance
-        canonical = [e["event"] for e in receiver.events]
-        assert receiver.events[0]["sourcetype"] == "crm:audit:ocsf"
-        assert (
-            receiver.events[0]["fields"]["audit_seq"]
-            == canonical[0]["unmapped"]["integrity"]["seq"]
-        )
-        report = verify_events(canonical, bytes.fromhex(KEY_HEX), None, require_closed=True)
-        assert report.ok, report.summary()
-    finally:
-        await runner.cleanup()
+    assert len(receiver.indexed) == total
+    assert not any(c.pending for c in receiver.channels.values())  # every ackId was confirmed
+    assert len(receiver.channels) == 1  # the busy answer came before a channel was used
+    canonical = [e["event"] for e in receiver.indexed]
+    assert {e["sourcetype"] for e in receiver.indexed} == {receiver.sourcetype}
+    assert {e["index"] for e in receiver.indexed} == {"crm_audit"}
+    assert (
+        receiver.indexed[0]["fields"]["audit_seq"] == canonical[0]["unmapped"]["integrity"]["seq"]
+    )
+    report = verify_events(canonical, bytes.fromhex(KEY_HEX), None, require_closed=True)
+    assert report.ok, report.summary()
 
 
 async def test_hec_sink_splits_large_batches_and_waits_for_each_ack() -> None:
-    receiver = HecReceiver("t")
-    runner, port = await _serve(receiver.app())
-    try:
+    receiver = HecReceiver("t", index_after=3)
+    async with serve_hec(receiver) as url:
         chain = ChainWriter(bytes.fromhex(KEY_HEX), "h:1:hec")
         lines = [chain.append(_event(i)) for i in range(50)]
-        sink = HecSink(f"http://127.0.0.1:{port}", "t", max_request_bytes=8192, poll_interval=0.01)
+        sink = HecSink(url, "t", max_request_bytes=8192, poll_interval=0.01)
         await sink.send(lines)
         await sink.close()
-        assert len(receiver.events) == 50
-        assert len(receiver.polls) > 5  # several requests, each with its own ackId
-        assert all(n >= 2 for n in receiver.polls.values())
-    finally:
-        await runner.cleanup()
+    assert [e["event"] for e in receiver.indexed] == [orjson.loads(line) for line in lines]
+    ids = [ack for _, ack in receiver.ack_ids]
+    assert len(ids) > 5 and ids == list(range(len(ids)))  # ackIds count from 0 per channel
+    assert receiver.ack_queries == 3 * len(ids)  # each request waited until it was indexed
+
+
+async def test_hec_sink_refuses_to_call_a_batch_delivered_without_an_ack() -> None:
+    receiver = HecReceiver("t")
+    async with serve_hec(receiver) as url:
+        chain = ChainWriter(bytes.fromhex(KEY_HEX), "h:1:hec")
+        lines = [chain.append(_event(i)) for i in range(3)]
+        wrong = HecSink(url, "not-the-token", poll_interval=0.01)
+        with pytest.raises(SinkError, match="403"):
+            await wrong.send(lines)
+        await wrong.close()
+        slow = HecSink(url, "t", poll_interval=0.01, ack_timeout=0.2)
+        receiver.index_after = 10**6  # never indexed
+        with pytest.raises(SinkError, match="did not acknowledge"):
+            await slow.send(lines)
+        await slow.close()
+    assert receiver.indexed == []
+
+
+async def test_hec_receiver_follows_the_documented_protocol() -> None:
+    """The receiver itself, against Splunk's documented answers."""
+    import aiohttp
+
+    receiver = HecReceiver("t", index_after=1)
+    channel = str(uuid.uuid4())
+    auth = {"Authorization": "Splunk t"}
+    async with serve_hec(receiver) as url, aiohttp.ClientSession() as http:
+
+        async def post(path: str, body: bytes, headers: dict[str, str]) -> tuple[int, Any]:
+            async with http.post(url + path, data=body, headers=headers) as resp:
+                return resp.status, await resp.json(content_type=None)
+
+        one = b'{"event":{"a":1},"time":"1.5"}{"event":"b"}\n {"event":"c"}'
+        assert await post("/services/collector/event", one, {}) == (
+            401,
+            {"text": "Token is required", "code": 2},
+        )
+        status, reply = await post("/services/collector/event", one, auth)
+        assert (status, reply["code"]) == (400, 10)
+        bad_channel = {**auth, "X-Splunk-Request-Channel": "not-a-guid"}
+        status, reply = await post("/services/collector/event", one, bad_channel)
+        assert (status, reply["code"]) == (400, 11)
+        with_channel = {**auth, "X-Splunk-Request-Channel": channel}
+        status, reply = await post("/services/collector/event", b'{"time":1}', with_channel)
+        assert (status, reply["code"], reply["invalid-event-number"]) == (400, 12, 0)
+        status, reply = await post("/services/collector/event", one, with_channel)
+        assert (status, reply) == (200, {"text": "Success", "code": 0, "ackId": 0})
+        status, reply = await post(
+            f"/services/collector/event?channel={channel}", b'{"event":"d"}', auth
+        )
+        assert reply["ackId"] == 1
+        acks = orjson.dumps({"acks": [0, 1, 7]})
+        status, reply = await post("/services/collector/ack", acks, with_channel)
+        assert reply == {"acks": {"0": True, "1": True, "7": False}}
+        status, reply = await post("/services/collector/ack", acks, with_channel)
+        assert reply == {"acks": {"0": False, "1": False, "7": False}}  # reported once
+    assert [e["event"] for e in receiver.indexed] == [{"a": 1}, "b", "c", "d"]
