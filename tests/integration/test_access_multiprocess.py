@@ -58,7 +58,10 @@ def _config(tmp_path: Path, redis_url: str, crm_port: int, opa: OpaProcess, **ac
         "listen": {"host": "127.0.0.1", "port": 0, "workers": 1},
         "upstream": {"url": f"http://127.0.0.1:{crm_port}"},
         "redis": {"url": redis_url},
-        "identity": {"directory": str(write_people(tmp_path / "people.yaml"))},
+        "identity": {
+            "directory": str(write_people(tmp_path / "people.yaml")),
+            "directory_mfa": True,  # the test directory flags MFA for key users
+        },
         "policy": {
             "engine": "external",
             "url": opa.url,
@@ -247,7 +250,7 @@ async def test_single_use_export_grant_serves_exactly_one_of_two_concurrent_expo
     await asyncio.sleep(1.0)  # both replicas' snapshots follow the store (pub/sub, 0.5 s poll)
     results = await asyncio.gather(*(_export(url) for url in replicas.urls))
     statuses = sorted(s for s, _ in results)
-    assert statuses == [200, 403], statuses
+    assert statuses == [200, 403], [r[1][:400] for r in results]
     served = next(body for s, body in results if s == 200)
     assert sum(r["mobile"].encode() in served for r in records) > 50  # past the bulk limit
     refused = next(body for s, body in results if s == 403)
