@@ -111,4 +111,23 @@ class Ca:
                 serialization.NoEncryption(),
             )
         )
+        key_path.chmod(0o600)
         return Issued(cert_path, key_path, cert)
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """One CA, a server certificate for 127.0.0.1/localhost and a client certificate."""
+
+    ca: Path
+    server_cert: Path
+    server_key: Path
+    client_cert: Path
+    client_key: Path
+
+
+def make_tls_files(directory: Path, client_cn: str = "crm-gateway-shipper") -> TlsFiles:
+    ca = Ca.create(directory, "test")
+    server = ca.issue(directory, "localhost", server=True, name="server")
+    client = ca.issue(directory, client_cn, name="client")
+    return TlsFiles(ca.path, server.cert, server.key, client.cert, client.key)

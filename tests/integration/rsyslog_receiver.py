@@ -19,7 +19,7 @@ from pathlib import Path
 import orjson
 
 from tests.conftest import ROOT, free_port, stop_process, wait_for_port
-from tests.integration.tls_certs import TlsFiles, make_tls_files
+from tests.tls_certs import TlsFiles, make_tls_files
 
 SHIPPED_CONF = ROOT / "deploy" / "siem" / "rsyslog-tls.conf"
 
