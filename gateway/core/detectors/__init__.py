@@ -27,7 +27,7 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
-from gateway.core.detectors import checks, patterns, urls
+from gateway.core.detectors import checks, patterns, prose, urls
 from gateway.core.detectors.keys import category_for_key, is_free_text_key
 from gateway.core.detectors.numbers import classify_compact, scan_numbers
 from gateway.core.normalize import compact, normalize, normalize_str
@@ -52,6 +52,10 @@ PRIORITY = {
     "licence_plate": 45,
     "postal_code": 40,
     "name": 35,
+    "risk_assessment": 34,
+    "balance": 33,
+    "assets": 32,
+    "income": 32,
     "address": 30,
 }
 
@@ -156,6 +160,9 @@ def _candidates(t: str, *, encoded: bool = True) -> list[Found]:
         found.extend(patterns.plates(t))
         found.extend(patterns.names(t))
         found.extend(patterns.addresses(t))
+        found.extend(prose.estate_addresses(t))
+        found.extend(prose.amounts(t))
+        found.extend(prose.risk_grades(t))
     return found
 
 
