@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from gateway.core.detectors import checks, patterns, prose, urls
 from gateway.core.detectors.keys import category_for_key, is_free_text_key
 from gateway.core.detectors.numbers import classify_compact, scan_numbers
-from gateway.core.normalize import compact, normalize, normalize_str
+from gateway.core.normalize import compact, formula_guard, normalize, normalize_str
 
 __all__ = ["Hit", "category_for_key", "classify_value", "detect", "is_free_text_key"]
 
@@ -238,6 +238,8 @@ def _classify_value(value: str, key_hint: str | None = None) -> Hit | None:
     if n < 5 or n > 256:
         return _cjk_value(value, ctx, n) if 2 <= n < 5 and _has_cjk(value) else None
     v = value.strip()
+    if v[:1] == "'" and formula_guard(v):  # `'+8613812345678` is the cell it guards
+        v = v[1:]
     if v.startswith("eyJ") and patterns.JWT_RE.fullmatch(v):
         return Hit("credentials", 0, n, "jwt", 0.95)
     if "=" in v and patterns.TRACK2_RE.fullmatch(v):

@@ -94,8 +94,10 @@ _LINK = r"[为是：:\s属于（(]{0,4}"
 _C_GRADE_RE = re.compile(rf"C[1-5](?:\s*[（(]?\s*(?:{_RISK_TYPES})[）)]?)?(?![0-9A-Za-z])")
 _C_TYPE_AFTER = re.compile(rf"\s*[（(]?\s*(?:{_RISK_TYPES})")
 _CUED_RE = re.compile(
-    rf"{_RISK_CUE}{_LINK}((?:[CR][1-5]\s*[（(]?\s*)?(?:{_RISK_TYPES})[）)]?|[CR][1-5](?![0-9A-Za-z]))"
+    rf"({_RISK_CUE}){_LINK}((?:[CR][1-5]\s*[（(]?\s*)?(?:{_RISK_TYPES})[）)]?|[CR][1-5](?![0-9A-Za-z]))"
 )
+_PRODUCT_CUES = frozenset(("风险等级", "风险评级", "风险类型", "风险偏好"))
+_PERSON = ("客户", "投资者", "投资人", "本人", "其")
 _PRODUCT_RISK = ("产品", "基金", "理财", "本品", "该品", "债券", "信托")
 _TYPE_PERSON_RE = re.compile(rf"(?:{_RISK_TYPES})(?=投资者|客户|投资人)")
 _RISK_CUE_RE = re.compile(_RISK_CUE)
@@ -108,9 +110,16 @@ def risk_grades(t: str) -> list[Found]:
         return []
     out: list[Found] = []
     for m in _CUED_RE.finditer(t):
-        if any(p in t[max(0, m.start() - 8) : m.start()] for p in _PRODUCT_RISK):
+        before = t[max(0, m.start() - 8) : m.start()]
+        if any(p in before for p in _PRODUCT_RISK):
             continue  # a product's rating (R1-R5 on a fund), not the customer's
-        out.append((m.start(1), m.end(1), "risk_assessment", "risk_cue", 0.75))
+        if (
+            m.group(2)[0] == "R"
+            and m.group(1) in _PRODUCT_CUES
+            and not any(p in before for p in _PERSON)
+        ):
+            continue  # R1-R5 rate products; after a bare `风险等级` it is a product's
+        out.append((m.start(2), m.end(2), "risk_assessment", "risk_cue", 0.75))
     grades = [
         m
         for m in _C_GRADE_RE.finditer(t)
