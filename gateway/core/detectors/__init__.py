@@ -32,7 +32,15 @@ from gateway.core.detectors.keys import category_for_key, is_free_text_key
 from gateway.core.detectors.numbers import classify_compact, scan_numbers
 from gateway.core.normalize import compact, formula_guard, normalize, normalize_str
 
-__all__ = ["Hit", "category_for_key", "classify_value", "detect", "is_free_text_key"]
+__all__ = [
+    "USCC_CATEGORIES",
+    "Hit",
+    "category_for_key",
+    "classify_value",
+    "detect",
+    "is_free_text_key",
+    "uscc_category",
+]
 
 PRIORITY = {
     "credentials": 100,
@@ -276,6 +284,24 @@ def _classify_value(value: str, key_hint: str | None = None) -> Hit | None:
     if ascii_value:
         return _ip(v, n)
     return _cjk_value(normalize_str(v).strip(), ctx, n) if _has_cjk(v) else None
+
+
+USCC_CATEGORIES = frozenset(("uscc_person", "uscc_org"))
+
+
+def uscc_category(value: str, declared: str) -> str:
+    """The category of a unified social credit code held where `declared` is expected.
+
+    The code says whose it is (GB 32100): the `92` prefix is an individual business
+    (a person, L2); any other valid code is an organisation's public registration
+    (L0). A value that starts with `92` is personal whatever its checksum; one that
+    is no valid code keeps the declared category."""
+    c = compact(value)
+    if c.startswith("92"):
+        return "uscc_person"
+    if len(c) == 18 and patterns.USCC_RE.fullmatch(c) and checks.uscc_ok(c):
+        return "uscc_org"
+    return declared
 
 
 def _ip(v: str, n: int) -> Hit | None:

@@ -77,7 +77,10 @@ class ValueRewriter(ABC):
             kind = value.__class__
             if (kind is dict or kind is list) and self._deep and self._holds_record(value):
                 return self._contained(value, path, table)
-            return self._categorised(value, slot.category, table)
+            category = slot.category
+            if category in detectors.USCC_CATEGORIES and kind is str:
+                category = detectors.uscc_category(value, category)
+            return self._categorised(value, category, table)
         if isinstance(value, bool):
             return value  # an unclassified flag carries no identifier
         if self._side and not self._in_side and isinstance(value, dict | list):
