@@ -33,12 +33,14 @@ from gateway.core.detectors.numbers import classify_compact, scan_numbers
 from gateway.core.normalize import compact, formula_guard, normalize, normalize_str
 
 __all__ = [
+    "SHAPED_CATEGORIES",
     "USCC_CATEGORIES",
     "Hit",
     "category_for_key",
     "classify_value",
     "detect",
     "is_free_text_key",
+    "message_shaped",
     "uscc_category",
 ]
 
@@ -287,6 +289,46 @@ def _classify_value(value: str, key_hint: str | None = None) -> Hit | None:
 
 
 USCC_CATEGORIES = frozenset(("uscc_person", "uscc_org"))
+
+# Categories whose values have a shape of their own (a number, a code, a short name):
+# a sentence under such a key (`errors.phone: ["Enter a valid phone number ..."]`,
+# `first_name: "该字段不能为空。"`) is a message about the field, not its value.
+SHAPED_CATEGORIES = frozenset(
+    (
+        "name",
+        "mobile",
+        "landline",
+        "email",
+        "id_number",
+        "passport",
+        "bank_card",
+        "bank_account",
+        "securities_account",
+        "postal_code",
+        "licence_plate",
+        "ip_address",
+        "uscc_person",
+        "uscc_org",
+    )
+)
+_LOWER_WORD = re.compile(r"[a-z]{2,}[,.;:!?)]*")
+_CJK_SENTENCE_MARKS = frozenset("，。！？；：")
+
+
+def message_shaped(value: str) -> bool:
+    """Is `value` a sentence (a validation or error message) rather than a value?
+
+    By shape alone: four or more words of which three are lower-case words
+    (`Enter a valid phone number`; a Latin name is capitalised words), or CJK
+    text of eight or more characters with sentence punctuation (a Chinese name is
+    two to four characters). Such a value is scanned as free text, so an
+    identifier inside it is still found and masked."""
+    if len(value) < 8:
+        return False
+    words = value.split()
+    if len(words) >= 4 and sum(1 for w in words if _LOWER_WORD.fullmatch(w)) >= 3:
+        return True
+    return _has_cjk(value) and any(ch in _CJK_SENTENCE_MARKS for ch in value)
 
 
 def uscc_category(value: str, declared: str) -> str:

@@ -1034,3 +1034,45 @@ def test_credit_codes_in_csv_columns_are_judged_cell_by_cell() -> None:
     assert org is not None and person is not None
     assert org[2] == ORG_USCC
     assert person[2] == masked(PERSON_USCC, "uscc_person", STANDARD)
+
+
+# --- validation messages are about a field, not its value --------------------------------
+
+PHONE_MESSAGE = "Enter a valid phone number (7-25 characters, digits and separators only)"
+
+
+@pytest.mark.parametrize("route_name", [None, "customer_list"])
+def test_validation_messages_under_field_keys_are_kept_as_text(route_name: str | None) -> None:
+    doc = {
+        "error": True,
+        "errors": {
+            "phone": [PHONE_MESSAGE],
+            "first_name": ["This field may not be blank."],
+            "email": ["Enter a valid email address."],
+            "mobile": "请输入有效的手机号码，应为 11 位数字。",
+        },
+    }
+    out = enforcer(decision_for("L1"), route_name=route_name).rewrite_document(doc)
+    assert out == doc
+
+
+def test_an_identifier_inside_a_message_is_still_masked() -> None:
+    doc = {"errors": {"phone": [f"The number {MOBILE1} is already used by another contact."]}}
+    out = enforcer(decision_for("L1"), route_name=None).rewrite_document(doc)
+    message = out["errors"]["phone"][0]
+    assert MOBILE1 not in message
+    assert message.startswith("The number ") and message.endswith("by another contact.")
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("name", "Maria De La Cruz"),  # a Latin name: capitalised words
+        ("name", "欧阳娜娜"),
+        ("mobile", "138 1234 5678"),
+        ("phone", "+86 138-1234-5678"),
+    ],
+)
+def test_values_in_their_own_shape_are_still_masked(key: str, value: str) -> None:
+    out = enforcer(decision_for("L1"), route_name=None).rewrite_document({"data": [{key: value}]})
+    assert out["data"][0][key] != value
