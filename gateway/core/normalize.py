@@ -242,3 +242,18 @@ def strip_country_code(digits: str) -> str:
     if digits.startswith("86") and len(digits) == 13:
         return digits[2:]
     return digits
+
+
+# Spreadsheet exports put an apostrophe (or a tab) before a cell that starts with `+`,
+# `-`, `=` or `@` so that Excel reads it as text, not a formula (`'+8613812345678`).
+_FORMULA_GUARDED = "+-=@0123456789"
+
+
+def formula_guard(value: str) -> int:
+    """Length of a spreadsheet formula-guard prefix on `value` (0 or 1).
+
+    Detection and masking read the cell without it, so `'+8613812345678` is the
+    mobile it guards and its mask is the standard one (`'138****5678`)."""
+    if len(value) > 1 and value[0] in "'\t" and value[1] in _FORMULA_GUARDED:
+        return 1
+    return 0

@@ -27,12 +27,22 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
-from gateway.core.detectors import checks, patterns, urls
+from gateway.core.detectors import checks, patterns, prose, urls
 from gateway.core.detectors.keys import category_for_key, is_free_text_key
 from gateway.core.detectors.numbers import classify_compact, scan_numbers
-from gateway.core.normalize import compact, normalize, normalize_str
+from gateway.core.normalize import compact, formula_guard, normalize, normalize_str
 
-__all__ = ["Hit", "category_for_key", "classify_value", "detect", "is_free_text_key"]
+__all__ = [
+    "SHAPED_CATEGORIES",
+    "USCC_CATEGORIES",
+    "Hit",
+    "category_for_key",
+    "classify_value",
+    "detect",
+    "is_free_text_key",
+    "message_shaped",
+    "uscc_category",
+]
 
 PRIORITY = {
     "credentials": 100,
@@ -52,6 +62,10 @@ PRIORITY = {
     "licence_plate": 45,
     "postal_code": 40,
     "name": 35,
+    "risk_assessment": 34,
+    "balance": 33,
+    "assets": 32,
+    "income": 32,
     "address": 30,
 }
 
@@ -156,6 +170,9 @@ def _candidates(t: str, *, encoded: bool = True) -> list[Found]:
         found.extend(patterns.plates(t))
         found.extend(patterns.names(t))
         found.extend(patterns.addresses(t))
+        found.extend(prose.estate_addresses(t))
+        found.extend(prose.amounts(t))
+        found.extend(prose.risk_grades(t))
     return found
 
 
@@ -231,6 +248,8 @@ def _classify_value(value: str, key_hint: str | None = None) -> Hit | None:
     if n < 5 or n > 256:
         return _cjk_value(value, ctx, n) if 2 <= n < 5 and _has_cjk(value) else None
     v = value.strip()
+    if v[:1] == "'" and formula_guard(v):  # `'+8613812345678` is the cell it guards
+        v = v[1:]
     if v.startswith("eyJ") and patterns.JWT_RE.fullmatch(v):
         return Hit("credentials", 0, n, "jwt", 0.95)
     if "=" in v and patterns.TRACK2_RE.fullmatch(v):
@@ -267,6 +286,64 @@ def _classify_value(value: str, key_hint: str | None = None) -> Hit | None:
     if ascii_value:
         return _ip(v, n)
     return _cjk_value(normalize_str(v).strip(), ctx, n) if _has_cjk(v) else None
+
+
+USCC_CATEGORIES = frozenset(("uscc_person", "uscc_org"))
+
+# Categories whose values have a shape of their own (a number, a code, a short name):
+# a sentence under such a key (`errors.phone: ["Enter a valid phone number ..."]`,
+# `first_name: "该字段不能为空。"`) is a message about the field, not its value.
+SHAPED_CATEGORIES = frozenset(
+    (
+        "name",
+        "mobile",
+        "landline",
+        "email",
+        "id_number",
+        "passport",
+        "bank_card",
+        "bank_account",
+        "securities_account",
+        "postal_code",
+        "licence_plate",
+        "ip_address",
+        "uscc_person",
+        "uscc_org",
+    )
+)
+_LOWER_WORD = re.compile(r"[a-z]{2,}[,.;:!?)]*")
+_CJK_SENTENCE_MARKS = frozenset("，。！？；：")
+
+
+def message_shaped(value: str) -> bool:
+    """Is `value` a sentence (a validation or error message) rather than a value?
+
+    By shape alone: four or more words of which three are lower-case words
+    (`Enter a valid phone number`; a Latin name is capitalised words), or CJK
+    text of eight or more characters with sentence punctuation (a Chinese name is
+    two to four characters). Such a value is scanned as free text, so an
+    identifier inside it is still found and masked."""
+    if len(value) < 8:
+        return False
+    words = value.split()
+    if len(words) >= 4 and sum(1 for w in words if _LOWER_WORD.fullmatch(w)) >= 3:
+        return True
+    return _has_cjk(value) and any(ch in _CJK_SENTENCE_MARKS for ch in value)
+
+
+def uscc_category(value: str, declared: str) -> str:
+    """The category of a unified social credit code held where `declared` is expected.
+
+    The code says whose it is (GB 32100): the `92` prefix is an individual business
+    (a person, L2); any other valid code is an organisation's public registration
+    (L0). A value that starts with `92` is personal whatever its checksum; one that
+    is no valid code keeps the declared category."""
+    c = compact(value)
+    if c.startswith("92"):
+        return "uscc_person"
+    if len(c) == 18 and patterns.USCC_RE.fullmatch(c) and checks.uscc_ok(c):
+        return "uscc_org"
+    return declared
 
 
 def _ip(v: str, n: int) -> Hit | None:

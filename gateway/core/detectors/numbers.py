@@ -106,6 +106,37 @@ def _grouping_ok(category: str, lengths: tuple[int, ...]) -> bool:
     return len(lengths) == 1
 
 
+# A label that names the number as a code, not a phone (`发票代码 044031900111`).
+_NUMBER_LABEL = re.compile(
+    r"(?:发票|代码|编号|编码|单号|订单号?|工单|合同号|流水号?|批次号?|序列号|条形码|"
+    r"code|no\.?|ref)\s*[:：#]?\s*$",
+    re.IGNORECASE,
+)
+_UUID_RE = re.compile(
+    r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"
+)
+
+
+def _not_a_landline(text: str, start: int, end: int) -> bool:
+    """Digits a landline reading must not take: a decimal's fraction (`3600.0215512345`,
+    an ISO timestamp's microseconds), a run glued to ASCII letters (hex ids, hashes),
+    a number followed by a fraction, or a part of a UUID. A landline has no checksum,
+    so only its usual shape (own token, area code first) is read as one."""
+    before = text[start - 1] if start else ""
+    after = text[end] if end < len(text) else ""
+    if before == "." and start >= 2 and text[start - 2].isdigit():
+        return True
+    if after == "." and end + 1 < len(text) and text[end + 1].isdigit():
+        return True
+    if (before.isascii() and before.isalpha()) or (after.isascii() and after.isalpha()):
+        return True
+    if "-" in text:
+        for m in _UUID_RE.finditer(text, max(0, start - 36), min(len(text), end + 36)):
+            if m.start() <= start and end <= m.end():
+                return True
+    return False
+
+
 class NumberHit(NamedTuple):
     start: int
     end: int
@@ -134,10 +165,20 @@ def scan_numbers(text: str, context: int = 20) -> list[NumberHit]:
             hit = _single(text, t_start, t_end, ctx)
             if hit is not None:
                 out.append(hit)
-            continue
-        groups = [(g.start(), g.end(), g.group()) for g in _GROUP_RE.finditer(text, t_start, t_end)]
-        out.extend(_scan_groups(text, groups, ctx))
-    return out
+        else:
+            groups = [
+                (g.start(), g.end(), g.group()) for g in _GROUP_RE.finditer(text, t_start, t_end)
+            ]
+            out.extend(_scan_groups(text, groups, ctx))
+    return [
+        h
+        for h in out
+        if h.verdict.category != "landline"
+        or not (
+            _not_a_landline(text, h.start, h.end)
+            or _NUMBER_LABEL.search(text, max(0, h.start - 8), h.start)
+        )
+    ]
 
 
 def _scan_groups(text: str, groups: list[tuple[int, int, str]], ctx: str) -> list[NumberHit]:

@@ -75,7 +75,8 @@ SURNAME = f"(?:{_COMPOUND}|[{_SINGLE}])"
 COMPOUND_SURNAMES = frozenset(_COMPOUND.split("|"))
 _NAME_CTX = (
     r"(?:姓名|客户|户名|联系人|收件人|持卡人|申请人|借款人|投保人|被保险人|开户人|委托人"
-    r"|对接人|经办人|受益人|担保人|法定代表人|法人代表|代理人|监护人|配偶|收款人|付款人|汇款人)"
+    r"|对接人|经办人|受益人|担保人|法定代表人|法人代表|代理人|监护人|配偶|收款人|付款人|汇款人"
+    r"|投资人|出资人|股东|实际控制人|实控人|负责人|签约人|授权人|紧急联系人|介绍人|推荐人)"
 )
 NAME_AFTER_RE = re.compile(
     rf"{_NAME_CTX}(?:是|为|叫|名|[:：]|\s)*({SURNAME})([\u4e00-\u9fff]{{1,2}})"
@@ -84,7 +85,7 @@ NAME_BEFORE_RE = re.compile(rf"({SURNAME})([\u4e00-\u9fff]{{1,2}}?)(?:先生|女
 # Characters that start a following word rather than continue a given name.
 _STOP = frozenset(
     "手电身地的说在于已表称反来要先女今昨前后本该和与及等是有将也都就还把被给对向从到"
-    "经总老主姐哥办去致打留预面卡号户账证住目名"
+    "经总老主姐哥办去致打留预面卡号户账证住目名年确"
 )
 NAME_KEYS = re.compile(r"姓名|户名|联系人|name|xm|khxm", re.IGNORECASE)
 NAME_VALUE_RE = re.compile(rf"({SURNAME})([\u4e00-\u9fff]{{1,3}})")

@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from gateway.core.catalog import FactsReader, RouteSpec, suspect_key
+from gateway.core.detectors import USCC_CATEGORIES
 from gateway.core.enforce._shared import Shared, shared_for
 from gateway.core.enforce._tables import (
     CAT,
@@ -253,8 +254,8 @@ class Enforcer(ValueRewriter):
         batch: list[tuple[str, str, str]] = []
         blocked = None
         for i, slot in enumerate(slots):
-            if slot.mode != CAT or slot.category is None:
-                dynamic.append(i)
+            if slot.mode != CAT or slot.category is None or slot.category in USCC_CATEGORIES:
+                dynamic.append(i)  # (a credit code's own prefix says whose it is)
                 continue
             category = slot.category
             level, action = table.action(category)

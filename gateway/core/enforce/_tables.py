@@ -204,8 +204,8 @@ def build_plan(
     for key in keys:
         skey = str(key)
         slot = classifier.slot(skey, skey)
-        if slot.mode != CAT or slot.category is None:
-            dynamic.append((key, slot))
+        if slot.mode != CAT or slot.category is None or slot.category in detectors.USCC_CATEGORIES:
+            dynamic.append((key, slot))  # (a credit code's own prefix says whose it is)
             continue
         level, act = table.action(slot.category)
         batch.append((slot.category, level, outcome_of(act)))

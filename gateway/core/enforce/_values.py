@@ -77,7 +77,15 @@ class ValueRewriter(ABC):
             kind = value.__class__
             if (kind is dict or kind is list) and self._deep and self._holds_record(value):
                 return self._contained(value, path, table)
-            return self._categorised(value, slot.category, table)
+            category = slot.category
+            if kind is str and category in detectors.SHAPED_CATEGORIES:
+                if detectors.message_shaped(value):
+                    return self._text(value, table)  # a message about the field
+                if category in detectors.USCC_CATEGORIES:
+                    category = detectors.uscc_category(value, category)
+            elif kind is list and category in detectors.SHAPED_CATEGORIES and _messages(value):
+                return [self._text(v, table) for v in value]
+            return self._categorised(value, category, table)
         if isinstance(value, bool):
             return value  # an unclassified flag carries no identifier
         if self._side and not self._in_side and isinstance(value, dict | list):
@@ -337,3 +345,8 @@ def _looks_like_more(residue: re.Pattern[str], text: str) -> bool:
                 _RESCAN.clear()
             _RESCAN[key] = found
     return found
+
+
+def _messages(values: list[Any]) -> bool:
+    """A list of validation messages (`errors.phone: ["Enter a valid ..."]`)."""
+    return bool(values) and all(v.__class__ is str and detectors.message_shaped(v) for v in values)

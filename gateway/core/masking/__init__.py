@@ -33,7 +33,7 @@ from typing import Any, Final
 from gateway.core.detectors import Hit
 from gateway.core.masking import operators as ops
 from gateway.core.model import Action, Verb
-from gateway.core.normalize import compact, strip_country_code
+from gateway.core.normalize import compact, formula_guard, strip_country_code
 from gateway.core.placeholders import fold, generalised, masked_span, masked_value
 from gateway.core.taxonomy import Category, Taxonomy
 
@@ -216,7 +216,11 @@ class Masker:
         def fn(value: Any) -> Any:
             cls = value.__class__
             if cls is str:
-                return string_fn(value) if value else value
+                if not value:
+                    return value
+                if value[0] in "'\t" and (guard := formula_guard(value)):
+                    return value[:guard] + string_fn(value[guard:])  # the guard stays
+                return string_fn(value)
             if value is None:
                 return None
             if cls is int or cls is float:

@@ -386,3 +386,37 @@ def test_encoded_runs_that_hold_an_identifier_are_that_identifier() -> None:
     assert [(h.category, h.detector) for h in hits] == [("bank_card", "encoded:bank_card")]
     assert classify_value(b64) is not None
     assert detect("日期 2024-05-17-2024-06-01 电话 138-1234-5678") != []  # phones still found
+
+
+# --- landlines are never read out of ids, decimals or timestamps -------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "首次响应时长 3600.0215512345 秒",  # a decimal's fraction
+        "took 0.02155123456 s",
+        "02155123456.5 ms",  # a number followed by its fraction
+        "updated 2026-11-27T02:43:41.0215512345+08:00",  # sub-second digits
+        "case 7f3c2a10-0215-5123-4567-89abcdef0123 tree",  # inside a UUID
+        "node ab0215512345cd",  # glued to hex letters
+        "sha 0a3f0215512345ff",
+        "发票代码 044031900111",  # a code by its label
+        "订单号：02155123456",
+    ],
+)
+def test_landline_digits_inside_ids_decimals_and_timestamps_are_no_landline(text: str) -> None:
+    assert [c for c, _ in _cats(text)] == []
+
+
+@pytest.mark.parametrize(
+    ("text", "span"),
+    [
+        ("电话021-55123456。", "021-55123456"),
+        ("座机 0755 8888 6666", "0755 8888 6666"),
+        ("tel:02155123456", "02155123456"),
+        ("联系电话：010-62345678，工作日", "010-62345678"),
+    ],
+)
+def test_landlines_in_their_own_shape_are_still_found(text: str, span: str) -> None:
+    assert ("landline", span) in _cats(text)

@@ -1003,3 +1003,100 @@ def test_a_records_own_masked_values_are_masked_in_its_free_text() -> None:
     # cleared for names: the text is left as it is
     clear = enforcer(decision_for("L2")).rewrite_document({"results": [rec]})["results"][0]
     assert "与欧阳敏通话" in clear["notes"]
+
+
+# --- unified social credit codes: the code's own prefix says whose it is --------------
+
+ORG_USCC = "91110000600037341L"  # a company: public registration (L0)
+PERSON_USCC = "92350211MA2Y3G8K6W"  # `92`: an individual business, a person (L2)
+
+
+def test_a_companys_credit_code_is_clear_and_an_individual_business_code_masked() -> None:
+    enf = enforcer(decision_for("L1"))
+    out = enf.rewrite_document(
+        {"results": [customer(1, uscc=ORG_USCC), customer(2, uscc=PERSON_USCC)]}
+    )
+    first, second = out["results"]
+    assert first["uscc"] == ORG_USCC
+    assert second["uscc"] == masked(PERSON_USCC, "uscc_person", STANDARD)
+    assert PERSON_USCC not in orjson.dumps(out).decode()
+    report = enf.report.to_audit()
+    assert report["fields"]["clear"]["L0"]["uscc_org"] == 1
+    assert report["fields"]["masked"]["L2"]["uscc_person"] == 1
+
+
+def test_a_declared_organisation_code_with_the_personal_prefix_is_masked() -> None:
+    catalog = Catalog.from_dict(
+        {
+            "name": "t",
+            "fields": [{"key": "org_code", "category": "uscc_org"}],
+            "routes": [{"name": "orgs", "path": "/orgs", "records": ["item"]}],
+        }
+    )
+    found = catalog.route("orgs")
+    assert found is not None
+    enf = build_enforcer(
+        taxonomy=TAXONOMY,
+        route=found,
+        decision=decision_for("L1"),
+        subject_id="u-sales-01",
+        masker=MASKER,
+    )
+    out = enf.rewrite_document([{"org_code": ORG_USCC}, {"org_code": PERSON_USCC}])
+    assert out[0]["org_code"] == ORG_USCC
+    assert out[1]["org_code"] == masked(PERSON_USCC, "uscc_person", STANDARD)
+    # a malformed value keeps the declared category; one with the `92` prefix is personal
+    out = enf.rewrite_document([{"org_code": "92XXXXXXXX"}])
+    assert out[0]["org_code"] != "92XXXXXXXX"
+
+
+def test_credit_codes_in_csv_columns_are_judged_cell_by_cell() -> None:
+    header = ["id", "grade", "uscc"]
+    enf = enforcer(decision_for("L1"), route_name="customer_export_csv")
+    org = enf.rewrite_row(header, ["C1", "B", ORG_USCC])
+    person = enf.rewrite_row(header, ["C2", "B", PERSON_USCC])
+    assert org is not None and person is not None
+    assert org[2] == ORG_USCC
+    assert person[2] == masked(PERSON_USCC, "uscc_person", STANDARD)
+
+
+# --- validation messages are about a field, not its value --------------------------------
+
+PHONE_MESSAGE = "Enter a valid phone number (7-25 characters, digits and separators only)"
+
+
+@pytest.mark.parametrize("route_name", [None, "customer_list"])
+def test_validation_messages_under_field_keys_are_kept_as_text(route_name: str | None) -> None:
+    doc = {
+        "error": True,
+        "errors": {
+            "phone": [PHONE_MESSAGE],
+            "first_name": ["This field may not be blank."],
+            "email": ["Enter a valid email address."],
+            "mobile": "请输入有效的手机号码，应为 11 位数字。",
+        },
+    }
+    out = enforcer(decision_for("L1"), route_name=route_name).rewrite_document(doc)
+    assert out == doc
+
+
+def test_an_identifier_inside_a_message_is_still_masked() -> None:
+    doc = {"errors": {"phone": [f"The number {MOBILE1} is already used by another contact."]}}
+    out = enforcer(decision_for("L1"), route_name=None).rewrite_document(doc)
+    message = out["errors"]["phone"][0]
+    assert MOBILE1 not in message
+    assert message.startswith("The number ") and message.endswith("by another contact.")
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("name", "Maria De La Cruz"),  # a Latin name: capitalised words
+        ("name", "欧阳娜娜"),
+        ("mobile", "138 1234 5678"),
+        ("phone", "+86 138-1234-5678"),
+    ],
+)
+def test_values_in_their_own_shape_are_still_masked(key: str, value: str) -> None:
+    out = enforcer(decision_for("L1"), route_name=None).rewrite_document({"data": [{key: value}]})
+    assert out["data"][0][key] != value

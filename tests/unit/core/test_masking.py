@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from gateway.core.detectors import Hit, detect
+from gateway.core.detectors import Hit, classify_value, detect
 from gateway.core.masking import (
     DROPPED,
     NEVER_CLEAR,
@@ -273,3 +273,37 @@ def test_placeholders(
 def test_placeholder_rejects_non_strings() -> None:
     assert not is_masked_placeholder(None, "mobile")
     assert not is_masked_placeholder(13812345678, "mobile")
+
+
+# --- spreadsheet formula guards --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("cell", "category", "masked"),
+    [
+        ("'+8613812319515", "mobile", "'138****9515"),  # was '+861*****19515 (5 digits shown)
+        ("'13812319515", "mobile", "'138****9515"),
+        ("\t+8613812319515", "mobile", "\t138****9515"),
+        ("'010-62345678", "landline", "'010-****5678"),
+        ("'11010519491231002X", "id_number", "'110105********002X"),
+    ],
+)
+def test_a_formula_guarded_cell_gets_the_standard_mask(
+    masker: Masker, cell: str, category: str, masked: str
+) -> None:
+    assert masker.apply(cell, category, STD) == masked
+    assert masker.apply(cell, category, STD) == cell[0] + masker.apply(cell[1:], category, STD)
+    assert masker.is_masked_placeholder(masked, category)
+
+
+def test_a_formula_guarded_cell_is_classified_as_what_it_guards() -> None:
+    for cell, category in (
+        ("'+8613812319515", "mobile"),
+        ("'6222600260001072444", "bank_card"),
+        ("'11010519491231002X", "id_number"),
+    ):
+        hit = classify_value(cell)
+        assert hit is not None and hit.category == category, cell
+        assert (hit.start, hit.end) == (0, len(cell))
+    assert classify_value("'quoted text'") is None
+    assert classify_value("it's 2024") is None
