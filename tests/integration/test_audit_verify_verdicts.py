@@ -182,7 +182,8 @@ async def test_stream_verdicts(tmp_path: Path, redis_url: str, env_key: None) ->
         verdicts["edited record"] = code
         assert code == 10, report
         # restore: delete the edit, put the original back (arrival order does not matter)
-        last = client.xrevrange(STREAM, count=1)[0][0]
+        newest: Any = client.xrevrange(STREAM, count=1)
+        last = newest[0][0]
         client.xdel(STREAM, last)
         client.xadd(STREAM, {b"e": orjson.dumps(event)})
     finally:
