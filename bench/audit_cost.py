@@ -5,11 +5,18 @@ this measures what a real `crm-gateway serve` process spends, including the
 flusher's Redis writes and, in strict mode, the awaited durable write. The same
 fixed number of customer reads (4 concurrent clients) runs against:
 
-- `redis`:  audit to the Redis Stream (the production setting),
-- `strict`: the same with `audit.strict_levels` L1..L4 (durable before release;
-            two events per request: the durable one and the final one),
-- `none`:   no Redis and no sink (chain + MAC + queue only, nothing delivered;
-            the rest of the gateway then also runs on in-memory state).
+- `async`:   audit to the Redis Stream with audit before release turned off
+             (`audit.durable_from: null`; one event per request, queued),
+- `durable`: the default settings (`audit.durable_from: L2`): every customer read
+             carries L2+ data, so its release waits for a durable event (two events
+             per request: the durable one and the final one),
+- `file`:    the default settings without Redis: the durable event is fsynced
+             by the file sink (group commit across concurrent requests),
+- `none`:    no Redis and no sink, durable off (chain + MAC + queue only, nothing
+             delivered; the rest of the gateway then also runs on in-memory state).
+
+`durable - async` is the durable-audit cost per request, in CPU and in client
+latency (median wall time per request, 4 concurrent clients).
 
 CPU = utime + stime of the gateway process (/proc/PID/stat) across the load.
 `none` also drops Redis for the other stages (rate limits, revocations), so
@@ -17,14 +24,16 @@ CPU = utime + stime of the gateway process (/proc/PID/stat) across the load.
 audit path in this process: an `AuditEmitter` on the same Redis, CPU per event
 for emit() (build + chain + enqueue), for delivery (the flusher's pipelined
 XADDs), and for `emit_durable` (4 concurrent callers, group commit).
-Run: .venv/bin/python bench/audit_cost.py [--requests 3000]
+Run: .venv/bin/python bench/audit_cost.py [--requests 3000] [--json OUT]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -47,10 +56,13 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def fixed_load(url: str, requests: int, workers: int = 4) -> int:
+async def fixed_load(
+    url: str, requests: int, workers: int = 4, latencies: list[float] | None = None
+) -> int:
     """Exactly `requests` customer reads; returns how many answered 200."""
     todo = iter(range(requests))
     ok = 0
+    walls = latencies if latencies is not None else []
 
     async def worker() -> None:
         nonlocal ok
@@ -58,20 +70,26 @@ async def fixed_load(url: str, requests: int, workers: int = 4) -> int:
             for i in todo:
                 key = al.KEYS[i % len(al.KEYS)]
                 path = f"/api/customers/{al.CUSTOMER_IDS[i % len(al.CUSTOMER_IDS)]}"
+                t0 = time.perf_counter()
                 async with s.get(url + path, headers={"Authorization": f"Bearer {key}"}) as r:
                     await r.read()
                     ok += r.status == 200
+                walls.append(time.perf_counter() - t0)
 
     await asyncio.gather(*(worker() for _ in range(workers)))
     return ok
 
 
-async def measure(mode: str, tmp: Path, crm_port: int, redis_url: str, n: int) -> float:
+async def measure(
+    mode: str, tmp: Path, crm_port: int, redis_url: str, n: int
+) -> tuple[float, float]:
+    """(CPU us per request, median client latency in ms) for one audit mode."""
     cfg = al.GatewayConfig(
         tmp / mode,
         crm_port,
-        "" if mode == "none" else redis_url,
-        strict_levels=("L1", "L2", "L3", "L4") if mode == "strict" else (),
+        redis_url if mode in ("async", "durable") else "",
+        trail="file" if mode == "file" else "redis",
+        no_durable=mode in ("none", "async"),
     )
     cfg.tmp.mkdir()
     # Without redis.url the emitter sends to the configured sinks other than "redis":
@@ -81,14 +99,18 @@ async def measure(mode: str, tmp: Path, crm_port: int, redis_url: str, n: int) -
         await fixed_load(cfg.url, 200)  # warm-up (imports, caches, connections)
         await asyncio.sleep(0.5)
         c0, t0 = cpu_seconds(gw.pid), time.monotonic()
-        ok = await fixed_load(cfg.url, n)
+        walls: list[float] = []
+        ok = await fixed_load(cfg.url, n, latencies=walls)
         await asyncio.sleep(1.0)  # let the flusher finish this load's events
         c1, t1 = cpu_seconds(gw.pid), time.monotonic()
     finally:
         al.stop_gateway(gw)
     us = (c1 - c0) / n * 1e6
-    print(f"{mode:7s} {ok}/{n} ok in {t1 - t0 - 1.0:.2f}s: {us:7.1f} CPU us/request")
-    return us
+    p50 = statistics.median(walls) * 1000
+    print(
+        f"{mode:7s} {ok}/{n} ok in {t1 - t0 - 1.0:.2f}s: {us:7.1f} CPU us/request, p50 {p50:.2f} ms"
+    )
+    return us, p50
 
 
 def _event(i: int) -> dict[str, object]:
@@ -146,7 +168,7 @@ async def emitter_cost(tmp: Path, redis_url: str, n: int) -> None:
     )
 
 
-async def main(n: int) -> None:
+async def main(n: int, json_out: Path | None) -> None:
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         redis = RedisProcess(tmp)
@@ -154,19 +176,34 @@ async def main(n: int) -> None:
         crm_port = free_port()
         crm = al.start_crm(crm_port)
         try:
-            cost = {m: await measure(m, tmp, crm_port, redis.url, n) for m in ("none", "redis")}
-            cost["strict"] = await measure("strict", tmp, crm_port, redis.url, n)
+            cost: dict[str, tuple[float, float]] = {}
+            for mode in ("none", "async", "durable", "file"):
+                cost[mode] = await measure(mode, tmp, crm_port, redis.url, n)
             await emitter_cost(tmp, redis.url, 10 * n)
         finally:
             stop_process(crm)
             redis.stop()
+    summary = {
+        "requests": n,
+        "modes": {m: {"cpu_us": round(c, 1), "p50_ms": round(p, 3)} for m, (c, p) in cost.items()},
+        "delivery_cpu_us": round(cost["async"][0] - cost["none"][0], 1),
+        "durable_cpu_us": round(cost["durable"][0] - cost["async"][0], 1),
+        "durable_p50_ms": round(cost["durable"][1] - cost["async"][1], 3),
+    }
     print(
-        f"delivery to Redis: {cost['redis'] - cost['none']:+.1f} us/request (1 event each); "
-        f"strict adds {cost['strict'] - cost['redis']:+.1f} us/request (2 events, 1 awaited)"
+        f"delivery to Redis: {summary['delivery_cpu_us']:+.1f} CPU us/request (1 event each); "
+        f"durable audit (default) adds {summary['durable_cpu_us']:+.1f} CPU us/request and "
+        f"{summary['durable_p50_ms']:+.3f} ms p50 latency (2 events, 1 awaited)"
     )
+    if json_out is not None:
+        await asyncio.to_thread(
+            json_out.write_text, json.dumps(summary, indent=2) + "\n", encoding="utf-8"
+        )
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=3000)
-    asyncio.run(main(parser.parse_args().requests))
+    parser.add_argument("--json", type=Path, help="also write the summary here")
+    args = parser.parse_args()
+    asyncio.run(main(args.requests, args.json))

@@ -350,6 +350,20 @@ def micro_section(doc: Row) -> list[str]:
     if pol:
         text = json.dumps(pol, indent=1)[:3000]
         out += ["## Policy stage (bench/policy_bench.py, real OPA)", "", "```json", text, "```", ""]
+    cost = doc.get("audit_cost")
+    if cost:
+        rows = [
+            [mode, f"{m['cpu_us']:.1f}", f"{m['p50_ms']:.2f}"] for mode, m in cost["modes"].items()
+        ]
+        out += [
+            "## Durable audit cost (bench/audit_cost.py, real Redis, `crm-gateway serve`)",
+            "",
+            *_table(["audit mode", "CPU us/request", "p50 ms (4 clients)"], rows),
+            f"Durable audit before release (the default, `durable` - `async`): "
+            f"{cost['durable_cpu_us']:+.1f} CPU us and {cost['durable_p50_ms']:+.3f} ms "
+            "p50 per request.",
+            "",
+        ]
     return out
 
 

@@ -434,6 +434,17 @@ def phase_micro(b: Bench) -> None:
         b.doc["errors"].append(
             {"phase": "policy_bench", "error": done.stdout[-2000:] + done.stderr[-2000:]}
         )
+    cost = b.workdir / "audit_cost.json"
+    argv = [sys.executable, str(BENCH / "audit_cost.py"), "--json", str(cost)]
+    done = subprocess.run(
+        argv, capture_output=True, text=True, timeout=900, check=False, cwd=str(BENCH.parent)
+    )
+    if cost.exists():
+        b.doc["audit_cost"] = json.loads(cost.read_text())
+    else:
+        b.doc["errors"].append(
+            {"phase": "audit_cost", "error": done.stdout[-2000:] + done.stderr[-2000:]}
+        )
 
 
 def gateway_starts(b: Bench) -> bool:

@@ -16,6 +16,7 @@ from gateway import admin
 from gateway.access.handles import HandleCodec, handle_key
 from gateway.access.reveal import RevealService
 from gateway.access.setup import open_governance
+from gateway.audit.durability import durable_levels
 from gateway.audit.emitter import AuditEmitter
 from gateway.boundary import error_boundary, server_header
 from gateway.core import headers as h
@@ -73,6 +74,7 @@ async def _stages_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     taxonomy = Taxonomy.load(settings.path(settings.classification.taxonomy))
     catalog = Catalog.load(settings.path(settings.classification.catalog))
+    durable_levels(settings.audit, taxonomy)  # an unknown level stops the start here
     async with contextlib.AsyncExitStack() as opened:  # closed in reverse, also on failure
         try:
             app[STAGES] = await _open_stages(settings, taxonomy, catalog, opened)

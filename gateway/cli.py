@@ -9,7 +9,7 @@ crm-gateway explain --user ID --request 'GET /api/customers?mobile=...' [--heade
 crm-gateway explain --error CODE | --request-id ID [--config FILE]
 crm-gateway users revoke ID --reason TEXT [--by WHO] [--config FILE]
 crm-gateway users hash-key [KEY]
-crm-gateway audit verify FILE | --stream [--require-closed] [--json] [--config FILE]
+crm-gateway audit verify FILE | --stream [--require-closed] [--allow-open S] [--json]
 crm-gateway audit ship --to SINK [--once] [--max N] [--config FILE]
 crm-gateway grants request SUBJECT --type T --justification TEXT --by WHO [--level L]
 crm-gateway grants approve ID --by WHO        (only with access.cli_approvals: true)
@@ -267,6 +267,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
             None if args.stream else Path(args.file),
             require_closed=args.require_closed,
             allow_open=args.allow_open,
+            heartbeat_grace=args.heartbeat_grace,
             as_json=args.json,
         )
     return ship_command(settings, args.to, once=args.once, max_events=args.max)
@@ -386,7 +387,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     a = sub.add_parser("audit", help="verify the audit chain; ship events to a SIEM")
     asub = a.add_subparsers(dest="audit_cmd", required=True)
-    v = asub.add_parser("verify", help="check an audit file or the Redis stream for tampering")
+    v = asub.add_parser(
+        "verify",
+        help="check an audit file or the Redis stream for tampering",
+        description="Check every writer's chain, and the trail against the writer registry.",
+        epilog="exit codes: 0 ok; 10 MAC mismatch; 11 link mismatch; 12 sequence conflict; "
+        "13 malformed records; 30 bad seal; 20 gap; 24 cut tail (the trail ends before what "
+        "its writer acknowledged); 23 missing writer chain (registered, deleted whole); "
+        "22 vanished writer (heartbeat stopped, no closing seal); 21 open chain (with "
+        "--require-closed or --allow-open); 25 writer not in the registry; 2 usage or I/O "
+        "error. The first that applies wins; --json lists them all.",
+    )
     v.add_argument("file", nargs="?", help="an audit JSONL file (or give --stream)")
     v.add_argument(
         "--stream", action="store_true", help="verify the Redis stream instead of a file"
@@ -402,7 +413,16 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="accept an unsealed chain tail younger than this",
     )
-    v.add_argument("--json", action="store_true", help="machine-readable report")
+    v.add_argument(
+        "--heartbeat-grace",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="a writer whose registry heartbeat is older than this has vanished (default 10)",
+    )
+    v.add_argument(
+        "--json", action="store_true", help="machine-readable report (JSON only on stdout)"
+    )
     v.add_argument("--config", help=CONFIG_HELP)
     sh = asub.add_parser("ship", help="consume the Redis stream into a SIEM sink")
     sh.add_argument("--to", required=True, help="sink name from audit settings")

@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from gateway.audit.durability import durable_levels
 from gateway.audit.event import requires_durable
 from gateway.audit.oplog import bind_request
 from gateway.core import headers as h
@@ -532,7 +533,7 @@ async def _respond(
     )
     if head_as_get:
         return await _head_answer(request, up, headers, rewriter, enforcer, access)
-    strict = settings.audit.strict_levels
+    strict = durable_levels(settings.audit, stages.taxonomy)
     released_records = -1
     hides = enforcer.drops_records and not access.report_only
 

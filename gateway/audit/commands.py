@@ -28,6 +28,7 @@ def verify_command(
     *,
     require_closed: bool = False,
     allow_open: float | None = None,
+    heartbeat_grace: float = 10.0,
     as_json: bool = False,
     out: TextIO | None = None,
 ) -> int:
@@ -37,14 +38,27 @@ def verify_command(
         report: VerifyReport
         if file is not None:
             report = verify_file(
-                settings, file, require_closed=require_closed, allow_open=allow_open
+                settings,
+                file,
+                require_closed=require_closed,
+                allow_open=allow_open,
+                heartbeat_grace=heartbeat_grace,
             )
         else:
             report = asyncio.run(
-                verify_stream(settings, require_closed=require_closed, allow_open=allow_open)
+                verify_stream(
+                    settings,
+                    require_closed=require_closed,
+                    allow_open=allow_open,
+                    heartbeat_grace=heartbeat_grace,
+                )
             )
     except (OSError, StreamUnavailable, ConfigError) as exc:
-        print(f"audit verify: {exc}", file=sys.stderr)
+        if as_json:  # JSON only on stdout, errors included
+            error = {"ok": False, "exit_code": USAGE_OR_IO_ERROR, "error": str(exc)}
+            stream.write(orjson.dumps(error).decode() + "\n")
+        else:
+            print(f"audit verify: {exc}", file=sys.stderr)
         return USAGE_OR_IO_ERROR
     if as_json:
         stream.write(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2).decode() + "\n")

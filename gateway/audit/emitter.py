@@ -25,6 +25,7 @@ from gateway.audit.breaker import CircuitBreaker
 from gateway.audit.chain import ChainWriter
 from gateway.audit.keys import load_hmac_key, load_seal_key
 from gateway.audit.oplog import get_logger
+from gateway.audit.registry import WriterRegistry, file_trail, stream_trail
 from gateway.audit.seal import SealedChain
 from gateway.audit.sinks.base import Sink, SinkError
 from gateway.audit.sinks.factory import build_sink
@@ -34,7 +35,7 @@ from gateway.settings import Settings
 from gateway.state.audit_stream import AuditStream, StreamUnavailable
 
 log = get_logger("gateway.audit.emitter")
-_TICK = 0.2  # seconds between flusher wake-ups when idle (seal timer, replay retries)
+_TICK = 0.2  # default seconds between flusher passes (`audit.flush_interval_ms`)
 
 
 @dataclass(slots=True)
@@ -66,12 +67,16 @@ class AuditEmitter:
         durable_timeout: float = 0.5,
         seal_every: int = 1000,
         waitaof: bool = False,
+        registry: WriterRegistry | None = None,
+        flush_interval: float = _TICK,
     ) -> None:
+        self._tick = flush_interval
         self._chain = chain
         self._spool = spool
         self._stream = stream
         self._sinks = sinks
-        self._queue: deque[tuple[bytes, float, asyncio.Future[None] | None]] = deque()
+        # (line, enqueued at, durable waiter, chain seq)
+        self._queue: deque[tuple[bytes, float, asyncio.Future[None] | None, int]] = deque()
         self._waiting = 0  # durable callers whose line is still queued
         self._queue_size = queue_size
         self._batch_size = batch_size
@@ -83,6 +88,9 @@ class AuditEmitter:
         self._closing = False
         self._counts = EmitterStats()
         self._task: asyncio.Task[None] | None = None
+        self._registry = registry
+        self._acked_seq = 0  # highest seq the destination acknowledged
+        self._closing_seq = 0  # seq of the closing seal, once appended
 
     @classmethod
     async def open(cls, settings: Settings) -> AuditEmitter:
@@ -121,7 +129,17 @@ class AuditEmitter:
             durable_timeout=cfg.durable_timeout,
             seal_every=cfg.seal_every,
             waitaof=cfg.durable_waitaof,
+            flush_interval=cfg.flush_interval_ms / 1000,
+            registry=WriterRegistry(
+                settings.path(cfg.registry_dir),
+                chain.writer,
+                trail=_trail(settings, stream),
+                stream=stream,
+                interval=cfg.registry_heartbeat,
+            ),
         )
+        if self._registry is not None:
+            await self._registry.beat(0)  # registered before its first event
         self.start()
         return self
 
@@ -169,7 +187,8 @@ class AuditEmitter:
             raise AuditUnavailable("audit chain unavailable") from exc
         self._counts.emitted += 1
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue.append((line, time.monotonic(), done))  # may exceed the bound by waiters
+        # may exceed the bound by waiters
+        self._queue.append((line, time.monotonic(), done, self._chain.chain.seq))
         self._waiting += 1
         self._wake.set()
         if self._task is None or self._task.done():
@@ -192,7 +211,7 @@ class AuditEmitter:
     def _enqueue(self, line: bytes) -> None:
         self._counts.emitted += 1
         if len(self._queue) < self._queue_size:
-            self._queue.append((line, time.monotonic(), None))
+            self._queue.append((line, time.monotonic(), None, self._chain.chain.seq))
             if len(self._queue) >= self._batch_size:
                 self._wake.set()
             return
@@ -206,13 +225,13 @@ class AuditEmitter:
         try:
             while not self._closing:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), _TICK)
+                    await asyncio.wait_for(self._wake.wait(), self._tick)
                 self._wake.clear()
                 try:
                     await self._flush()
                 except Exception as exc:  # a bug here must not stop delivery for good
                     log.critical("audit_flusher_error", error_type=type(exc).__name__)
-                    await asyncio.sleep(_TICK)
+                    await asyncio.sleep(self._tick)
         except asyncio.CancelledError:
             self._spool_queue()
             raise
@@ -224,26 +243,38 @@ class AuditEmitter:
         while self._queue:
             n = min(self._batch_size, len(self._queue))
             batch = [self._queue.popleft() for _ in range(n)]
-            waiters = [fut for _, _, fut in batch if fut is not None]
+            waiters = [fut for _, _, fut, _ in batch if fut is not None]
             self._waiting -= len(waiters)
             try:
-                await self._deliver([line for line, _, _ in batch], batch[0][1], bool(waiters))
+                acked = await self._deliver(
+                    [line for line, _, _, _ in batch], batch[0][1], bool(waiters)
+                )
             except OSError as exc:
                 # Destination and spool both failed: durable callers get 503, the lines
                 # go back to the head of the queue and are retried on the next pass.
                 _settle(waiters, AuditUnavailable("audit trail unavailable (redis and spool)"))
-                self._queue.extendleft((line, t, None) for line, t, _ in reversed(batch))
+                self._queue.extendleft((line, t, None, seq) for line, t, _, seq in reversed(batch))
                 log.critical("audit_spool_failed", error_type=type(exc).__name__, count=n)
                 return
             _settle(waiters, None)
+            if acked:
+                self._acked_seq = max(self._acked_seq, batch[-1][3])
         if self._spool.pending_bytes and self._breaker.allow():
             await self._replay()
+        if self._registry is not None and self._registry.due():
+            await self._beat()
 
-    async def _deliver(self, lines: list[bytes], enqueued_at: float, durable: bool) -> None:
-        """Send to the destination, or fsync to the spool; raises OSError only if both fail."""
+    async def _beat(self) -> None:
+        assert self._registry is not None
+        closed = 0 < self._closing_seq <= self._acked_seq
+        await self._registry.beat(self._acked_seq, closed=closed)
+
+    async def _deliver(self, lines: list[bytes], enqueued_at: float, durable: bool) -> bool:
+        """Send to the destination (True), or fsync to the spool (False); raises
+        OSError only if both fail."""
         if self._spool.pending_bytes or not self._breaker.allow():
             self._spool_lines(lines)  # keep order: new events wait behind the spool
-            return
+            return False
         try:
             if durable:
                 await asyncio.wait_for(self._send(lines), self._durable_timeout)
@@ -256,10 +287,11 @@ class AuditEmitter:
         except (StreamUnavailable, SinkError, OSError, TimeoutError) as exc:
             self._trip(exc)
             self._spool_lines(lines)
-            return
+            return False
         self._breaker.success()
         self._counts.delivered += len(lines)
         self._counts.last_lag_ms = (time.monotonic() - enqueued_at) * 1000
+        return True
 
     async def _replay(self) -> None:
         # A long replay yields to durable callers: their batch is spooled (fsync) and
@@ -304,12 +336,12 @@ class AuditEmitter:
         """Shutdown or cancellation: everything still queued goes to the spool."""
         batch = list(self._queue)
         self._queue.clear()
-        waiters = [fut for _, _, fut in batch if fut is not None]
+        waiters = [fut for _, _, fut, _ in batch if fut is not None]
         self._waiting = 0
         if not batch:
             return
         try:
-            self._spool_lines([line for line, _, _ in batch])
+            self._spool_lines([line for line, _, _, _ in batch])
         except OSError as exc:
             self._counts.failed += len(batch)
             log.critical("audit_spool_failed", error_type=type(exc).__name__, count=len(batch))
@@ -327,10 +359,13 @@ class AuditEmitter:
             await self._task
         if not self._chain.closed:
             self._enqueue(self._chain.seal(closing=True))
+            self._closing_seq = self._chain.chain.seq
         try:
             await self._flush()
             if self._spool.pending_bytes:
                 await self._replay()  # one last attempt even if the breaker is open
+            if self._registry is not None:
+                await self._beat()
         finally:
             self._spool_queue()
             self._spool.close()
@@ -339,6 +374,15 @@ class AuditEmitter:
             for sink in self._sinks:
                 with contextlib.suppress(SinkError, OSError):
                     await sink.close()
+
+
+def _trail(settings: Settings, stream: AuditStream | None) -> str:
+    """Where this writer's chain goes, as the registry names it."""
+    if stream is not None:
+        return stream_trail(settings.audit.stream)
+    if "file" in settings.audit.sinks:
+        return file_trail(settings.path(settings.audit.file))
+    return "sinks:" + ",".join(settings.audit.sinks)
 
 
 def _settle(waiters: list[asyncio.Future[None]], error: Exception | None) -> None:

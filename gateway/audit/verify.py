@@ -15,10 +15,21 @@ Byte-identical duplicates (at-least-once delivery) are counted, not flagged.
 The canonical bytes are recomputed with the standard library's `json`,
 deliberately not with the emitter's orjson path, so one bug cannot hide itself.
 
-Suggested exit codes (`VerifyReport.exit_code`): 0 ok, 10 MAC mismatch, 11 link
-mismatch, 12 sequence conflict, 13 malformed records, 20 gap, 21 open chain when
-closing is required (or whose last seal is older than `allow_open` seconds),
-30 bad seal.
+With the writer registry (`gateway.audit.registry`) it also knows which writers
+existed and how far each got, and reports
+
+- `missing_chains`  registered writers with acknowledged records but no chain,
+- `cut`             chains ending before what their writer had acknowledged (or
+                    without the closing seal their writer acknowledged),
+- `vanished`        open chains whose writer's heartbeat stopped (a crash: the
+                    writer never wrote its closing seal),
+- `unregistered`    chains whose writer is not in a non-empty registry.
+
+Exit codes (`VerifyReport.exit_code`, the first that applies, in this order):
+10 MAC mismatch, 11 link mismatch, 12 sequence conflict, 13 malformed records,
+30 bad seal, 20 gap, 24 cut tail, 23 missing writer chain, 22 vanished writer,
+21 open chain when closing is required (or whose last seal is older than
+`allow_open` seconds), 25 unregistered writer; 0 when none applies.
 """
 
 from __future__ import annotations
@@ -37,6 +48,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from gateway.audit.chain import genesis, initial_key, next_key
 from gateway.audit.keys import load_hmac_key, load_seal_public_key
+from gateway.audit.registry import (
+    WriterRecord,
+    file_trail,
+    merge_registries,
+    parse_redis_registry,
+    read_registry_dir,
+    stream_trail,
+)
 from gateway.audit.seal import signature_ok
 from gateway.errors import ConfigError
 from gateway.settings import Settings
@@ -84,6 +103,51 @@ class VerifyReport:
     # False when no seal public key was found: seal links were checked, their
     # Ed25519 signatures were not (said loudly in the summary and the JSON).
     signatures_checked: bool = True
+    # The writer registry (empty: none found) and how old a heartbeat may be (s).
+    registry: dict[str, WriterRecord] = field(default_factory=dict)
+    heartbeat_grace: float = 10.0
+
+    def _beat_stale(self, rec: WriterRecord) -> bool:
+        return rec.heartbeat_ms < self.now_ms - int(self.heartbeat_grace * 1000)
+
+    @property
+    def missing_chains(self) -> list[str]:
+        """Registered writers that acknowledged records, none of which is in the trail."""
+        return sorted(
+            w for w, rec in self.registry.items() if rec.acked_seq > 0 and w not in self.chains
+        )
+
+    @property
+    def cut(self) -> list[str]:
+        """Chains shorter than their writer acknowledged, or missing an acknowledged close."""
+        out = []
+        for w, chain in self.chains.items():
+            rec = self.registry.get(w)
+            if rec is None:
+                continue
+            if chain.last_seq < rec.acked_seq or (rec.closed and not chain.closed):
+                out.append(w)
+        return sorted(out)
+
+    @property
+    def vanished(self) -> list[str]:
+        """Open chains whose writer stopped its heartbeat without a closing seal."""
+        cut = set(self.cut)
+        return sorted(
+            w
+            for w, chain in self.chains.items()
+            if not chain.closed
+            and w not in cut
+            and w in self.registry
+            and not self.registry[w].closed
+            and self._beat_stale(self.registry[w])
+        )
+
+    @property
+    def unregistered(self) -> list[str]:
+        if not self.registry:
+            return []
+        return sorted(w for w in self.chains if w not in self.registry)
 
     def stale(self, chain: ChainReport) -> bool:
         if chain.closed:
@@ -108,7 +172,11 @@ class VerifyReport:
             (13, self.malformed > 0),
             (30, any(c.seal_bad for c in chains)),
             (20, any(c.missing for c in chains)),
+            (24, bool(self.cut)),
+            (23, bool(self.missing_chains)),
+            (22, bool(self.vanished)),
             (21, any(self.stale(c) for c in chains)),
+            (25, bool(self.unregistered)),
         ]
         return next((code for code, failed in checks if failed), 0)
 
@@ -118,8 +186,20 @@ class VerifyReport:
             "exit_code": self.exit_code,
             "malformed": self.malformed,
             "signatures_checked": self.signatures_checked,
+            "registry_writers": len(self.registry),
+            "missing_chains": self.missing_chains,
+            "cut": self.cut,
+            "vanished": self.vanished,
+            "unregistered": self.unregistered,
             "chains": [
-                {**asdict(c), "unsealed_tail": c.unsealed_tail, "ok": c.ok}
+                {
+                    **asdict(c),
+                    "unsealed_tail": c.unsealed_tail,
+                    "ok": c.ok,
+                    "registered": asdict(self.registry[c.writer])
+                    if c.writer in self.registry
+                    else None,
+                }
                 for c in self.chains.values()
             ],
         }
@@ -134,6 +214,24 @@ class VerifyReport:
                 "  WARNING: no seal public key (audit.seal_key_file + .pub): seal "
                 "signatures were NOT checked, only the HMAC chain and seal links"
             )
+        if not self.registry:
+            lines.append(
+                "  WARNING: no writer registry found: deleted chains and cut tails "
+                "cannot be told from writers that never existed"
+            )
+        for w in self.missing_chains:
+            rec = self.registry[w]
+            lines.append(f"  {w}: MISSING CHAIN (registered, acknowledged {rec.acked_seq})")
+        for w in self.cut:
+            rec = self.registry[w]
+            lines.append(
+                f"  {w}: TAIL CUT (acknowledged up to {rec.acked_seq}"
+                f"{', closed' if rec.closed else ''}; trail ends at {self.chains[w].last_seq})"
+            )
+        for w in self.vanished:
+            lines.append(f"  {w}: VANISHED (no heartbeat, no closing seal)")
+        for w in self.unregistered:
+            lines.append(f"  {w}: UNREGISTERED writer")
         for c in self.chains.values():
             lines.append(
                 f"  {c.writer}: seq {c.first_seq}..{c.last_seq}, {c.records} records, "
@@ -183,12 +281,16 @@ def verify_events(
     malformed: int = 0,
     require_closed: bool = False,
     allow_open: float | None = None,
+    registry: dict[str, WriterRecord] | None = None,
+    heartbeat_grace: float = 10.0,
 ) -> VerifyReport:
     report = VerifyReport(
         malformed=malformed,
         require_closed=require_closed,
         allow_open=allow_open,
         signatures_checked=public_key is not None,
+        registry=registry or {},
+        heartbeat_grace=heartbeat_grace,
     )
     variants: dict[str, dict[int, list[_Variant]]] = {}
     last_arrival: dict[str, int] = {}
@@ -303,10 +405,14 @@ def verify_file(
     *,
     require_closed: bool = False,
     allow_open: float | None = None,
+    heartbeat_grace: float = 10.0,
 ) -> VerifyReport:
     with path.open("rb") as fh:
         events, bad = parse_lines(fh)
-    return _verify_with_keys(settings, events, bad, require_closed, allow_open)
+    registry = read_registry_dir(settings.path(settings.audit.registry_dir), file_trail(path))
+    return _verify_with_keys(
+        settings, events, bad, require_closed, allow_open, registry, heartbeat_grace
+    )
 
 
 def _verify_with_keys(
@@ -315,6 +421,8 @@ def _verify_with_keys(
     bad: int,
     require_closed: bool,
     allow_open: float | None,
+    registry: dict[str, WriterRecord],
+    heartbeat_grace: float,
 ) -> VerifyReport:
     """`verify_events` with the keys the settings name."""
     return verify_events(
@@ -324,18 +432,32 @@ def _verify_with_keys(
         malformed=bad,
         require_closed=require_closed,
         allow_open=allow_open,
+        registry=registry,
+        heartbeat_grace=heartbeat_grace,
     )
 
 
 async def verify_stream(
-    settings: Settings, *, require_closed: bool = False, allow_open: float | None = None
+    settings: Settings,
+    *,
+    require_closed: bool = False,
+    allow_open: float | None = None,
+    heartbeat_grace: float = 10.0,
 ) -> VerifyReport:
-    """Read the whole audit stream (XRANGE pages) and verify every chain in it."""
+    """Read the whole audit stream (XRANGE pages) and verify every chain in it, against
+    the registry in Redis merged with the local registry directory."""
     if not settings.redis.url:
         raise ConfigError("audit verify --stream needs redis.url")
     stream = AuditStream.open(settings.redis.url, settings.audit.stream, timeout=10.0)
     try:
         events, bad = parse_lines([payload async for _, payload in stream.read_all()])
+        trail = stream_trail(settings.audit.stream)
+        in_redis = parse_redis_registry(await stream.read_writers(), trail)
     finally:
         await stream.close()
-    return _verify_with_keys(settings, events, bad, require_closed, allow_open)
+    registry = merge_registries(
+        in_redis, read_registry_dir(settings.path(settings.audit.registry_dir), trail)
+    )
+    return _verify_with_keys(
+        settings, events, bad, require_closed, allow_open, registry, heartbeat_grace
+    )

@@ -72,14 +72,25 @@ class AuditSettings(_Section):
     sinks: tuple[str, ...] = ("stdout",)
     file: Path = Path("var/audit/audit.jsonl")
     spool_dir: Path = Path("var/audit/spool")
+    # Writer registry (one JSON file per writer, and `<stream>:writers` in Redis): the
+    # verifier's list of writers that existed, refreshed every `registry_heartbeat` s.
+    registry_dir: Path = Path("var/audit/writers")
+    registry_heartbeat: float = Field(default=1.0, gt=0)
     stream: str = "crm-gateway:audit"
     hmac_key_env: str = "CRM_GATEWAY_AUDIT_KEY"
+    # Audit before release: a response carrying a category of this level or above is
+    # released only once its event is durable (fsynced spool or Redis acknowledgement),
+    # else 503. null turns it off; `strict_levels` adds single levels on top.
+    durable_from: str | None = "L2"
     strict_levels: tuple[str, ...] = ()
     # Emitter: bounded queue, batch size, breaker pause, durable-write deadline (seconds).
     queue_size: int = Field(default=50_000, ge=1)
     batch_size: int = Field(default=500, ge=1)
     breaker_cooldown: float = Field(default=1.0, gt=0)
     durable_timeout: float = Field(default=0.5, gt=0)
+    # Below `durable_from`, events wait in memory at most this long before the flusher
+    # sends them (sooner once `batch_size` are queued): the crash-loss window.
+    flush_interval_ms: int = Field(default=200, ge=1, le=10_000)
     # Durable writes also wait for WAITAOF (Redis >= 7.2 with AOF); else they rely on
     # XADD (run Redis with appendfsync always) and fall back to the fsynced spool.
     durable_waitaof: bool = False

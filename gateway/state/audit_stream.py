@@ -147,6 +147,24 @@ class AuditStream:
             raise StreamUnavailable(str(exc)) from exc
         return _entries(rows)
 
+    @property
+    def writers_key(self) -> str:
+        """The writer registry: a hash next to the stream, writer id -> JSON record."""
+        return self.stream + ":writers"
+
+    async def put_writer(self, writer: str, record: bytes) -> None:
+        try:
+            await self._r.hset(self.writers_key, writer, record)
+        except (RedisError, OSError) as exc:
+            raise StreamUnavailable(str(exc)) from exc
+
+    async def read_writers(self) -> dict[str, bytes]:
+        try:
+            rows: Any = await self._r.hgetall(self.writers_key)
+        except (RedisError, OSError) as exc:
+            raise StreamUnavailable(str(exc)) from exc
+        return {k.decode(): v for k, v in rows.items()}
+
     async def read_all(self, page: int = 1000) -> AsyncIterator[Entry]:
         """Every entry in stream order (XRANGE pages), for the verifier."""
         start = "-"

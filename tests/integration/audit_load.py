@@ -59,6 +59,15 @@ class GatewayConfig:
     strict_levels: tuple[str, ...] = ()
     spool_dir: Path | None = None
     port: int = field(default_factory=free_port)
+    # "redis": the Redis Stream (redis_url); "file": no Redis, the fsyncing file sink.
+    trail: str = "redis"
+    # None: leave `audit.durable_from` at the gateway's default (L2).
+    durable_from: str | None = None
+    no_durable: bool = False  # durable_from: null (audit before release off)
+
+    @property
+    def audit_file(self) -> Path:
+        return self.tmp / "audit.jsonl"
 
     @property
     def url(self) -> str:
@@ -76,11 +85,13 @@ class GatewayConfig:
             "upstream": {"url": f"http://127.0.0.1:{self.crm_port}"},
             "identity": {"directory": str(write_directory(self.tmp / "directory.yaml"))},
             "policy": {"engine": "static"},
-            "redis": {"url": self.redis_url},
+            "redis": {"url": self.redis_url if self.trail == "redis" else ""},
             "audit": {
-                "sinks": ["redis"],
+                "sinks": ["redis"] if self.trail == "redis" else ["file"],
+                "file": str(self.audit_file),
                 "stream": STREAM,
                 "spool_dir": str(self.spool),
+                "registry_dir": str(self.tmp / "writers"),
                 "hmac_key_env": KEY_ENV,
                 "seal_key_file": str(self.tmp / "keys" / "seal.pem"),
                 "dev_key_file": str(self.tmp / "keys" / "dev-hmac.key"),
@@ -90,6 +101,12 @@ class GatewayConfig:
             },
             "logging": {"level": "warning"},
         }
+        audit = doc["audit"]
+        assert isinstance(audit, dict)
+        if self.durable_from is not None:
+            audit["durable_from"] = self.durable_from
+        if self.no_durable:
+            audit["durable_from"] = None
         cfg.write_text(yaml.safe_dump(doc), encoding="utf-8")
         return cfg
 
@@ -217,15 +234,23 @@ async def wait_until(check: Callable[[], bool], timeout: float = 15.0) -> bool:
     return check()
 
 
+def file_events(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    data = path.read_bytes()
+    return [orjson.loads(ln) for ln in data[: data.rfind(b"\n") + 1].split(b"\n") if ln]
+
+
 def run_verify(cfg: GatewayConfig, *extra: str) -> tuple[int, dict[str, Any]]:
-    """`crm-gateway audit verify --stream --json` against the gateway's own config."""
+    """`crm-gateway audit verify --stream --json` (or FILE, for a file trail) against the
+    gateway's own config."""
     env = {**os.environ, KEY_ENV: KEY_HEX}
     out = subprocess.run(
         [
             str(Path(sys.executable).parent / "crm-gateway"),
             "audit",
             "verify",
-            "--stream",
+            *(["--stream"] if cfg.trail == "redis" else [str(cfg.audit_file)]),
             "--json",
             "--config",
             str(cfg.tmp / "gateway.yaml"),

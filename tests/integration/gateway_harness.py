@@ -108,6 +108,7 @@ def gateway_settings(tmp_path: Path, upstream_url: str, **overrides: Any) -> Set
         "audit.sinks": ["file"],
         "audit.file": str(tmp_path / "audit.jsonl"),
         "audit.spool_dir": str(tmp_path / "spool"),
+        "audit.registry_dir": str(tmp_path / "writers"),
         "routes": [
             {"path": "/plain/*", "sensitive": False},
             {"path": "/ws/*", "sensitive": False, "websocket": True},

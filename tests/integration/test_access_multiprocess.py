@@ -74,6 +74,7 @@ def _config(tmp_path: Path, redis_url: str, crm_port: int, opa: OpaProcess, **ac
             "sinks": ["file"],
             "file": str(tmp_path / "audit.jsonl"),
             "spool_dir": str(tmp_path / "spool"),
+            "registry_dir": str(tmp_path / "writers"),
         },
     }
     cfg.write_text(yaml.safe_dump(settings), encoding="utf-8")

@@ -11,6 +11,7 @@ durable event must then be in the fsynced spool).
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import subprocess
@@ -158,3 +159,144 @@ async def test_kill_9_loses_nothing_reported_durable(
     await emitter.close()
     assert not list((tmp_path / "var/audit/spool").glob("*.jsonl"))
     _check(_stream(redis_url), writer, durable)
+
+
+# --- `crm-gateway serve` SIGKILLed under load, N times, with the default settings ---
+#
+# No strict levels are configured: `audit.durable_from` keeps its default (L2), so
+# every response carrying a category above L1 is released only after its event is
+# durable. Each run starts a gateway on the same spool directory (adopting the
+# previous one's spool), drives customer reads, SIGKILLs it mid-load; a last gateway
+# replays everything and stops cleanly. Every request a client got in full must
+# have its audit event, and the verifier must name each killed writer as vanished
+# (exit 22), with no cut tail and no missing chain.
+
+KILL_RUNS = int(os.environ.get("CRM_GW_KILL_RUNS", "3"))
+
+
+class AofRedis:
+    """A redis-server with AOF (appendfsync always) that keeps its data across a
+    stop/start on the same port, as a production Redis would."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self._dir = tmp / "redis-aof"
+        self._dir.mkdir(parents=True, exist_ok=True)
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        from tests.conftest import find_redis_server, wait_for_port
+
+        self.proc = subprocess.Popen(
+            [
+                find_redis_server(),
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--dir",
+                str(self._dir),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for_port(self.port, proc=self.proc)
+
+    def stop(self) -> None:
+        from tests.conftest import stop_process
+
+        if self.proc is not None:
+            stop_process(self.proc)
+            self.proc = None
+
+
+@pytest.fixture(scope="module")
+def crm_port() -> Any:
+    from tests.conftest import stop_process
+    from tests.integration import audit_load as al
+
+    port = free_port()
+    proc = al.start_crm(port)
+    yield port
+    stop_process(proc)
+
+
+async def _kill_runs(cfg: Any, redis: AofRedis | None, *, redis_down: bool) -> Any:
+    from tests.integration import audit_load as al
+
+    served: set[str] = set()
+    failed = 0
+    for _ in range(KILL_RUNS):
+        gw = al.start_gateway(cfg)
+        if redis_down and redis is not None:
+            redis.stop()  # every write from now on fails: durable means the fsynced spool
+        try:
+            result = await al.drive(
+                cfg.url, seconds=2.5, at=1.8, action=functools.partial(al.kill_9, gw)
+            )
+        finally:
+            if gw.poll() is None:
+                al.kill_9(gw)
+        served |= result.ids()
+        failed += result.failed
+        if redis_down and redis is not None:
+            redis.start()
+    gw = al.start_gateway(cfg)  # replays what the killed ones left in the spool
+    try:
+        assert await al.wait_until(
+            lambda: all(p.stat().st_size == 0 for p in cfg.spool.glob("*.jsonl")), 30
+        ), "spool not replayed"
+    finally:
+        al.stop_gateway(gw)
+    return served, failed
+
+
+@pytest.mark.parametrize("mode", ["redis", "file", "redis-down"])
+async def test_gateway_kill_9_default_settings_loses_nothing(
+    tmp_path: Path, crm_port: int, mode: str
+) -> None:
+    from tests.integration import audit_load as al
+
+    redis = None if mode == "file" else AofRedis(tmp_path)
+    if redis is not None:
+        redis.start()
+    try:
+        cfg = al.GatewayConfig(
+            tmp_path,
+            crm_port,
+            redis.url if redis is not None else "",
+            trail="file" if mode == "file" else "redis",
+        )
+        served, failed = await _kill_runs(cfg, redis, redis_down=mode == "redis-down")
+        if mode == "file":
+            events = al.file_events(cfg.audit_file) + al.spooled_events(cfg.spool)
+        else:
+            assert redis is not None
+            events = al.stream_events(redis.url) + al.spooled_events(cfg.spool)
+        lost = served - al.correlation_ids(events)
+        time.sleep(0.6)  # past the verifier's heartbeat grace below
+        code, report = al.run_verify(cfg, "--heartbeat-grace", "0.5")
+    finally:
+        if redis is not None:
+            redis.stop()
+    print(
+        f"\n[kill -9 x{KILL_RUNS}, default settings, {mode}] answered {len(served)} "
+        f"(cut/failed {failed}); events lost {len(lost)}; verify exit {code}, "
+        f"vanished {len(report.get('vanished', []))}, cut {report.get('cut')}, "
+        f"missing chains {report.get('missing_chains')}"
+    )
+    assert len(served) > 10 * KILL_RUNS, "vacuous: hardly any traffic before the kills"
+    assert failed > 0, "the kills must have happened mid-load"
+    assert lost == set(), f"{len(lost)} answered requests have no audit event"
+    assert code == 22, report  # the killed writers vanished without closing seals
+    assert len(report["vanished"]) == KILL_RUNS
+    assert report["cut"] == [] and report["missing_chains"] == []
+    chains = report["chains"]
+    assert all(c["ok"] for c in chains)  # no gap, MAC, link or seal failure

@@ -65,6 +65,7 @@ def _write_config(tmp_path: Path, redis_url: str, crm_port: int) -> Path:
             "sinks": ["file"],
             "file": str(tmp_path / "audit.jsonl"),
             "spool_dir": str(tmp_path / "spool"),
+            "registry_dir": str(tmp_path / "writers"),
         },
     }  # fmt: skip
     cfg.write_text(yaml.safe_dump(settings), encoding="utf-8")

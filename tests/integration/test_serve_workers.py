@@ -57,6 +57,7 @@ async def test_two_workers_share_the_port_and_stop_on_sigterm(tmp_path: Path) ->
                     "sinks": ["file"],
                     "file": str(tmp_path / "audit.jsonl"),
                     "spool_dir": str(tmp_path / "spool"),
+                    "registry_dir": str(tmp_path / "writers"),
                 },
             }
         ),

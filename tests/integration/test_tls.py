@@ -137,6 +137,7 @@ def serve_tls(
                     "sinks": ["file"],
                     "file": str(tmp_path / "audit.jsonl"),
                     "spool_dir": str(tmp_path / "spool"),
+                    "registry_dir": str(tmp_path / "writers"),
                 },
             }
         ),
