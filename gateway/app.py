@@ -16,6 +16,7 @@ from gateway import admin
 from gateway.access.handles import HandleCodec, handle_key
 from gateway.access.reveal import RevealService
 from gateway.access.setup import open_governance
+from gateway.audit.alerts import build_alert
 from gateway.audit.emitter import AuditEmitter
 from gateway.boundary import error_boundary, server_header
 from gateway.core import headers as h
@@ -103,7 +104,9 @@ async def _open_stages(
     async def _anomaly_revoke(subject_id: str, reason: str) -> None:
         await revocations.revoke(subject_id, reason=reason, by="anomaly-detector")
 
-    anomaly = await AnomalyDetector.open(settings, emit=audit.emit, revoke=_anomaly_revoke)
+    anomaly = await AnomalyDetector.open(
+        settings, emit=lambda finding: audit.emit(build_alert(finding)), revoke=_anomaly_revoke
+    )
     opened.push_async_callback(anomaly.close)
     policy = await PolicyEngine.open(
         settings,

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
+from gateway.audit.alerts import build_alert
 from gateway.monitor.anomaly import AnomalyDetector
 from gateway.settings import Settings
 from gateway.state.keys import anomaly as anomaly_key
@@ -57,7 +58,9 @@ class Replicas:
                 await revocations.revoke(subject, reason=reason, by="anomaly-detector")
 
         for i in range(2):
-            det = await AnomalyDetector.open(settings, emit=self.events[i].append, revoke=revoke)
+            det = await AnomalyDetector.open(
+                settings, emit=lambda f, i=i: self.events[i].append(build_alert(f)), revoke=revoke
+            )
             self.detectors.append(det)
 
     @property
