@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 from urllib.parse import urlsplit, urlunsplit
 
 from aiohttp import web
-from redis.exceptions import RedisError
 
 from gateway import admin
 from gateway.access.handles import HandleCodec, handle_key
@@ -35,6 +34,7 @@ from gateway.policy.filters import FilterGuard
 from gateway.routes import RouteTable
 from gateway.settings import Settings
 from gateway.stages import STAGES, Stages
+from gateway.state.errors import StoreUnavailable
 from gateway.state.grants import open_grant_store
 from gateway.state.ratelimit import open_ratelimiter
 from gateway.state.revocation import RevocationList
@@ -77,7 +77,7 @@ async def _stages_ctx(app: web.Application) -> AsyncIterator[None]:
     async with contextlib.AsyncExitStack() as opened:  # closed in reverse, also on failure
         try:
             app[STAGES] = await _open_stages(settings, taxonomy, catalog, opened)
-        except RedisError as exc:
+        except StoreUnavailable as exc:
             raise StartupError(
                 f"redis.url: cannot use {redact_url(settings.redis.url)}: {exc} "
                 "(the gateway does not start without its shared revocations and grants)"
@@ -98,7 +98,7 @@ async def _open_stages(
     opened.push_async_callback(revocations.close)
     ratelimiter = await open_ratelimiter(settings.redis.url or None)
     opened.push_async_callback(ratelimiter.close)
-    identity = await Identity.open(settings, revocations)
+    identity = await Identity.open(settings, revocations, crm=upstream.fetch)
     opened.push_async_callback(identity.close)
 
     async def _anomaly_revoke(subject_id: str, reason: str) -> None:

@@ -28,8 +28,6 @@ from datetime import UTC, datetime
 from typing import TypeVar
 from zoneinfo import ZoneInfo
 
-from redis.exceptions import RedisError
-
 from gateway.core.findings import AlertKind, Finding
 from gateway.core.report import ReportSummary
 from gateway.errors import ConfigError
@@ -42,6 +40,7 @@ from gateway.state.anomaly import (
     MemoryAnomalyStore,
     RedisAnomalyStore,
 )
+from gateway.state.errors import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -364,7 +363,7 @@ class AnomalyDetector:
     async def _call(self, op: Callable[[AnomalyStore], Awaitable[T]]) -> T:
         try:
             return await op(self._store)
-        except (RedisError, OSError):
+        except StoreUnavailable:
             if self._fallback is None:
                 raise
             self.stats.store_errors += 1

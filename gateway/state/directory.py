@@ -25,6 +25,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from gateway.state.client import connect
+from gateway.state.errors import translates_store_errors
 from gateway.state.keys import DIRECTORY, DIRECTORY_CHANNEL, DIRECTORY_VERSION
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ class DirectoryStore:
         self.document: Document | None = None
 
     @classmethod
+    @translates_store_errors
     async def open(
         cls, url: str, on_change: Listener | None = None, *, poll_interval: float = 1.0
     ) -> DirectoryStore:

@@ -32,6 +32,7 @@ from redis.exceptions import RedisError, WatchError
 
 from gateway.settings import Settings
 from gateway.state.client import connect
+from gateway.state.errors import translates_store_errors
 from gateway.state.keys import (
     GRANTS,
     GRANTS_CHANNEL,
@@ -188,6 +189,7 @@ class RedisGrantStore:
         self._closing = False
 
     @classmethod
+    @translates_store_errors
     async def open(
         cls,
         client: aioredis.Redis,

@@ -25,6 +25,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from gateway.state.client import connect
+from gateway.state.errors import translates_store_errors
 from gateway.state.keys import LOCKDOWN, LOCKDOWN_CHANNEL, LOCKDOWN_VERSION
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,7 @@ class LockdownState:
         self._script = client.register_script(_CHANGE) if client is not None else None
 
     @classmethod
+    @translates_store_errors
     async def open(
         cls, url: str | None, *, poll_interval: float = 0.5, max_staleness: float = 30.0
     ) -> LockdownState:

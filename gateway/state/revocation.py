@@ -33,6 +33,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from gateway.state.client import connect
+from gateway.state.errors import translates_store_errors
 from gateway.state.keys import REVOCATION_CHANNEL, REVOCATION_VERSION, REVOKED
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,7 @@ class RevocationList:
         self._script = client.register_script(_CHANGE) if client is not None else None
 
     @classmethod
+    @translates_store_errors
     async def open(
         cls, url: str | None, *, poll_interval: float = 0.5, subscribe: bool = True
     ) -> RevocationList:
