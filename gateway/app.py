@@ -10,12 +10,12 @@ from datetime import UTC, datetime
 from urllib.parse import urlsplit, urlunsplit
 
 from aiohttp import web
-from redis.exceptions import RedisError
 
 from gateway import admin
 from gateway.access.handles import HandleCodec, handle_key
 from gateway.access.reveal import RevealService
 from gateway.access.setup import open_governance
+from gateway.audit.alerts import build_alert
 from gateway.audit.durability import durable_levels
 from gateway.audit.emitter import AuditEmitter
 from gateway.boundary import error_boundary, server_header
@@ -35,6 +35,7 @@ from gateway.policy.filters import FilterGuard
 from gateway.routes import RouteTable
 from gateway.settings import Settings
 from gateway.stages import STAGES, Stages
+from gateway.state.errors import StoreUnavailable
 from gateway.state.grants import open_grant_store
 from gateway.state.ratelimit import open_ratelimiter
 from gateway.state.revocation import RevocationList
@@ -78,7 +79,7 @@ async def _stages_ctx(app: web.Application) -> AsyncIterator[None]:
     async with contextlib.AsyncExitStack() as opened:  # closed in reverse, also on failure
         try:
             app[STAGES] = await _open_stages(settings, taxonomy, catalog, opened)
-        except RedisError as exc:
+        except StoreUnavailable as exc:
             raise StartupError(
                 f"redis.url: cannot use {redact_url(settings.redis.url)}: {exc} "
                 "(the gateway does not start without its shared revocations and grants)"
@@ -99,13 +100,15 @@ async def _open_stages(
     opened.push_async_callback(revocations.close)
     ratelimiter = await open_ratelimiter(settings.redis.url or None)
     opened.push_async_callback(ratelimiter.close)
-    identity = await Identity.open(settings, revocations)
+    identity = await Identity.open(settings, revocations, crm=upstream.fetch)
     opened.push_async_callback(identity.close)
 
     async def _anomaly_revoke(subject_id: str, reason: str) -> None:
         await revocations.revoke(subject_id, reason=reason, by="anomaly-detector")
 
-    anomaly = await AnomalyDetector.open(settings, emit=audit.emit, revoke=_anomaly_revoke)
+    anomaly = await AnomalyDetector.open(
+        settings, emit=lambda finding: audit.emit(build_alert(finding)), revoke=_anomaly_revoke
+    )
     opened.push_async_callback(anomaly.close)
     policy = await PolicyEngine.open(
         settings,

@@ -20,9 +20,9 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from gateway.core.record import Access
 from gateway.errors import GatewayError, MethodNotAllowed, NotFound
 from gateway.handler import (
-    Access,
     error_response,
     internal_error_reason,
     internal_error_response,

@@ -31,6 +31,7 @@ from pathlib import Path
 from gateway.core.model import Subject
 from gateway.errors import ConfigError, StartupError
 from gateway.settings import REPO_ROOT, Settings, load_settings
+from gateway.state.errors import StoreUnavailable
 
 DEFAULT_CONFIG = REPO_ROOT / "config" / "gateway.yaml"
 CONFIG_HELP = "YAML settings (default config/gateway.yaml)"
@@ -507,9 +508,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _is_store_error(exc: BaseException) -> bool:
-    """A Redis client error or a refused connection, recognised without importing
-    the Redis client here (gateway/state owns it)."""
-    return any(
+    """`StoreUnavailable`, or a Redis client error that left `state/` untranslated
+    (recognised without importing the Redis client here: gateway/state owns it)."""
+    return isinstance(exc, StoreUnavailable) or any(
         cls.__module__.startswith("redis.") and cls.__name__ == "RedisError"
         for cls in type(exc).__mro__
     )

@@ -15,7 +15,6 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,6 +34,7 @@ from gateway.core.links import LinkMap, link_map, public_base
 from gateway.core.model import Decision, RecordVerb, Subject
 from gateway.core.paths import normalize_path
 from gateway.core.query_guard import audit_path
+from gateway.core.record import Access
 from gateway.core.request_pii import classify_request
 from gateway.core.rewrite import BlockResponse, BodyRewriter, RewriteError
 from gateway.core.visibility import response_route
@@ -78,30 +78,6 @@ ALLOWED_METHODS = "GET, HEAD, OPTIONS, POST, PUT, PATCH, DELETE"
 # Every other method's body is a write (DELETE with a body included): guarded, whatever its type.
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 OPERATIONS = {"GET": "view", "HEAD": "view", "OPTIONS": "view", "DELETE": "delete"}
-
-
-@dataclass(slots=True)
-class Access:
-    """What this request did, collected along the way for the audit event."""
-
-    request_id: str
-    started: float
-    method: str
-    path: str = ""
-    route: str = ""
-    purpose: str | None = None
-    operation: str = ""
-    justification: bool = False
-    subject: Subject | None = None
-    client_ip: str = ""
-    decision: Decision | None = None
-    cache_hit: bool = False
-    status: int = 0
-    error: str | None = None
-    report: dict[str, Any] = field(default_factory=dict)
-    request_pii: list[dict[str, str]] = field(default_factory=list)
-    report_only: bool = False
-    reveal_handles: int = 0  # reveal handles offered in the response
 
 
 REQUEST_ID = web.RequestKey("request_id", str)
@@ -187,9 +163,7 @@ async def _proxy(request: web.Request, stages: Stages, access: Access) -> web.St
         request.method, access.path, request.headers.items(), request.remote or ""
     )
     access.route = crm_route.template if crm_route else access.path
-    access.request_pii = [
-        hit.to_audit() for hit in classify_request(access.path, query, taxonomy=stages.taxonomy)
-    ]
+    access.request_pii = classify_request(access.path, query, taxonomy=stages.taxonomy)
     if _is_upgrade(request) and not rule.websocket:
         raise UnsupportedUpgrade("protocol upgrades (WebSocket) are not allowed on this route")
 
@@ -488,7 +462,7 @@ async def _respond(
         headers = _response_headers(up, enforcer, links)
     finally:
         if enforcer is not None:
-            access.report = enforcer.report.to_audit()
+            access.report = enforcer.report.summary()
     headers.append(("Via", f"1.1 {settings.listen.via_name}"))
     headers.append(("X-Request-Id", access.request_id))
     if not has_body("GET" if head_as_get else request.method, up.status):
@@ -547,10 +521,10 @@ async def _respond(
 
     async def audit_before_release() -> None:
         nonlocal released_records
-        report = enforcer.report.to_audit()
-        if report["records"]["seen"] == released_records or not requires_durable(report, strict):
+        report = enforcer.report.summary()
+        if report.records.seen == released_records or not requires_durable(report, strict):
             return
-        released_records = report["records"]["seen"]
+        released_records = report.records.seen
         access.report = report
         await stages.record_durable(access)
 
@@ -566,7 +540,7 @@ async def _respond(
             hold_limit=settings.limits.max_response_body or 64 * 1024 * 1024,
         )
     finally:
-        access.report = enforcer.report.to_audit()
+        access.report = enforcer.report.summary()
     if result.would_block:
         access.error = f"report_only_would_block: {result.would_block}"[:200]
     _note_client_gone(access, result)
@@ -632,7 +606,7 @@ async def _head_answer(
     except (RewriteError, BlockResponse) as exc:
         raise as_gateway_error(exc) from exc
     finally:
-        access.report = enforcer.report.to_audit()
+        access.report = enforcer.report.summary()
     if _path_record_hidden(enforcer, access.path):
         raise HiddenRecord("no such record")
     headers = h.without(headers, h.REWRITE_INVALIDATED | {"cache-control", "content-type"})

@@ -119,7 +119,7 @@ class _GatewayServer(web.Server):
         return ServerError("the gateway hit an unexpected error; the request was not completed")
 
     def audit(self, rid: str, request: BaseRequest, error: GatewayError) -> None:
-        from gateway.handler import Access
+        from gateway.core.record import Access
         from gateway.stages import STAGES
 
         stages = self._app.get(STAGES)

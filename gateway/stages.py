@@ -18,11 +18,21 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from gateway.audit.event import (
+    AccessFacts,
+    AuditDecision,
+    AuditRequest,
+    AuditSubject,
+    Event,
+    access_events,
+)
 from gateway.core import headers as h
 from gateway.core.catalog import Catalog, RouteMatch
 from gateway.core.masking import Masker
 from gateway.core.model import Decision, Subject
 from gateway.core.query_guard import body_criteria
+from gateway.core.record import Access
+from gateway.core.report import ReportSummary
 from gateway.core.requestbody import BodyLimits, parse_write_body, query_reading
 from gateway.core.taxonomy import Taxonomy
 from gateway.core.visibility import TooManyNamed, named_records
@@ -35,7 +45,6 @@ if TYPE_CHECKING:
     from gateway.access.console import Governance
     from gateway.access.reveal import RevealService
     from gateway.audit.emitter import AuditEmitter
-    from gateway.handler import Access
     from gateway.identity import Identity, RequestGuard
     from gateway.monitor.anomaly import AnomalyDetector
     from gateway.monitor.metrics import Metrics
@@ -108,10 +117,9 @@ class Stages:
         )
 
     def _honeytoken(self, access: Access) -> bool:
-        if self.anomaly is None:
+        if self.anomaly is None or access.report is None:
             return False
-        records = access.report.get("records") or {}
-        return bool(self.anomaly.check_honeytokens(records.get("ids") or ()))
+        return bool(self.anomaly.check_honeytokens(access.report.records.ids))
 
     async def record_durable(self, access: Access) -> None:
         """Strict audit mode: the release event is durable before data leaves (or 503)."""
@@ -120,42 +128,28 @@ class Stages:
 
     def _events(
         self, access: Access, status: int | None = None, phase: str = "final"
-    ) -> list[dict[str, Any]]:
-        from gateway.audit.event import build_access_events
-
-        subject = access.subject.to_policy() if access.subject else {"id": "anonymous"}
-        subject["ip"] = access.client_ip
-        decision = access.decision
-        return build_access_events(
-            ids_per_event=self.settings.audit.ids_per_event,
+    ) -> list[Event]:
+        facts = AccessFacts(
             request_id=access.request_id,
-            subject_dict=subject,
-            request_dict={
-                "method": access.method,
-                "route": access.route,
-                "operation": access.operation,
-                "purpose": access.purpose,
-                "pii_categories": sorted({hit["category"] for hit in access.request_pii}),
-                "justification": access.justification,
-                "honeytoken": self._honeytoken(access),
-                "reveal_handles": access.reveal_handles,
-            },
-            decision_dict={
-                "allow": decision.allow if decision else False,
-                "reason": "; ".join(
-                    r for r in ((decision.reason if decision else ""), access.error or "") if r
-                ),
-                "revision": decision.revision if decision else "",
-                "cache_hit": access.cache_hit,
-                "report_only": access.report_only,
-                "audit_level": decision.obligations.audit_level if decision else "basic",
-            },
-            report_dict=access.report or None,
+            subject=_audit_subject(access),
+            request=AuditRequest(
+                method=access.method,
+                route=access.route,
+                operation=access.operation,
+                purpose=access.purpose,
+                pii_categories=tuple(access.pii_categories),
+                justification=access.justification,
+                honeytoken=self._honeytoken(access),
+                reveal_handles=access.reveal_handles,
+            ),
+            decision=_audit_decision(access),
+            report=access.report or ReportSummary(),
             status=access.status if status is None else status,
             latency_ms=(time.perf_counter() - access.started) * 1000,
             now=time.time(),
             phase=phase,
         )
+        return access_events(facts, self.settings.audit.ids_per_event)
 
     async def authenticate(self, request: web.Request) -> Subject:
         """Who is calling, by the gateway's own authenticators (revoked subjects refused);
@@ -243,6 +237,35 @@ class Stages:
             raise RecordNotVisible(
                 f"{exc}; their record rules cannot all be checked", reason="too_many_records"
             ) from exc
+
+
+def _audit_subject(access: Access) -> AuditSubject:
+    subject = access.subject
+    if subject is None:
+        return AuditSubject(id="anonymous", ip=access.client_ip)
+    return AuditSubject(
+        id=subject.id,
+        ip=access.client_ip,
+        department=subject.department,
+        roles=tuple(sorted(subject.roles)),
+        mfa=subject.mfa,
+        clearance=subject.clearance,
+        auth_method=subject.auth_method,
+        partner=subject.partner,
+    )
+
+
+def _audit_decision(access: Access) -> AuditDecision:
+    decision = access.decision
+    reason = "; ".join(r for r in ((decision.reason if decision else ""), access.error or "") if r)
+    return AuditDecision(
+        allow=decision.allow if decision else False,
+        reason=reason,
+        revision=decision.revision if decision else "",
+        cache_hit=access.cache_hit,
+        report_only=access.report_only,
+        audit_level=decision.obligations.audit_level if decision else "basic",
+    )
 
 
 STAGES = web.AppKey("stages", Stages)

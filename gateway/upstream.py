@@ -9,7 +9,7 @@ Content-Encoding or decoded by the masker's codec, never both.
 from __future__ import annotations
 
 import ssl
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,10 +97,6 @@ class Upstream:
     async def close(self) -> None:
         await self._session.close()
 
-    @property
-    def session(self) -> aiohttp.ClientSession:
-        return self._session
-
     async def reachable(self, timeout: float = 2.0) -> bool:
         """Readiness: any HTTP answer from the CRM's base URL counts as reachable."""
         try:
@@ -120,6 +116,39 @@ class Upstream:
         if not path_qs.startswith("/"):
             path_qs = "/" + path_qs
         return URL(self._base + path_qs, encoded=True)
+
+    async def ws_connect(
+        self, path_qs: str, headers: Sequence[tuple[str, str]], protocols: Sequence[str]
+    ) -> aiohttp.ClientWebSocketResponse:
+        """Open the CRM side of a WebSocket relay (ws:// or wss:// as the base URL says)."""
+        url = self.url_for(path_qs)
+        url = url.with_scheme("wss" if url.scheme == "https" else "ws")
+        try:
+            return await self._session.ws_connect(
+                url, headers=list(headers), protocols=tuple(protocols)
+            )
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise UpstreamUnavailable("the CRM refused the WebSocket connection") from exc
+
+    async def fetch(
+        self, url: str, headers: Mapping[str, str], *, timeout: float
+    ) -> tuple[int, bytes]:
+        """A gateway-made GET of a small answer at an absolute CRM URL (identity's
+        "who am I" introspection): status and whole body, through the one pool."""
+        try:
+            async with self._session.get(
+                URL(url),
+                headers=dict(headers),
+                timeout=aiohttp.ClientTimeout(total=timeout),
+                allow_redirects=False,
+            ) as resp:
+                return resp.status, await resp.read()
+        except TimeoutError as exc:
+            raise UpstreamTimeout("the CRM did not answer in time") from exc
+        except aiohttp.ClientError as exc:
+            raise UpstreamUnavailable(
+                f"the CRM could not be reached ({type(exc).__name__})"
+            ) from exc
 
     async def send(
         self,

@@ -12,23 +12,16 @@ import asyncio
 import aiohttp
 from aiohttp import web
 
-from gateway.errors import UpstreamUnavailable
 from gateway.upstream import Upstream
 
 
 async def relay_websocket(
     request: web.Request, upstream: Upstream, path_qs: str, headers: list[tuple[str, str]]
 ) -> web.WebSocketResponse:
-    url = upstream.url_for(path_qs).with_scheme(
-        "wss" if upstream.url_for("/").scheme == "https" else "ws"
-    )
     protocols = [
         p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()
     ]
-    try:
-        remote = await upstream.session.ws_connect(url, headers=headers, protocols=protocols)
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        raise UpstreamUnavailable("the CRM refused the WebSocket connection") from exc
+    remote = await upstream.ws_connect(path_qs, headers, protocols)
     local = web.WebSocketResponse(protocols=[remote.protocol] if remote.protocol else ())
     await local.prepare(request)
 

@@ -38,6 +38,7 @@ from gateway.identity.service import Identity
 from gateway.settings import Settings
 from gateway.state.grants import open_grant_store
 from gateway.state.revocation import RevocationList
+from gateway.upstream import Upstream
 
 
 @dataclass
@@ -80,7 +81,9 @@ async def open_for_cli(settings: Settings) -> Opened:
         grants = await open_grant_store(settings)
         closers.append(grants.close)
         revocations = await RevocationList.open(None)
-        identity = await Identity.open(settings, revocations)
+        crm = Upstream.open(settings.upstream)  # asked only by CRM introspection
+        closers.append(crm.close)
+        identity = await Identity.open(settings, revocations, crm=crm.fetch)
         closers.append(identity.close)
         taxonomy = Taxonomy.load(settings.path(settings.classification.taxonomy))
         governance = await open_governance(

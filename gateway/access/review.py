@@ -34,6 +34,7 @@ import csv
 import hashlib
 import io
 import secrets
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -225,6 +226,8 @@ class AccessUse:
     operation: str
     clear_levels: frozenset[str]
     grades: frozenset[str]  # grades of the records seen (when some were returned)
+    request: str = ""  # the request id: a durable release event and its final share it
+    release: bool = False  # written before the data left (audit.durable_from)
 
 
 def access_use(event: Mapping[str, Any]) -> AccessUse | None:
@@ -254,7 +257,36 @@ def access_use(event: Mapping[str, Any]) -> AccessUse | None:
         operation=str((event.get("api") or {}).get("operation") or ""),
         clear_levels=clear_levels,
         grades=frozenset(g for g, n in grades.items() if _int(n) > 0) if returned else frozenset(),
+        request=str((event.get("metadata") or {}).get("correlation_uid") or ""),
+        release=crm.get("phase") == "release",
     )
+
+
+class OncePerRequest:
+    """Drops the final event of a request whose release event was already counted.
+
+    A response audited durably before release (`audit.durable_from`) leaves two events:
+    `phase: release` and, once the body is sent, `phase: final`. Either may be the only
+    one in the trail (a crash after release; no durable audit), so each request counts
+    once, whichever arrives. The two are written milliseconds apart by the same writer:
+    remembering the last `window` release ids bounds the memory on long trails."""
+
+    def __init__(self, window: int = 100_000) -> None:
+        self._released: OrderedDict[str, None] = OrderedDict()
+        self._window = window
+
+    def first(self, use: AccessUse) -> bool:
+        if not use.request:
+            return True
+        if use.release:
+            self._released[use.request] = None
+            if len(self._released) > self._window:
+                self._released.popitem(last=False)
+            return True
+        if use.request in self._released:  # the final of a release already counted
+            del self._released[use.request]
+            return False
+        return True
 
 
 def _int(v: Any) -> int:
@@ -318,11 +350,14 @@ def build_review(
     windows = {str(g["id"]): _grant_window(g, end) for g in active}
     wanted = {s.id for s in above} | {str(g.get("subject")) for g in active}
     read = 0
+    once = OncePerRequest()
     for raw in events:
         use = access_use(raw)
         if use is None:
             continue
         read += 1
+        if not once.first(use):
+            continue
         if use.subject not in wanted or not start_ms <= use.time_ms <= end_ms:
             continue
         usage = clear_use.get(use.subject)

@@ -74,7 +74,11 @@ async def metrics(request: web.Request) -> web.Response:
     if not _from_admin_network(request, stages.settings.admin.allowed_networks):
         err = Forbidden("metrics are served only to admin.allowed_networks")
         return _json(err.to_body(), err.status)
-    body, content_type = stages.metrics.render(stages)
+    body, content_type = stages.metrics.render(
+        policy=stages.policy,
+        audit=stages.audit,
+        report_only=stages.settings.policy.report_only,
+    )
     resp = web.Response(body=body)
     resp.headers["Content-Type"] = content_type
     return resp

@@ -1,9 +1,12 @@
 """The canonical audit event: one per access, shaped on OCSF 1.8 API Activity (6003).
 
-The builder reads plain dicts handed over by the handler and copies only the keys
-on its allow-lists; anything else is dropped, so a field added upstream (or a
-customer value passed by mistake) cannot ride into the audit trail. Strings that
-are allowed are still length-capped and scrubbed of identifier-shaped digit runs.
+The builder reads typed views of one access (`AuditSubject`, `AuditRequest`,
+`AuditDecision` and the enforcer's `ReportSummary`) and copies only their fields,
+so a field added upstream (or a customer value passed by mistake) cannot ride
+into the audit trail. Strings are still length-capped and scrubbed of
+identifier-shaped digit runs. Each part of the event has its own small
+projector; `build_access_event` keeps the keyword form over plain mappings for
+tools and tests, and parses them into the same views first.
 CRM-specific detail lives under `unmapped.crm`; the integrity block is added
 later by the chain (`unmapped.integrity`).
 
@@ -16,11 +19,24 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from gateway import __version__
 from gateway.audit.scrub import scrub_many
-from gateway.audit.values import count, counts, field_counts, flag, rfc3339, text, tokens, uuid7
+from gateway.audit.values import (
+    count,
+    counts,
+    field_counts,
+    flag,
+    outcome_counts,
+    rfc3339,
+    text,
+    token_counts,
+    tokens,
+    uuid7,
+)
+from gateway.core.report import FieldOutcomes, RecordSummary, ReportSummary
 
 OCSF_VERSION = "1.8.0"
 CLASS_UID = 6003
@@ -36,13 +52,78 @@ PRODUCT = {"name": "crm-gateway", "vendor_name": "crm-gateway", "version": __ver
 _REQUEST_ID = re.compile(r"[0-9a-f]{32}|[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}")
 
 
-def _request_uid(value: Any) -> str | None:
-    if type(value) is str and _REQUEST_ID.fullmatch(value):
+Event = dict[str, Any]  # the canonical event: JSON-shaped, what the chain and sinks take
+
+
+@dataclass(frozen=True, slots=True)
+class AuditSubject:
+    """Who made the request (`Subject` fields plus the resolved client address)."""
+
+    id: str | None = None
+    ip: str | None = None
+    display_name: str | None = None
+    session_id: str | None = None
+    department: str | None = None
+    roles: tuple[str, ...] = ()
+    mfa: bool = False
+    clearance: str | None = None
+    auth_method: str | None = None
+    partner: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRequest:
+    """What was asked: method, route template, operation, purpose, request-side PII."""
+
+    method: str = ""
+    route: str = ""
+    operation: str | None = None
+    purpose: str | None = None
+    pii_categories: tuple[str, ...] = ()
+    justification: bool = False
+    honeytoken: bool = False
+    reveal_handles: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class AuditDecision:
+    """The policy's answer as audited (reason joined with the request's error)."""
+
+    allow: bool = False
+    reason: str | None = None
+    revision: str | None = None
+    cache_hit: bool = False
+    report_only: bool = False
+    audit_level: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AccessFacts:
+    """Everything one access event says, typed; `access_event` projects it."""
+
+    request_id: str
+    subject: AuditSubject
+    request: AuditRequest
+    decision: AuditDecision
+    report: ReportSummary
+    status: int
+    latency_ms: float
+    now: float  # epoch seconds
+    phase: str = "final"  # "final", or "release" (strict audit: durable before data left)
+
+
+def _request_uid(value: str) -> str | None:
+    if _REQUEST_ID.fullmatch(value):
         return value
     return text(value, 128)
 
 
-def _outcome(allow: bool, fields: Mapping[str, Any], blocked: str | None) -> str:
+def _method(raw: str) -> str:
+    method = raw.upper()
+    return method if _METHOD.fullmatch(method) else "OTHER"
+
+
+def _outcome(allow: bool, fields: FieldOutcomes, blocked: str | None) -> str:
     if not allow:
         return "deny"
     if blocked:
@@ -51,7 +132,7 @@ def _outcome(allow: bool, fields: Mapping[str, Any], blocked: str | None) -> str
     return "allow_masked" if changed else "allow"
 
 
-def _severity(outcome: str, fields: Mapping[str, Any], honeytoken: bool, ids: int) -> int:
+def _severity(outcome: str, fields: FieldOutcomes, honeytoken: bool, ids: int) -> int:
     """1 info, 2 low, 3 medium (L4/L5 shown), 4 high (L4/L5 refused, bulk), 5 honeytoken."""
     if honeytoken:
         return 5
@@ -66,6 +147,245 @@ def _severity(outcome: str, fields: Mapping[str, Any], honeytoken: bool, ids: in
     return 2 if refused_high else 1
 
 
+@dataclass(frozen=True, slots=True)
+class _Derived:
+    """Values several projectors share, computed once per event."""
+
+    uid: str | None
+    method: str
+    route: str
+    outcome: str
+    fields: dict[str, dict[str, dict[str, int]]]
+    blocked: str | None
+    ids: list[str]
+    ids_total: int
+    honeytoken: bool
+
+
+def _derive(facts: AccessFacts) -> _Derived:
+    report = facts.report
+    fields = outcome_counts(report.fields)
+    blocked = text(report.blocked)
+    ids = scrub_many(list(report.records.ids))
+    return _Derived(
+        uid=_request_uid(facts.request_id),
+        method=_method(facts.request.method),
+        route=text(facts.request.route, 512) or "",
+        outcome=_outcome(facts.decision.allow, fields, blocked),
+        fields=fields,
+        blocked=blocked,
+        ids=ids,
+        ids_total=max(report.records.ids_total, len(ids)),
+        honeytoken=facts.request.honeytoken,
+    )
+
+
+def _classification(facts: AccessFacts, d: _Derived) -> Event:
+    """The OCSF class, activity, severity, status and disposition attributes."""
+    activity_id, activity_name = _ACTIVITY.get(d.method, (99, "Other"))
+    return {
+        "class_uid": CLASS_UID,
+        "class_name": "API Activity",
+        "category_uid": CATEGORY_UID,
+        "category_name": "Application Activity",
+        "activity_id": activity_id,
+        "activity_name": activity_name,
+        "type_uid": CLASS_UID * 100 + activity_id,
+        "severity_id": _severity(d.outcome, d.fields, d.honeytoken, d.ids_total),
+        "time": int(facts.now * 1000),
+        "time_dt": rfc3339(facts.now),
+        "status_id": 1 if facts.status < 400 else 2,
+        "status_code": str(facts.status),
+        "action_id": {"allow": 1, "allow_masked": 4}.get(d.outcome, 2),
+        "disposition_id": 1 if d.outcome in ("allow", "allow_masked") else 2,
+        "message": f"crm access {d.outcome}",
+        "duration": int(facts.latency_ms),
+    }
+
+
+def _metadata(d: _Derived) -> Event:
+    return {
+        "version": OCSF_VERSION,
+        "product": PRODUCT,
+        "uid": uuid7(),
+        "correlation_uid": d.uid,
+        "log_name": "crm-audit",
+        "profiles": ["security_control", "datetime"],
+    }
+
+
+def _actor(subject: AuditSubject) -> Event:
+    return {
+        "user": {
+            "uid": text(subject.id, 128),
+            "name": text(subject.display_name, 128),
+            "groups": [{"name": r} for r in tokens(subject.roles)],
+            "org": {"name": text(subject.department, 128)},
+        },
+        "session": {"uid": text(subject.session_id, 128), "is_mfa": subject.mfa},
+    }
+
+
+def _api(facts: AccessFacts, d: _Derived) -> Event:
+    """`src_endpoint`, `http_request`, `http_response`, `api` and `policy`."""
+    operation = text(facts.request.operation, 128) or f"{d.method} {d.route}"
+    return {
+        "src_endpoint": {"ip": text(facts.subject.ip, 64)},
+        "http_request": {"http_method": d.method, "url": {"path": d.route}, "uid": d.uid},
+        "http_response": {"code": facts.status},
+        "api": {
+            "operation": operation,
+            "service": {"name": "crm"},
+            "request": {"uid": d.uid},
+        },
+        "policy": {
+            "name": "crm.gateway",
+            "version": text(facts.decision.revision, 128),
+            "is_applied": not facts.decision.report_only,
+        },
+    }
+
+
+def _crm_decision(decision: AuditDecision, outcome: str) -> Event:
+    return {
+        "allow": decision.allow,
+        "outcome": outcome,
+        "reason": text(decision.reason),
+        "revision": text(decision.revision, 128),
+        "cache_hit": decision.cache_hit,
+        "report_only": decision.report_only,
+        "audit_level": text(decision.audit_level, 16),
+    }
+
+
+def _crm_records(records: RecordSummary, ids_total: int) -> Event:
+    return {
+        "seen": records.seen,
+        "dropped": records.dropped,
+        "ids_total": ids_total,
+        "ids_truncated": records.ids_truncated,
+        "clear_by_level": token_counts(records.clear_by_level),
+        "bulk_limited_by_level": token_counts(records.bulk_limited_by_level),
+    }
+
+
+def _crm(facts: AccessFacts, d: _Derived) -> Event:
+    """`unmapped.crm`: the gateway's own detail (purpose, decision, records, counts)."""
+    subject, request, report = facts.subject, facts.request, facts.report
+    return {
+        "purpose": text(request.purpose, 128),
+        "justification_given": request.justification,
+        "reveal_handles": request.reveal_handles,
+        "clearance": text(subject.clearance, 16),
+        "auth_method": text(subject.auth_method, 32),
+        "partner": subject.partner,
+        "decision": _crm_decision(facts.decision, d.outcome),
+        "status": facts.status,
+        "latency_ms": int(facts.latency_ms),
+        "request_pii": tokens(request.pii_categories),
+        "honeytoken": d.honeytoken,
+        "records": _crm_records(report.records, d.ids_total),
+        "record_ids": d.ids,
+        "chunk": {"index": 1, "total": 1},
+        "grades": token_counts(report.grades),
+        "tiers": token_counts(report.tiers),
+        "fields": d.fields,
+        "detectors": token_counts(report.detectors),
+        "record_rules": token_counts(report.record_rules),
+        "side_data": token_counts(report.side_data),
+        "blocked": d.blocked,
+        "phase": "release" if facts.phase == "release" else "final",
+    }
+
+
+def access_event(facts: AccessFacts) -> Event:
+    """One canonical event, assembled from its parts' projectors. Record ids are all
+    kept here; `split_record_ids` chunks them."""
+    d = _derive(facts)
+    return {
+        **_classification(facts, d),
+        "metadata": _metadata(d),
+        "actor": _actor(facts.subject),
+        **_api(facts, d),
+        "unmapped": {"crm": _crm(facts, d)},
+    }
+
+
+def access_events(facts: AccessFacts, ids_per_event: int = 500) -> list[Event]:
+    """`access_event` then `split_record_ids`: what the handler emits."""
+    return split_record_ids(access_event(facts), ids_per_event)
+
+
+# -- the keyword form over plain mappings (tools, tests, replayed input) -------------
+
+
+def subject_from(data: Mapping[str, Any]) -> AuditSubject:
+    """`Subject.to_policy()` plus `ip` (and optionally `display_name`, `session_id`)."""
+    return AuditSubject(
+        id=text(data.get("id"), 128),
+        ip=text(data.get("ip"), 64),
+        display_name=text(data.get("display_name"), 128),
+        session_id=text(data.get("session_id"), 128),
+        department=text(data.get("department"), 128),
+        roles=tuple(tokens(data.get("roles"))),
+        mfa=flag(data.get("mfa")),
+        clearance=text(data.get("clearance"), 16),
+        auth_method=text(data.get("auth_method"), 32),
+        partner=flag(data.get("partner")),
+    )
+
+
+def request_from(data: Mapping[str, Any], report: Mapping[str, Any]) -> AuditRequest:
+    return AuditRequest(
+        method=str(data.get("method") or ""),
+        route=text(data.get("route"), 512) or "",
+        operation=text(data.get("operation"), 128),
+        purpose=text(data.get("purpose"), 128),
+        pii_categories=tuple(tokens(data.get("pii_categories"))),
+        justification=bool(data.get("justification")),
+        honeytoken=flag(data.get("honeytoken")) or flag(report.get("honeytoken")),
+        reveal_handles=count(data.get("reveal_handles")),
+    )
+
+
+def decision_from(data: Mapping[str, Any]) -> AuditDecision:
+    return AuditDecision(
+        allow=flag(data.get("allow")),
+        reason=text(data.get("reason")),
+        revision=text(data.get("revision"), 128),
+        cache_hit=flag(data.get("cache_hit")),
+        report_only=flag(data.get("report_only")),
+        audit_level=text(data.get("audit_level"), 16),
+    )
+
+
+def report_from(data: Mapping[str, Any] | None) -> ReportSummary:
+    """`EnforcementReport.to_audit()`'s shape back into a summary; odd values dropped."""
+    report = data or {}
+    raw = report.get("records")
+    records: Mapping[str, Any] = raw if isinstance(raw, dict) else {}
+    raw_ids = records.get("ids")
+    ids = scrub_many([str(i) for i in raw_ids]) if isinstance(raw_ids, list) else []
+    return ReportSummary(
+        records=RecordSummary(
+            seen=count(records.get("seen")),
+            dropped=count(records.get("dropped")),
+            ids=tuple(ids),
+            ids_total=max(count(records.get("ids_total")), len(ids)),
+            ids_truncated=flag(records.get("ids_truncated")),
+            clear_by_level=counts(records.get("clear_by_level"), 1),
+            bulk_limited_by_level=counts(records.get("bulk_limited_by_level"), 1),
+        ),
+        grades=counts(report.get("grades"), 1),
+        tiers=counts(report.get("tiers"), 1),
+        fields=field_counts(report.get("fields")),
+        detectors=counts(report.get("detectors"), 1),
+        record_rules=counts(report.get("record_rules"), 1),
+        side_data=counts(report.get("side_data"), 1),
+        blocked=text(report.get("blocked")),
+    )
+
+
 def build_access_event(
     *,
     request_id: str,
@@ -77,134 +397,27 @@ def build_access_event(
     latency_ms: float,
     now: float,
     phase: str = "final",
-) -> dict[str, Any]:
-    """One canonical event from allow-listed keys of the handler's dicts.
+) -> Event:
+    """`access_event` over plain mappings: only allow-listed keys are read.
 
-    `subject_dict` is `Subject.to_policy()` plus `ip` (and optionally `display_name`,
-    `session_id`); `request_dict` has `method`, `route` (template), `purpose`,
-    `operation`, `pii_categories`, `honeytoken`, `justification`; `decision_dict`
-    has `allow`, `reason`, `revision`, `cache_hit`, `report_only`, `audit_level`;
-    `report_dict` is `EnforcementReport.to_audit()` (or None for a refused request).
-    `now` is epoch seconds. Record ids are all kept here; `split_record_ids` chunks them.
-    `phase` is "final" (the request's outcome) or "release" (strict audit: written
-    durably before the data left; the same request's "final" event follows).
+    `request_dict` has `method`, `route` (template), `purpose`, `operation`,
+    `pii_categories`, `honeytoken`, `justification`, `reveal_handles`;
+    `decision_dict` has `allow`, `reason`, `revision`, `cache_hit`, `report_only`,
+    `audit_level`; `report_dict` is `EnforcementReport.to_audit()` (or None).
     """
-    report = report_dict or {}
-    request_uid = _request_uid(request_id)
-    raw_records = report.get("records")
-    records: Mapping[str, Any] = raw_records if isinstance(raw_records, dict) else {}
-    fields = field_counts(report.get("fields"))
-    blocked = text(report.get("blocked"))
-    allow = flag(decision_dict.get("allow"))
-    honeytoken = flag(request_dict.get("honeytoken")) or flag(report.get("honeytoken"))
-    raw_method = str(request_dict.get("method") or "").upper()
-    method = raw_method if _METHOD.fullmatch(raw_method) else "OTHER"
-    activity_id, activity_name = _ACTIVITY.get(method, (99, "Other"))
-    route = text(request_dict.get("route"), 512) or ""
-    operation = text(request_dict.get("operation"), 128) or f"{method} {route}"
-    raw_ids = records.get("ids")
-    ids = scrub_many([str(i) for i in raw_ids]) if isinstance(raw_ids, list) else []
-    ids_total = max(count(records.get("ids_total")), len(ids))
-    outcome = _outcome(allow, fields, blocked)
-    time_ms = int(now * 1000)
-    roles = tokens(subject_dict.get("roles"))
-    actor_user: dict[str, Any] = {
-        "uid": text(subject_dict.get("id"), 128),
-        "name": text(subject_dict.get("display_name"), 128),
-        "groups": [{"name": r} for r in roles],
-        "org": {"name": text(subject_dict.get("department"), 128)},
-    }
-    return {
-        "class_uid": CLASS_UID,
-        "class_name": "API Activity",
-        "category_uid": CATEGORY_UID,
-        "category_name": "Application Activity",
-        "activity_id": activity_id,
-        "activity_name": activity_name,
-        "type_uid": CLASS_UID * 100 + activity_id,
-        "severity_id": _severity(outcome, fields, honeytoken, ids_total),
-        "time": time_ms,
-        "time_dt": rfc3339(now),
-        "status_id": 1 if status < 400 else 2,
-        "status_code": str(status),
-        "action_id": {"allow": 1, "allow_masked": 4}.get(outcome, 2),
-        "disposition_id": 1 if outcome in ("allow", "allow_masked") else 2,
-        "message": f"crm access {outcome}",
-        "duration": int(latency_ms),
-        "metadata": {
-            "version": OCSF_VERSION,
-            "product": PRODUCT,
-            "uid": uuid7(),
-            "correlation_uid": request_uid,
-            "log_name": "crm-audit",
-            "profiles": ["security_control", "datetime"],
-        },
-        "actor": {
-            "user": actor_user,
-            "session": {
-                "uid": text(subject_dict.get("session_id"), 128),
-                "is_mfa": flag(subject_dict.get("mfa")),
-            },
-        },
-        "src_endpoint": {"ip": text(subject_dict.get("ip"), 64)},
-        "http_request": {
-            "http_method": method,
-            "url": {"path": route},
-            "uid": request_uid,
-        },
-        "http_response": {"code": status},
-        "api": {
-            "operation": operation,
-            "service": {"name": "crm"},
-            "request": {"uid": request_uid},
-        },
-        "policy": {
-            "name": "crm.gateway",
-            "version": text(decision_dict.get("revision"), 128),
-            "is_applied": not flag(decision_dict.get("report_only")),
-        },
-        "unmapped": {
-            "crm": {
-                "purpose": text(request_dict.get("purpose"), 128),
-                "justification_given": bool(request_dict.get("justification")),
-                "reveal_handles": count(request_dict.get("reveal_handles")),
-                "clearance": text(subject_dict.get("clearance"), 16),
-                "auth_method": text(subject_dict.get("auth_method"), 32),
-                "partner": flag(subject_dict.get("partner")),
-                "decision": {
-                    "allow": allow,
-                    "outcome": outcome,
-                    "reason": text(decision_dict.get("reason")),
-                    "revision": text(decision_dict.get("revision"), 128),
-                    "cache_hit": flag(decision_dict.get("cache_hit")),
-                    "report_only": flag(decision_dict.get("report_only")),
-                    "audit_level": text(decision_dict.get("audit_level"), 16),
-                },
-                "status": status,
-                "latency_ms": int(latency_ms),
-                "request_pii": tokens(request_dict.get("pii_categories")),
-                "honeytoken": honeytoken,
-                "records": {
-                    "seen": count(records.get("seen")),
-                    "dropped": count(records.get("dropped")),
-                    "ids_total": ids_total,
-                    "ids_truncated": flag(records.get("ids_truncated")),
-                    "clear_by_level": counts(records.get("clear_by_level"), 1),
-                    "bulk_limited_by_level": counts(records.get("bulk_limited_by_level"), 1),
-                },
-                "record_ids": ids,
-                "chunk": {"index": 1, "total": 1},
-                "grades": counts(report.get("grades"), 1),
-                "tiers": counts(report.get("tiers"), 1),
-                "fields": fields,
-                "detectors": counts(report.get("detectors"), 1),
-                "record_rules": counts(report.get("record_rules"), 1),
-                "side_data": counts(report.get("side_data"), 1),
-                "blocked": blocked,
-                "phase": "release" if phase == "release" else "final",
-            }
-        },
-    }
+    return access_event(
+        AccessFacts(
+            request_id=str(request_id),
+            subject=subject_from(subject_dict),
+            request=request_from(request_dict, report_dict or {}),
+            decision=decision_from(decision_dict),
+            report=report_from(report_dict),
+            status=status,
+            latency_ms=latency_ms,
+            now=now,
+            phase=phase,
+        )
+    )
 
 
 def split_record_ids(event: dict[str, Any], ids_per_event: int = 500) -> list[dict[str, Any]]:
@@ -239,28 +452,15 @@ def split_record_ids(event: dict[str, Any], ids_per_event: int = 500) -> list[di
     return out
 
 
-def requires_durable(report_dict: dict[str, Any] | None, strict_levels: tuple[str, ...]) -> bool:
+def requires_durable(report: ReportSummary | None, strict_levels: tuple[str, ...]) -> bool:
     """True when the response carries a field of a strict level (`audit.strict_levels`)
     in any form other than dropped or blocked: the handler then awaits `emit_durable`
     before releasing the body (audit before release, fail closed)."""
-    if not strict_levels or not report_dict:
+    if not strict_levels or report is None:
         return False
-    fields = report_dict.get("fields")
-    if not isinstance(fields, dict):
-        return False
-    wanted = set(strict_levels)
-    for outcome, levels in fields.items():
-        if outcome in ("dropped", "blocked") or not isinstance(levels, dict):
-            continue
-        if any(
-            lvl in wanted and any(cats.values())
-            for lvl, cats in levels.items()
-            if isinstance(cats, dict)
-        ):
-            return True
-    return False
+    return report.shown_at(set(strict_levels))
 
 
-def build_access_events(*, ids_per_event: int = 500, **kwargs: Any) -> list[dict[str, Any]]:
-    """`build_access_event` then `split_record_ids`: what the handler emits."""
+def build_access_events(*, ids_per_event: int = 500, **kwargs: Any) -> list[Event]:
+    """`build_access_event` then `split_record_ids`."""
     return split_record_ids(build_access_event(**kwargs), ids_per_event)

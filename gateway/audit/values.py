@@ -11,6 +11,7 @@ import functools
 import os
 import random
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from gateway.audit.scrub import scrub
@@ -67,10 +68,13 @@ def rfc3339(now: float) -> str:
     return f"{_second[1]}.{int(now * 1000) % 1000:03d}Z"
 
 
-def field_counts(value: Any) -> dict[str, dict[str, dict[str, int]]]:
+FieldCounts = dict[str, dict[str, dict[str, int]]]
+
+
+def field_counts(value: Any) -> FieldCounts:
     """{outcome: {level: {category: n}}} with scrubbed keys and int leaves only (the
     shape `EnforcementReport.to_audit()["fields"]` has); a flat loop, it runs per event."""
-    out: dict[str, dict[str, dict[str, int]]] = {}
+    out: FieldCounts = {}
     if not isinstance(value, dict):
         return out
     for outcome, levels in value.items():
@@ -85,6 +89,23 @@ def field_counts(value: Any) -> dict[str, dict[str, dict[str, int]]]:
                 by_level[_token(str(level))] = kept
         if by_level:
             out[_token(str(outcome))] = by_level
+    return out
+
+
+def token_counts(value: Mapping[str, int]) -> dict[str, int]:
+    """A typed {token: n} map with scrubbed keys (grades, tiers, levels, detectors)."""
+    return {_token(k): n for k, n in value.items() if type(n) is int}
+
+
+def outcome_counts(value: Mapping[str, Mapping[str, Mapping[str, int]]]) -> FieldCounts:
+    """A typed {outcome: {level: {category: n}}} map with scrubbed keys, empties left out."""
+    out: FieldCounts = {}
+    for outcome, levels in value.items():
+        by_level = {
+            _token(level): kept for level, cats in levels.items() if (kept := token_counts(cats))
+        }
+        if by_level:
+            out[_token(outcome)] = by_level
     return out
 
 

@@ -16,6 +16,7 @@ the gateway routed) never reach the CRM unless allow-listed.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections.abc import Iterable, Sequence
@@ -274,11 +275,8 @@ class ClientAddress:
 def _in_networks(
     ip: str, networks: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]
 ) -> bool:
-    try:
-        addr = ipaddress.ip_address(ip)
-    except ValueError:
-        return False
-    return any(addr in net for net in networks)
+    addr = parse_address(ip)
+    return addr is not None and any(addr in net for net in networks)
 
 
 def parse_networks(
@@ -287,33 +285,83 @@ def parse_networks(
     return tuple(ipaddress.ip_network(c, strict=False) for c in cidrs)
 
 
+IP = ipaddress.IPv4Address | ipaddress.IPv6Address
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@functools.lru_cache(maxsize=4096)
+def parse_address(host: str) -> IP | None:
+    """An address literal (zone id dropped, IPv4-mapped IPv6 unwrapped), or None.
+    Cached: the same few peers call again and again, and parsing is not free."""
+    try:
+        addr = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return None
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        return addr.ipv4_mapped
+    return addr
+
+
+def forwarded_for(headers: Sequence[tuple[str, str]]) -> list[str]:
+    """Every X-Forwarded-For hop, nearest last, as sent (empty entries left out)."""
+    return [
+        hop.strip()
+        for name, value in headers
+        if name.lower() == "x-forwarded-for"
+        for hop in value.split(",")
+        if hop.strip()
+    ]
+
+
+def client_ip(
+    headers: Sequence[tuple[str, str]], *, peer_ip: str, trusted: Sequence[Network]
+) -> IP | None:
+    """The one rule for who the client is: what the audit trail records, and what
+    network zones, network rules and rate limits are keyed on.
+
+    The TCP peer, unless it is a trusted proxy; then X-Forwarded-For is walked from
+    the nearest hop outwards and the first hop that is not a trusted proxy is the
+    client (every hop trusted: the farthest one). A hop that is not an address
+    literal makes the whole chain unbelievable: the peer is the client. None when
+    the peer itself is not an address (a Unix socket).
+    """
+    peer = parse_address(peer_ip) if peer_ip else None
+    if peer is None or not _trusted(peer, trusted):
+        return peer
+    client = peer
+    for hop in reversed(forwarded_for(headers)):
+        addr = parse_address(hop)
+        if addr is None:
+            return peer  # a garbled chain: believe only what we saw
+        client = addr
+        if not _trusted(addr, trusted):
+            break
+    return client
+
+
+def _trusted(addr: IP, trusted: Sequence[Network]) -> bool:
+    return any(addr in net for net in trusted)
+
+
 def resolve_client(
     headers: Sequence[tuple[str, str]],
     *,
     peer_ip: str,
     scheme: str,
     host: str,
-    trusted: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network],
+    trusted: Sequence[Network],
 ) -> ClientAddress:
-    """Believe X-Forwarded-* only while each hop, right to left, is a trusted proxy."""
+    """The client (`client_ip`), and X-Forwarded-Proto/-Host only from a trusted proxy."""
+    addr = client_ip(headers, peer_ip=peer_ip, trusted=trusted)
+    ip = str(addr) if addr is not None else peer_ip
     if not trusted or not _in_networks(peer_ip, trusted):
-        return ClientAddress(peer_ip, scheme, host, (peer_ip,))
-    hops: list[str] = []
-    for name, value in headers:
-        if name.lower() == "x-forwarded-for":
-            hops.extend(h.strip() for h in value.split(",") if h.strip())
-    chain = [*hops, peer_ip]
-    client = peer_ip
-    # Walk from the nearest hop outwards; stop at the first untrusted address.
-    for hop in reversed(chain):
-        client = hop
-        if not _in_networks(hop, trusted):
-            break
+        return ClientAddress(ip, scheme, host, (peer_ip,))
+    chain = (*forwarded_for(headers), peer_ip)
     proto = (first(headers, "x-forwarded-proto") or scheme).split(",")[0].strip().lower()
     fwd_host = (first(headers, "x-forwarded-host") or host).split(",")[0].strip()
     if proto not in ("http", "https"):
         proto = scheme
-    return ClientAddress(client, proto, fwd_host, tuple(chain))
+    return ClientAddress(ip, proto, fwd_host, chain)
 
 
 def forwarding_headers(

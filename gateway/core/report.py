@@ -10,6 +10,7 @@ when `to_audit()` is called.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -112,32 +113,94 @@ class EnforcementReport:
         levels = [lvl for (_, lvl, out), n in self.field_counts().items() if out == "clear" and n]
         return max(levels, key=lambda lv: rank.get(lv, -1)) if levels else None
 
-    def to_audit(self) -> dict[str, Any]:
-        """Ids, categories, levels and counts only: no customer values."""
+    def summary(self) -> ReportSummary:
+        """A frozen snapshot: ids, categories, levels and counts only, no customer values."""
         by_outcome: dict[str, dict[str, dict[str, int]]] = {}
         for (category, level, outcome), n in sorted(self.field_counts().items()):
-            levels = by_outcome.get(outcome)
-            if levels is None:
-                levels = by_outcome[outcome] = {}
-            cats = levels.get(level)
-            if cats is None:
-                cats = levels[level] = {}
-            cats[category] = n
+            by_outcome.setdefault(outcome, {}).setdefault(level, {})[category] = n
+        return ReportSummary(
+            records=RecordSummary(
+                seen=self.records_seen,
+                dropped=self.records_dropped,
+                ids=tuple(self.record_ids),
+                ids_total=self.ids_total,
+                ids_truncated=self.ids_total > len(self.record_ids),
+                clear_by_level=dict(sorted(self.clear_by_level().items())),
+                bulk_limited_by_level=dict(sorted(self.bulk_limited.items())),
+            ),
+            grades=dict(sorted(self.grades().items())),
+            tiers=dict(sorted(self.tiers().items())),
+            fields=by_outcome,
+            detectors=dict(sorted(self.detectors.items())),
+            record_rules=dict(sorted(self.rules_matched.items())),
+            side_data=dict(sorted(self.side_data.items())),
+            blocked=self.blocked_reason,
+        )
+
+    def to_audit(self) -> dict[str, Any]:
+        """The summary as plain JSON-shaped data (what tests and tools compare)."""
+        return self.summary().to_audit()
+
+
+Counts = Mapping[str, int]
+# outcome -> level -> category -> fields
+FieldOutcomes = Mapping[str, Mapping[str, Mapping[str, int]]]
+
+
+@dataclass(frozen=True, slots=True)
+class RecordSummary:
+    """The records of one response: how many, which ids (bounded), clear levels."""
+
+    seen: int = 0
+    dropped: int = 0
+    ids: tuple[str, ...] = ()
+    ids_total: int = 0
+    ids_truncated: bool = False
+    clear_by_level: Counts = field(default_factory=dict)
+    bulk_limited_by_level: Counts = field(default_factory=dict)
+    # ids per level shown in clear, when a producer knows them (exact anomaly counts)
+    clear_ids_by_level: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ReportSummary:
+    """What enforcement did to one response, frozen when the access is recorded."""
+
+    records: RecordSummary = field(default_factory=RecordSummary)
+    grades: Counts = field(default_factory=dict)
+    tiers: Counts = field(default_factory=dict)
+    fields: FieldOutcomes = field(default_factory=dict)
+    detectors: Counts = field(default_factory=dict)
+    record_rules: Counts = field(default_factory=dict)
+    side_data: Counts = field(default_factory=dict)
+    blocked: str | None = None
+
+    def shown_at(self, levels: frozenset[str] | set[str]) -> bool:
+        """Some field of one of `levels` left in a form other than dropped or blocked."""
+        return any(
+            lvl in levels and any(cats.values())
+            for outcome, by_level in self.fields.items()
+            if outcome not in ("dropped", "blocked")
+            for lvl, cats in by_level.items()
+        )
+
+    def to_audit(self) -> dict[str, Any]:
+        r = self.records
         return {
             "records": {
-                "seen": self.records_seen,
-                "dropped": self.records_dropped,
-                "ids": list(self.record_ids),
-                "ids_total": self.ids_total,
-                "ids_truncated": self.ids_total > len(self.record_ids),
-                "clear_by_level": dict(sorted(self.clear_by_level().items())),
-                "bulk_limited_by_level": dict(sorted(self.bulk_limited.items())),
+                "seen": r.seen,
+                "dropped": r.dropped,
+                "ids": list(r.ids),
+                "ids_total": r.ids_total,
+                "ids_truncated": r.ids_truncated,
+                "clear_by_level": dict(r.clear_by_level),
+                "bulk_limited_by_level": dict(r.bulk_limited_by_level),
             },
-            "grades": dict(sorted(self.grades().items())),
-            "tiers": dict(sorted(self.tiers().items())),
-            "fields": by_outcome,
-            "detectors": dict(sorted(self.detectors.items())),
-            "record_rules": dict(sorted(self.rules_matched.items())),
-            "side_data": dict(sorted(self.side_data.items())),
-            "blocked": self.blocked_reason,
+            "grades": dict(self.grades),
+            "tiers": dict(self.tiers),
+            "fields": {o: {lv: dict(c) for lv, c in by.items()} for o, by in self.fields.items()},
+            "detectors": dict(self.detectors),
+            "record_rules": dict(self.record_rules),
+            "side_data": dict(self.side_data),
+            "blocked": self.blocked,
         }

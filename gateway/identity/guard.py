@@ -21,9 +21,10 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
+from gateway.core.headers import client_ip as resolve_client_ip
 from gateway.core.model import Subject
 from gateway.errors import RateLimited
-from gateway.identity.authn.base import Clock, peer_address, utcnow
+from gateway.identity.authn.base import Clock, utcnow
 from gateway.identity.errors import (
     MethodOverrideRefused,
     NetworkNotAllowed,
@@ -160,24 +161,11 @@ class RequestGuard:
     # -- networks -------------------------------------------------------------
 
     def client_ip(self, request: web.Request) -> IP | None:
-        """The TCP peer, or the nearest untrusted X-Forwarded-For hop behind trusted proxies."""
-        peer = peer_address(request)
-        if peer is None or not self._trusted(peer):
-            return peer
-        hops = [
-            h.strip() for v in request.headers.getall("X-Forwarded-For", []) for h in v.split(",")
-        ]
-        for hop in reversed(hops):
-            try:
-                addr = ipaddress.ip_address(hop)
-            except ValueError:
-                return peer  # a garbled chain: believe only what we saw
-            if not self._trusted(addr):
-                return addr
-        return peer
-
-    def _trusted(self, addr: IP) -> bool:
-        return any(addr in net for net in self._proxies)
+        """The client address by the gateway's one rule (`core.headers.client_ip`): the
+        same address the audit event records."""
+        return resolve_client_ip(
+            list(request.headers.items()), peer_ip=request.remote or "", trusted=self._proxies
+        )
 
     def network_zone(self, ip: IP | None) -> str:
         if ip is not None:

@@ -22,7 +22,7 @@ from gateway.identity.authn.apikey import ApiKeyAuthenticator
 from gateway.identity.authn.base import Authenticator, DirectoryHandle, utcnow
 from gateway.identity.authn.crmjwt import CrmJwtAuthenticator
 from gateway.identity.authn.headers import TrustedHeaderAuthenticator
-from gateway.identity.authn.introspection import CrmIntrospectionAuthenticator
+from gateway.identity.authn.introspection import CrmFetch, CrmIntrospectionAuthenticator
 from gateway.identity.authn.jwks import JwksCache
 from gateway.identity.authn.mtls import MtlsAuthenticator
 from gateway.identity.authn.oidc import OidcAuthenticator
@@ -63,7 +63,10 @@ class Identity:
         revocations: RevocationList,
         *,
         environ: Mapping[str, str] | None = None,
+        crm: CrmFetch | None = None,
     ) -> Identity:
+        """`crm` is the gateway's one CRM client (`Upstream.fetch`), which CRM
+        introspection asks; identity never opens a connection to the CRM itself."""
         env = os.environ if environ is None else environ
         ident = settings.identity
         pepper = pepper_from_env(ident.api_key_pepper_env, env)
@@ -72,12 +75,12 @@ class Identity:
             directory, store = await _follow_redis_directory(settings, pepper)
         else:
             directory = DirectoryHandle.load(settings.path(ident.directory), pepper)
-        needs_http = {"oidc", "crm_introspection"} & set(ident.authenticators)
-        session = aiohttp.ClientSession() if needs_http else None
+        # the identity provider's JWKS (OIDC) is fetched over identity's own session
+        session = aiohttp.ClientSession() if "oidc" in ident.authenticators else None
         built: list[Authenticator] = []
         try:
             for name in ident.authenticators:
-                built.append(_build(name, settings, directory, session, env))
+                built.append(_build(name, settings, directory, session, crm, env))
         except BaseException:
             if session is not None:
                 await session.close()
@@ -158,6 +161,7 @@ def _build(
     settings: Settings,
     directory: DirectoryHandle,
     session: aiohttp.ClientSession | None,
+    crm: CrmFetch | None,
     environ: Mapping[str, str],
 ) -> Authenticator:
     ident = settings.identity
@@ -173,8 +177,8 @@ def _build(
         return MtlsAuthenticator(ident.mtls, directory, settings.path)
     if name == "crm_jwt":
         return CrmJwtAuthenticator(ident.crm_jwt, directory, environ)
-    assert session is not None
     if name == "oidc":
+        assert session is not None  # opened above whenever oidc is listed
         oidc = ident.oidc
         jwks = JwksCache(
             session,
@@ -186,6 +190,11 @@ def _build(
         return OidcAuthenticator(oidc, directory, jwks)
     if not (ident.crm_introspection.url or settings.upstream.url):
         raise ConfigError("crm_introspection needs identity.crm_introspection.url or upstream.url")
+    if crm is None:
+        raise ConfigError(
+            "identity.authenticators: crm_introspection asks the CRM through the gateway's "
+            "CRM client, and none was given (Identity.open(..., crm=upstream.fetch))"
+        )
     return CrmIntrospectionAuthenticator(
-        ident.crm_introspection, settings.upstream.url, directory, session
+        ident.crm_introspection, settings.upstream.url, directory, crm
     )

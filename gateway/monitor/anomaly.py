@@ -25,13 +25,12 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
-from redis.exceptions import RedisError
-
+from gateway.core.findings import AlertKind, Finding
+from gateway.core.report import ReportSummary
 from gateway.errors import ConfigError
-from gateway.monitor.alerts import AlertKind, Finding, build_alert
 from gateway.monitor.honeytokens import Honeytokens
 from gateway.settings import MonitorSettings, Settings
 from gateway.state.anomaly import (
@@ -41,10 +40,12 @@ from gateway.state.anomaly import (
     MemoryAnomalyStore,
     RedisAnomalyStore,
 )
+from gateway.state.errors import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
-Emit = Callable[[dict[str, Any]], None]
+# Where findings go: app.py renders them as alert events (gateway.audit.alerts) and emits them.
+Emit = Callable[[Finding], None]
 Revoke = Callable[[str, str], Awaitable[None]]
 T = TypeVar("T")
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -316,7 +317,7 @@ class AnomalyDetector:
 
     def _raise_now(self, finding: Finding) -> None:
         try:
-            self._emit(build_alert(finding))
+            self._emit(finding)
             self.stats.alerts += 1
         except Exception:
             self.stats.action_errors += 1
@@ -362,7 +363,7 @@ class AnomalyDetector:
     async def _call(self, op: Callable[[AnomalyStore], Awaitable[T]]) -> T:
         try:
             return await op(self._store)
-        except (RedisError, OSError):
+        except StoreUnavailable:
             if self._fallback is None:
                 raise
             self.stats.store_errors += 1
@@ -389,8 +390,8 @@ class AnomalyDetector:
             await self._fallback.close()
 
 
-def ids_by_level(report: Mapping[str, Any]) -> dict[str, list[str]]:
-    """`observe`'s `record_ids_by_level` from `EnforcementReport.to_audit()`.
+def ids_by_level(report: ReportSummary | None) -> dict[str, list[str]]:
+    """`observe`'s `record_ids_by_level` from the enforcer's `ReportSummary`.
 
     Key `"*"` holds every record id of the response (a decoy counts even when all
     of its fields were masked); the detector counts only the levels it watches.
@@ -399,22 +400,20 @@ def ids_by_level(report: Mapping[str, Any]) -> dict[str, list[str]]:
     record showed in clear: exact for one-record responses, an over-count for lists
     that mix clear and masked records (it errs towards alerting).
     """
-    raw = report.get("records")
-    records: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
-    raw_ids = records.get("ids")
-    every = [str(i) for i in raw_ids] if isinstance(raw_ids, list) else []
+    if report is None:
+        return {}
+    records = report.records
+    every = list(records.ids)
     out: dict[str, list[str]] = {"*": every} if every else {}
-    exact = records.get("clear_ids_by_level")
-    if isinstance(exact, Mapping):
-        for level, level_ids in exact.items():
-            if isinstance(level_ids, list) and level_ids:
-                out[str(level)] = [str(i) for i in level_ids]
+    if records.clear_ids_by_level:
+        for level, level_ids in records.clear_ids_by_level.items():
+            if level_ids:
+                out[level] = list(level_ids)
         return out
-    clear = records.get("clear_by_level")
-    if every and isinstance(clear, Mapping):
-        for level, n in clear.items():
-            if isinstance(n, int) and n > 0:
-                out[str(level)] = every
+    if every:
+        for level, n in records.clear_by_level.items():
+            if n > 0:
+                out[level] = every
     return out
 
 

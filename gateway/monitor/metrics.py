@@ -9,15 +9,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.metrics_core import CounterMetricFamily, Metric
 
-if TYPE_CHECKING:
-    from gateway.handler import Access
-    from gateway.stages import Stages
+from gateway.core.record import Access
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
@@ -92,24 +90,24 @@ class Metrics:
             self.decisions.inc("allow" if access.decision.allow else "deny")
         if access.error:
             self.blocks.inc(_code_label(access.error))
-        fields = access.report.get("fields")  # {outcome: {level: {category: count}}}
-        if isinstance(fields, dict):
-            for outcome, levels in fields.items():
-                for level, categories in levels.items():
-                    for category, n in categories.items():
-                        self.fields.inc(category, level, outcome, amount=n)
+        if access.report is None:
+            return
+        for outcome, levels in access.report.fields.items():  # {outcome: {level: {cat: n}}}
+            for level, categories in levels.items():
+                for category, n in categories.items():
+                    self.fields.inc(category, level, outcome, amount=n)
 
     def route_label(self, route: str) -> str:
         return route if route in self.templates else "unmatched"
 
-    def render(self, stages: Stages) -> tuple[bytes, str]:
-        """Refresh gauges from the stages' own counters, then render."""
-        policy: Any = stages.policy
+    def render(self, *, policy: object, audit: object, report_only: bool) -> tuple[bytes, str]:
+        """Refresh gauges from the policy engine's and audit emitter's own counters
+        (read by name: the metrics know no stage's type), then render."""
         self.cache_hits.set(getattr(policy, "cache_hits", 0))
         self.cache_misses.set(getattr(policy, "cache_misses", 0))
         self.policy_up.set(1 if getattr(policy, "healthy", True) else 0)
-        self.report_only.set(1 if stages.settings.policy.report_only else 0)
-        stats: Any = getattr(stages.audit, "stats", None)
+        self.report_only.set(1 if report_only else 0)
+        stats: Any = getattr(audit, "stats", None)
         if stats is not None:
             self.audit_queue.set(getattr(stats, "queue_depth", 0))
             self.audit_spool.set(getattr(stats, "spool_bytes", 0))

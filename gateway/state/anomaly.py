@@ -28,6 +28,7 @@ from typing import Protocol
 import redis.asyncio as aioredis
 
 from gateway.state.client import connect
+from gateway.state.errors import translates_store_errors
 from gateway.state.keys import ANOMALY_THROTTLED
 from gateway.state.keys import anomaly as anomaly_key
 
@@ -81,7 +82,7 @@ def _claim_key(kind: str, subject: str, bucket: int) -> str:
 
 
 class RedisAnomalyStore:
-    """Use `RedisAnomalyStore.open(url)`; errors (RedisError, OSError) reach the caller,
+    """Use `RedisAnomalyStore.open(url)`; errors reach the caller as StoreUnavailable,
     which falls back to memory."""
 
     def __init__(self, client: aioredis.Redis) -> None:
@@ -91,6 +92,7 @@ class RedisAnomalyStore:
     def open(cls, url: str) -> RedisAnomalyStore:
         return cls(connect(url))
 
+    @translates_store_errors
     async def tally(
         self,
         customers: Mapping[CustomerKey, Collection[str]],
@@ -122,16 +124,19 @@ class RedisAnomalyStore:
             out.blocked[bk] = int(results[base + 2 * i])
         return out
 
+    @translates_store_errors
     async def claim(self, kind: str, subject: str, bucket: int, ttl: int) -> bool:
         won = await self._redis.set(_claim_key(kind, subject, bucket), b"1", nx=True, ex=ttl)
         return bool(won)
 
+    @translates_store_errors
     async def throttle(self, subject: str, until: float) -> None:
         pipe = self._redis.pipeline(transaction=False)
         pipe.zadd(ANOMALY_THROTTLED, {subject: until})
         pipe.zremrangebyscore(ANOMALY_THROTTLED, "-inf", time.time())
         await pipe.execute()
 
+    @translates_store_errors
     async def throttled(self, now: float) -> dict[str, float]:
         rows = await self._redis.zrangebyscore(
             ANOMALY_THROTTLED, f"({now}", "+inf", withscores=True

@@ -23,6 +23,7 @@ import orjson
 import redis.asyncio as aioredis
 
 from gateway.state.client import connect
+from gateway.state.errors import translates_store_errors
 from gateway.state.follower import Follower
 from gateway.state.keys import DIRECTORY, DIRECTORY_CHANNEL, DIRECTORY_VERSION
 
@@ -47,6 +48,7 @@ class DirectoryStore:
         self.document: Document | None = None
 
     @classmethod
+    @translates_store_errors
     async def open(
         cls, url: str, on_change: Listener | None = None, *, poll_interval: float = 1.0
     ) -> DirectoryStore:

@@ -31,6 +31,7 @@ from redis.exceptions import WatchError
 
 from gateway.settings import Settings
 from gateway.state.client import connect
+from gateway.state.errors import translates_store_errors
 from gateway.state.follower import Follower
 from gateway.state.keys import (
     GRANTS,
@@ -194,6 +195,7 @@ class RedisGrantStore:
         self._owns_client = False
 
     @classmethod
+    @translates_store_errors
     async def open(
         cls,
         client: aioredis.Redis,

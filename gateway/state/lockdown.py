@@ -23,6 +23,7 @@ import orjson
 import redis.asyncio as aioredis
 
 from gateway.state.client import connect
+from gateway.state.errors import translates_store_errors
 from gateway.state.follower import Follower
 from gateway.state.keys import LOCKDOWN, LOCKDOWN_CHANNEL, LOCKDOWN_VERSION
 
@@ -52,6 +53,7 @@ class LockdownState:
         )  # fmt: skip
 
     @classmethod
+    @translates_store_errors
     async def open(
         cls, url: str | None, *, poll_interval: float = 0.5, max_staleness: float = 30.0
     ) -> LockdownState:

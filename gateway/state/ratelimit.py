@@ -26,6 +26,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from gateway.state.client import connect
+from gateway.state.errors import translates_store_errors
 from gateway.state.keys import ratelimit as ratelimit_key
 
 log = logging.getLogger(__name__)
@@ -175,6 +176,7 @@ class RedisRateLimiter:
         await self._redis.aclose()
 
 
+@translates_store_errors
 async def open_ratelimiter(url: str | None) -> RateLimiter:
     """Redis-backed when `url` is set (and reachable), in-memory otherwise."""
     if not url:

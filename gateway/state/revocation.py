@@ -31,6 +31,7 @@ import orjson
 import redis.asyncio as aioredis
 
 from gateway.state.client import connect
+from gateway.state.errors import translates_store_errors
 from gateway.state.follower import Follower
 from gateway.state.keys import REVOCATION_CHANNEL, REVOCATION_VERSION, REVOKED
 
@@ -62,6 +63,7 @@ class RevocationList:
         )  # fmt: skip
 
     @classmethod
+    @translates_store_errors
     async def open(
         cls, url: str | None, *, poll_interval: float = 0.5, subscribe: bool = True
     ) -> RevocationList:

@@ -31,9 +31,10 @@ from ocsf.v1_7_0 import events as ocsf_events
 from ocsf.v1_7_0 import objects as ocsf_objects
 from pydantic import BaseModel, ValidationError
 
+from gateway.audit.alerts import _TITLES, build_alert
 from gateway.audit.event import OCSF_VERSION, build_access_event
 from gateway.audit.governance import Actor, Change, build_governance_event
-from gateway.monitor.alerts import _TITLES, Finding, build_alert
+from gateway.core.findings import Finding
 
 SCHEMA = json.loads((Path(ocsf.__path__[0]) / "schemas" / "v1_7_0.json").read_text())
 DICTIONARY: dict[str, Any] = SCHEMA["dictionary"]["attributes"]

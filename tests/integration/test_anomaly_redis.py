@@ -9,13 +9,15 @@ one alert, not one per replica.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
 
+from gateway.audit.alerts import build_alert
+from gateway.core.findings import Finding
 from gateway.monitor.anomaly import AnomalyDetector
 from gateway.settings import Settings
 from gateway.state.keys import anomaly as anomaly_key
@@ -57,8 +59,11 @@ class Replicas:
                 await revocations.revoke(subject, reason=reason, by="anomaly-detector")
 
         for i in range(2):
-            det = await AnomalyDetector.open(settings, emit=self.events[i].append, revoke=revoke)
+            det = await AnomalyDetector.open(settings, emit=self._collector(i), revoke=revoke)
             self.detectors.append(det)
+
+    def _collector(self, replica: int) -> Callable[[Finding], None]:
+        return lambda finding: self.events[replica].append(build_alert(finding))
 
     @property
     def a(self) -> AnomalyDetector:

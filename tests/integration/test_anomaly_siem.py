@@ -2,7 +2,8 @@
 into the real Redis audit stream, and the stream still verifies.
 
 Two detectors share one redis-server (two replicas), each emitting through its own
-emitter, as `app.py` wires them: `emit=audit.emit`, `revoke=revocations.revoke`.
+emitter, as `app.py` wires them: `emit` renders each finding with `build_alert`
+into `audit.emit`, `revoke=revocations.revoke`.
 """
 
 from __future__ import annotations
@@ -16,8 +17,11 @@ import orjson
 import pytest
 import redis as redis_sync
 
+from gateway.audit.alerts import build_alert
 from gateway.audit.emitter import AuditEmitter
 from gateway.audit.verify import verify_stream
+from gateway.core.findings import Finding
+from gateway.core.report import RecordSummary, ReportSummary
 from gateway.monitor.anomaly import AnomalyDetector, ids_by_level
 from gateway.settings import Settings
 from gateway.state.revocation import RevocationList
@@ -55,9 +59,15 @@ def _stream(url: str) -> list[dict[str, Any]]:
         client.close()
 
 
-def _report(record_ids: list[str]) -> dict[str, Any]:
-    """What `EnforcementReport.to_audit()` says for a list showing L4 in clear."""
-    return {"records": {"ids": record_ids, "clear_by_level": {"L4": len(record_ids)}}}
+def _report(record_ids: list[str]) -> ReportSummary:
+    """What `EnforcementReport.summary()` says for a list showing L4 in clear."""
+    return ReportSummary(
+        records=RecordSummary(ids=tuple(record_ids), clear_by_level={"L4": len(record_ids)})
+    )
+
+
+def _alerts_to(emitter: AuditEmitter) -> Callable[[Finding], None]:
+    return lambda finding: emitter.emit(build_alert(finding))
 
 
 async def test_alerts_reach_the_audit_stream_and_revoke(tmp_path: Path, redis_url: str) -> None:
@@ -65,7 +75,7 @@ async def test_alerts_reach_the_audit_stream_and_revoke(tmp_path: Path, redis_ur
     revocations = await RevocationList.open(redis_url)
     emitters = [await AuditEmitter.open(settings) for _ in range(2)]
     detectors = [
-        await AnomalyDetector.open(settings, emit=e.emit, revoke=_revoker(revocations))
+        await AnomalyDetector.open(settings, emit=_alerts_to(e), revoke=_revoker(revocations))
         for e in emitters
     ]
     try:

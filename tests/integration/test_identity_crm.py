@@ -23,6 +23,7 @@ from gateway.identity.authn.introspection import CrmIntrospectionAuthenticator, 
 from gateway.identity.service import Identity
 from gateway.settings import Settings
 from gateway.state.revocation import RevocationList
+from gateway.upstream import Upstream
 
 pytestmark = pytest.mark.integration
 
@@ -110,15 +111,18 @@ async def gateway(
                 },
             }
         )
+        upstream = Upstream.open(settings.upstream)  # the one CRM client, as app.py wires it
         identity = await Identity.open(
             settings,
             await RevocationList.open(None),
             environ={"CRM_GATEWAY_CRM_JWT_SECRET": SECRET},
+            crm=upstream.fetch,
         )
         app = web.Application()
         app[IDENTITY] = identity
         app.router.add_get("/{tail:.*}", whoami)
         app.on_cleanup.append(lambda _: identity.close())
+        app.on_cleanup.append(lambda _: upstream.close())
         client = TestClient(TestServer(app, host="127.0.0.1"))
         await client.start_server()
         clients.append(client)

@@ -86,7 +86,8 @@ def _counts(by_level: Any) -> str:
 
 
 def project(event: Mapping[str, Any]) -> dict[str, Any] | None:
-    """One row of metadata, or None for seals and record-id follow-ups."""
+    """One row of metadata, or None for seals, record-id follow-ups and the
+    before-release copy of a durably audited access (its final event follows)."""
     unmapped = event.get("unmapped") or {}
     actor = ((event.get("actor") or {}).get("user") or {}).get("uid") or ""
     base = {"time": str(event.get("time_dt") or ""), "actor": str(actor)}
@@ -105,7 +106,7 @@ def project(event: Mapping[str, Any]) -> dict[str, Any] | None:
             "reason": str(governance.get("reason") or ""),
         }
     crm = unmapped.get("crm") if isinstance(unmapped, Mapping) else None
-    if not isinstance(crm, Mapping) or "fields" not in crm:
+    if not isinstance(crm, Mapping) or "fields" not in crm or crm.get("phase") == "release":
         return None
     fields = crm.get("fields") or {}
     records = crm.get("records") or {}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 import logging
 import os
@@ -14,6 +13,7 @@ from typing import Protocol
 
 from aiohttp import web
 
+from gateway.core import headers as h
 from gateway.core.model import Subject
 from gateway.errors import ConfigError, Unauthenticated
 from gateway.identity.directory import Directory, Entry, Match
@@ -107,17 +107,4 @@ def peer_address(request: web.Request) -> ipaddress.IPv4Address | ipaddress.IPv6
     """The TCP peer (never a forwarded header): whom trusted-header checks are about."""
     peer = request.transport.get_extra_info("peername") if request.transport else None
     host = peer[0] if isinstance(peer, tuple) and peer else request.remote
-    return parse_host(host) if host else None
-
-
-@functools.lru_cache(maxsize=4096)
-def parse_host(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    """An address literal (zone id dropped, IPv4-mapped IPv6 unwrapped), or None.
-    Cached: the same few peers call again and again, and parsing is not free."""
-    try:
-        addr = ipaddress.ip_address(host.split("%", 1)[0])
-    except ValueError:
-        return None
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-        return addr.ipv4_mapped
-    return addr
+    return h.parse_address(host) if host else None

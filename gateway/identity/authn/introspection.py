@@ -16,20 +16,30 @@ from __future__ import annotations
 import hashlib
 import time
 from collections import OrderedDict
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Protocol
 
-import aiohttp
+import orjson
 from aiohttp import web
 
 from gateway.core.model import Subject
-from gateway.errors import Unauthenticated
+from gateway.errors import GatewayError, Unauthenticated
 from gateway.identity.authn.base import DirectoryHandle, lookup
 from gateway.identity.errors import IdentityProviderUnavailable
 from gateway.settings import CrmIntrospectionSettings
 
 # Cached answer: (user id, e-mail) or None for "the CRM refused this credential".
 _Answer = tuple[str, str] | None
+
+
+class CrmFetch(Protocol):
+    """The gateway's one CRM client, as identity sees it (`Upstream.fetch`, wired by
+    app.py): GET an absolute URL, return status and body; a CRM that cannot be
+    reached raises a `GatewayError` (UpstreamUnavailable, UpstreamTimeout)."""
+
+    def __call__(
+        self, url: str, headers: Mapping[str, str], *, timeout: float
+    ) -> Awaitable[tuple[int, bytes]]: ...
 
 
 def json_path(data: Any, path: str) -> Any:
@@ -53,13 +63,13 @@ class CrmIntrospectionAuthenticator:
         settings: CrmIntrospectionSettings,
         base_url: str,
         directory: DirectoryHandle,
-        session: aiohttp.ClientSession,
+        fetch: CrmFetch,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._s = settings
         self._url = (settings.url or base_url).rstrip("/") + settings.path
         self._directory = directory
-        self._session = session
+        self._fetch = fetch
         self._clock = clock
         self._cache: OrderedDict[bytes, tuple[float, _Answer]] = OrderedDict()
         self.calls = 0
@@ -99,16 +109,17 @@ class CrmIntrospectionAuthenticator:
 
     async def _ask(self, creds: list[tuple[str, str]]) -> _Answer:
         self.calls += 1
-        timeout = aiohttp.ClientTimeout(total=self._s.timeout)
         try:
-            async with self._session.get(
-                self._url, headers=dict(creds), timeout=timeout, allow_redirects=False
-            ) as resp:
-                if resp.status in (401, 403):
-                    return None
-                resp.raise_for_status()
-                data = await resp.json(content_type=None)
-        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            status, body = await self._fetch(self._url, dict(creds), timeout=self._s.timeout)
+        except GatewayError as exc:
+            raise IdentityProviderUnavailable(f"CRM introspection failed: {exc}") from exc
+        if status in (401, 403):
+            return None
+        if status >= 400:
+            raise IdentityProviderUnavailable(f"CRM introspection failed: status {status}")
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
             raise IdentityProviderUnavailable(f"CRM introspection failed: {exc}") from exc
         user_id = json_path(data, self._s.user_id_path)
         email = json_path(data, self._s.email_path)

@@ -101,6 +101,28 @@ def test_grade_grant_not_used_by_dropped_records() -> None:
     assert next(ln for ln in r.lines if ln.kind == "grant").unused
 
 
+def _phased(who: str, at: datetime, request: str, phase: str) -> dict[str, Any]:
+    out = event(who, at, {"L2": 1})
+    out["metadata"] = {"correlation_uid": request}
+    out["unmapped"]["crm"]["phase"] = phase
+    return out
+
+
+def test_a_durably_audited_request_counts_once() -> None:
+    at = NOW - timedelta(days=2)
+    trail = [
+        _phased("u-cs", at, "r1", "release"),
+        _phased("u-cs", at, "r2", "release"),  # interleaved with r1's final
+        _phased("u-cs", at, "r1", "final"),
+        _phased("u-cs", at, "r2", "final"),
+        _phased("u-cs", at, "r3", "release"),  # its final never written (a crash)
+        _phased("u-cs", at, "r4", "final"),  # below durable_from: only a final
+    ]
+    r = build_review(SUBJECTS, [], trail, period=timedelta(days=9), now=NOW)
+    line = next(ln for ln in r.lines if ln.line == "clearance:u-cs")
+    assert line.uses_in_period == 4
+
+
 @pytest.mark.parametrize("text", ["90", "0d", "-3d", "3y", ""])
 def test_bad_periods(text: str) -> None:
     with pytest.raises(ClientError):

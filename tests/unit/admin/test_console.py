@@ -85,6 +85,9 @@ def test_live_rows_hold_metadata_and_no_record_ids() -> None:
     assert row["route"] == "/api/customers/…/notes/…"
     assert (row["actor"], row["outcome"], row["records_seen"]) == ("u-7", "allow_masked", 1)
     assert row["fields_clear"] == "L2:1" and row["fields_masked"] == "L3:1"
+    released = _access_event()
+    released["unmapped"]["crm"]["phase"] = "release"  # durable copy before the data left
+    assert project(released) is None  # one row per request: the final event's
 
 
 def test_live_rows_for_governance_events_and_alerts() -> None:

@@ -16,7 +16,7 @@ from gateway.audit.event import (
 )
 from gateway.audit.scrub import looks_like_pii, scrub
 from gateway.core.model import Subject
-from gateway.core.report import EnforcementReport
+from gateway.core.report import EnforcementReport, ReportSummary
 
 ID_NUMBER = "11010519491231002X"  # valid check digit
 MOBILE = "13812345678"
@@ -241,7 +241,7 @@ def test_scrub_keeps_ordinary_text() -> None:
     ],
 )
 def test_requires_durable(fields: dict[str, Any], strict: tuple[str, ...], expected: bool) -> None:
-    assert requires_durable({"fields": fields}, strict) is expected
+    assert requires_durable(ReportSummary(fields=fields), strict) is expected
 
 
 def test_ocsf_required_attributes_present() -> None:

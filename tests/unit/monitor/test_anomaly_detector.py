@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from gateway.audit.alerts import build_alert
+from gateway.core.findings import Finding
 from gateway.errors import ConfigError
 from gateway.monitor.anomaly import AnomalyDetector
 from gateway.settings import Settings
@@ -49,7 +51,10 @@ class Harness:
 
     async def open(self, **monitor: Any) -> AnomalyDetector:
         return await AnomalyDetector.open(
-            _settings(**monitor), emit=self.events.append, revoke=self.revoke, clock=self.clock
+            _settings(**monitor),
+            emit=lambda f: self.events.append(build_alert(f)),
+            revoke=self.revoke,
+            clock=self.clock,
         )
 
     def kinds(self) -> list[str]:
@@ -299,10 +304,10 @@ async def test_revoke_without_a_revoker_is_refused() -> None:
 
 
 async def test_a_failing_emit_never_reaches_the_request(h: Harness) -> None:
-    def boom(event: dict[str, Any]) -> None:
+    def boom(finding: Finding) -> None:
         raise RuntimeError("sink down")
 
-    emit: Callable[[dict[str, Any]], None] = boom
+    emit: Callable[[Finding], None] = boom
     det = await AnomalyDetector.open(_settings(honeytokens=["C999901"]), emit=emit)
     try:
         see(det, {"L4": ["C999901", *ids(5)]})
@@ -334,7 +339,9 @@ class CountingStore(MemoryAnomalyStore):
 
 async def test_a_decided_claim_is_not_asked_again(h: Harness) -> None:
     store = CountingStore()
-    det = await AnomalyDetector.open(_settings(), emit=h.events.append, store=store)
+    det = await AnomalyDetector.open(
+        _settings(), emit=lambda f: h.events.append(build_alert(f)), store=store
+    )
     try:
         for start in range(0, 50, 5):
             see(det, {"L4": ids(5, start=start)})

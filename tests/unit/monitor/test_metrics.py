@@ -7,9 +7,10 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.core.model import Subject
+from gateway.core.record import Access
+from gateway.core.report import ReportSummary
 from gateway.core.static_policy import static_decision
 from gateway.core.taxonomy import Taxonomy
-from gateway.handler import Access
 from gateway.monitor.metrics import Metrics
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -37,9 +38,9 @@ def _access(status: int = 200, error: str | None = None) -> Access:
         decision=decision,
         status=status,
         error=error,
-        report={
-            "fields": {"masked": {"L3": {"income": 2, "assets": 1}}, "clear": {"L2": {"name": 1}}}
-        },
+        report=ReportSummary(
+            fields={"masked": {"L3": {"income": 2, "assets": 1}}, "clear": {"L2": {"name": 1}}}
+        ),
     )
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import orjson
 
+from gateway.audit.alerts import build_alert
 from gateway.audit.chain import ChainWriter
-from gateway.monitor.alerts import Finding, build_alert
+from gateway.core.findings import Finding
 
 AT = 1_764_151_230.5  # 2025-11-26T10:00:30.5Z
 

@@ -10,11 +10,11 @@ record ids it may name are the decoys (honeytokens), which belong to nobody.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from gateway.audit.event import OCSF_VERSION, PRODUCT
 from gateway.audit.values import rfc3339, text, uuid7
+from gateway.core.findings import Finding
 
 CLASS_UID = 2004
 CATEGORY_UID = 2
@@ -22,10 +22,6 @@ ACTIVITY_CREATE = 1
 # OCSF severity_id: 4 High, 5 Critical.
 SEVERITY = {"high": 4, "critical": 5}
 
-AlertKind = Literal[
-    "distinct_customers", "blocked_burst", "off_hours", "honeytoken", "filter_probe"
-]
-Action = Literal["alert", "throttle", "revoke"]
 
 _TITLES: dict[str, str] = {
     "distinct_customers": "Unusual number of distinct customers seen",
@@ -35,33 +31,6 @@ _TITLES: dict[str, str] = {
     "filter_probe": "Repeated filtering or searching by protected fields",
 }
 _DISPOSITION = {"alert": 19, "throttle": 2, "revoke": 2}  # 19 Alert, 2 Blocked
-
-
-@dataclass(frozen=True, slots=True)
-class Finding:
-    """What the detector found; `build_alert` turns it into the canonical event."""
-
-    kind: AlertKind
-    subject_id: str
-    at: float  # epoch seconds of the observation that tripped it
-    window_start: float  # epoch seconds; the bucket the count belongs to
-    window_seconds: int
-    count: int
-    threshold: int
-    action: Action = "alert"
-    level: str | None = None
-    decoy_ids: tuple[str, ...] = ()
-
-    @property
-    def severity(self) -> Literal["high", "critical"]:
-        # A decoy is touched only by someone browsing where no task leads.
-        return "critical" if self.kind == "honeytoken" else "high"
-
-    @property
-    def uid(self) -> str:
-        """Stable across replicas: the same breach has the same finding id."""
-        level = f".{self.level}" if self.level else ""
-        return f"{self.kind}{level}:{self.subject_id}:{int(self.window_start)}"
 
 
 def _message(f: Finding) -> str:
