@@ -1,8 +1,11 @@
 """`crm-gateway demo`: the demo CRM and the gateway in one process, with a managed OPA.
 
-Prints ready-to-paste curl commands for demo users of different clearance, the
-console's address with the demo keys that sign in to it, and stops cleanly on
-Ctrl-C (the OPA child is stopped by the gateway's shutdown).
+Prints ready-to-paste curl commands for demo users of different clearance, a
+one-screen summary of what each of them sees of the same customer (fetched through
+the running gateway at start-up, so it is what the policy really decides), the
+console's address with the demo keys that sign in to it, and where the audit
+trail is written; stops cleanly on Ctrl-C (the OPA child is stopped by the
+gateway's shutdown).
 """
 
 from __future__ import annotations
@@ -11,12 +14,102 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+import orjson
 import yaml
 from aiohttp import web
 
+from gateway.demo.data import generate_customers
 from gateway.settings import load_settings
 
 Listen = tuple[str, int]
+
+# The fields of the summary, from the lowest level to the highest.
+SUMMARY_FIELDS = (
+    "mobile", "annual_income", "total_assets", "balance", "bank_card", "risk_level",
+    "query_password",
+)  # fmt: skip
+
+
+def role_purposes(policy_data: Path) -> dict[str, list[str]]:
+    """Role -> the purposes it may declare (`crm.config.purposes` of the policy data)."""
+    try:
+        data = orjson.loads(policy_data.read_bytes())
+        purposes = data["crm"]["config"]["purposes"]
+    except (OSError, orjson.JSONDecodeError, KeyError, TypeError):
+        return {}
+    if not isinstance(purposes, dict):
+        return {}
+    return {str(r): [str(p) for p in ps] for r, ps in purposes.items() if isinstance(ps, list)}
+
+
+def sample_customer(seed: int = 7, count: int = 200) -> str:
+    """A grade C, tier 一般 customer: every caller with data access may see the record
+    (grades A and B and the tighter tiers need grants), so the masks tell them apart."""
+    return next(
+        str(c["id"]) for c in generate_customers(seed, count)
+        if c["grade"] == "C" and c["tier"] == "一般"
+    )  # fmt: skip
+
+
+async def what_each_sees(
+    gateway_url: str,
+    users: list[dict[str, Any]],
+    customer: str,
+    purposes: dict[str, list[str]] | None = None,
+) -> list[str]:
+    """One line per demo user (and per user with a declarable purpose, one more with
+    `X-Purpose`): the summary fields of `customer` as the gateway serves them."""
+    lines = [
+        f"What each demo user sees of customer {customer} (asked of the gateway just now;",
+        "'***' masked, '-' removed, round figures are bands):",
+    ]
+    calls: list[tuple[str, dict[str, Any], str | None]] = []
+    for u in users:
+        if not u.get("data", True):
+            continue
+        calls.append((u["id"], u, None))
+        declared = next((p for r in u.get("roles", []) for p in (purposes or {}).get(r, [])), None)
+        if declared is not None:
+            calls.append((f"{u['id']} +X-Purpose: {declared}", u, declared))
+    width = max((len(label) for label, _, _ in calls), default=4)
+    timeout = aiohttp.ClientTimeout(total=10)
+    plain = ""
+    # The demo is a caller of its own gateway here, as staff would be: not an outside system.
+    async with aiohttp.ClientSession(timeout=timeout) as session:  # noqa: TID251
+        for label, u, declared in calls:
+            url = f"{gateway_url}/api/customers/{customer}"
+            headers = {"Authorization": f"Bearer {u['key']}"}
+            if declared is not None:
+                headers["X-Purpose"] = declared
+            try:
+                async with session.get(url, headers=headers) as r:
+                    seen = _seen(r.status, await r.read())
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                seen = f"(no answer: {exc})"
+            if declared is not None and seen == plain:
+                continue  # the purpose changes nothing for this caller: one line
+            plain = seen if declared is None else plain
+            lines.append(f"  {label:<{width}}  {seen}")
+    return lines
+
+
+def _seen(status: int, raw: bytes) -> str:
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        body = None
+    if status != 200 or not isinstance(body, dict):
+        error = body.get("error") if isinstance(body, dict) else None
+        return f"{status} {error or 'refused'}"
+    record = body.get("customer", body)
+    if not isinstance(record, dict):
+        return f"{status} (no record)"
+    parts = []
+    for name in SUMMARY_FIELDS:
+        value = record.get(name)
+        parts.append(f"{name}={'-' if value is None else value}")
+    return " ".join(parts)
 
 
 def demo_users(directory: Path) -> list[dict[str, Any]]:
@@ -74,21 +167,38 @@ def _allows(key: dict[str, Any], path: str, method: str) -> bool:
     return route_ok and (not methods or method in methods)
 
 
-def banner(gateway_url: str, crm_url: str, users: list[dict[str, Any]]) -> str:
+def banner(
+    gateway_url: str,
+    crm_url: str,
+    users: list[dict[str, Any]],
+    *,
+    customer: str = "C000011",
+    summary: list[str] | None = None,
+    audit_file: Path | None = None,
+) -> str:
     lines = [
         "",
         f"demo CRM     {crm_url}   (the legacy CRM, unprotected: do not expose it)",
         f"crm-gateway  {gateway_url}   (what staff should use)",
         "",
-        "Try the same page as callers of different clearance:",
+        *(summary or []),
+        "",
+        "Try the same customer as callers of different clearance:",
     ]
     for u in (u for u in users if u.get("data", True)):
         note = u.get("note", "")
         lines.append(f"  # {u.get('id', '?')}: {note}")
         lines.append(
             f"  curl -s -H 'Authorization: Bearer {u['key']}' "
-            f"'{gateway_url}/api/customers?page_size=2' | python3 -m json.tool"
+            f"'{gateway_url}/api/customers/{customer}' | python3 -m json.tool"
         )
+    manager = next((u for u in users if "relationship_manager" in u.get("roles", [])), None)
+    if manager is not None:
+        lines += [
+            f"  # {manager['id']} declaring a purpose its role allows sees more (X-Purpose)",
+            f"  curl -s -H 'Authorization: Bearer {manager['key']}' -H 'X-Purpose: service' "
+            f"'{gateway_url}/api/customers/{customer}' | python3 -m json.tool",
+        ]
     cs = next((u for u in users if u.get("id") == "u-cs"), None)
     if cs is not None:
         auth = f"-H 'Authorization: Bearer {cs['key']}'"
@@ -123,9 +233,8 @@ def banner(gateway_url: str, crm_url: str, users: list[dict[str, Any]]) -> str:
             "  u-admin closes break-glass reviews, signs the periodic review, sees the live view.",
             "",
         ]
-    lines.append(
-        "Audit events are written to the file named in config/demo.yaml. Ctrl-C stops everything."
-    )
+    where = audit_file or "the file named in config/demo.yaml"
+    lines.append(f"Audit events are written to {where}. Ctrl-C stops everything.")
     return "\n".join(lines)
 
 
@@ -150,9 +259,22 @@ def run_demo(*, config: Path, listen: Listen, crm_listen: Listen) -> int:
         await web.TCPSite(crm_runner, crm_listen[0], crm_listen[1]).start()
         gw_runner = await start_site(create_app(settings), settings)
         users = demo_users(settings.path(settings.identity.directory))
+        gateway_url = f"http://{listen[0]}:{listen[1]}"
+        customer = sample_customer()
+        audit_file = settings.path(settings.audit.file) if "file" in settings.audit.sinks else None
         print(
             banner(
-                f"http://{listen[0]}:{listen[1]}", f"http://{crm_listen[0]}:{crm_listen[1]}", users
+                gateway_url,
+                f"http://{crm_listen[0]}:{crm_listen[1]}",
+                users,
+                customer=customer,
+                summary=await what_each_sees(
+                    gateway_url,
+                    users,
+                    customer,
+                    role_purposes(settings.path(settings.policy.rego_dir) / "data.json"),
+                ),
+                audit_file=audit_file,
             ),
             flush=True,
         )
