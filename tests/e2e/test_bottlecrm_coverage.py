@@ -104,10 +104,11 @@ async def test_coverage_lists_exactly_what_the_catalog_lacks(
     (tmp_path / "b").mkdir()
     shipped = await _crawl(tmp_path / "a", bottlecrm, CATALOG, redis_url)
     print("shipped catalog:\n" + shipped.text())
-    client: redis.Redis[bytes] = redis.Redis.from_url(redis_url)
-    stored = b"".join(
-        k + b"".join(f + v for f, v in client.hgetall(k).items()) for k in client.keys("*observed*")
-    ).decode("utf-8", "replace")
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    stored = "".join(
+        str(k) + "".join(f"{f}{v}" for f, v in client.hgetall(k).items())
+        for k in client.keys("*observed*")
+    )
     for kind, values in secret_values(bottlecrm).items():
         assert not [v for v in values if v in stored], kind  # counts and categories only
     client.flushdb()
