@@ -99,6 +99,6 @@ def add_catalog_commands(sub: Any, load: Loader) -> None:
         help="routes seen but not catalogued, fields with detector hits the catalog does not "
         "name, catalog entries never seen",
     )
-    v.add_argument("--config")
-    v.add_argument("--json", action="store_true")
+    v.add_argument("--config", help="gateway configuration (default: config/gateway.yaml)")
+    v.add_argument("--json", action="store_true", help="machine-readable report")
     v.set_defaults(func=lambda a: cmd_catalog_coverage(a, load))
