@@ -30,6 +30,7 @@ from gateway.identity.service import Identity
 from gateway.identity.upstream_headers import spoofable_headers, upstream_identity_headers
 from gateway.monitor.anomaly import AnomalyDetector
 from gateway.monitor.metrics import Metrics
+from gateway.observing import add_observations
 from gateway.policy.engine import PolicyEngine
 from gateway.policy.filters import FilterGuard
 from gateway.routes import RouteTable
@@ -56,6 +57,7 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app.on_response_prepare.append(server_header(settings.listen.via_name))
     app.cleanup_ctx.append(_stages_ctx)
+    add_observations(app, settings)
     admin.add_routes(app, settings.admin.prefix)
     app.router.add_route("*", "/{tail:.*}", handle)
     return app

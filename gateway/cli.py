@@ -18,6 +18,7 @@ crm-gateway grants list [--subject ID] [--status STATE] [--by WHO]
 crm-gateway grants revoke ID --by WHO --reason TEXT
 crm-gateway policy impact --rego DIR [--window 7d] [--json]       (cli_governance.py)
 crm-gateway review report|sign ...                                 (cli_governance.py)
+crm-gateway catalog draft --openapi FILE [--from-observed] | coverage  (cli_catalog.py)
 """
 
 from __future__ import annotations
@@ -485,6 +486,9 @@ def build_parser() -> argparse.ArgumentParser:
     from gateway.cli_governance import add_governance_commands
 
     add_governance_commands(sub, _load)
+    from gateway.cli_catalog import add_catalog_commands
+
+    add_catalog_commands(sub, _load)
     return p
 
 

@@ -56,6 +56,7 @@ from gateway.errors import (
 )
 from gateway.identity.guard import strip_method_override_param
 from gateway.identity.stepup import step_up_challenge, step_up_redirect, wants_html
+from gateway.observing import observe_response
 from gateway.policy.engine import PolicyRequest
 from gateway.relay import (
     ConnectionAborted,
@@ -457,6 +458,7 @@ async def _respond(
             label=access.route,
         )
         enforcer.links = links
+    observed = observe_response(request, access.route, crm_route, enforcer)  # observe mode
     late = _reveal_handles(request, stages, access, enforcer, decision, crm_route)
     try:
         headers = _response_headers(up, enforcer, links)
@@ -541,6 +543,7 @@ async def _respond(
         )
     finally:
         access.report = enforcer.report.summary()
+        observed()
     if result.would_block:
         access.error = f"report_only_would_block: {result.would_block}"[:200]
     _note_client_gone(access, result)

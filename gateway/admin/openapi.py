@@ -86,6 +86,12 @@ def openapi_document(prefix: str) -> dict[str, Any]:
                     roles="approver or security_admin of the review department",
                 )
             },
+            f"{base}/catalog/coverage": {
+                "get": _op(
+                    "observe mode: routes and fields the catalog lacks, entries never seen",
+                    roles="admin.roles",
+                )
+            },
             f"{base}/lockdown": {
                 "get": _op("lockdown state"),
                 "post": _op("switch lockdown on", body="Reason", roles="security_admin"),

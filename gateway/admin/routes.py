@@ -11,6 +11,7 @@ from aiohttp import web
 
 from gateway.admin.api import add_api_routes
 from gateway.admin.console import add_console_routes
+from gateway.admin.coverage import add_coverage_routes
 from gateway.admin.reveal import reveal
 from gateway.admin.revocations import add_revocation_routes
 from gateway.errors import Forbidden, NotFound
@@ -94,6 +95,7 @@ def add_routes(app: web.Application, prefix: str) -> None:
     app.router.add_get(f"{prefix}/ready", ready)
     app.router.add_get(f"{prefix}/metrics", metrics)
     add_revocation_routes(app, prefix)
+    add_coverage_routes(app, prefix)
     add_api_routes(app, prefix)
     app.router.add_post(f"{prefix}/reveal", reveal)
     add_console_routes(app, prefix)

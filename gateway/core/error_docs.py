@@ -202,6 +202,12 @@ _DOCS = (
     ErrorDoc("console_origin_refused", "403", "A console form (sign-in included) was posted "
              "with an Origin other than the console's own, or none.",
              "Use the console's own pages; behind a proxy set listen.public_url."),
+    ErrorDoc("observe_off", "404", "The catalog coverage report was asked for while observe "
+             "mode is off.", "Set `classification.observe.enabled: true` and let traffic "
+             "through for a while (README: running it in front of your own CRM)."),
+    ErrorDoc("observations_unavailable", "503", "Observe mode is on, but its store (Redis) "
+             "did not answer the coverage report.", "Check `redis.url` and Redis; the "
+             "gateway keeps serving while observations cannot be recorded."),
 )  # fmt: skip
 
 ERROR_DOCS: dict[str, ErrorDoc] = {d.code: d for d in _DOCS}

@@ -59,6 +59,17 @@ class RedisSettings(_Section):
     url: str = ""
 
 
+class ObserveSettings(_Section):
+    # Observe mode (`crm-gateway catalog coverage`): per route template, the field
+    # paths, value shapes and detector categories of the CRM's responses (counts
+    # only, never values), in Redis when `redis.url` is set. Works beside
+    # enforcement and in report-only mode alike.
+    enabled: bool = False
+    max_routes: int = Field(default=2000, ge=1)
+    max_fields: int = Field(default=2000, ge=1)  # counters per route template
+    max_leaves: int = Field(default=5000, ge=1)  # values looked at per response
+
+
 class ClassificationSettings(_Section):
     taxonomy: Path = Path("config/taxonomy.yaml")
     catalog: Path = Path("config/crm/demo.yaml")
@@ -66,6 +77,7 @@ class ClassificationSettings(_Section):
     # What to do with a write carrying a masked placeholder: reject (409) or strip.
     masked_write: Literal["reject", "strip"] = "reject"
     entry_validation: bool = False
+    observe: ObserveSettings = ObserveSettings()
 
 
 class AuditSettings(_Section):

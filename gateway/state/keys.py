@@ -92,3 +92,12 @@ def reveal_limit_alerted(subject: str, window: str) -> str:
 # sha256 of the cookie value (a Redis dump holds no usable cookie), with a TTL.
 def console_session(digest: str) -> str:
     return key("console", "session", digest)
+
+
+# Observe mode (catalog coverage): templates seen, request counts, per-template counters.
+OBSERVED_ROUTES = key("observed", "routes")
+OBSERVED_REQUESTS = key("observed", "requests")
+
+
+def observed_route(template: str) -> str:
+    return key("observed", "route", template)

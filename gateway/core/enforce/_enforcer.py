@@ -33,6 +33,7 @@ from gateway.core.enforce._tables import (
 from gateway.core.enforce._values import ValueRewriter
 from gateway.core.masking import DROPPED, Masker
 from gateway.core.model import Decision, RecordVerb, Verb
+from gateway.core.observe import Observer
 from gateway.core.report import EnforcementReport, outcome_of
 from gateway.core.reveal import RevealTargets
 from gateway.core.rewrite import BlockResponse, UnidentifiedRecords
@@ -59,6 +60,7 @@ class Enforcer(ValueRewriter):
         label: str = "",
     ) -> None:
         self.report = EnforcementReport()
+        self.observer: Observer | None = None  # observe mode (gateway.core.observe)
         self._shared: Shared = shared_for(taxonomy, route, decision)
         self._route = route
         self._decision = decision
@@ -128,14 +130,23 @@ class Enforcer(ValueRewriter):
 
     def rewrite_subtree(self, prefix: str, value: Any) -> Any:
         self._check_allowed()
+        if self.observer is not None:
+            self.observer.document(prefix, value)
         return self._node(value, prefix)  # DROPPED: omitted side data, key and all
 
     def rewrite_document(self, doc: Any) -> Any:
         self._check_allowed()
+        if self.observer is not None:
+            self.observer.document("", doc)
         out = self._node(doc, "")
         return None if out is DROPPED else out
 
     def rewrite_record(self, record: dict[str, Any], prefix: str = "") -> dict[str, Any] | None:
+        if self.observer is not None:
+            self.observer.record(prefix, record)
+        return self._rewrite_record(record, prefix)
+
+    def _rewrite_record(self, record: dict[str, Any], prefix: str) -> dict[str, Any] | None:
         self._check_allowed()
         reader = self._readers.get(prefix, self._facts) if self._readers else self._facts
         if not reader.paths >= self._wide.paths and self._shape.is_record(record):
@@ -188,12 +199,16 @@ class Enforcer(ValueRewriter):
 
     def rewrite_value(self, path: tuple[str | int, ...], value: Any) -> Any:
         self._check_allowed()
+        if self.observer is not None:
+            self.observer.value(path, value)
         dotted = ".".join(p if isinstance(p, str) else "item" for p in path)
         out = self._envelope_value(dotted, value)
         return None if out is DROPPED else out
 
     def rewrite_row(self, header: list[str], row: list[str]) -> list[str] | None:
         self._check_allowed()
+        if self.observer is not None:
+            self.observer.row(header, row)
         names, slots = self._columns(header)
         record = dict(zip(names, row, strict=False))
         reader = self._facts
@@ -296,6 +311,8 @@ class Enforcer(ValueRewriter):
         only when they carry the catalog's record facts (grade, tier); otherwise
         they are classified under the base table, as envelope values are (XML
         leaves outside records, a form that is no customer)."""
+        if self.observer is not None:
+            self.observer.fields(fields)
         self._check_allowed()
         record = dict(fields)
         table = self._base
@@ -556,7 +573,7 @@ class Enforcer(ValueRewriter):
                 return self._side_value(side, node, prefix.rpartition(".")[2], prefix)
         if isinstance(node, dict):
             if prefix in self._prefixes:
-                return self.rewrite_record(node, prefix)
+                return self._rewrite_record(node, prefix)
             if prefix in self._ancestors:
                 if not self._shape.keys.isdisjoint(node):
                     raise self._unidentified("record facts in an envelope object")
@@ -581,7 +598,7 @@ class Enforcer(ValueRewriter):
         if isinstance(node, list):
             child = f"{prefix}.item" if prefix else "item"
             if child in self._prefixes and all(type(v) is dict for v in node):
-                records = (self.rewrite_record(v, child) for v in node)
+                records = (self._rewrite_record(v, child) for v in node)
                 return [r for r in records if r is not None]
             items = []
             for v in node:
