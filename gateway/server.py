@@ -183,7 +183,12 @@ async def start_site(
         reuse_port=reuse_port or None,
         ssl_context=tls.context if tls else None,
     )
-    await site.start()
+    try:
+        await site.start()
+    except OSError as exc:  # the port is taken, or the address is not this host's
+        await runner.cleanup()
+        where = f"{settings.listen.host}:{settings.listen.port}"
+        raise StartupError(f"cannot listen on {where} (listen): {exc.strerror or exc}") from exc
     if tls is not None:
         runner.tls_watcher = TlsWatcher(tls)
         runner.tls_watcher.start()

@@ -20,6 +20,7 @@ import yaml
 from aiohttp import web
 
 from gateway.demo.data import generate_customers
+from gateway.errors import StartupError
 from gateway.settings import load_settings
 
 Listen = tuple[str, int]
@@ -256,7 +257,13 @@ def run_demo(*, config: Path, listen: Listen, crm_listen: Listen) -> int:
 
         crm_runner = web.AppRunner(create_demo_crm(), access_log=None)
         await crm_runner.setup()
-        await web.TCPSite(crm_runner, crm_listen[0], crm_listen[1]).start()
+        try:
+            await web.TCPSite(crm_runner, crm_listen[0], crm_listen[1]).start()
+        except OSError as exc:
+            await crm_runner.cleanup()
+            where = f"{crm_listen[0]}:{crm_listen[1]}"
+            raise StartupError(f"the demo CRM cannot listen on {where} (--crm-listen): "
+                               f"{exc.strerror or exc}") from exc  # fmt: skip
         gw_runner = await start_site(create_app(settings), settings)
         users = demo_users(settings.path(settings.identity.directory))
         gateway_url = f"http://{listen[0]}:{listen[1]}"

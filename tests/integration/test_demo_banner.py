@@ -51,3 +51,19 @@ def test_demo_banner_shows_what_each_user_sees(tmp_path: Path) -> None:
     assert "403 subject_revoked" in rows["u-departed"]
     assert "query_password=-" in rows["u-cs"]  # never in clear
     assert f"Audit events are written to {ROOT / 'var' / 'demo' / 'audit.jsonl'}" in text
+
+
+def test_a_taken_port_is_one_line_not_a_traceback() -> None:
+    gw, crm = _ports()
+    for flag, named in (("--listen", "(listen)"), ("--crm-listen", "(--crm-listen)")):
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", gw if flag == "--listen" else crm))
+            taken.listen()
+            proc = subprocess.run(
+                [sys.executable, "-m", "gateway.cli", "demo", "--listen", f"127.0.0.1:{gw}",
+                 "--crm-listen", f"127.0.0.1:{crm}"],
+                cwd=ROOT, capture_output=True, text=True, timeout=60,
+            )  # fmt: skip
+        assert proc.returncode == 1, proc.stderr
+        assert "Traceback" not in proc.stderr + proc.stdout
+        assert "cannot listen on 127.0.0.1:" in proc.stderr and named in proc.stderr
