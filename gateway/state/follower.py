@@ -134,7 +134,7 @@ class Follower:
                 await asyncio.sleep(_RETRY)
             finally:
                 with contextlib.suppress(RedisError, OSError):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]  # typed from redis 8.2
 
     async def _poll(self) -> None:
         while not self._closing:
