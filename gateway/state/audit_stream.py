@@ -16,9 +16,9 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError, ResponseError
-from redis.retry import Retry
 
 FIELD = b"e"
 Entry = tuple[bytes, bytes]  # (stream id, payload)
