@@ -8,6 +8,7 @@ GatewayError
 │   ├── StepUpRequired           401 insufficient_user_authentication (RFC 9470)
 │   ├── Forbidden                403 forbidden
 │   ├── BlockedByPolicy          403 blocked_by_policy
+│   ├── PurposeNotDeclarable     403 purpose_not_declarable  (X-Purpose the roles may not declare)
 │   ├── ProtectedFilter          403 protected_field_filter  (filter by a protected field)
 │   ├── RecordNotVisible         403 record_not_visible      (write to a hidden record)
 │   ├── ProtectedFieldPatch      403 protected_field_patch   (JSON Patch reads a protected field)
@@ -116,6 +117,14 @@ class Forbidden(ClientError):
 class BlockedByPolicy(ClientError):
     status = 403
     code = "blocked_by_policy"
+
+
+class PurposeNotDeclarable(Forbidden):
+    """A declared purpose (X-Purpose) the caller's roles may not declare: refused, not
+    quietly ignored (the caller would otherwise get the view without it and not know).
+    The details name the purposes the caller may declare."""
+
+    code = "purpose_not_declarable"
 
 
 class ProtectedFilter(Forbidden):

@@ -58,6 +58,7 @@ from gateway.identity.guard import strip_method_override_param
 from gateway.identity.stepup import step_up_challenge, step_up_redirect, wants_html
 from gateway.observing import observe_response
 from gateway.policy.engine import PolicyRequest
+from gateway.policy.obligations import enforce_obligations
 from gateway.relay import (
     ConnectionAborted,
     RelayResult,
@@ -205,7 +206,13 @@ async def _proxy(request: web.Request, stages: Stages, access: Access) -> web.St
         )
         # a lockdown is enforced everywhere, report-only routes and decisions included
         access.report_only = (decision.report_only or rule.report_only) and not outcome.locked_down
-        _enforce_obligations(decision, request, access)
+        enforce_obligations(
+            decision,
+            purpose=access.purpose,
+            justified=bool(access.justification),
+            report_only=access.report_only,
+            step_up_max_age=subject.step_up_max_age,
+        )
         if rule.sensitive and stages.filters is not None:  # search/filter oracles
             access.route = access.route if crm_route else audit_path(access.route)
             await stages.filters.check(subject.id, access.path, query, decision,
@@ -262,20 +269,6 @@ async def _proxy(request: web.Request, stages: Stages, access: Access) -> web.St
         raise
     up.release()
     return response
-
-
-def _enforce_obligations(decision: Decision, request: web.Request, access: Access) -> None:
-    if not decision.allow and not access.report_only:
-        raise Forbidden(decision.reason or "access denied by policy")
-    ob = decision.obligations
-    if ob.step_up and not access.report_only:
-        raise StepUpRequired(
-            "this data needs a stronger sign-in (multi-factor authentication)",
-            acr_values=ob.acr_values,
-            max_age=access.subject.step_up_max_age if access.subject else None,
-        )
-    if ob.justification_required and not access.justification:
-        raise Forbidden("break-glass access needs a justification (X-Justification header)")
 
 
 async def _request_body(

@@ -11,6 +11,7 @@ obligations := {
 	"bulk_action": _bulk_action,
 	"cache_ttl": _cache_ttl,
 	"purpose_required": _purpose_required,
+	"purposes": _declarable_purposes,
 	"justification_required": _justification_required,
 	"lookup": _lookup,
 	"reveal": _reveal,
@@ -109,6 +110,18 @@ _purpose_required if {
 	allow
 	not _purpose_ok
 	_limit_excluding("purpose") >= _threshold(_config.purpose_required_from)
+}
+
+# The purposes the caller's roles may declare (the `purposes` table): the gateway
+# refuses any other declared purpose rather than quietly ignore it. Null when the
+# policy keeps no such table (then any declared purpose is passed on as is).
+default _declarable_purposes := null
+
+_declarable_purposes := sort(_role_purposes) if is_object(_config.purposes)
+
+_role_purposes contains purpose if {
+	some role in input.subject.roles
+	some purpose in object.get(_config.purposes, role, [])
 }
 
 default _justification_required := false

@@ -11,6 +11,7 @@ test_baseline_obligations if {
 		"bulk_action": "mask",
 		"cache_ttl": data.crm.config.cache.ttl,
 		"purpose_required": false,
+		"purposes": ["advisory", "loan_application", "service"],
 		"justification_required": false,
 		"lookup": no_lookup,
 		"reveal": rm_reveal,
@@ -146,4 +147,19 @@ test_lookup_absent_from_config if {
 	config := object.remove(data.crm.config, ["lookup"])
 	d := decide(cs, {}, []) with data.crm.config as config
 	d.obligations.lookup == no_lookup
+}
+
+test_declarable_purposes_are_the_union_of_the_roles_lists if {
+	d := decide({"roles": ["customer_service", "compliance"]}, {}, [])
+	d.obligations.purposes == ["aml", "audit", "complaint", "service"]
+}
+
+test_a_caller_without_listed_roles_may_declare_no_purpose if {
+	d := decide({"roles": ["nobody"]}, {"purpose": "service"}, [])
+	d.obligations.purposes == []
+}
+
+test_no_purposes_table_means_no_declarable_list if {
+	d := decide({}, {}, []) with data.crm.config.purposes as null
+	d.obligations.purposes == null
 }

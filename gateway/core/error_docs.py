@@ -44,6 +44,11 @@ _DOCS = (
              "operation, break-glass without justification, ...).",
              "`crm-gateway explain --user ID --request 'METHOD PATH'` shows the reason; ask "
              "for a grant if the work needs it."),
+    ErrorDoc("purpose_not_declarable", "403", "The declared purpose (X-Purpose) is not one "
+             "the caller's roles may declare (the policy's `purposes` table); the gateway "
+             "refuses it rather than answer with the view of no purpose.",
+             "Declare one of the purposes in `details.declarable`, or none; a purpose the "
+             "work needs is added to the role's list by the security team."),
     ErrorDoc("blocked_by_policy", "403", "The response held data the decision blocks (an "
              "action `block`, or a bulk export past its limit).",
              "Ask for less (page, fields) or for a bulk_export grant."),

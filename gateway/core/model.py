@@ -200,6 +200,8 @@ class Obligations:
     bulk_action: str = "mask"  # mask | block, beyond max_clear_records
     cache_ttl: float = 30.0
     purpose_required: bool = False
+    # the purposes the caller's roles may declare; None: the policy keeps no list
+    purposes: frozenset[str] | None = None
     justification_required: bool = False
     lookup: Lookup = field(default_factory=Lookup)  # protected lookups (query_guard)
     reveal: Reveal = field(default_factory=Reveal)  # reveal with reason (查看明文)
@@ -221,6 +223,11 @@ class Obligations:
         ttl = raw.get("cache_ttl", 30)
         if not isinstance(ttl, int | float) or ttl < 0:
             raise DecisionError("cache_ttl must be a non-negative number")
+        purposes = raw.get("purposes")
+        if purposes is not None and (
+            not isinstance(purposes, list) or not all(isinstance(p, str) for p in purposes)
+        ):
+            raise DecisionError("purposes must be a list of strings or null")
         return cls(
             audit_level=str(raw.get("audit_level", "basic")),
             step_up=bool(raw.get("step_up", False)),
@@ -229,6 +236,7 @@ class Obligations:
             bulk_action=bulk,
             cache_ttl=float(ttl),
             purpose_required=bool(raw.get("purpose_required", False)),
+            purposes=None if purposes is None else frozenset(purposes),
             justification_required=bool(raw.get("justification_required", False)),
             lookup=Lookup.from_json(raw.get("lookup")),
             reveal=Reveal.from_json(raw.get("reveal"), "reveal"),

@@ -21,11 +21,14 @@ the OPA policy is held to:
 - revoked or disabled subjects, unknown clearances, disallowed networks,
   partners without a current expiry and (with rules) operations no role permits:
   denied, every category and level blocked, with the policy's reasons;
+- the purposes a caller may declare: the union of its roles' `purposes` lists (the
+  gateway refuses any other declared purpose);
 - writes: a category whose (SPI-raised) level is within the write limit, the
   clearance capped by the roles' `modify` scope (with rules) and below the top.
 
 Not modelled (the OPA policy's alone): grants (grade, level, on-call,
-break-glass), record rules and obligations beyond the audit level.
+break-glass), record rules and obligations beyond the audit level and the
+declarable purposes.
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ class StaticRules:
     """The policy configuration the table applies (rego/data.json `crm.config`)."""
 
     roles: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # op -> level
-    purposes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    purposes: Mapping[str, tuple[str, ...]] | None = None  # role -> declarable purposes
     purpose_required_from: str | None = None
     time_from_level: str | None = None
     zones: tuple[str, ...] = ()
@@ -62,7 +65,11 @@ class StaticRules:
         tp = config.get("time_place", {})
         return cls(
             roles={r: dict(ops) for r, ops in config.get("roles", {}).items()},
-            purposes={r: tuple(p) for r, p in config.get("purposes", {}).items()},
+            purposes=(
+                {r: tuple(p) for r, p in config["purposes"].items()}
+                if isinstance(config.get("purposes"), Mapping)
+                else None
+            ),
             purpose_required_from=config.get("purpose_required_from"),
             time_from_level=tp.get("from_level"),
             zones=tuple(tp.get("zones", ())),
@@ -140,7 +147,8 @@ def _caps(
     if not granted:
         return f"operation_not_permitted: no role permits {req.operation}"
     caps.append(_Cap(max(granted), f"roles permit {req.operation} up to {t.name(max(granted))}"))
-    if not any(req.purpose in rules.purposes.get(role, ()) for role in subject.roles):
+    purposes = rules.purposes or {}
+    if not any(req.purpose in purposes.get(role, ()) for role in subject.roles):
         caps.append(
             _Cap(
                 t.threshold(rules.purpose_required_from) - 1,
@@ -257,11 +265,21 @@ def static_decision(
         "fields": fields,
         "levels": levels,
         "records": [],
-        "obligations": {"audit_level": "detailed" if subject.partner else "basic"},
+        "obligations": {
+            "audit_level": "detailed" if subject.partner else "basic",
+            "purposes": _declarable(subject, rules),
+        },
         "write": write,
         "explain": explains,
     }
     return Decision.from_json(raw)
+
+
+def _declarable(subject: Subject, rules: StaticRules | None) -> list[str] | None:
+    """The purposes the caller's roles may declare (rego/obligations.rego)."""
+    if rules is None or rules.purposes is None:
+        return None
+    return sorted({p for role in subject.roles for p in rules.purposes.get(role, ())})
 
 
 def _deny(t: _Table, reason: str, revision: str) -> Decision:

@@ -110,6 +110,11 @@ def render(
         f"max_clear_records={dict(ob.max_clear_records) or '-'} bulk={ob.bulk_action} "
         f"cache_ttl={ob.cache_ttl:g}s"
     )
+    if ob.purposes is not None:
+        line = f"purposes   may declare: {', '.join(sorted(ob.purposes)) or '(none)'}"
+        if request.purpose and request.purpose not in ob.purposes:
+            line += f"  (declared {request.purpose!r} is refused: purpose_not_declarable)"
+        lines.append(line)
     rv = ob.reveal
     lines.append(
         f"reveal     {', '.join(sorted(rv.categories)) or '-'}"

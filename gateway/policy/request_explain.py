@@ -35,10 +35,11 @@ from gateway.core.model import Decision, Subject
 from gateway.core.paths import normalize_path
 from gateway.core.query_guard import check_request
 from gateway.core.taxonomy import Taxonomy
-from gateway.errors import ClientError, Forbidden, GatewayError, NotFound, StepUpRequired
+from gateway.errors import ClientError, GatewayError, NotFound
 from gateway.policy.engine import PolicyEngine
 from gateway.policy.explain import operation_for
 from gateway.policy.inputs import PolicyRequest
+from gateway.policy.obligations import enforce_obligations
 from gateway.routes import RouteTable
 from gateway.settings import RouteSettings, Settings
 
@@ -169,21 +170,18 @@ async def check_decision(ctx: RequestContext) -> str | None:
 
 @register("obligations")
 async def check_obligations(ctx: RequestContext) -> str | None:
-    """Mirrors handler._enforce_obligations."""
+    """The handler's own check (policy.obligations), so the two cannot disagree."""
     d = ctx.decision
     if d is None:
         return None
-    if not d.allow and not ctx.report_only:
-        raise Forbidden(d.reason or "access denied by policy")
+    enforce_obligations(
+        d,
+        purpose=ctx.header(ctx.settings.policy.purpose_header),
+        justified=bool(ctx.header(ctx.settings.policy.justification_header)),
+        report_only=ctx.report_only,
+        step_up_max_age=ctx.subject.step_up_max_age,
+    )
     ob = d.obligations
-    if ob.step_up and not ctx.report_only:
-        raise StepUpRequired(
-            "this data needs a stronger sign-in (multi-factor authentication)",
-            acr_values=ob.acr_values,
-            max_age=ctx.subject.step_up_max_age,
-        )
-    if ob.justification_required and not ctx.header(ctx.settings.policy.justification_header):
-        raise Forbidden("break-glass access needs a justification (X-Justification header)")
     lookup, rv = ob.lookup, ob.reveal
     cats = ",".join(sorted(lookup.categories)) or "-"
     shown = ",".join(sorted(rv.categories)) or "-"

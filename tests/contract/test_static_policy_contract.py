@@ -82,6 +82,11 @@ def _disagreements(case: GoldenCase, decision: Decision) -> list[str]:
     for category, flag in want.get("write", {}).items():
         if decision.may_write(category) is not flag:
             problems.append(f"write.{category}: {decision.may_write(category)}, OPA {flag}")
+    if "purposes" in want.get("obligations", {}):  # the declarable purposes, exactly
+        got = decision.obligations.purposes
+        listed = None if got is None else sorted(got)
+        if listed != want["obligations"]["purposes"]:
+            problems.append(f"obligations.purposes {listed}, OPA {want['obligations']['purposes']}")
     return problems
 
 
@@ -100,6 +105,11 @@ def test_most_cases_are_compared() -> None:
 @pytest.mark.parametrize("case", COMPARED, ids=lambda c: c.name)
 def test_static_table_agrees_with_the_golden_case(case: GoldenCase) -> None:
     assert _disagreements(case, _static(case)) == []
+
+
+def test_some_cases_name_the_declarable_purposes() -> None:
+    named = [c.name for c in COMPARED if "purposes" in c.expect.get("obligations", {})]
+    assert {"baseline_internal_rm", "customer_service_scope"} <= set(named)
 
 
 def test_an_spi_category_takes_its_raised_level() -> None:

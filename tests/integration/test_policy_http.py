@@ -218,9 +218,17 @@ async def test_purpose_header_and_marketing_consent(gw: Gateway, crm: DemoCrm) -
     assert (await customer(gw, rec, "rm", X_Purpose="advisory"))["annual_income"] == rec[
         "annual_income"
     ]
-    assert (await customer(gw, rec, "rm", X_Purpose="marketing"))["annual_income"] != rec[
-        "annual_income"
-    ]  # not a purpose the role may declare
+    # a purpose the role may not declare is refused, naming those it may, not ignored
+    for undeclarable in ("marketing", "made-up", "ADVISORY"):
+        status, body, _ = await get(gw, f"/api/customers/{rec['id']}", "rm",
+                                    X_Purpose=undeclarable)  # fmt: skip
+        refusal = orjson.loads(body)
+        assert status == 403 and refusal["error"] == "purpose_not_declarable", body
+        assert refusal["details"]["declarable"] == ["advisory", "loan_application", "service"]
+        assert "advisory, loan_application, service" in refusal["message"]
+        assert refusal["request_id"] and str(rec["annual_income"]) not in body
+    refused = await wait_event(gw, lambda crm: b"purpose_not_declarable" in orjson.dumps(crm))
+    assert refused["purpose"] == "ADVISORY"  # the refusal is audited with what was declared
     no = pick(crm, grade="C", tier="一般", consent={"marketing": False, "sharing": False})
     yes = pick(crm, grade="C", tier="一般", consent={"marketing": True, "sharing": False})
     masked = await customer(gw, no, "mkt", X_Purpose="marketing")
