@@ -83,8 +83,8 @@ def _disagreements(case: GoldenCase, decision: Decision) -> list[str]:
         if decision.may_write(category) is not flag:
             problems.append(f"write.{category}: {decision.may_write(category)}, OPA {flag}")
     if "purposes" in want.get("obligations", {}):  # the declarable purposes, exactly
-        got = decision.obligations.purposes
-        listed = None if got is None else sorted(got)
+        declared = decision.obligations.purposes
+        listed = None if declared is None else sorted(declared)
         if listed != want["obligations"]["purposes"]:
             problems.append(f"obligations.purposes {listed}, OPA {want['obligations']['purposes']}")
     return problems
