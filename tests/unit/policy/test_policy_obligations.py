@@ -92,7 +92,7 @@ def test_a_malformed_purposes_list_is_a_decision_error(bad: object) -> None:
 
 
 def test_purposes_parse_to_a_set_and_null_to_none() -> None:
-    assert Obligations.from_json({"purposes": ["b", "a", "a"]}).purposes == {"a", "b"}
+    assert Obligations.from_json({"purposes": ["b", "a", "a"]}).purposes == frozenset({"a", "b"})
     assert Obligations.from_json({"purposes": None}).purposes is None
     assert Obligations.from_json({}).purposes is None
 
