@@ -14,7 +14,7 @@ crm-gateway audit ship --to SINK [--once] [--max N] [--config FILE]
 crm-gateway grants request SUBJECT --type T --justification TEXT --by WHO [--level L]
 crm-gateway grants approve ID --by WHO        (only with access.cli_approvals: true)
 crm-gateway grants reject ID --by WHO --reason TEXT
-crm-gateway grants list [--subject ID] [--status STATE] [--by WHO]
+crm-gateway grants list [--subject ID] [--status STATE] [--by WHO] [--json]
 crm-gateway grants revoke ID --by WHO --reason TEXT
 crm-gateway policy impact --rego DIR [--window 7d] [--json]       (cli_governance.py)
 crm-gateway review report|sign ...                                 (cli_governance.py)
@@ -277,12 +277,13 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 def cmd_grants(args: argparse.Namespace) -> int:
     """Access requests and grants on the shared Redis store the gateways read, bound
-    to directory entries and the OS user (gateway/access/cli.py); JSON lines out."""
+    to directory entries and the OS user (gateway/access/cli.py): a table of the
+    records touched, or with `--json` one JSON object per line."""
     import contextlib
 
     import orjson
 
-    from gateway.access.cli import run_grants_command
+    from gateway.access.cli import grants_table, run_grants_command
     from gateway.errors import ClientError
 
     settings = _load(args.config)
@@ -292,11 +293,14 @@ def cmd_grants(args: argparse.Namespace) -> int:
         )
         return 2
     try:
-        with contextlib.redirect_stdout(sys.stderr):  # stdout carries the JSON lines only
+        with contextlib.redirect_stdout(sys.stderr):  # stdout carries the records only
             grants = asyncio.run(run_grants_command(settings, args))
     except ClientError as exc:
         print(f"grants {args.grants_cmd}: {exc.code}: {exc}", file=sys.stderr)
         return 1
+    if not args.json:
+        print(grants_table(grants))
+        return 0
     for grant in grants:
         print(orjson.dumps(grant, option=orjson.OPT_SORT_KEYS).decode())
     return 0
@@ -309,6 +313,9 @@ def _version() -> str:
         return version("crm-gateway")
     except PackageNotFoundError:  # run from a checkout that was never installed
         return "unknown (not installed)"
+
+
+JSON_LINES_HELP = "one JSON object per record and line, for scripts (default: a table)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -451,6 +458,7 @@ def build_parser() -> argparse.ArgumentParser:
     gr.add_argument("--route", action="append", help="route template glob (repeat)")
     gr.add_argument("--single-use", action="store_true", help="consumed by the first export")
     gr.add_argument("--config", help=CONFIG_HELP)
+    gr.add_argument("--json", action="store_true", help=JSON_LINES_HELP)
     ga = gsub.add_parser(
         "approve", help="one approval (needs access.cli_approvals; the admin API otherwise)"
     )
@@ -459,11 +467,13 @@ def build_parser() -> argparse.ArgumentParser:
     ga.add_argument("--department", help="checked against the directory, never trusted")
     ga.add_argument("--comment", help="a note kept with the approval")
     ga.add_argument("--config", help=CONFIG_HELP)
+    ga.add_argument("--json", action="store_true", help=JSON_LINES_HELP)
     gj = gsub.add_parser("reject", help="refuse a pending request (needs access.cli_approvals)")
     gj.add_argument("id", help="the request id (from grants list)")
     gj.add_argument("--by", required=True, help="who rejects (a directory subject)")
     gj.add_argument("--reason", required=True, help="why (kept in the audit trail)")
     gj.add_argument("--config", help=CONFIG_HELP)
+    gj.add_argument("--json", action="store_true", help=JSON_LINES_HELP)
     gl = gsub.add_parser("list", help="requests and grants, newest first, with their state")
     gl.add_argument("--subject", help="only this subject's requests and grants")
     gl.add_argument(
@@ -476,11 +486,13 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     gl.add_argument("--by", help="list as this directory subject sees it")
     gl.add_argument("--config", help=CONFIG_HELP)
+    gl.add_argument("--json", action="store_true", help=JSON_LINES_HELP)
     gv = gsub.add_parser("revoke", help="end an active grant (a security admin)")
     gv.add_argument("id", help="the grant id (from grants list)")
     gv.add_argument("--by", required=True, help="who revokes (a security admin)")
     gv.add_argument("--reason", required=True, help="why (kept in the audit trail)")
     gv.add_argument("--config", help=CONFIG_HELP)
+    gv.add_argument("--json", action="store_true", help=JSON_LINES_HELP)
     g.set_defaults(func=cmd_grants)
 
     from gateway.cli_governance import add_governance_commands

@@ -149,3 +149,28 @@ async def run_grants_command(settings: Settings, args: Any) -> Sequence[dict[str
         return [await svc.revoke(args.id, who, args.reason)]
     finally:
         await opened.close()
+
+
+_COLUMNS = (
+    ("ID", lambda r: r.get("id")),
+    ("STATE", lambda r: r.get("state") or r.get("status")),
+    ("TYPE", lambda r: r.get("type") or r.get("kind")),
+    ("LEVEL", lambda r: r.get("level")),
+    ("SUBJECT", lambda r: r.get("subject")),
+    ("REQUESTED BY", lambda r: r.get("requested_by")),
+    ("APPROVED BY", lambda r: ",".join(r.get("approved_by") or ())),
+    ("EXPIRES", lambda r: r.get("expires")),
+)
+
+
+def grants_table(records: Sequence[dict[str, Any]]) -> str:
+    """The records as an aligned table, one row each (`--json` prints them whole)."""
+    if not records:
+        return "no requests or grants"
+    rows = [[name for name, _ in _COLUMNS]]
+    rows += [["-" if (v := cell(r)) in (None, "") else str(v) for _, cell in _COLUMNS]
+             for r in records]  # fmt: skip
+    widths = [max(len(row[i]) for row in rows) for i in range(len(_COLUMNS))]
+    return "\n".join(
+        "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in rows
+    )

@@ -283,6 +283,7 @@ async def _cli(config: Path, *argv: str) -> tuple[int, list[dict[str, Any]], str
         *argv,
         "--config",
         str(config),
+        "--json",
         cwd=ROOT,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,

@@ -97,3 +97,22 @@ def test_explain_sample_shows_category_level_and_action(
 def test_hash_key_prints_a_directory_hash(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["users", "hash-key", "some-key"]) == 0
     assert capsys.readouterr().out.strip().startswith("sha256:")
+
+
+def test_grants_print_a_table_with_one_row_per_record() -> None:
+    from gateway.access.cli import grants_table
+
+    records = [
+        {"id": "r-1", "state": "active", "type": "grade_b", "subject": "u-sales",
+         "requested_by": "u-sales", "approved_by": ["u-sec"], "expires": "2026-12-05T00:00:00Z"},
+        {"id": "r-22", "status": "pending", "kind": "account", "subject": "u-new-hire",
+         "requested_by": "u-hr", "approved_by": []},
+    ]  # fmt: skip
+    lines = grants_table(records).splitlines()
+    assert lines[0].split() == ["ID", "STATE", "TYPE", "LEVEL", "SUBJECT", "REQUESTED", "BY",
+                                "APPROVED", "BY", "EXPIRES"]  # fmt: skip
+    assert lines[1].split() == ["r-1", "active", "grade_b", "-", "u-sales", "u-sales", "u-sec",
+                                "2026-12-05T00:00:00Z"]  # fmt: skip
+    assert lines[2].split() == ["r-22", "pending", "account", "-", "u-new-hire", "u-hr", "-", "-"]
+    assert [line.find("u-") for line in lines[1:]] == [lines[0].index("SUBJECT")] * 2
+    assert grants_table([]) == "no requests or grants"
