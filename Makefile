@@ -9,6 +9,8 @@ TOOLS  := .tools/bin
 OPA_VERSION := v1.22.3
 REGAL_VERSION := v0.38.1
 STAMP  := $(VENV)/.installed
+RUN_STAMP := $(VENV)/.installed-run
+BENCH_STAMP := $(VENV)/.installed-bench
 # Line coverage of gateway/ that `make test` requires: a little under the 82% that
 # tests/unit + tests/security alone reach (the full suite was not measured with --cov).
 COV_MIN ?= 80
@@ -33,13 +35,28 @@ help:
 
 # --- installation -----------------------------------------------------------
 
-$(STAMP): pyproject.toml
+# Three installs, each what its command needs: the gateway alone (make demo), with the
+# test and lint tools (make test and the suites), with the benchmark tools (make bench).
+$(VENV)/bin/pip:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 	  { echo "Python >= 3.11 is required (found $$($(PYTHON) --version))"; exit 1; }
-	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet -e '.[dev,bench]'
-	touch $(STAMP)
+	$(PYTHON) -m venv $(VENV)
+	@bash scripts/pip-progress.sh $(PIP) install --upgrade pip
+
+$(RUN_STAMP): pyproject.toml $(VENV)/bin/pip
+	@echo "installing crm-gateway into $(VENV) (first run: a minute or two)"
+	@bash scripts/pip-progress.sh $(PIP) install -e .
+	@touch $@
+
+$(STAMP): pyproject.toml $(VENV)/bin/pip
+	@echo "installing crm-gateway with its test and lint tools into $(VENV) (first run: a few minutes)"
+	@bash scripts/pip-progress.sh $(PIP) install -e '.[dev]'
+	@touch $@ $(RUN_STAMP)
+
+$(BENCH_STAMP): pyproject.toml $(STAMP)
+	@echo "installing the benchmark tools into $(VENV)"
+	@bash scripts/pip-progress.sh $(PIP) install -e '.[dev,bench]'
+	@touch $@
 
 venv: $(STAMP)
 
@@ -94,10 +111,12 @@ $(TOOLS)/regal:
 	@if command -v regal >/dev/null 2>&1; then \
 	  ln -sf "$$(command -v regal)" $(TOOLS)/regal; \
 	elif command -v go >/dev/null 2>&1; then \
-	  echo "building Regal $(REGAL_VERSION) (first run only)"; \
+	  echo "building Regal $(REGAL_VERSION) (first run only, a few minutes; log: .tools/regal-build.log)"; \
 	  tmp=$$(mktemp -d) && cd $$tmp && go mod init regalbuild >/dev/null 2>&1 && \
-	  go get github.com/open-policy-agent/regal@$(REGAL_VERSION) && \
-	  go build -o "$(CURDIR)/$(TOOLS)/regal" github.com/open-policy-agent/regal && \
+	  { go get github.com/open-policy-agent/regal@$(REGAL_VERSION) && \
+	    go build -o "$(CURDIR)/$(TOOLS)/regal" github.com/open-policy-agent/regal; \
+	  } > "$(CURDIR)/.tools/regal-build.log" 2>&1 || \
+	  { tail -20 "$(CURDIR)/.tools/regal-build.log"; echo "Regal build failed (full log above)"; exit 1; }; \
 	  rm -rf $$tmp; \
 	else \
 	  echo "Regal is needed for the Rego lint: put 'regal' on PATH, or install Go"; exit 1; \
@@ -110,7 +129,7 @@ $(DEPLOY_TOOLS): $(DEPLOY_TOOLS_SRC)
 
 # --- the two commands -------------------------------------------------------
 
-demo: venv tools
+demo: $(RUN_STAMP) $(TOOLS)/opa
 	$(VENV)/bin/crm-gateway demo
 
 test: venv deps tools bottlecrm
@@ -170,7 +189,7 @@ bench-deps:
 	  fi; \
 	fi
 
-bench: venv deps bench-deps tools
+bench: $(BENCH_STAMP) deps bench-deps tools
 	$(PY) bench/run.py
 
 clean:

@@ -44,9 +44,10 @@ def by_path(rows: list[ExplainRow]) -> dict[str, ExplainRow]:
 def test_level_uses_static_table_and_catalog_without_route() -> None:
     rows = by_path(explain_sample(TAXONOMY, CATALOG, None, sample(), "L2"))
     assert rows["results[0].name"] == ExplainRow(
-        "results[0].name", "name", "L2", "catalog", 1.0, "allow"
+        "results[0].name", "name", "L2", "catalog", 1.0, "allow", "张伟"
     )
     assert rows["results[0].bank_card"].action == "mask:strict"
+    assert rows["results[0].bank_card"].sent not in ("", CARD, "(removed)")
     assert rows["results[0].query_password"].action == "drop"
     assert rows["results[0].holdings"].category == "holdings"
     note = rows["results[0].notes[2:13]"]
@@ -95,7 +96,9 @@ def test_format_rows_aligns_columns_with_cjk_width() -> None:
     ]
     text = format_rows(rows)
     lines = text.splitlines()
-    assert lines[0].split() == ["field", "category", "level", "classified", "by", "conf", "action"]
+    assert lines[0].split() == [
+        "field", "category", "level", "classified", "by", "conf", "action", "sent",
+    ]  # fmt: skip
     assert lines[1].startswith("---")
     assert "0.90" in lines[3]
     # the category column starts at the same display cell on every line
@@ -117,3 +120,40 @@ def test_envelope_members_take_their_categorised_ancestor() -> None:
     assert rows["holdings[0].name"].category == "holdings"  # not "name": the unit decides
     assert rows["holdings[0].code"].action == "mask:strict"
     assert rows["meta.page"].category == UNCLASSIFIED
+
+
+def test_the_actions_are_what_the_enforcer_did_not_what_the_tables_predict() -> None:
+    """A decision that names only `name` and levels L2, L4, L5: the enforcer removes the
+    fields whose level the decision leaves out (L1 customer numbers and grades: fail
+    closed) and the total that would count the hidden grade-A record; explain says so."""
+    decision = Decision.from_json(
+        {
+            "allow": True,
+            "fields": {"name": {"action": "mask", "style": "standard"}},
+            "levels": {"L2": "allow", "L4": "redact", "L5": "drop"},
+            "records": [{"when": {"grade": ["A"]}, "record": "drop", "reason": "grade A"}],
+        }
+    )
+    route = CATALOG.route("customer_list")
+    rows = by_path(explain_sample(TAXONOMY, CATALOG, route, sample(), decision))
+    assert (rows["results[1].name"].action, rows["results[1].name"].sent) == (
+        "mask:standard",
+        "李*",
+    )
+    assert (rows["results[1].notes"].action, rows["results[1].notes"].sent) == ("allow", "无")
+    for gone in ("results[1].id", "results[1].grade", "count"):
+        assert (rows[gone].action, rows[gone].sent) == ("drop", "(removed)"), gone
+
+
+def test_a_record_s_own_name_in_its_notes_is_shown_as_the_enforcer_masks_it() -> None:
+    doc = {"results": [{"id": "C9", "name": "欧阳敏", "grade": "C", "notes": "与欧阳敏通话"}]}
+    decision = Decision.from_json(
+        {
+            "allow": True,
+            "fields": {"name": {"action": "mask", "style": "standard"}},
+            "levels": {code: "allow" for code in ("L0", "L1", "L2", "L3", "L4")} | {"L5": "drop"},
+        }
+    )
+    rows = by_path(explain_sample(TAXONOMY, CATALOG, CATALOG.route("customer_list"), doc, decision))
+    notes = rows["results[0].notes"]
+    assert notes.action == "mask" and "欧阳敏" not in notes.sent, notes
