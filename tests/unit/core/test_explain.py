@@ -151,7 +151,7 @@ def test_a_record_s_own_name_in_its_notes_is_shown_as_the_enforcer_masks_it() ->
         {
             "allow": True,
             "fields": {"name": {"action": "mask", "style": "standard"}},
-            "levels": {code: "allow" for code in ("L0", "L1", "L2", "L3", "L4")} | {"L5": "drop"},
+            "levels": dict.fromkeys(("L0", "L1", "L2", "L3", "L4"), "allow") | {"L5": "drop"},
         }
     )
     rows = by_path(explain_sample(TAXONOMY, CATALOG, CATALOG.route("customer_list"), doc, decision))
