@@ -389,7 +389,7 @@ async def test_low_clearance_crawl_of_every_get_route(
     memo: dict[str, list[str]] = {}
     gw_origin = f"127.0.0.1:{low_gateway.port}"
     crm_origin = urlsplit(bottlecrm.base_url).netloc
-    headers = {"Authorization": f"Bearer {token}", "X-Purpose": "service"}
+    headers = {"Authorization": f"Bearer {token}"}
     direct_leaky = 0
     customer_pages = (
         (f"/api/contacts/{casework['contact']}/", "/api/contacts/{id}/"),
