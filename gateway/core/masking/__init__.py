@@ -158,6 +158,12 @@ def _memoised(fn: Callable[[str], str]) -> Callable[[str], str]:
     return cached
 
 
+def _masked_guard(value: str) -> int:
+    """A formula guard before a value already masked from its first character (`'****`,
+    what a guarded `'0` becomes): kept, so masking a masked cell again changes nothing."""
+    return 1 if len(value) > 1 and value[1] == "*" else 0
+
+
 class Masker:
     """Applies actions to values under one taxonomy and one pseudonym key.
 
@@ -218,7 +224,7 @@ class Masker:
             if cls is str:
                 if not value:
                     return value
-                if value[0] in "'\t" and (guard := formula_guard(value)):
+                if value[0] in "'\t" and (guard := formula_guard(value) or _masked_guard(value)):
                     return value[:guard] + string_fn(value[guard:])  # the guard stays
                 return string_fn(value)
             if value is None:
