@@ -21,6 +21,57 @@ CATEGORY_UID = 2
 ACTIVITY_CREATE = 1
 # OCSF severity_id: 4 High, 5 Critical.
 SEVERITY = {"high": 4, "critical": 5}
+_SEVERITY_NAMES = {4: "High", 5: "Critical"}
+
+
+def detection_finding(
+    *,
+    at: float,
+    severity_id: int,
+    message: str | None,
+    action_id: int,
+    disposition_id: int,
+    uid: str,
+    title: str,
+    kind: str,
+) -> dict[str, Any]:
+    """The OCSF Detection Finding every alert is (anomaly findings here, governance
+    alerts in audit/governance.py): class, time, severity, status, metadata, finding
+    info. The caller adds its actor, resources and `unmapped` detail."""
+    time_ms = int(at * 1000)
+    return {
+        "class_uid": CLASS_UID,
+        "class_name": "Detection Finding",
+        "category_uid": CATEGORY_UID,
+        "category_name": "Findings",
+        "activity_id": ACTIVITY_CREATE,
+        "activity_name": "Create",
+        "type_uid": CLASS_UID * 100 + ACTIVITY_CREATE,
+        "severity_id": severity_id,
+        "severity": _SEVERITY_NAMES[severity_id],
+        "time": time_ms,
+        "time_dt": rfc3339(at),
+        "status_id": 1,
+        "status": "New",
+        "is_alert": True,
+        "message": message,
+        "action_id": action_id,
+        "disposition_id": disposition_id,
+        "metadata": {
+            "version": OCSF_VERSION,
+            "product": PRODUCT,
+            "uid": uuid7(),
+            "log_name": "crm-alerts",
+            "profiles": ["security_control", "datetime"],
+        },
+        "finding_info": {
+            "uid": text(uid, 128),
+            "title": title,
+            "types": [kind],
+            "analytic": {"name": kind, "type_id": 1, "type": "Rule"},
+            "first_seen_time": time_ms,
+        },
+    }
 
 
 _TITLES: dict[str, str] = {
@@ -54,40 +105,18 @@ def _message(f: Finding) -> str:
 def build_alert(finding: Finding) -> dict[str, Any]:
     """The canonical alert event (no integrity block: the emitter's chain adds it)."""
     severity = finding.severity
-    time_ms = int(finding.at * 1000)
     subject = text(finding.subject_id, 128)
     return {
-        "class_uid": CLASS_UID,
-        "class_name": "Detection Finding",
-        "category_uid": CATEGORY_UID,
-        "category_name": "Findings",
-        "activity_id": ACTIVITY_CREATE,
-        "activity_name": "Create",
-        "type_uid": CLASS_UID * 100 + ACTIVITY_CREATE,
-        "severity_id": SEVERITY[severity],
-        "severity": severity.capitalize(),
-        "time": time_ms,
-        "time_dt": rfc3339(finding.at),
-        "status_id": 1,
-        "status": "New",
-        "is_alert": True,
-        "message": _message(finding),
-        "action_id": 1 if finding.action == "alert" else 2,
-        "disposition_id": _DISPOSITION[finding.action],
-        "metadata": {
-            "version": OCSF_VERSION,
-            "product": PRODUCT,
-            "uid": uuid7(),
-            "log_name": "crm-alerts",
-            "profiles": ["security_control", "datetime"],
-        },
-        "finding_info": {
-            "uid": finding.uid,
-            "title": _TITLES[finding.kind],
-            "types": [finding.kind],
-            "analytic": {"name": finding.kind, "type_id": 1, "type": "Rule"},
-            "first_seen_time": time_ms,
-        },
+        **detection_finding(
+            at=finding.at,
+            severity_id=SEVERITY[severity],
+            message=_message(finding),
+            action_id=1 if finding.action == "alert" else 2,
+            disposition_id=_DISPOSITION[finding.action],
+            uid=finding.uid,
+            title=_TITLES[finding.kind],
+            kind=finding.kind,
+        ),
         "actor": {"user": {"uid": subject}},
         "resources": [{"uid": d, "type": "crm.customer.decoy"} for d in finding.decoy_ids],
         "unmapped": {

@@ -30,12 +30,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from gateway.audit.alerts import detection_finding
 from gateway.audit.event import OCSF_VERSION, PRODUCT
 from gateway.audit.values import rfc3339, text, tokens, uuid7
 
 CLASS_UID = 3005
 CATEGORY_UID = 3
-ALERT_CLASS_UID = 2004
 
 _ASSIGN = frozenset(
     {"grant_activated", "break_glass_opened", "clearance_applied", "account_created"}
@@ -182,40 +182,17 @@ def build_governance_alert(
     now: float | None = None,
 ) -> dict[str, Any]:
     """A critical Detection Finding for the SIEM (break-glass, overdue review, lockdown)."""
-    at = time.time() if now is None else now
-    time_ms = int(at * 1000)
     return {
-        "class_uid": ALERT_CLASS_UID,
-        "class_name": "Detection Finding",
-        "category_uid": 2,
-        "category_name": "Findings",
-        "activity_id": 1,
-        "activity_name": "Create",
-        "type_uid": ALERT_CLASS_UID * 100 + 1,
-        "severity_id": 5,
-        "severity": "Critical",
-        "time": time_ms,
-        "time_dt": rfc3339(at),
-        "status_id": 1,
-        "status": "New",
-        "is_alert": True,
-        "message": text(message, 512),
-        "action_id": 3,  # Observed
-        "disposition_id": 19,  # Alert
-        "metadata": {
-            "version": OCSF_VERSION,
-            "product": PRODUCT,
-            "uid": uuid7(),
-            "log_name": "crm-alerts",
-            "profiles": ["security_control", "datetime"],
-        },
-        "finding_info": {
-            "uid": text(uid, 128),
-            "title": _ALERT_TITLES[kind],
-            "types": [kind],
-            "analytic": {"name": kind, "type_id": 1, "type": "Rule"},
-            "first_seen_time": time_ms,
-        },
+        **detection_finding(
+            at=time.time() if now is None else now,
+            severity_id=5,
+            message=text(message, 512),
+            action_id=3,  # Observed
+            disposition_id=19,  # Alert
+            uid=uid,
+            title=_ALERT_TITLES[kind],
+            kind=kind,
+        ),
         "actor": _actor(actor),
         "unmapped": {"governance": {"alert": kind, "subject": text(subject, 128)}},
     }
