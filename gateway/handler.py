@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from aiohttp import web
@@ -71,6 +71,7 @@ from gateway.relay import (
     stream_request_body,
     without_body,
 )
+from gateway.settings import RouteSettings
 from gateway.stages import STAGES, Stages
 from gateway.upstream import UpstreamResponse
 from gateway.visibility import check_named_records, check_record_visible
@@ -155,7 +156,40 @@ def internal_error_response(
     )
 
 
+class _Located(NamedTuple):
+    rule: RouteSettings
+    crm_route: RouteMatch | None
+    query: str
+    client: h.ClientAddress
+
+
 async def _proxy(request: web.Request, stages: Stages, access: Access) -> web.StreamResponse:
+    """Locate the request, authorize it, guard what it sends, forward it, enforce the answer."""
+    rule, crm_route, query, client = _locate(request, stages, access)
+    decision: Decision | None = None
+    if not rule.public:
+        decision, query = await _authorize(request, stages, access, rule, crm_route, query)
+    sensitive = rule.sensitive and decision is not None
+    headers = _upstream_headers(request, stages, client, access, sensitive)
+    if _is_upgrade(request):  # only reached when the route allows WebSocket
+        return await relay_websocket(request, stages.upstream, access.path + _qs(query), headers)
+    if sensitive:
+        headers, query = _negotiate(request, stages, crm_route, headers, query)
+        if decision is not None and access.subject and not access.report_only:
+            await check_record_visible(stages.upstream, stages.catalog, request.method,
+                                       access.path, headers, decision, access.subject.id,
+                                       crm_route)  # fmt: skip
+    body = await _request_body(request, stages, decision, crm_route, sensitive, query, access)
+    await _check_written_records(request, stages, access, decision, body, headers)
+    if body is not None and not isinstance(body, bytes) and request.content_length is not None:
+        headers.append(("Content-Length", str(request.content_length)))  # streamed as declared
+    return await _forward(request, stages, access, decision, crm_route, sensitive,
+                          headers, query, body)  # fmt: skip
+
+
+def _locate(request: web.Request, stages: Stages, access: Access) -> _Located:
+    """The path as the CRM reads it, its route rule and catalog route, the client, and
+    what the request declares (purpose, justification, operation, PII in the URL)."""
     settings = stages.settings
     access.path = normalize_path(request.rel_url.raw_path, case_insensitive=stages.case_insensitive)
     if access.path == settings.admin.prefix or access.path.startswith(settings.admin.prefix + "/"):
@@ -168,93 +202,105 @@ async def _proxy(request: web.Request, stages: Stages, access: Access) -> web.St
     access.request_pii = classify_request(access.path, query, taxonomy=stages.taxonomy)
     if _is_upgrade(request) and not rule.websocket:
         raise UnsupportedUpgrade("protocol upgrades (WebSocket) are not allowed on this route")
-
     client = _client(request, stages)
     access.client_ip = client.ip
     access.purpose = request.headers.get(settings.policy.purpose_header)
     access.justification = bool(request.headers.get(settings.policy.justification_header))
     access.operation = _operation(request.method, crm_route)
+    return _Located(rule, crm_route, query, client)
 
-    decision: Decision | None = None
-    if not rule.public:
-        subject = await stages.authenticate(request)
-        access.subject = subject
-        guard = await stages.guard.check(request, subject, access.route)
-        if stages.anomaly is not None and stages.anomaly.is_throttled(subject.id):
-            raise RateLimited("throttled after unusual activity", retry_after=60.0)
-        if guard.method_override_stripped:
-            query = strip_method_override_param(query)
-        outcome = await stages.decide(  # policy, then grants consumed and lockdown
-            subject,
-            PolicyRequest(
-                method=request.method,
-                operation=access.operation,
-                route_template=access.route,
-                purpose=access.purpose,
-                justification=access.justification,
-                network_zone=guard.network_zone,
-                network_allowed=guard.network_allowed,
-                now=datetime.now(UTC),
-                report_only=rule.report_only,
-            ),
-            access.request_id,
-        )
-        decision, access.decision, access.cache_hit = (
-            outcome.decision,
-            outcome.decision,
-            outcome.cache_hit,
-        )
-        # a lockdown is enforced everywhere, report-only routes and decisions included
-        access.report_only = (decision.report_only or rule.report_only) and not outcome.locked_down
-        enforce_obligations(
-            decision,
+
+async def _authorize(
+    request: web.Request,
+    stages: Stages,
+    access: Access,
+    rule: RouteSettings,
+    crm_route: RouteMatch | None,
+    query: str,
+) -> tuple[Decision, str]:
+    """Authenticate, guard, decide, apply the obligations and the search guard: the
+    decision, and the query as it goes on (a method override stripped)."""
+    subject = await stages.authenticate(request)
+    access.subject = subject
+    guard = await stages.guard.check(request, subject, access.route)
+    if stages.anomaly is not None and stages.anomaly.is_throttled(subject.id):
+        raise RateLimited("throttled after unusual activity", retry_after=60.0)
+    if guard.method_override_stripped:
+        query = strip_method_override_param(query)
+    outcome = await stages.decide(  # policy, then grants consumed and lockdown
+        subject,
+        PolicyRequest(
+            method=request.method,
+            operation=access.operation,
+            route_template=access.route,
             purpose=access.purpose,
-            justified=bool(access.justification),
-            report_only=access.report_only,
-            step_up_max_age=subject.step_up_max_age,
-        )
-        if rule.sensitive and stages.filters is not None:  # search/filter oracles
-            access.route = access.route if crm_route else audit_path(access.route)
-            await stages.filters.check(subject.id, access.path, query, decision,
-                                       crm_route.route if crm_route else None,
-                                       report_only=access.report_only)  # fmt: skip
+            justification=access.justification,
+            network_zone=guard.network_zone,
+            network_allowed=guard.network_allowed,
+            now=datetime.now(UTC),
+            report_only=rule.report_only,
+        ),
+        access.request_id,
+    )
+    decision = access.decision = outcome.decision
+    access.cache_hit = outcome.cache_hit
+    # a lockdown is enforced everywhere, report-only routes and decisions included
+    access.report_only = (decision.report_only or rule.report_only) and not outcome.locked_down
+    enforce_obligations(
+        decision,
+        purpose=access.purpose,
+        justified=bool(access.justification),
+        report_only=access.report_only,
+        step_up_max_age=subject.step_up_max_age,
+    )
+    if rule.sensitive and stages.filters is not None:  # search/filter oracles
+        access.route = access.route if crm_route else audit_path(access.route)
+        await stages.filters.check(subject.id, access.path, query, decision,
+                                   crm_route.route if crm_route else None,
+                                   report_only=access.report_only)  # fmt: skip
+    return decision, query
 
-    sensitive = rule.sensitive and decision is not None
-    headers = _upstream_headers(request, stages, client, access, sensitive)
-    if _is_upgrade(request):  # only reached when the route allows WebSocket
-        ws_headers = h.without(
-            headers,
-            {
-                "sec-websocket-key",
-                "sec-websocket-version",
-                "sec-websocket-extensions",
-                "sec-websocket-protocol",
-            },
-        )
-        return await relay_websocket(request, stages.upstream, access.path + _qs(query), ws_headers)
-    if sensitive:
-        headers, query = _negotiate(request, stages, crm_route, headers, query)
-    if sensitive and decision is not None and access.subject and not access.report_only:
-        await check_record_visible(stages.upstream, stages.catalog, request.method, access.path,
-                                   headers, decision, access.subject.id, crm_route)  # fmt: skip
-    body = await _request_body(request, stages, decision, crm_route, sensitive, query, access)
+
+async def _check_written_records(
+    request: web.Request,
+    stages: Stages,
+    access: Access,
+    decision: Decision | None,
+    body: Any,
+    headers: h.Headers,
+) -> None:
+    """A guarded write's body may name records (upserts, bulk and batch bodies): each
+    must be one the record rules let the caller see."""
     if (
-        isinstance(body, bytes)  # a guarded write: upserts, bulk and batch bodies name records
-        and decision is not None
-        and decision.records
-        and access.subject
-        and not access.report_only
+        not isinstance(body, bytes)
+        or decision is None
+        or not decision.records
+        or access.subject is None
+        or access.report_only
     ):
-        named = stages.named_records(
-            body,
-            request.headers.getall("Content-Type", []),
-            request.headers.getall("Content-Encoding", []),
-            access.path,
-        )
-        await check_named_records(stages.upstream, stages.catalog, named, headers, decision,
-                                  access.subject.id)  # fmt: skip
-    if body is not None and not isinstance(body, bytes) and request.content_length is not None:
-        headers.append(("Content-Length", str(request.content_length)))  # streamed as declared
+        return
+    named = stages.named_records(
+        body,
+        request.headers.getall("Content-Type", []),
+        request.headers.getall("Content-Encoding", []),
+        access.path,
+    )
+    await check_named_records(stages.upstream, stages.catalog, named, headers, decision,
+                              access.subject.id)  # fmt: skip
+
+
+async def _forward(
+    request: web.Request,
+    stages: Stages,
+    access: Access,
+    decision: Decision | None,
+    crm_route: RouteMatch | None,
+    sensitive: bool,
+    headers: h.Headers,
+    query: str,
+    body: Any,
+) -> web.StreamResponse:
+    """Send the request to the CRM and answer with what enforcement makes of its reply."""
     # HEAD on a route whose record rules may drop records is read as GET: whether the
     # path's record is hidden can only be told from its body (see HiddenRecord)
     head_as_get = request.method == "HEAD" and _drops_records(decision) and not access.report_only
@@ -437,20 +483,12 @@ async def _respond(
     *,
     head_as_get: bool = False,
 ) -> web.StreamResponse:
-    settings = stages.settings
+    """The CRM's reply as enforcement makes it: relayed as is off sensitive routes,
+    refused when it cannot be enforced, otherwise rewritten by the enforcer."""
     links = _link_map(request, stages)
     enforcer = None
     if sensitive and decision is not None:
-        enforcer = build_enforcer(
-            taxonomy=stages.taxonomy,
-            # an uncatalogued path: the catalog-wide field names and record facts apply
-            route=crm_route.route if crm_route else stages.catalog.fallback_route(),
-            decision=decision,
-            subject_id=access.subject.id if access.subject else "",
-            masker=stages.masker,
-            label=access.route,
-        )
-        enforcer.links = links
+        enforcer = _enforcer_for(stages, access, decision, crm_route, links)
     observed = observe_response(request, access.route, crm_route, enforcer)  # observe mode
     late = _reveal_handles(request, stages, access, enforcer, decision, crm_route)
     try:
@@ -458,25 +496,59 @@ async def _respond(
     finally:
         if enforcer is not None:
             access.report = enforcer.report.summary()
-    headers.append(("Via", f"1.1 {settings.listen.via_name}"))
+    headers.append(("Via", f"1.1 {stages.settings.listen.via_name}"))
     headers.append(("X-Request-Id", access.request_id))
     if not has_body("GET" if head_as_get else request.method, up.status):
         if sensitive:  # the same validators and sizes a rewritten body would not carry
             headers = h.without(headers, h.REWRITE_INVALIDATED)
         return (await without_body(request, up, headers)).response
-    if enforcer is None or decision is None:
-        result = await pass_through(
-            request, up, headers, limit=settings.limits.max_streamed_response
-        )
+    if enforcer is None:
+        limit = stages.settings.limits.max_streamed_response
+        result = await pass_through(request, up, headers, limit=limit)
         _note_client_gone(access, result)
         return result.response
+    _refuse_unenforceable(up, enforcer, access)
+    if h.first(up.headers, "content-length") == "0":
+        return (await without_body(request, up, headers)).response
+    _check_declared_type(stages, access, up, crm_route)
+    rewriter = _body_rewriter(stages, up, headers, enforcer)
+    if head_as_get:
+        return await _head_answer(request, up, headers, rewriter, enforcer, access)
+    return await _rewrite_body(request, stages, access, up, headers, rewriter, enforcer,
+                               late, observed)  # fmt: skip
+
+
+def _enforcer_for(
+    stages: Stages,
+    access: Access,
+    decision: Decision,
+    crm_route: RouteMatch | None,
+    links: LinkMap | None,
+) -> Enforcer:
+    enforcer = build_enforcer(
+        taxonomy=stages.taxonomy,
+        # an uncatalogued path: the catalog-wide field names and record facts apply
+        route=crm_route.route if crm_route else stages.catalog.fallback_route(),
+        decision=decision,
+        subject_id=access.subject.id if access.subject else "",
+        masker=stages.masker,
+        label=access.route,
+    )
+    enforcer.links = links
+    return enforcer
+
+
+def _refuse_unenforceable(up: UpstreamResponse, enforcer: Enforcer, access: Access) -> None:
     if up.status == 206:
         raise ResponseRewriteFailed("the CRM sent a partial body on a sensitive route")
     if up.status in (404, 410) and enforcer.drops_records and not access.report_only:
         # one answer for "absent" and "hidden by the record rules" (see HiddenRecord)
         raise NotFound("no such record")
-    if h.first(up.headers, "content-length") == "0":
-        return (await without_body(request, up, headers)).response
+
+
+def _check_declared_type(
+    stages: Stages, access: Access, up: UpstreamResponse, crm_route: RouteMatch | None
+) -> None:
     try:
         negotiation.check_response_type(  # the template only: a raw path may hold a token
             _declared_types(stages, crm_route),
@@ -487,22 +559,41 @@ async def _respond(
         if not access.report_only:
             raise
         access.error = f"report_only_would_block: {exc.code}"
+
+
+def _body_rewriter(
+    stages: Stages, up: UpstreamResponse, headers: h.Headers, enforcer: Enforcer
+) -> BodyRewriter:
+    limits = stages.settings.limits
     declared = h.first(up.headers, "content-length")
-    rewriter = make_body_rewriter(
+    return make_body_rewriter(
         h.first(headers, "content-type"),  # as scanned: its parameters may name someone
         h.first(up.headers, "content-encoding"),
         enforcer,
         content_length=int(declared) if declared and declared.isdigit() else None,
         limits=CodecLimits(
-            max_buffered=settings.limits.max_response_body,
-            max_decompressed=settings.limits.max_decompressed_body,
-            max_ratio=settings.limits.max_decompression_ratio,
+            max_buffered=limits.max_response_body,
+            max_decompressed=limits.max_decompressed_body,
+            max_ratio=limits.max_decompression_ratio,
         ),
         sensitive=True,
     )
-    if head_as_get:
-        return await _head_answer(request, up, headers, rewriter, enforcer, access)
-    strict = durable_levels(settings.audit, stages.taxonomy)
+
+
+async def _rewrite_body(
+    request: web.Request,
+    stages: Stages,
+    access: Access,
+    up: UpstreamResponse,
+    headers: h.Headers,
+    rewriter: BodyRewriter,
+    enforcer: Enforcer,
+    late: Callable[[bool], h.Headers] | None,
+    observed: Callable[[], None],
+) -> web.StreamResponse:
+    """Stream the rewritten body; before its first byte leaves, a hidden record the
+    path names answers 404, and with durable audit the event is written first."""
+    strict = durable_levels(stages.settings.audit, stages.taxonomy)
     released_records = -1
     hides = enforcer.drops_records and not access.report_only
 
@@ -532,7 +623,7 @@ async def _respond(
             report_only=access.report_only,
             before_release=before_release if strict or hides else None,
             late_headers=late,
-            hold_limit=settings.limits.max_response_body or 64 * 1024 * 1024,
+            hold_limit=stages.settings.limits.max_response_body or 64 * 1024 * 1024,
         )
     finally:
         access.report = enforcer.report.summary()

@@ -14,10 +14,20 @@ from aiohttp import web
 
 from gateway.upstream import Upstream
 
+# The client's handshake headers: the CRM gets a handshake of the gateway's own
+# (aiohttp's client builds key, version and protocols; no extensions are offered).
+_HANDSHAKE = frozenset(
+    {"sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions",
+     "sec-websocket-protocol"}
+)  # fmt: skip
+
 
 async def relay_websocket(
     request: web.Request, upstream: Upstream, path_qs: str, headers: list[tuple[str, str]]
 ) -> web.WebSocketResponse:
+    """Relay an upgraded request: `headers` are the ones the gateway would forward; the
+    client's own handshake headers among them are replaced by the gateway's."""
+    headers = [(k, v) for k, v in headers if k.lower() not in _HANDSHAKE]
     protocols = [
         p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()
     ]
