@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -157,3 +158,37 @@ def _announced(data: object) -> int | None:
         return int(data)
     except ValueError:
         return None
+
+
+class Followed:
+    """A snapshot of Redis state kept in step by a Follower: the version it holds, when
+    it was last known current (for staleness limits), and the lock its reloads take.
+    Subclasses call `_follow` in their constructor and `_synced` after a reload."""
+
+    _version: int
+    _synced_at: float
+    _lock: asyncio.Lock
+    _follower: Follower | None
+
+    def _follow(
+        self,
+        client: aioredis.Redis | None,
+        name: str,
+        keys: tuple[str, str, str],
+        reload: Callable[[], Awaitable[None]],
+        poll_interval: float,
+    ) -> None:
+        self._version = 0
+        self._synced_at = time.monotonic()
+        self._lock = asyncio.Lock()
+        self._follower = None if client is None else Follower(
+            client, name, keys, reload, lambda: self._version, poll_interval,
+            on_confirmed=self._confirmed,
+        )  # fmt: skip
+
+    def _synced(self, version: int) -> None:
+        self._version = version
+        self._synced_at = time.monotonic()
+
+    def _confirmed(self) -> None:
+        self._synced_at = time.monotonic()

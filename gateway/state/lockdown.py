@@ -14,7 +14,6 @@ Without Redis the switch lives in this process (single-process demo).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from typing import Any
@@ -24,7 +23,7 @@ import redis.asyncio as aioredis
 
 from gateway.state.client import connect
 from gateway.state.errors import translates_store_errors
-from gateway.state.follower import Follower
+from gateway.state.follower import Followed
 from gateway.state.keys import LOCKDOWN, LOCKDOWN_CHANNEL, LOCKDOWN_VERSION
 
 log = logging.getLogger(__name__)
@@ -35,7 +34,7 @@ Document = dict[str, Any]
 STALE_PROFILE: Document = {"profile": "stale", "reason": "lockdown state unconfirmed (Redis)"}
 
 
-class LockdownState:
+class LockdownState(Followed):
     """Use `await LockdownState.open(url)`; `close()` when done."""
 
     def __init__(
@@ -44,13 +43,7 @@ class LockdownState:
         self._redis = client
         self._max_staleness = max_staleness
         self._document: Document | None = None
-        self._version = 0
-        self._synced_at = time.monotonic()
-        self._lock = asyncio.Lock()
-        self._follower = None if client is None else Follower(
-            client, "lockdown", _KEYS, self._reload, lambda: self._version, poll_interval,
-            on_confirmed=self._confirmed,
-        )  # fmt: skip
+        self._follow(client, "lockdown", _KEYS, self._reload, poll_interval)
 
     @classmethod
     @translates_store_errors
@@ -113,8 +106,4 @@ class LockdownState:
                 except orjson.JSONDecodeError:
                     document = dict(STALE_PROFILE)  # unreadable: treated as on
             self._document = document
-            self._version = version
-            self._synced_at = time.monotonic()
-
-    def _confirmed(self) -> None:
-        self._synced_at = time.monotonic()
+            self._synced(version)

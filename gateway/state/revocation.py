@@ -21,7 +21,6 @@ without Redis).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from dataclasses import dataclass
@@ -32,7 +31,7 @@ import redis.asyncio as aioredis
 
 from gateway.state.client import connect
 from gateway.state.errors import translates_store_errors
-from gateway.state.follower import Follower
+from gateway.state.follower import Followed
 from gateway.state.keys import REVOCATION_CHANNEL, REVOCATION_VERSION, REVOKED
 
 log = logging.getLogger(__name__)
@@ -48,19 +47,13 @@ class Revocation:
     at: str  # RFC 3339, UTC
 
 
-class RevocationList:
+class RevocationList(Followed):
     """Use `await RevocationList.open(url)`; `close()` when done."""
 
     def __init__(self, client: aioredis.Redis | None, poll_interval: float = 0.5) -> None:
         self._redis = client
         self._entries: dict[str, Revocation] = {}
-        self._version = 0
-        self._synced_at = time.monotonic()
-        self._lock = asyncio.Lock()
-        self._follower = None if client is None else Follower(
-            client, "revocation", _KEYS, self._reload, lambda: self._version, poll_interval,
-            on_confirmed=self._confirmed,
-        )  # fmt: skip
+        self._follow(client, "revocation", _KEYS, self._reload, poll_interval)
 
     @classmethod
     @translates_store_errors
@@ -132,11 +125,7 @@ class RevocationList:
             self._entries = {
                 k.decode(): _decode(k.decode(), v) for k, v in dict(raw_entries).items()
             }
-            self._version = version
-            self._synced_at = time.monotonic()
-
-    def _confirmed(self) -> None:
-        self._synced_at = time.monotonic()
+            self._synced(version)
 
 
 def _decode(subject_id: str, raw: bytes) -> Revocation:
