@@ -21,7 +21,7 @@ racing cannot lose an approval.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -42,6 +42,42 @@ class GrantStateError(ClientError):
 
 def _ts(dt: datetime) -> str:
     return dt.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def check_grant_level(grant_type: str, level: str | None) -> None:
+    """Refuse a level that a grant of `grant_type` cannot carry (ClientError, or
+    Forbidden for the levels no grant reaches)."""
+    if grant_type == "level" and level is None:
+        raise ClientError("a level grant needs a level")
+    if level is not None:
+        if level not in LEVELS:
+            raise ClientError(f"unknown level {level!r}")
+        if level in NOT_GRANTABLE_LEVELS:
+            raise Forbidden(f"{level} cannot be granted through the gateway")
+
+
+def listed(
+    records: Iterable[Grant],
+    state_of: Callable[[Mapping[str, Any], datetime], str],
+    now: datetime,
+    *,
+    state: str | None = None,
+    where: Mapping[str, str | None] | None = None,
+    keep: Callable[[Grant], bool] = lambda _record: True,
+) -> list[Grant]:
+    """Records newest first, each with its displayed `state` at `now`: only those in
+    `state` (when given), whose fields equal `where`'s values (None: any), and `keep`."""
+    wanted = {k: v for k, v in (where or {}).items() if v is not None}
+    out: list[Grant] = []
+    for record in records:
+        shown = state_of(record, now)
+        if state is not None and shown != state:
+            continue
+        if any(record.get(k) != v for k, v in wanted.items()) or not keep(record):
+            continue
+        out.append({**record, "state": shown})
+    out.sort(key=lambda r: str(r.get("created", "")), reverse=True)
+    return out
 
 
 def grant_status(grant: Mapping[str, Any], now: datetime) -> str:
@@ -86,13 +122,7 @@ class GrantService:
             raise ClientError(f"unknown grant type {grant_type!r} (known: {known})")
         if not justification.strip():
             raise ClientError("a grant needs a justification")
-        if grant_type == "level" and level is None:
-            raise ClientError("a level grant needs a level")
-        if level is not None:
-            if level not in LEVELS:
-                raise ClientError(f"unknown level {level!r}")
-            if level in NOT_GRANTABLE_LEVELS:
-                raise Forbidden(f"{level} cannot be granted through the gateway")
+        check_grant_level(grant_type, level)
         required = self.chains.required(grant_type, level)
         chain = self.chains.chain_name(required)
         longest = self.chains.max_duration(chain)
@@ -200,14 +230,10 @@ class GrantService:
         now: datetime | None = None,
     ) -> list[Grant]:
         """Grants (newest first), each with its displayed `state`."""
-        when = now or datetime.now(UTC)
-        out = []
-        for g in await self.store.all():
-            state = grant_status(g, when)
-            if subject_id is not None and g.get("subject") != subject_id:
-                continue
-            if status is not None and state != status:
-                continue
-            out.append({**g, "state": state})
-        out.sort(key=lambda g: str(g.get("created", "")), reverse=True)
-        return out
+        return listed(
+            await self.store.all(),
+            grant_status,
+            now or datetime.now(UTC),
+            state=status,
+            where={"subject": subject_id},
+        )

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from gateway.access.chains import BUSINESS, NOT_GRANTABLE_LEVELS, ChainTable
+from gateway.access.chains import BUSINESS, ChainTable
 from gateway.access.errors import (
     AlreadyApproved,
     ConsoleRoleRequired,
@@ -48,7 +48,7 @@ from gateway.access.errors import (
     SelfApproval,
     WrongDepartment,
 )
-from gateway.access.grants import LEVELS, GrantStateError
+from gateway.access.grants import LEVELS, GrantStateError, check_grant_level, listed
 from gateway.access.roles import APPROVER, AUDITOR, REQUESTER, SECURITY_ADMIN, Principal
 from gateway.audit.governance import SYSTEM, Change
 from gateway.errors import ClientError, Forbidden, NotFound
@@ -229,13 +229,7 @@ class AccessService:
             known = ", ".join(sorted(t for t in self.chains.types if t != "break_glass"))
             raise ClientError(f"unknown grant type {gtype!r} (known: {known})")
         level = new.level
-        if gtype == "level" and level is None:
-            raise ClientError("a level grant needs a level")
-        if level is not None:
-            if level not in LEVELS:
-                raise ClientError(f"unknown level {level!r}")
-            if level in NOT_GRANTABLE_LEVELS:
-                raise Forbidden(f"{level} cannot be granted through the gateway")
+        check_grant_level(gtype, level)
         ops = tuple(dict.fromkeys(new.operations))
         if any(op not in OPERATIONS for op in ops):
             raise ClientError(f"operations must be among {', '.join(OPERATIONS)}")
@@ -609,19 +603,16 @@ class AccessService:
         kind: str | None = None,
         now: datetime | None = None,
     ) -> list[Grant]:
-        when = now or datetime.now(UTC)
-        out = []
-        for record in await self.store.all():
-            if "steps" not in record and record.get("type") != "break_glass":
-                continue  # records from the low-level GrantService (tests, migrations)
-            shown = state_of(record, when)
-            if state is not None and shown != state:
-                continue
-            if subject is not None and record.get("subject") != subject:
-                continue
-            if kind is not None and record.get("kind") != kind:
-                continue
-            if self.can_see(who, record):
-                out.append({**record, "state": shown})
-        out.sort(key=lambda r: str(r.get("created", "")), reverse=True)
-        return out
+        def keep(record: Grant) -> bool:
+            # records from the low-level GrantService (tests, migrations) have no steps
+            requested = "steps" in record or record.get("type") == "break_glass"
+            return requested and self.can_see(who, record)
+
+        return listed(
+            await self.store.all(),
+            state_of,
+            now or datetime.now(UTC),
+            state=state,
+            where={"subject": subject, "kind": kind},
+            keep=keep,
+        )

@@ -35,6 +35,7 @@ from gateway.monitor.honeytokens import Honeytokens
 from gateway.settings import MonitorSettings, Settings
 from gateway.state.anomaly import (
     AnomalyStore,
+    Batch,
     BurstKey,
     CustomerKey,
     MemoryAnomalyStore,
@@ -256,10 +257,7 @@ class AnomalyDetector:
                 off_hours.setdefault((ob.subject_id, wb), ts)
         tally = await self._call(
             lambda st: st.tally(
-                customers,
-                blocked,
-                window_seconds=s.window_seconds,
-                burst_seconds=s.blocked_burst_seconds,
+                Batch(customers, blocked, s.window_seconds, s.blocked_burst_seconds)
             )
         )
         for (subject, level, wb), n in tally.customers.items():

@@ -24,7 +24,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, NotRequired, Protocol, TypedDict, Unpack
 from zoneinfo import ZoneInfo
 
 from gateway.core.model import Decision, Subject
@@ -71,25 +71,26 @@ class DecisionOutcome:
     locked_down: bool = False
 
 
+class EngineParts(TypedDict):
+    """What the engine is built from besides the settings."""
+
+    taxonomy_policy: Mapping[str, Any]
+    grants: GrantStore
+    taxonomy: NotRequired[Taxonomy | None]
+    revocations: NotRequired[RevocationCheck | None]
+
+
 class PolicyEngine:
     """Build with `await PolicyEngine.open(...)`; close with `await engine.close()`."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        *,
-        taxonomy_policy: Mapping[str, Any],
-        grants: GrantStore,
-        taxonomy: Taxonomy | None = None,
-        revocations: RevocationCheck | None = None,
-    ) -> None:
+    def __init__(self, settings: Settings, **parts: Unpack[EngineParts]) -> None:
         self.settings = settings
         self.mode: Literal["static", "managed", "external"] = settings.policy.engine
-        self._taxonomy_policy = dict(taxonomy_policy)
+        self._taxonomy_policy = dict(parts["taxonomy_policy"])
         self._taxonomy_digest = taxonomy_digest(self._taxonomy_policy)
-        self._taxonomy = taxonomy
-        self._grants = grants
-        self._revocations = revocations
+        self._taxonomy = parts.get("taxonomy")
+        self._grants = parts["grants"]
+        self._revocations = parts.get("revocations")
         self._tz = ZoneInfo(settings.policy.timezone)
         self._global_report_only = settings.policy.report_only
         self.cache = DecisionCache(settings.policy.cache_size)
@@ -104,14 +105,7 @@ class PolicyEngine:
 
     @classmethod
     async def open(
-        cls,
-        settings: Settings,
-        *,
-        taxonomy_policy: Mapping[str, Any],
-        grants: GrantStore,
-        taxonomy: Taxonomy | None = None,
-        revocations: RevocationCheck | None = None,
-        record_inputs: bool = False,
+        cls, settings: Settings, *, record_inputs: bool = False, **parts: Unpack[EngineParts]
     ) -> PolicyEngine:
         """Start what the configured engine needs; ConfigError if it cannot.
 
@@ -120,13 +114,7 @@ class PolicyEngine:
         subject's attributes). `record_inputs` (the serving gateway, not the CLI's
         what-if tools) keeps the decision-input log (input_log.py) when
         `policy.input_log` is on."""
-        engine = cls(
-            settings,
-            taxonomy_policy=taxonomy_policy,
-            grants=grants,
-            taxonomy=taxonomy,
-            revocations=revocations,
-        )
+        engine = cls(settings, **parts)
         try:
             await engine._start()
         except BaseException:
@@ -361,16 +349,11 @@ class PolicyEngine:
         return out
 
     async def ready(self) -> bool:
-        """Can decisions be made right now (for /ready)?"""
-        if self.mode == "static":
-            return True
-        if self.client is None or self.tracker is None or not self.tracker.revision:
+        """Can decisions be made right now (for /ready)? `healthy`, and a managed OPA
+        answers its health check."""
+        if not self.healthy:
             return False
-        if self.client.breaker.state == "open":
-            return False
-        if self.supervisor is not None:
-            return await self.supervisor.healthy()
-        return True
+        return self.supervisor is None or await self.supervisor.healthy()
 
     async def close(self) -> None:
         if self.input_log is not None:

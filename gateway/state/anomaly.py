@@ -36,6 +36,17 @@ CustomerKey = tuple[str, str, int]  # (subject, level, window bucket)
 BurstKey = tuple[str, int]  # (subject, burst bucket)
 
 
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """What one flush adds: record ids per customer key, blocked counts per burst key,
+    and the window lengths that bound how long the counters live."""
+
+    customers: Mapping[CustomerKey, Collection[str]]
+    blocked: Mapping[BurstKey, int]
+    window_seconds: int
+    burst_seconds: int
+
+
 @dataclass(slots=True)
 class Tally:
     """Totals after a batch was added, for the keys the batch touched."""
@@ -45,14 +56,7 @@ class Tally:
 
 
 class AnomalyStore(Protocol):
-    async def tally(
-        self,
-        customers: Mapping[CustomerKey, Collection[str]],
-        blocked: Mapping[BurstKey, int],
-        *,
-        window_seconds: int,
-        burst_seconds: int,
-    ) -> Tally:
+    async def tally(self, batch: Batch) -> Tally:
         """Add record ids and blocked counts; return the totals of the touched keys."""
         ...
 
@@ -93,14 +97,8 @@ class RedisAnomalyStore:
         return cls(connect(url))
 
     @translates_store_errors
-    async def tally(
-        self,
-        customers: Mapping[CustomerKey, Collection[str]],
-        blocked: Mapping[BurstKey, int],
-        *,
-        window_seconds: int,
-        burst_seconds: int,
-    ) -> Tally:
+    async def tally(self, batch: Batch) -> Tally:
+        customers, blocked = batch.customers, batch.blocked
         ckeys = [k for k, ids in customers.items() if ids]
         bkeys = [k for k, n in blocked.items() if n > 0]
         if not ckeys and not bkeys:
@@ -109,12 +107,12 @@ class RedisAnomalyStore:
         for subject, level, bucket in ckeys:
             key = _customers_key(subject, level, bucket)
             pipe.pfadd(key, *customers[(subject, level, bucket)])
-            pipe.expire(key, 2 * window_seconds)
+            pipe.expire(key, 2 * batch.window_seconds)
             pipe.pfcount(key)
         for subject, bucket in bkeys:
             key = _blocked_key(subject, bucket)
             pipe.incrby(key, blocked[(subject, bucket)])
-            pipe.expire(key, 2 * burst_seconds)
+            pipe.expire(key, 2 * batch.burst_seconds)
         results = await pipe.execute()
         out = Tally()
         for i, ck in enumerate(ckeys):
@@ -167,23 +165,16 @@ class MemoryAnomalyStore:
         self._latest_window = 0
         self._latest_burst = 0
 
-    async def tally(
-        self,
-        customers: Mapping[CustomerKey, Collection[str]],
-        blocked: Mapping[BurstKey, int],
-        *,
-        window_seconds: int,
-        burst_seconds: int,
-    ) -> Tally:
+    async def tally(self, batch: Batch) -> Tally:
         out = Tally()
         before = (self._latest_window, self._latest_burst)
-        for ck, ids in customers.items():
+        for ck, ids in batch.customers.items():
             if ids:
                 seen = self._customers.setdefault(ck, set())
                 seen.update(ids)
                 out.customers[ck] = len(seen)
                 self._latest_window = max(self._latest_window, ck[2])
-        for bk, n in blocked.items():
+        for bk, n in batch.blocked.items():
             if n > 0:
                 total = self._blocked.get(bk, 0) + n
                 self._blocked[bk] = total

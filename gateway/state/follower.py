@@ -163,8 +163,10 @@ def _announced(data: object) -> int | None:
 class Followed:
     """A snapshot of Redis state kept in step by a Follower: the version it holds, when
     it was last known current (for staleness limits), and the lock its reloads take.
-    Subclasses call `_follow` in their constructor and `_synced` after a reload."""
+    Subclasses call `_follow` in their constructor and define `_load`, which turns the
+    raw snapshot (a string, or a hash's fields with `_hash_snapshot`) into their state."""
 
+    _hash_snapshot = False
     _version: int
     _synced_at: float
     _lock: asyncio.Lock
@@ -186,9 +188,20 @@ class Followed:
             on_confirmed=self._confirmed,
         )  # fmt: skip
 
-    def _synced(self, version: int) -> None:
-        self._version = version
-        self._synced_at = time.monotonic()
+    async def _reload(self) -> None:
+        assert self._follower is not None
+        async with self._lock:
+            version, raw = await self._follower.snapshot(hash_value=self._hash_snapshot)
+            self._load(raw)
+            self._version = version
+            self._synced_at = time.monotonic()
+
+    def _load(self, raw: Any) -> None:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        if self._follower is not None:
+            await self._follower.close(client=True)
 
     def _confirmed(self) -> None:
         self._synced_at = time.monotonic()

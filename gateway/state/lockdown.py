@@ -88,22 +88,14 @@ class LockdownState(Followed):
         await self._reload()
         return version
 
-    async def close(self) -> None:
-        if self._follower is not None:
-            await self._follower.close(client=True)
-
     # -- following ------------------------------------------------------------
 
-    async def _reload(self) -> None:
-        assert self._follower is not None
-        async with self._lock:
-            version, raw_doc = await self._follower.snapshot()
-            document: Document | None = None
-            if raw_doc:
-                try:
-                    loaded = orjson.loads(raw_doc)
-                    document = loaded if isinstance(loaded, dict) else dict(STALE_PROFILE)
-                except orjson.JSONDecodeError:
-                    document = dict(STALE_PROFILE)  # unreadable: treated as on
-            self._document = document
-            self._synced(version)
+    def _load(self, raw: Any) -> None:
+        document: Document | None = None
+        if raw:
+            try:
+                loaded = orjson.loads(raw)
+                document = loaded if isinstance(loaded, dict) else dict(STALE_PROFILE)
+            except orjson.JSONDecodeError:
+                document = dict(STALE_PROFILE)  # unreadable: treated as on
+        self._document = document

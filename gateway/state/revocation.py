@@ -25,6 +25,7 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
@@ -112,20 +113,12 @@ class RevocationList(Followed):
             await self._reload()
         return sorted(self._entries.values(), key=lambda r: r.subject_id)
 
-    async def close(self) -> None:
-        if self._follower is not None:
-            await self._follower.close(client=True)
-
     # -- keeping the snapshot current ----------------------------------------
 
-    async def _reload(self) -> None:
-        assert self._follower is not None
-        async with self._lock:
-            version, raw_entries = await self._follower.snapshot(hash_value=True)
-            self._entries = {
-                k.decode(): _decode(k.decode(), v) for k, v in dict(raw_entries).items()
-            }
-            self._synced(version)
+    _hash_snapshot = True
+
+    def _load(self, raw: Any) -> None:
+        self._entries = {k.decode(): _decode(k.decode(), v) for k, v in dict(raw).items()}
 
 
 def _decode(subject_id: str, raw: bytes) -> Revocation:

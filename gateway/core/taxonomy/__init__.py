@@ -28,19 +28,11 @@ from gateway.core.taxonomy._parse import (
     parse_records,
     relabel,
 )
-from gateway.core.taxonomy._types import (
-    KINDS,
-    MASK_OPERATORS,
-    STYLES,
-    Category,
-    Level,
-    RecordAttribute,
-)
+from gateway.core.taxonomy._types import KINDS, MASK_OPERATORS, Category, Level, RecordAttribute
 
 __all__ = [
     "KINDS",
     "MASK_OPERATORS",
-    "STYLES",
     "Category",
     "Level",
     "RecordAttribute",

@@ -6,7 +6,7 @@ import pytest
 
 from gateway.errors import ConfigError
 from gateway.settings import load_settings
-from gateway.state.anomaly import MemoryAnomalyStore
+from gateway.state.anomaly import Batch, MemoryAnomalyStore
 
 
 class Clock:
@@ -20,27 +20,20 @@ class Clock:
 async def test_tally_returns_totals_of_touched_keys() -> None:
     store = MemoryAnomalyStore()
     first = await store.tally(
-        {("a", "L4", 7): {"C1", "C2"}, ("b", "L4", 7): {"C1"}},
-        {("a", 100): 2},
-        window_seconds=3600,
-        burst_seconds=60,
+        Batch({("a", "L4", 7): {"C1", "C2"}, ("b", "L4", 7): {"C1"}}, {("a", 100): 2}, 3600, 60)
     )
     assert first.customers == {("a", "L4", 7): 2, ("b", "L4", 7): 1}
     assert first.blocked == {("a", 100): 2}
-    second = await store.tally(
-        {("a", "L4", 7): {"C2", "C3"}}, {("a", 100): 1}, window_seconds=3600, burst_seconds=60
-    )
+    second = await store.tally(Batch({("a", "L4", 7): {"C2", "C3"}}, {("a", 100): 1}, 3600, 60))
     assert second.customers == {("a", "L4", 7): 3}
     assert second.blocked == {("a", 100): 3}
 
 
 async def test_old_buckets_are_dropped() -> None:
     store = MemoryAnomalyStore()
-    await store.tally({("a", "L4", 1): {"C1"}}, {("a", 1): 1}, window_seconds=60, burst_seconds=60)
-    await store.tally({("a", "L4", 3): {"C1"}}, {("a", 3): 1}, window_seconds=60, burst_seconds=60)
-    again = await store.tally(
-        {("a", "L4", 1): {"C2"}}, {("a", 1): 1}, window_seconds=60, burst_seconds=60
-    )
+    await store.tally(Batch({("a", "L4", 1): {"C1"}}, {("a", 1): 1}, 60, 60))
+    await store.tally(Batch({("a", "L4", 3): {"C1"}}, {("a", 3): 1}, 60, 60))
+    again = await store.tally(Batch({("a", "L4", 1): {"C2"}}, {("a", 1): 1}, 60, 60))
     assert again.customers == {("a", "L4", 1): 1}  # bucket 1 was forgotten
     assert again.blocked == {("a", 1): 1}
 
