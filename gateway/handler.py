@@ -26,12 +26,11 @@ from gateway.audit.event import requires_durable
 from gateway.audit.oplog import bind_request
 from gateway.core import headers as h
 from gateway.core import negotiation
-from gateway.core import outbound_headers as outbound
 from gateway.core.catalog import RouteMatch
 from gateway.core.codecs import CodecLimits, make_body_rewriter
 from gateway.core.enforce import Enforcer, build_enforcer
-from gateway.core.links import LinkMap, link_map, public_base
-from gateway.core.model import Decision, RecordVerb, Subject
+from gateway.core.links import LinkMap
+from gateway.core.model import Decision, RecordVerb
 from gateway.core.paths import normalize_path
 from gateway.core.query_guard import audit_path
 from gateway.core.record import Access
@@ -67,6 +66,7 @@ from gateway.relay import (
     has_body,
     pass_through,
     read_request_body,
+    response_headers,
     rewrite,
     stream_request_body,
     without_body,
@@ -170,7 +170,8 @@ async def _proxy(request: web.Request, stages: Stages, access: Access) -> web.St
     if not rule.public:
         decision, query = await _authorize(request, stages, access, rule, crm_route, query)
     sensitive = rule.sensitive and decision is not None
-    headers = _upstream_headers(request, stages, client, access, sensitive)
+    headers = stages.upstream_headers(request, client, access.request_id, access.subject,
+                                      sensitive=sensitive)  # fmt: skip
     if _is_upgrade(request):  # only reached when the route allows WebSocket
         return await relay_websocket(request, stages.upstream, access.path + _qs(query), headers)
     if sensitive:
@@ -202,7 +203,7 @@ def _locate(request: web.Request, stages: Stages, access: Access) -> _Located:
     access.request_pii = classify_request(access.path, query, taxonomy=stages.taxonomy)
     if _is_upgrade(request) and not rule.websocket:
         raise UnsupportedUpgrade("protocol upgrades (WebSocket) are not allowed on this route")
-    client = _client(request, stages)
+    client = stages.client_address(request)
     access.client_ip = client.ip
     access.purpose = request.headers.get(settings.policy.purpose_header)
     access.justification = bool(request.headers.get(settings.policy.justification_header))
@@ -390,88 +391,6 @@ def _negotiate(
     return [*h.without(headers, {"accept"}), ("Accept", accept)], query
 
 
-def _link_map(request: web.Request, stages: Stages) -> LinkMap | None:
-    """Links to the CRM in this response are rewritten to the base this client used."""
-    settings = stages.settings
-    client = _client(request, stages)
-    base = public_base(settings.listen.public_url, client.proto, client.host)
-    return link_map(settings.upstream.url, settings.upstream.aliases, base)
-
-
-def _response_headers(
-    up: UpstreamResponse, enforcer: Enforcer | None, links: LinkMap | None
-) -> h.Headers:
-    """The CRM's headers: links rewritten; on sensitive routes identifiers masked;
-    never a directive for a front server (X-Accel-Redirect, X-Sendfile)."""
-    headers = h.response_hygiene(up.headers)
-    try:
-        if enforcer is None:
-            return outbound.rewrite_links(headers, links)
-        return outbound.scan_headers(
-            headers, enforcer.rewrite_text, links, counts=enforcer.drops_records
-        )
-    except outbound.FoldedHeader as exc:
-        raise ResponseRewriteFailed(str(exc)) from exc
-    except BlockResponse as exc:
-        raise BlockedByPolicy(exc.reason) from exc
-
-
-def _client(request: web.Request, stages: Stages) -> h.ClientAddress:
-    """Who the client is, believing X-Forwarded-* only from trusted proxies."""
-    return h.resolve_client(
-        list(request.headers.items()),
-        peer_ip=request.remote or "",
-        scheme=request.scheme,
-        host=request.host,
-        trusted=stages.trusted_proxies,
-    )
-
-
-def upstream_headers_for(
-    request: web.Request, stages: Stages, subject: Subject, request_id: str
-) -> h.Headers:
-    """The headers a gateway-made read of the CRM carries for this caller (the reveal
-    endpoint's): the same hygiene, forwarding and identity headers as the data path."""
-    client = _client(request, stages)
-    access = Access(request_id=request_id, started=0.0, method="GET", subject=subject)
-    return _upstream_headers(request, stages, client, access, sensitive=True)
-
-
-def _upstream_headers(
-    request: web.Request,
-    stages: Stages,
-    client: h.ClientAddress,
-    access: Access,
-    sensitive: bool,
-) -> h.Headers:
-    settings = stages.settings
-    items = h.strip_hop_by_hop(request.headers.items())
-    drop = set(h.FORWARDING) | {"host", "expect", "content-length"} | h.METHOD_OVERRIDE
-    drop.add(settings.reveal.request_header.lower())  # the gateway's own opt-in
-    if sensitive:
-        drop |= h.RANGE_REQUEST | h.CONDITIONAL | {"accept-encoding"}
-    out = stages.inbound_headers(h.without(items, drop | stages.spoofable_headers), request)
-    if settings.upstream.preserve_host:
-        out.append(("Host", request.host))
-    if sensitive:
-        out.append(
-            ("Accept-Encoding", h.decodable_accept_encoding(request.headers.get("Accept-Encoding")))
-        )
-    out += h.forwarding_headers(
-        client,
-        via=f"1.1 {settings.listen.via_name}",
-        emit_x_forwarded=settings.forwarded.emit_x_forwarded,
-        emit_forwarded=settings.forwarded.emit_forwarded,
-    )
-    out.append(("X-Request-Id", access.request_id))
-    if access.subject is not None:
-        if access.subject.auth_method == "api_key":
-            # The gateway's own key means nothing to the CRM and must not reach its logs.
-            out = h.without(out, {"authorization"})
-        out += stages.identity_headers(access.subject)
-    return out
-
-
 async def _respond(
     request: web.Request,
     stages: Stages,
@@ -485,14 +404,14 @@ async def _respond(
 ) -> web.StreamResponse:
     """The CRM's reply as enforcement makes it: relayed as is off sensitive routes,
     refused when it cannot be enforced, otherwise rewritten by the enforcer."""
-    links = _link_map(request, stages)
+    links = stages.link_map(request)
     enforcer = None
     if sensitive and decision is not None:
         enforcer = _enforcer_for(stages, access, decision, crm_route, links)
     observed = observe_response(request, access.route, crm_route, enforcer)  # observe mode
     late = _reveal_handles(request, stages, access, enforcer, decision, crm_route)
     try:
-        headers = _response_headers(up, enforcer, links)
+        headers = response_headers(up, enforcer, links)
     finally:
         if enforcer is not None:
             access.report = enforcer.report.summary()

@@ -24,7 +24,10 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from gateway.core import headers as h
+from gateway.core import outbound_headers as outbound
 from gateway.core.codecs import BodyTooLarge
+from gateway.core.enforce import Enforcer
+from gateway.core.links import LinkMap
 from gateway.core.rewrite import BlockResponse, BodyRewriter, RewriteError, UnidentifiedRecords
 from gateway.errors import (
     AuditUnavailable,
@@ -297,3 +300,21 @@ def abort(request: web.Request) -> None:
     transport = request.transport
     if transport is not None:
         transport.abort()
+
+
+def response_headers(
+    up: UpstreamResponse, enforcer: Enforcer | None, links: LinkMap | None
+) -> h.Headers:
+    """The CRM's headers: links rewritten; on sensitive routes identifiers masked;
+    never a directive for a front server (X-Accel-Redirect, X-Sendfile)."""
+    headers = h.response_hygiene(up.headers)
+    try:
+        if enforcer is None:
+            return outbound.rewrite_links(headers, links)
+        return outbound.scan_headers(
+            headers, enforcer.rewrite_text, links, counts=enforcer.drops_records
+        )
+    except outbound.FoldedHeader as exc:
+        raise ResponseRewriteFailed(str(exc)) from exc
+    except BlockResponse as exc:
+        raise BlockedByPolicy(exc.reason) from exc

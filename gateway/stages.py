@@ -28,6 +28,7 @@ from gateway.audit.event import (
 )
 from gateway.core import headers as h
 from gateway.core.catalog import Catalog, RouteMatch
+from gateway.core.links import LinkMap, link_map, public_base
 from gateway.core.masking import Masker
 from gateway.core.model import Decision, Subject
 from gateway.core.query_guard import body_criteria
@@ -171,6 +172,62 @@ class Stages:
             odd_names=guard.underscore_headers,
             odd_names_allow=frozenset(guard.underscore_headers_allow),
         )
+
+    def client_address(self, request: web.Request) -> h.ClientAddress:
+        """Who the client is, believing X-Forwarded-* only from trusted proxies: the one
+        resolver for the audited address, zones and rate limits."""
+        return h.resolve_client(
+            list(request.headers.items()),
+            peer_ip=request.remote or "",
+            scheme=request.scheme,
+            host=request.host,
+            trusted=self.trusted_proxies,
+        )
+
+    def link_map(self, request: web.Request) -> LinkMap | None:
+        """Links to the CRM in a response are rewritten to the base this client used."""
+        client = self.client_address(request)
+        base = public_base(self.settings.listen.public_url, client.proto, client.host)
+        return link_map(self.settings.upstream.url, self.settings.upstream.aliases, base)
+
+    def upstream_headers(
+        self,
+        request: web.Request,
+        client: h.ClientAddress,
+        request_id: str,
+        subject: Subject | None,
+        *,
+        sensitive: bool,
+    ) -> h.Headers:
+        """The headers the CRM gets: the client's, less hop-by-hop, forwarding, method
+        overrides, spoofable identity and the gateway's own opt-ins (on sensitive routes
+        also ranges, conditionals and encodings the gateway cannot decode), plus the
+        gateway's forwarding headers, the request id and the caller's identity headers."""
+        settings = self.settings
+        items = h.strip_hop_by_hop(request.headers.items())
+        drop = set(h.FORWARDING) | {"host", "expect", "content-length"} | h.METHOD_OVERRIDE
+        drop.add(settings.reveal.request_header.lower())  # the gateway's own opt-in
+        if sensitive:
+            drop |= h.RANGE_REQUEST | h.CONDITIONAL | {"accept-encoding"}
+        out = self.inbound_headers(h.without(items, drop | self.spoofable_headers), request)
+        if settings.upstream.preserve_host:
+            out.append(("Host", request.host))
+        if sensitive:
+            accept = h.decodable_accept_encoding(request.headers.get("Accept-Encoding"))
+            out.append(("Accept-Encoding", accept))
+        out += h.forwarding_headers(
+            client,
+            via=f"1.1 {settings.listen.via_name}",
+            emit_x_forwarded=settings.forwarded.emit_x_forwarded,
+            emit_forwarded=settings.forwarded.emit_forwarded,
+        )
+        out.append(("X-Request-Id", request_id))
+        if subject is not None:
+            if subject.auth_method == "api_key":
+                # The gateway's own key means nothing to the CRM and must not reach its logs.
+                out = h.without(out, {"authorization"})
+            out += self.identity_headers(subject)
+        return out
 
     def guard_write(
         self,

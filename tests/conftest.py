@@ -7,10 +7,12 @@ installs them, so a missing one is a broken setup, not a reason to skip.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +21,13 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# Development keys (audit HMAC, seal) left unset are generated in the user's state
+# directory: for the tests, one of this run's own (inherited by the gateways they
+# start), never the home directory's.
+_STATE_HOME = tempfile.mkdtemp(prefix="crm-gateway-state-")
+os.environ["XDG_STATE_HOME"] = _STATE_HOME
+atexit.register(shutil.rmtree, _STATE_HOME, ignore_errors=True)
 
 settings.register_profile("dev", max_examples=60, deadline=None)
 settings.register_profile(

@@ -28,7 +28,7 @@ from gateway.admin.api import body, check_csrf, json_response
 from gateway.audit.governance import build_governance_event
 from gateway.core.model import Decision, Subject
 from gateway.errors import GatewayError, NotFound, RateLimited, StepUpRequired
-from gateway.handler import error_response, request_id_of, upstream_headers_for
+from gateway.handler import error_response, request_id_of
 from gateway.identity.authn.apikey import SCOPE_TARGET
 from gateway.policy.engine import PolicyRequest
 from gateway.stages import STAGES, Stages
@@ -84,7 +84,8 @@ async def reveal(request: web.Request) -> web.StreamResponse:
         _obligations(decision, justified, subject)
         service.check_decision(decision, handle)
         await service.count(subject, decision, stages.audit.emit)
-        headers = upstream_headers_for(request, stages, subject, rid)
+        client = stages.client_address(request)
+        headers = stages.upstream_headers(request, client, rid, subject, sensitive=True)
         doc = await read_record(stages.upstream, path, headers)
         value = service.extract(doc, match, handle, decision, subject, stages.masker)
         event = service.change(

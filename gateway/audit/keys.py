@@ -3,9 +3,10 @@
 The HMAC master key comes from the environment variable named by
 `audit.hmac_key_env` (hex, at least 32 bytes); the security team holds the same
 value to verify. Outside production, a missing key is generated once into
-`audit.dev_key_file` with a loud warning, so a fresh checkout runs; production
-refuses to start without it. The seal key is a PEM file; its public half is
-written next to it (`.pub`) for verifiers who must not hold the HMAC key.
+`audit.dev_key_file` (unset: the user's state directory, never the checkout) with
+a loud warning, so a fresh checkout runs; production refuses to start without it.
+The seal key is a PEM file; its public half is written next to it (`.pub`) for
+verifiers who must not hold the HMAC key.
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ def load_hmac_key(settings: Settings, environ: dict[str, str] | None = None) -> 
         return parse_hex_key(raw, name)
     if settings.environment == "production":
         raise ConfigError(f"{name} is not set: production needs the audit HMAC key")
-    path = settings.path(settings.audit.dev_key_file)
+    path = settings.dev_key_path()
     if not path.exists():
         with contextlib.suppress(FileExistsError):  # another worker created it first
             _write_private(path, secrets.token_hex(32).encode())
@@ -74,7 +75,9 @@ def load_hmac_key(settings: Settings, environ: dict[str, str] | None = None) -> 
 
 
 def load_seal_key(settings: Settings) -> Ed25519PrivateKey:
-    path = settings.path(settings.audit.seal_key_file)
+    path = settings.seal_key_path()
+    if path is None:
+        raise ConfigError("audit.seal_key_file is not set: production needs the seal key")
     if not path.exists():
         if settings.environment == "production":
             raise ConfigError(f"audit.seal_key_file {path} does not exist")
@@ -133,7 +136,10 @@ def public_key_path(private_path: Path) -> Path:
 
 def load_seal_public_key(settings: Settings) -> Ed25519PublicKey | None:
     """The seal verification key, if its `.pub` file exists."""
-    path = public_key_path(settings.path(settings.audit.seal_key_file))
+    private = settings.seal_key_path()
+    if private is None:
+        return None
+    path = public_key_path(private)
     if not path.exists():
         return None
     loaded = serialization.load_pem_public_key(path.read_bytes())

@@ -12,6 +12,7 @@ Every problem is reported at once with its dotted path (`upstream.url: ...`), so
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -92,6 +93,18 @@ ENV_PREFIX = "CRM_GATEWAY__"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
+def dev_state_dir() -> Path:
+    """Where development keys are generated: the user's state directory
+    ($XDG_STATE_HOME, else ~/.local/state) under crm-gateway/, outside any checkout."""
+    root = os.environ.get("XDG_STATE_HOME")
+    if not root:
+        try:
+            root = str(Path.home() / ".local" / "state")
+        except RuntimeError:  # no home directory (a service account without one)
+            root = tempfile.gettempdir()
+    return Path(root) / "crm-gateway"
+
+
 class Settings(_Section):
     environment: Literal["development", "production"] = "development"
     listen: ListenSettings = ListenSettings()
@@ -137,6 +150,19 @@ class Settings(_Section):
         if shipped and not local.exists() and (REPO_ROOT / p).exists():
             return REPO_ROOT / p
         return local
+
+    def dev_key_path(self) -> Path:
+        """The development HMAC key file (`audit.dev_key_file`, else the state directory)."""
+        configured = self.audit.dev_key_file
+        return self.path(configured) if configured else dev_state_dir() / "dev-hmac.key"
+
+    def seal_key_path(self) -> Path | None:
+        """The seal key file: `audit.seal_key_file`; unset, a development key in the
+        state directory, and None in production (which never generates one)."""
+        configured = self.audit.seal_key_file
+        if configured:
+            return self.path(configured)
+        return None if self.environment == "production" else dev_state_dir() / "seal-ed25519.pem"
 
     def with_overrides(self, **dotted: Any) -> Settings:
         """Return a copy with `section.key` overrides applied and re-validated."""

@@ -109,9 +109,12 @@ class AuditSettings(_Section):
     # Approximate MAXLEN trimming of the stream; 0 = never trim (trim after archiving instead).
     stream_maxlen: int = Field(default=0, ge=0)
     # Integrity: dev HMAC key file (used only when the env var is unset outside production),
-    # Ed25519 seal key (PEM; the public key is written next to it), seal cadence.
-    dev_key_file: Path = Path("var/audit/dev-hmac.key")
-    seal_key_file: Path = Path("var/audit/seal-ed25519.pem")
+    # Ed25519 seal key (PEM; the public key is written next to it), seal cadence. Unset,
+    # both are development keys generated once in the user's state directory
+    # ($XDG_STATE_HOME/crm-gateway, else ~/.local/state/crm-gateway), never in a
+    # checkout; production needs `seal_key_file` set to a key the security team made.
+    dev_key_file: Path | None = None
+    seal_key_file: Path | None = None
     seal_every: int = Field(default=1000, ge=1)
     seal_interval: float = Field(default=10.0, gt=0)
     # Idle writers still seal this often, so a verifier can tell "quiet" from "cut off".

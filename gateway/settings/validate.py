@@ -137,8 +137,11 @@ def _keys(settings: Settings, env: Mapping[str, str]) -> list[str]:
         problems.append(
             f"audit.hmac_key_env: {a.hmac_key_env} is not set: production needs the audit HMAC key"
         )
-    seal = settings.path(a.seal_key_file)
-    if production and not seal.exists():
+    seal = settings.seal_key_path()
+    if seal is None:
+        problems.append("audit.seal_key_file: not set: production needs an Ed25519 seal key "
+                        "(it does not generate one)")  # fmt: skip
+    elif production and not seal.exists():
         problems.append(f"audit.seal_key_file: {seal} does not exist (production does not "
                         "generate one)")  # fmt: skip
     elif seal.exists():

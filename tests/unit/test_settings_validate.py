@@ -164,3 +164,14 @@ def test_the_directory_is_read_by_its_owner_for_both_commands(tmp_path: Path) ->
     assert validate(settings, {}) == []  # without the reader: the file is there, no more
     broken.unlink()
     assert validate(settings, {}) == [f"identity.directory: {broken} does not exist"]
+
+
+def test_production_without_a_seal_key_file_is_a_problem(tmp_path: Path) -> None:
+    env = {AUDIT_KEY: "a1" * 32, PSEUDONYM_KEY: "k" * 32}
+    cfg = _production(tmp_path)
+    cfg.write_text(cfg.read_text(encoding="utf-8").replace("seal_key_file", "file"), "utf-8")
+    settings = load_settings(cfg)
+    assert startup_problems(settings, env) == [
+        "audit.seal_key_file: not set: production needs an Ed25519 seal key "
+        "(it does not generate one)"
+    ]

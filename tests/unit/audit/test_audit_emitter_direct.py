@@ -63,13 +63,15 @@ async def test_open_with_file_sink_writes_a_verifiable_archive(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("CRM_GATEWAY_AUDIT_KEY", raising=False)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     settings = Settings().with_overrides(**{"base_dir": str(tmp_path), "audit.sinks": ["file"]})
     emitter = await AuditEmitter.open(settings)
     for i in range(300):
         emitter.emit(_ev(i))
     await emitter.close()
-    assert (tmp_path / "var/audit/dev-hmac.key").stat().st_mode & 0o777 == 0o600
-    assert (tmp_path / "var/audit/seal-ed25519.pem.pub").exists()
+    keys = tmp_path / "state" / "crm-gateway"
+    assert (keys / "dev-hmac.key").stat().st_mode & 0o777 == 0o600
+    assert (keys / "seal-ed25519.pem.pub").exists()
     report = verify_file(settings, tmp_path / "var/audit/audit.jsonl", require_closed=True)
     assert report.ok, report.summary()
     assert report.chains[emitter.writer].seals == 1  # the closing seal, signed

@@ -14,12 +14,45 @@ from structlog.testing import capture_logs
 
 from gateway.audit import keys
 from gateway.audit.keys import load_seal_key, load_seal_public_key, public_key_path
+from gateway.errors import ConfigError
 from gateway.settings import Settings
 
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings().with_overrides(base_dir=str(tmp_path))
+    return Settings().with_overrides(
+        base_dir=str(tmp_path), **{"audit.seal_key_file": str(tmp_path / "keys/seal.pem")}
+    )
+
+
+def _seal_path(settings: Settings) -> Path:
+    path = settings.seal_key_path()
+    assert path is not None
+    return path
+
+
+def test_unset_key_files_are_generated_in_the_state_directory_not_the_checkout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checkout, state = tmp_path / "checkout", tmp_path / "state"
+    monkeypatch.setenv("XDG_STATE_HOME", str(state))
+    monkeypatch.delenv("CRM_GATEWAY_AUDIT_KEY", raising=False)
+    settings = Settings().with_overrides(base_dir=str(checkout))
+    load_seal_key(settings)
+    keys.load_hmac_key(settings)
+    generated = sorted(p.name for p in (state / "crm-gateway").iterdir())
+    assert generated == ["dev-hmac.key", "seal-ed25519.pem", "seal-ed25519.pem.pub"]
+    assert not checkout.exists()  # nothing written into the checkout
+
+
+def test_production_never_generates_a_seal_key(tmp_path: Path) -> None:
+    settings = Settings().with_overrides(
+        base_dir=str(tmp_path), environment="production", **{"redis.url": "redis://127.0.0.1:1"}
+    )
+    assert settings.seal_key_path() is None
+    with pytest.raises(ConfigError, match=r"audit\.seal_key_file is not set"):
+        load_seal_key(settings)
+    assert load_seal_public_key(settings) is None
 
 
 @pytest.fixture
@@ -46,7 +79,7 @@ def test_unwritable_public_key_is_a_warning(
     settings: Settings, captured: list[MutableMapping[str, Any]]
 ) -> None:
     """Works as root too: the temporary file's path is a directory, so writing it fails."""
-    private = settings.path(settings.audit.seal_key_file)
+    private = _seal_path(settings)
     first = load_seal_key(settings)
     pub = public_key_path(private)
     pub.unlink()
@@ -66,7 +99,7 @@ def test_unwritable_public_key_is_a_warning(
 def test_read_only_key_directory_still_starts(
     settings: Settings, captured: list[MutableMapping[str, Any]]
 ) -> None:
-    private = settings.path(settings.audit.seal_key_file)
+    private = _seal_path(settings)
     first = load_seal_key(settings)
     public_key_path(private).unlink()
     directory = private.parent
