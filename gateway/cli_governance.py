@@ -4,12 +4,15 @@ team's planning and review commands (registered by cli.py).
 crm-gateway policy impact --rego DIR [--window 7d] [--json] [--config FILE]
 crm-gateway review report [--period 90d] [--default-clearance L1] [--json|--csv] [--config FILE]
 crm-gateway review sign --reviewer ID --decisions FILE [--period 90d] [--out DIR] [--config FILE]
+crm-gateway state backup [--out FILE] [--config FILE]
+crm-gateway state restore FILE [--replace] [--config FILE]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +20,7 @@ from typing import Any
 
 import orjson
 
+from gateway.errors import ConfigError, StartupError
 from gateway.settings import Settings
 
 Loader = Callable[[str | None], Settings]
@@ -58,8 +62,78 @@ def cmd_review(args: argparse.Namespace, load: Loader) -> int:
     )
 
 
+def cmd_state(args: argparse.Namespace, load: Loader) -> int:
+    """`state backup|restore`: the shared decisions to a file and back (docs/backup.md)."""
+    from gateway.state import backup
+    from gateway.state.client import connect
+
+    settings = load(args.config)
+    if not settings.redis.url:
+        raise ConfigError("redis.url: not set: in-memory state lives and dies with one "
+                          "process; the state to back up is in Redis")  # fmt: skip
+
+    async def run() -> int:
+        client = connect(settings.redis.url, timeout=10.0)
+        try:
+            if args.state_cmd == "backup":
+                return _write_backup(await backup.take_backup(client), args.out)
+            doc = _read_backup(Path(args.file))
+            try:
+                done = await backup.restore_backup(client, doc, replace=args.replace)
+            except backup.BackupInvalid as exc:
+                raise StartupError(f"{args.file}: " + "; ".join(exc.problems)) from exc
+            except backup.RestoreRefused as exc:
+                raise StartupError(str(exc)) from exc
+            parts = ", ".join(f"{n} {c}" for n, c in done.counts.items())
+            print(f"restored from {args.file}: {parts}; every replica reloads now",
+                  file=sys.stderr)  # fmt: skip
+            return 0
+        finally:
+            await client.aclose()
+
+    return asyncio.run(run())
+
+
+def _summary(doc: dict[str, Any]) -> str:
+    from gateway.state.backup import entries
+
+    return ", ".join(f"{name} {entries(part['value'])}" for name, part in doc["parts"].items())
+
+
+def _write_backup(doc: dict[str, Any], out: str | None) -> int:
+    data = orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
+    if out is None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    else:
+        path = Path(out)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            tmp.replace(path)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise StartupError(f"cannot write {out}: {exc.strerror or exc}") from exc
+    print(f"backup of {doc['created']}: {_summary(doc)}" + (f" -> {out}" if out else ""),
+          file=sys.stderr)  # fmt: skip
+    return 0
+
+
+def _read_backup(path: Path) -> object:
+    try:
+        return orjson.loads(path.read_bytes())
+    except OSError as exc:
+        raise StartupError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    except orjson.JSONDecodeError as exc:
+        raise StartupError(f"{path}: not JSON ({exc})") from exc
+
+
 def add_governance_commands(sub: Any, load: Loader) -> None:
-    """Register `policy` and `review` on the top-level subparsers."""
+    """Register `policy`, `review` and `state` on the top-level subparsers."""
     p = sub.add_parser("policy", help="policy change impact on recorded decision inputs")
     psub = p.add_subparsers(dest="policy_cmd", required=True)
     pi = psub.add_parser(
@@ -92,3 +166,18 @@ def add_governance_commands(sub: Any, load: Loader) -> None:
     )
     rs.add_argument("--out", help="directory for the signed review's JSON and CSV evidence")
     r.set_defaults(func=lambda a: cmd_review(a, load))
+
+    st = sub.add_parser(
+        "state", help="back up and restore grants, requests, reviews, revocations (docs/backup.md)"
+    )
+    ssub = st.add_subparsers(dest="state_cmd", required=True)
+    sb = ssub.add_parser("backup", help="write the shared decisions as one JSON document")
+    sb.add_argument("--out", help="file to write (mode 0600; default: standard output)")
+    sr = ssub.add_parser("restore", help="write a backup into Redis; every replica reloads")
+    sr.add_argument("file", help="a file written by `state backup`")
+    sr.add_argument(
+        "--replace", action="store_true", help="replace decisions the store already holds"
+    )
+    for q in (sb, sr):
+        q.add_argument("--config", help="YAML settings (default config/gateway.yaml)")
+    st.set_defaults(func=lambda a: cmd_state(a, load))

@@ -6,7 +6,9 @@ value to verify. Outside production, a missing key is generated once into
 `audit.dev_key_file` (unset: the user's state directory, never the checkout) with
 a loud warning, so a fresh checkout runs; production refuses to start without it.
 The seal key is a PEM file; its public half is written next to it (`.pub`) for
-verifiers who must not hold the HMAC key.
+verifiers who must not hold the HMAC key. After a rotation, the retired keys only
+verify: retired HMAC keys in the variable `audit.hmac_retired_keys_env`, retired
+seal public keys in the files `audit.seal_retired_public_keys` (docs/backup.md).
 """
 
 from __future__ import annotations
@@ -72,6 +74,33 @@ def load_hmac_key(settings: Settings, environ: dict[str, str] | None = None) -> 
         detail=f"DEVELOPMENT ONLY: audit HMAC key read from a generated file; set {name}",
     )
     return parse_hex_key(path.read_text(encoding="ascii"), str(path))
+
+
+def load_retired_hmac_keys(
+    settings: Settings, environ: dict[str, str] | None = None
+) -> list[bytes]:
+    """The retired HMAC master keys, oldest last as listed (empty when unset)."""
+    env = os.environ if environ is None else environ
+    name = settings.audit.hmac_retired_keys_env
+    raw = env.get(name, "").replace(",", " ").split()
+    return [parse_hex_key(item, f"{name} (key {n})") for n, item in enumerate(raw, 1)]
+
+
+def load_retired_seal_public_keys(settings: Settings) -> list[Ed25519PublicKey]:
+    """The retired seal verification keys (`audit.seal_retired_public_keys`)."""
+    return [_public_key(settings.path(p)) for p in settings.audit.seal_retired_public_keys]
+
+
+def _public_key(path: Path) -> Ed25519PublicKey:
+    try:
+        loaded = serialization.load_pem_public_key(path.read_bytes())
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the seal public key: {exc.strerror}") from exc
+    except ValueError as exc:
+        raise ConfigError(f"{path} is not a PEM public key") from exc
+    if not isinstance(loaded, Ed25519PublicKey):
+        raise ConfigError(f"{path} is not an Ed25519 public key")
+    return loaded
 
 
 def load_seal_key(settings: Settings) -> Ed25519PrivateKey:
@@ -142,7 +171,4 @@ def load_seal_public_key(settings: Settings) -> Ed25519PublicKey | None:
     path = public_key_path(private)
     if not path.exists():
         return None
-    loaded = serialization.load_pem_public_key(path.read_bytes())
-    if not isinstance(loaded, Ed25519PublicKey):
-        raise ConfigError(f"{path} is not an Ed25519 public key")
-    return loaded
+    return _public_key(path)

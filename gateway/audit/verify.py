@@ -12,6 +12,10 @@ not matter: the spool replays late). Per chain it reports
   (if not: the writer is still running, crashed, or the tail was cut off).
 
 Byte-identical duplicates (at-least-once delivery) are counted, not flagged.
+After a key rotation (docs/backup.md) older chains verify with the retired keys:
+a chain whose first record verifies under a retired HMAC key is checked with that
+key throughout (a writer keeps one key for its lifetime), and a seal signed by a
+retired seal key is good; the report names the retired key a chain used.
 The canonical bytes are recomputed with the standard library's `json`,
 deliberately not with the emitter's orjson path, so one bug cannot hide itself.
 
@@ -38,7 +42,7 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,7 +51,12 @@ import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from gateway.audit.chain import genesis, initial_key, next_key
-from gateway.audit.keys import load_hmac_key, load_seal_public_key
+from gateway.audit.keys import (
+    load_hmac_key,
+    load_retired_hmac_keys,
+    load_retired_seal_public_keys,
+    load_seal_public_key,
+)
 from gateway.audit.registry import (
     WriterRecord,
     file_trail,
@@ -79,6 +88,9 @@ class ChainReport:
     last_sealed_seq: int = 0
     last_seal_ms: int = 0
     closed: bool = False
+    # Which retired HMAC key (1-based, in `audit.hmac_retired_keys_env` order) the
+    # chain was written with; None: the current key.
+    retired_key: int | None = None
 
     @property
     def unsealed_tail(self) -> int:
@@ -239,6 +251,7 @@ class VerifyReport:
                 f"mac_bad {c.mac_bad or '-'}, link_bad {c.link_bad or '-'}, "
                 f"conflicts {c.conflicts or '-'}, seals {c.seals} (bad {c.seal_bad or '-'}), "
                 f"{'closed' if c.closed else f'open, {c.unsealed_tail} unsealed'}"
+                f"{f', retired key {c.retired_key}' if c.retired_key else ''}"
                 f"{', STALE (writer gone or tail cut)' if self.stale(c) else ''}"
             )
         return "\n".join(lines)
@@ -278,6 +291,8 @@ def verify_events(
     key: bytes,
     public_key: Ed25519PublicKey | None,
     *,
+    retired_keys: Sequence[bytes] = (),
+    retired_public_keys: Sequence[Ed25519PublicKey] = (),
     malformed: int = 0,
     require_closed: bool = False,
     allow_open: float | None = None,
@@ -310,20 +325,46 @@ def verify_events(
             chain.duplicates += 1
         else:
             seen.append(candidate)
+    masters = [key, *retired_keys]
+    public_keys = [public_key, *retired_public_keys] if public_key is not None else []
     for writer, by_seq in variants.items():
-        _check_chain(report.chains[writer], by_seq, key, public_key)
+        _check_chain(report.chains[writer], by_seq, masters, public_keys)
     return report
+
+
+def _mac_ok(key: bytes, variant: _Variant) -> bool:
+    return hmac.compare_digest(hmac.new(key, variant.body, hashlib.sha256).hexdigest(), variant.mac)
+
+
+def _key_at(master: bytes, writer: str, seq: int) -> bytes:
+    key = initial_key(master, writer)
+    for _ in range(seq - 1):
+        key = next_key(key)
+    return key
+
+
+def _chain_master(writer: str, by_seq: dict[int, list[_Variant]], masters: list[bytes]) -> int:
+    """Which master key (0: current, n: the n-th retired) the chain was written with:
+    a writer keeps one key for its lifetime, so its first record decides."""
+    first = min(by_seq)
+    for index, master in enumerate(masters):
+        key = _key_at(master, writer, first)
+        if any(_mac_ok(key, v) for v in by_seq[first]):
+            return index
+    return 0
 
 
 def _check_chain(
     chain: ChainReport,
     by_seq: dict[int, list[_Variant]],
-    master: bytes,
-    public_key: Ed25519PublicKey | None,
+    masters: list[bytes],
+    public_keys: list[Ed25519PublicKey],
 ) -> None:
     seqs = sorted(by_seq)
     chain.records, chain.first_seq, chain.last_seq = len(seqs), seqs[0], seqs[-1]
-    key, key_seq, expected = initial_key(master, chain.writer), 1, 1
+    index = _chain_master(chain.writer, by_seq, masters)
+    chain.retired_key = index or None
+    key, key_seq, expected = initial_key(masters[index], chain.writer), 1, 1
     macs: dict[int, str] = {}
     last_seal: dict[str, Any] | None = None
     for seq in seqs:
@@ -335,11 +376,7 @@ def _check_chain(
         options = by_seq[seq]
         if len(options) > 1:
             chain.conflicts.append(seq)
-        good = [
-            v
-            for v in options
-            if hmac.compare_digest(hmac.new(key, v.body, hashlib.sha256).hexdigest(), v.mac)
-        ]
+        good = [v for v in options if _mac_ok(key, v)]
         if not good:
             chain.mac_bad.append(seq)
         chosen = (good or options)[0]
@@ -351,7 +388,7 @@ def _check_chain(
         seal = chosen.event["unmapped"].get("seal")
         if isinstance(seal, dict):
             chain.seals += 1
-            if not _seal_ok(seal, seq, chain.writer, macs, last_seal, public_key):
+            if not _seal_ok(seal, seq, chain.writer, macs, last_seal, public_keys):
                 chain.seal_bad.append(seq)
             last_seal = seal
             chain.last_sealed_seq = seq
@@ -367,15 +404,17 @@ def _seal_ok(
     writer: str,
     macs: dict[int, str],
     previous: dict[str, Any] | None,
-    public_key: Ed25519PublicKey | None,
+    public_keys: list[Ed25519PublicKey],
 ) -> bool:
+    """The seal's links, and its signature by the current or a retired seal key
+    (none given: signatures are not checked, as the report says)."""
     checks = [
         seal.get("writer") == writer,
         seal.get("upto_seq") == seq - 1,
         seal.get("from_seq") == (previous["upto_seq"] + 2 if previous else 1),
         seal.get("prev_sig") == (previous.get("sig") if previous else None),
         seq - 1 not in macs or seal.get("last_mac") == macs[seq - 1],
-        public_key is None or signature_ok(public_key, seal),
+        not public_keys or any(signature_ok(k, seal) for k in public_keys),
     ]
     return all(checks)
 
@@ -429,6 +468,8 @@ def _verify_with_keys(
         events,
         load_hmac_key(settings),
         load_seal_public_key(settings),
+        retired_keys=load_retired_hmac_keys(settings),
+        retired_public_keys=load_retired_seal_public_keys(settings),
         malformed=bad,
         require_closed=require_closed,
         allow_open=allow_open,

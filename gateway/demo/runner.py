@@ -11,8 +11,10 @@ gateway's shutdown).
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiohttp
 import orjson
@@ -42,6 +44,30 @@ def role_purposes(policy_data: Path) -> dict[str, list[str]]:
     if not isinstance(purposes, dict):
         return {}
     return {str(r): [str(p) for p in ps] for r, ps in purposes.items() if isinstance(ps, list)}
+
+
+def outside_hours_note(policy_data: Path, timezone: str, now: datetime) -> str | None:
+    """A banner line when `now` is outside the policy's working hours (`time_place`):
+    the time cap then keeps the upper levels masked whatever purpose is declared."""
+    try:
+        place = orjson.loads(policy_data.read_bytes())["crm"]["config"]["time_place"]
+        local = now.astimezone(ZoneInfo(timezone))
+        hours = place.get("hours", {}).get(str(local.isoweekday()))
+        holiday = local.date().isoformat() in place.get("holidays", [])
+        open_now = (
+            not holiday and isinstance(hours, dict)
+            and hours["start"] <= local.hour < hours["end"]
+        )  # fmt: skip
+        from_level = str(place["from_level"])
+    except (OSError, orjson.JSONDecodeError, KeyError, TypeError, AttributeError, ValueError):
+        return None
+    if open_now:
+        return None
+    return (
+        f"It is {local:%a %H:%M} in {timezone}, outside the policy's working hours: levels "
+        f"from {from_level} stay masked, with or without a purpose "
+        f"(time_place in {policy_data.name})."
+    )
 
 
 def sample_customer(seed: int = 7, count: int = 200) -> str:
@@ -268,6 +294,8 @@ def run_demo(*, config: Path, listen: Listen, crm_listen: Listen) -> int:
         users = demo_users(settings.path(settings.identity.directory))
         gateway_url = f"http://{listen[0]}:{listen[1]}"
         customer = sample_customer()
+        data = settings.path(settings.policy.rego_dir) / "data.json"
+        tz = settings.policy.timezone
         audit_file = settings.path(settings.audit.file) if "file" in settings.audit.sinks else None
         print(
             banner(
@@ -275,12 +303,10 @@ def run_demo(*, config: Path, listen: Listen, crm_listen: Listen) -> int:
                 f"http://{crm_listen[0]}:{crm_listen[1]}",
                 users,
                 customer=customer,
-                summary=await what_each_sees(
-                    gateway_url,
-                    users,
-                    customer,
-                    role_purposes(settings.path(settings.policy.rego_dir) / "data.json"),
-                ),
+                summary=[
+                    *await what_each_sees(gateway_url, users, customer, role_purposes(data)),
+                    *filter(None, [outside_hours_note(data, tz, datetime.now(UTC))]),
+                ],
                 audit_file=audit_file,
             ),
             flush=True,

@@ -90,6 +90,10 @@ class AuditSettings(_Section):
     registry_heartbeat: float = Field(default=1.0, gt=0)
     stream: str = "crm-gateway:audit"
     hmac_key_env: str = "CRM_GATEWAY_AUDIT_KEY"
+    # Key rotation (docs/backup.md): retired HMAC keys (hex, comma or space separated)
+    # in this variable, and retired seal public keys (PEM files), verify older chains.
+    hmac_retired_keys_env: str = "CRM_GATEWAY_AUDIT_KEYS_RETIRED"
+    seal_retired_public_keys: tuple[Path, ...] = ()
     # Audit before release: a response carrying a category of this level or above is
     # released only once its event is durable (fsynced spool or Redis acknowledgement),
     # else 503. null turns it off; `strict_levels` adds single levels on top.

@@ -146,6 +146,7 @@ def _keys(settings: Settings, env: Mapping[str, str]) -> list[str]:
                         "generate one)")  # fmt: skip
     elif seal.exists():
         problems += _seal_key(seal)
+    problems += _retired(settings, env)
     pseudonym = settings.classification.pseudonym_key_env
     if production and not env.get(pseudonym):
         problems.append(
@@ -153,6 +154,31 @@ def _keys(settings: Settings, env: Mapping[str, str]) -> list[str]:
             "(pseudonymisation key)"
         )
     problems += _hex_key(env, settings.reveal.key_env, "reveal.key_env", "the reveal handle key")
+    return problems
+
+
+def _retired(settings: Settings, env: Mapping[str, str]) -> list[str]:
+    """The keys a rotation retired (verification only): hex HMAC keys, seal public keys."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    name = settings.audit.hmac_retired_keys_env
+    items = env.get(name, "").replace(",", " ").split()
+    problems = [
+        line
+        for n, item in enumerate(items, 1)
+        for line in _hex_key({name: item}, name, "audit.hmac_retired_keys_env",
+                             f"retired HMAC key {n}")
+    ]  # fmt: skip
+    for rel in settings.audit.seal_retired_public_keys:
+        path = settings.path(rel)
+        try:
+            loaded = serialization.load_pem_public_key(path.read_bytes())
+        except (ValueError, OSError):
+            loaded = None
+        if not isinstance(loaded, Ed25519PublicKey):
+            problems.append(f"audit.seal_retired_public_keys: {path} is not a readable "
+                            "Ed25519 public key (PEM)")  # fmt: skip
     return problems
 
 

@@ -33,7 +33,7 @@ import yaml
 from gateway.audit.verify import verify_stream
 from gateway.demo.data import generate_customers
 from gateway.settings import load_settings
-from tests.conftest import OpaProcess, free_port, stop_process, wait_for_port
+from tests.conftest import OpaProcess, RedisProcess, free_port, stop_process, wait_for_port
 from tests.integration.audit_load import stream_events
 from tests.integration.console_harness import api, fetch, key_of, start_opa, write_people
 
@@ -375,3 +375,71 @@ async def test_grants_cli_is_bound_to_the_directory(replicas: Replicas, tmp_path
     assert all(e["os_user"] == getpass.getuser() for e in events if e["via"] == "cli")
     report = await verify_stream(load_settings(cfg))
     assert report.exit_code == 0, report.summary()
+
+
+def _state_cli(config: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [CLI, *argv, "--config", str(config)], cwd=ROOT, capture_output=True, text=True,
+        timeout=60,
+    )  # fmt: skip
+
+
+async def _until(check: Any, what: str) -> None:
+    started = time.monotonic()
+    while not await check():
+        assert time.monotonic() - started < 5, what
+        await asyncio.sleep(0.05)
+
+
+async def test_restored_into_a_fresh_redis_a_gateway_serves_the_same_grants_and_revocations(
+    replicas: Replicas, tmp_path: Path
+) -> None:
+    b = _grade_b()
+    await _approved(
+        replicas, "sales",
+        {"purpose": "case 9", "justification": "complaint", "scope": {"grant_type": "grade_b"}},
+        "sec1",
+    )  # fmt: skip
+    revoked = _state_cli(replicas.config, "users", "revoke", "u-rm", "--reason", "离职")
+    assert revoked.returncode == 0, revoked.stderr
+    await _until(lambda: _visible(replicas.urls[0], b, "sales"), "grant never honoured")
+    backup = tmp_path / "state.json"
+    taken = _state_cli(replicas.config, "state", "backup", "--out", str(backup))
+    assert taken.returncode == 0, taken.stderr
+
+    # A fresh Redis (the old one lost), and a gateway on it: nothing is granted or revoked.
+    fresh = RedisProcess(tmp_path / "fresh")
+    (tmp_path / "fresh").mkdir()
+    fresh.start()
+    config = tmp_path / "fresh.yaml"
+    settings = yaml.safe_load(replicas.config.read_text(encoding="utf-8"))
+    settings["redis"]["url"] = fresh.url
+    settings["audit"]["registry_dir"] = str(tmp_path / "fresh-writers")
+    config.write_text(yaml.safe_dump(settings), encoding="utf-8")
+    port = free_port()
+    with (tmp_path / "fresh-gateway.log").open("wb") as log:
+        proc = subprocess.Popen(
+            [CLI, "serve", "--config", str(config), "--listen", f"127.0.0.1:{port}"],
+            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_port(port, timeout=30, proc=proc)
+        assert not await _visible(url, b, "sales")
+        status, _ = await fetch(url, f"/api/customers/{_records()[0]['id']}", "rm")
+        assert status != 403
+        # Restored while it runs: the gateway follows the announcement, no restart.
+        restored = _state_cli(config, "state", "restore", str(backup))
+        assert restored.returncode == 0, restored.stderr
+        await _until(lambda: _visible(url, b, "sales"), "restored grant not honoured")
+
+        async def refused() -> bool:
+            status, body = await fetch(url, f"/api/customers/{b['id']}", "rm")
+            return status == 403 and "subject_revoked" in body
+
+        await _until(refused, "restored revocation not enforced")
+        listed = _state_cli(config, "grants", "list", "--json")
+        assert listed.returncode == 0 and '"u-sales"' in listed.stdout, listed.stderr
+    finally:
+        stop_process(proc)
+        fresh.stop()

@@ -18,6 +18,7 @@ from gateway.app import _pseudonym_key
 from gateway.audit.keys import load_hmac_key, load_seal_key
 from gateway.checks import startup_problems
 from gateway.cli import main
+from gateway.errors import ConfigError
 from gateway.settings import Settings, load_settings
 from gateway.settings.validate import validate
 
@@ -175,3 +176,31 @@ def test_production_without_a_seal_key_file_is_a_problem(tmp_path: Path) -> None
         "audit.seal_key_file: not set: production needs an Ed25519 seal key "
         "(it does not generate one)"
     ]
+
+
+def test_retired_audit_keys_are_checked_and_loaded_for_verification(tmp_path: Path) -> None:
+    from gateway.audit.keys import load_retired_hmac_keys, load_retired_seal_public_keys
+
+    pub = tmp_path / "old-seal.pem.pub"
+    pub.write_bytes(
+        Ed25519PrivateKey.generate()
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    missing = tmp_path / "gone.pub"
+    settings = _static(audit={"seal_retired_public_keys": [str(pub), str(missing)]})
+    env = {"CRM_GATEWAY_AUDIT_KEYS_RETIRED": f"{'ab' * 32}, nothex {'cd' * 8}"}
+    assert validate(settings, env) == [
+        "audit.hmac_retired_keys_env: CRM_GATEWAY_AUDIT_KEYS_RETIRED: retired HMAC key 2 "
+        "must be hex",
+        "audit.hmac_retired_keys_env: CRM_GATEWAY_AUDIT_KEYS_RETIRED: retired HMAC key 3 "
+        "must be at least 32 bytes (64 hex)",
+        f"audit.seal_retired_public_keys: {missing} is not a readable Ed25519 public key (PEM)",
+    ]
+    good = {"CRM_GATEWAY_AUDIT_KEYS_RETIRED": f"{'ab' * 32} {'cd' * 32}"}
+    assert load_retired_hmac_keys(settings, good) == [b"\xab" * 32, b"\xcd" * 32]
+    assert load_retired_hmac_keys(settings, {}) == []
+    with pytest.raises(ConfigError, match="cannot read the seal public key"):
+        load_retired_seal_public_keys(settings)
+    one = _static(audit={"seal_retired_public_keys": [str(pub)]})
+    assert len(load_retired_seal_public_keys(one)) == 1

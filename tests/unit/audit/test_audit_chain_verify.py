@@ -272,3 +272,44 @@ def test_unserialisable_event_leaves_the_chain_intact() -> None:
     report = verify_events([orjson.loads(line) for line in lines], KEY, None)
     assert report.ok
     assert report.chains["w"].last_seq == 2
+
+
+def _chain_with(key: bytes, signer: Ed25519PrivateKey, writer: str, n: int = 6) -> list[Any]:
+    sealed = SealedChain(ChainWriter(key, writer), signer, every=3, interval=1e9)
+    lines = [sealed.append(_event(i)) for i in range(n)]
+    lines.append(sealed.seal(closing=True))
+    return [orjson.loads(line) for line in lines]
+
+
+def test_after_a_rotation_old_chains_verify_with_the_retired_keys() -> None:
+    old_key, old_signer = b"o" * 32, Ed25519PrivateKey.generate()
+    before = _chain_with(old_key, old_signer, "host:1:before")
+    after = _chain_with(KEY, SIGNER, "host:2:after")
+    report = verify_events(
+        before + after, KEY, PUBLIC,
+        retired_keys=[b"z" * 32, old_key], retired_public_keys=[old_signer.public_key()],
+        require_closed=True,
+    )  # fmt: skip
+    assert report.ok, report.summary()
+    assert report.chains["host:1:before"].retired_key == 2
+    assert report.chains["host:2:after"].retired_key is None
+    assert "retired key 2" in report.summary()
+    # Without the retired keys the old chain is a forgery, and so is its seal.
+    alone = verify_events(before + after, KEY, PUBLIC)
+    assert alone.exit_code == 10 and alone.chains["host:2:after"].ok
+    no_old_seal_key = verify_events(before, KEY, PUBLIC, retired_keys=[old_key])
+    assert no_old_seal_key.exit_code == 30
+
+
+def test_a_retired_key_does_not_excuse_an_edit() -> None:
+    old_key = b"o" * 32
+    events = _chain_with(old_key, SIGNER, "host:1:before")
+    events[2]["unmapped"]["crm"]["decision"]["outcome"] = "deny"
+    chain = _only(verify_events(events, KEY, PUBLIC, retired_keys=[old_key]))
+    assert chain.retired_key == 1 and chain.mac_bad == [3]
+    # An edit of the first record: no key verifies it, so the chain is checked with the
+    # current key and every record is reported, never silently accepted.
+    events = _chain_with(old_key, SIGNER, "host:1:before")
+    events[0]["message"] = "edited"
+    report = verify_events(events, KEY, PUBLIC, retired_keys=[old_key])
+    assert report.exit_code == 10 and _only(report).mac_bad
