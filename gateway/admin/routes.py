@@ -52,7 +52,13 @@ async def ready(request: web.Request) -> web.Response:
         "revocations": revocations_ok,
     }
     ok = upstream_ok and policy_ok and redis_ok and revocations_ok
-    body: dict[str, object] = {"status": "ready" if ok else "not ready", "checks": checks}
+    body: dict[str, object] = {
+        "status": "ready" if ok else "not ready",
+        "checks": checks,
+        # Which policy decides here (data revision, bundle revisions): a rollout is
+        # visible replica by replica.
+        "policy_revision": stages.policy.revision,
+    }
     if settings.policy.report_only:
         body["report_only"] = True
     return _json(body, 200 if ok else 503)

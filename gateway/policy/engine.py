@@ -143,9 +143,11 @@ class PolicyEngine:
             return
         rego_dir = self.settings.path(p.rego_dir)
         if self.mode == "managed":
+            config_file = self.settings.path(p.opa_config_file) if p.opa_config_file else None
             self.supervisor = OpaSupervisor(
-                find_opa_binary(self.settings), rego_dir, start_timeout=p.start_timeout
-            )
+                find_opa_binary(self.settings), rego_dir, start_timeout=p.start_timeout,
+                config_file=config_file,
+            )  # fmt: skip
             await self.supervisor.start()
             base_url = self.supervisor.url
         else:
@@ -164,13 +166,21 @@ class PolicyEngine:
             self.client.session,
             base_url,
             p.revision_path,
-            rego_dir=rego_dir if self.mode == "managed" or p.track_rego_dir else None,
+            rego_dir=rego_dir if self._tracks_rego_dir() else None,
             interval=p.revision_poll,
             on_change=self._revision_changed,
         )
         await self.tracker.start()
         if not self.tracker.revision:
             log.warning("policy engine at %s is not answering yet; failing closed", base_url)
+
+    def _tracks_rego_dir(self) -> bool:
+        """Hash rego_dir into the revision when OPA reads it: managed mode watching the
+        directory (not fed by a bundle server), or external mode told so."""
+        p = self.settings.policy
+        if self.mode == "managed":
+            return p.opa_config_file is None
+        return p.track_rego_dir
 
     def _revision_changed(self, revision: str) -> None:
         self.cache.purge()

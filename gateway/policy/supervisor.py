@@ -1,4 +1,5 @@
-"""Managed mode: the gateway runs its own `opa run --server --watch <rego_dir>`.
+"""Managed mode: the gateway runs its own `opa run --server --watch <rego_dir>`,
+or, fed by a bundle server, `opa run --server --config-file <policy.opa_config_file>`.
 
 OPA listens on a free loopback port chosen at start and kept across restarts,
 so the client's URL never changes. `--watch` makes OPA reload policy and data
@@ -12,6 +13,11 @@ SIGKILL after a grace period; only the process we started, by its PID.
 The directory is loaded as a bundle (`--bundle`, as rego/README.md says): only
 `*.rego`, `data.json`/`data.yaml` and `.manifest` are read, so the JSON Schemas
 in `rego/schema/` are not mistaken for data.
+
+With a configuration file, OPA loads signed bundles from the bundle server the
+file names (and the last good one from its persistence directory); health is then
+`GET /health?bundles`, so the gateway does not start, and a restarted OPA is not
+used, before a verified bundle is active.
 
 Health is a plain aiohttp `GET /health` (not opa-python-client: it needs
 `async with`, retries, and swallows the status code).
@@ -56,11 +62,15 @@ class OpaSupervisor:
         *,
         port: int | None = None,
         start_timeout: float = 15.0,
+        config_file: Path | None = None,
     ) -> None:
-        if not rego_dir.is_dir():
+        if config_file is not None and not config_file.is_file():
+            raise ConfigError(f"policy.opa_config_file: {config_file} is not a file")
+        if config_file is None and not rego_dir.is_dir():
             raise ConfigError(f"policy.rego_dir: {rego_dir} is not a directory")
         self.binary = binary
         self.rego_dir = rego_dir
+        self.config_file = config_file
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.start_timeout = start_timeout
@@ -100,13 +110,14 @@ class OpaSupervisor:
             "--log-level", "error",
             "--skip-version-check",
             "--optimize-store-for-read-speed",
-            "--watch", "--bundle", str(self.rego_dir),
+            *self._policy_source(),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,  # load errors are printed on stdout
             stderr=asyncio.subprocess.STDOUT,
         )  # fmt: skip
         self._drain = asyncio.create_task(self._drain_output(self._proc), name="opa-output")
-        log.info("started OPA pid=%s on %s watching %s", self._proc.pid, self.url, self.rego_dir)
+        source = self.config_file or self.rego_dir
+        log.info("started OPA pid=%s on %s with %s", self._proc.pid, self.url, source)
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
             if self._proc.returncode is not None:
@@ -119,7 +130,14 @@ class OpaSupervisor:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(self._drain), timeout=1.0)
         detail = " | ".join(self._output) or "no output"
+        if self.config_file is not None and self._proc.returncode is None:
+            detail = f"no verified bundle active within {self.start_timeout:g} s; {detail}"
         raise ConfigError(f"OPA did not become healthy on {self.url}: {detail}")
+
+    def _policy_source(self) -> list[str]:
+        if self.config_file is not None:
+            return ["--config-file", str(self.config_file)]
+        return ["--watch", "--bundle", str(self.rego_dir)]
 
     async def _drain_output(self, proc: asyncio.subprocess.Process) -> None:
         assert proc.stdout is not None  # created with stdout=PIPE
@@ -134,7 +152,8 @@ class OpaSupervisor:
         if self._session is None:
             return False
         try:
-            async with self._session.get(f"{self.url}/health") as resp:
+            query = "?bundles" if self.config_file is not None else ""
+            async with self._session.get(f"{self.url}/health{query}") as resp:
                 return resp.status == 200
         except (aiohttp.ClientError, TimeoutError):
             return False

@@ -24,6 +24,10 @@ class PolicySettings(_Section):
     decision_path: str = "crm/gateway/decision"
     rego_dir: Path = Path("rego")
     opa_binary: str = ""  # empty: PATH, then .tools/bin/opa
+    # Managed mode fed by a bundle server: the supervised OPA runs with this OPA
+    # configuration file (services, signed bundles, persistence: deploy/opa/
+    # opa-config.yaml) instead of watching rego_dir, and is ready once a bundle is active.
+    opa_config_file: Path | None = None
     timeout: float = Field(default=0.1, gt=0)  # decision deadline; slower = deny (503)
     report_only: bool = False
     purpose_header: str = "X-Purpose"

@@ -117,7 +117,11 @@ def _policy(settings: Settings) -> list[str]:
     p = settings.policy
     if p.engine == "managed":
         rego = settings.path(p.rego_dir)
-        if not rego.is_dir():
+        if p.opa_config_file is not None:
+            config = settings.path(p.opa_config_file)
+            if not config.is_file():
+                problems.append(f"policy.opa_config_file: {config} does not exist")
+        elif not rego.is_dir():
             problems.append(f"policy.rego_dir: {rego} is not a directory")
         try:
             find_opa_binary(settings)

@@ -7,6 +7,7 @@ ones it checks); a file with several problems lists every one of them in both.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -204,3 +205,16 @@ def test_retired_audit_keys_are_checked_and_loaded_for_verification(tmp_path: Pa
         load_retired_seal_public_keys(settings)
     one = _static(audit={"seal_retired_public_keys": [str(pub)]})
     assert len(load_retired_seal_public_keys(one)) == 1
+
+
+def test_a_managed_opa_fed_by_bundles_needs_its_config_file_not_rego_dir(tmp_path: Path) -> None:
+    missing = tmp_path / "opa-config.yaml"
+    settings = Settings.model_validate(
+        {"policy": {"engine": "managed", "opa_config_file": str(missing),
+                    "rego_dir": str(tmp_path / "no-rego"), "opa_binary": sys.executable}}
+    )  # fmt: skip
+    assert [p for p in validate(settings, {}) if p.startswith("policy.")] == [
+        f"policy.opa_config_file: {missing} does not exist"
+    ]
+    missing.write_text("services: {}\n", encoding="utf-8")
+    assert [p for p in validate(settings, {}) if p.startswith("policy.")] == []
