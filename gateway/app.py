@@ -21,6 +21,7 @@ from gateway.audit.emitter import AuditEmitter
 from gateway.boundary import error_boundary, server_header
 from gateway.core import headers as h
 from gateway.core.catalog import Catalog
+from gateway.core.findings import Finding
 from gateway.core.masking import Masker
 from gateway.core.taxonomy import Taxonomy
 from gateway.errors import ConfigError, StartupError
@@ -108,9 +109,13 @@ async def _open_stages(
     async def _anomaly_revoke(subject_id: str, reason: str) -> None:
         await revocations.revoke(subject_id, reason=reason, by="anomaly-detector")
 
-    anomaly = await AnomalyDetector.open(
-        settings, emit=lambda finding: audit.emit(build_alert(finding)), revoke=_anomaly_revoke
-    )
+    metrics = Metrics(templates=(r.template for r in catalog.routes))
+
+    def _alert(finding: Finding) -> None:
+        metrics.alerts.inc(finding.kind, finding.action)
+        audit.emit(build_alert(finding))
+
+    anomaly = await AnomalyDetector.open(settings, emit=_alert, revoke=_anomaly_revoke)
     opened.push_async_callback(anomaly.close)
     policy = await PolicyEngine.open(
         settings,
@@ -134,7 +139,7 @@ async def _open_stages(
         catalog=catalog,
         masker=Masker(taxonomy, _pseudonym_key(settings)),
         audit=audit,
-        metrics=Metrics(templates=(r.template for r in catalog.routes)),
+        metrics=metrics,
         routes=RouteTable(
             settings.routes,
             catalog=catalog,

@@ -68,7 +68,11 @@ class Metrics:
             ("category", "level", "outcome"),
         )
         self.blocks = Tally("crmgw_blocks", "Responses blocked, by error code", ("code",))
-        for tally in (self.requests, self.decisions, self.fields, self.blocks):
+        # Raised by this replica (each alert is raised by exactly one replica).
+        self.alerts = Tally(
+            "crmgw_anomaly_alerts", "Anomaly alerts raised, by kind and action", ("kind", "action")
+        )
+        for tally in (self.requests, self.decisions, self.fields, self.blocks, self.alerts):
             r.register(tally)
         self.latency = Histogram(
             "crmgw_request_seconds", "Total request latency", buckets=_LATENCY_BUCKETS, registry=r

@@ -132,7 +132,8 @@ class MonitorSettings(_Section):
     usual hours only alerts (one call at night is a question, not proof).
     """
 
-    enabled: bool = False
+    # On by default: alerts only (`action: alert`) until the security team picks an action.
+    enabled: bool = True
     window_seconds: int = Field(default=3600, ge=60, le=7 * 86400)
     # Level -> distinct customers seen in clear by one subject in a window that raise an alert.
     distinct_customers: dict[str, int] = Field(
