@@ -13,6 +13,7 @@ GatewayError
 │   ├── RecordNotVisible         403 record_not_visible      (write to a hidden record)
 │   ├── ProtectedFieldPatch      403 protected_field_patch   (JSON Patch reads a protected field)
 │   ├── UncataloguedRoute        403 uncatalogued_route      (record rules uncheckable)
+│   ├── DocumentWithheld         403 document_withheld       (a document above the caller's view)
 │   ├── NotFound                 404 not_found
 │   │   └── HiddenRecord         404 not_found               (a hidden record, as if absent)
 │   ├── MethodNotAllowed         405 method_not_allowed      (TRACE, CONNECT)
@@ -272,6 +273,14 @@ class UndeclaredResponseType(ResponseRewriteFailed):
     """The CRM answered a sensitive route with a media type the route does not declare."""
 
     code = "undeclared_response_type"
+
+
+class DocumentWithheld(BlockedByPolicy):
+    """A rendered document (catalog `document:`) carries a level the caller does not
+    see in clear, or a record rule could hide the record it shows: a document cannot
+    be masked, so it is withheld whole; the record stays readable, masked, as data."""
+
+    code = "document_withheld"
 
 
 class UncataloguedRoute(BlockedByPolicy):

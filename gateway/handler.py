@@ -27,18 +27,21 @@ from gateway.audit.oplog import bind_request
 from gateway.core import headers as h
 from gateway.core import negotiation
 from gateway.core.catalog import RouteMatch
-from gateway.core.codecs import CodecLimits, make_body_rewriter
+from gateway.core.codecs import CodecLimits, body_kind, make_body_rewriter
+from gateway.core.documents import withheld_because
 from gateway.core.enforce import Enforcer, build_enforcer
 from gateway.core.links import LinkMap
-from gateway.core.model import Decision, RecordVerb
+from gateway.core.model import ALLOW, Decision, RecordVerb
 from gateway.core.paths import normalize_path
 from gateway.core.query_guard import audit_path
 from gateway.core.record import Access
+from gateway.core.report import outcome_of
 from gateway.core.request_pii import classify_request
 from gateway.core.rewrite import BlockResponse, BodyRewriter, RewriteError
 from gateway.core.visibility import response_route
 from gateway.errors import (
     BlockedByPolicy,
+    DocumentWithheld,
     Forbidden,
     GatewayError,
     HiddenRecord,
@@ -430,7 +433,9 @@ async def _respond(
     if h.first(up.headers, "content-length") == "0":
         return (await without_body(request, up, headers)).response
     _check_declared_type(stages, access, up, crm_route)
-    rewriter = _body_rewriter(stages, up, headers, enforcer)
+    assert decision is not None  # an enforcer implies a decision
+    document = _document_released(access, up, decision, crm_route, enforcer)
+    rewriter = _body_rewriter(stages, up, headers, enforcer, document=document)
     if head_as_get:
         return await _head_answer(request, up, headers, rewriter, enforcer, access)
     return await _rewrite_body(request, stages, access, up, headers, rewriter, enforcer,
@@ -480,8 +485,40 @@ def _check_declared_type(
         access.error = f"report_only_would_block: {exc.code}"
 
 
+def _document_released(
+    access: Access,
+    up: UpstreamResponse,
+    decision: Decision,
+    crm_route: RouteMatch | None,
+    enforcer: Enforcer,
+) -> bool:
+    """A document route's rendered document (catalog `document: L3`): released whole
+    or withheld whole (gateway.core.documents)."""
+    level = crm_route.route.document if crm_route else None
+    mime = negotiation.media_type(h.first(up.headers, "content-type"))
+    if crm_route is None or level is None or body_kind(mime) != "binary":
+        return False
+    why = withheld_because(decision, level, crm_route.route.facts)
+    if why is not None:
+        exc = DocumentWithheld(
+            f"{crm_route.template} answers with a document carrying {level} data, which this "
+            f"caller may not see whole ({why}); read the record as data instead",
+            level=level,
+        )
+        if not access.report_only:
+            raise exc
+        access.error = f"report_only_would_block: {exc.code}"
+    enforcer.report.add_field("document", level, outcome_of(ALLOW))
+    return True
+
+
 def _body_rewriter(
-    stages: Stages, up: UpstreamResponse, headers: h.Headers, enforcer: Enforcer
+    stages: Stages,
+    up: UpstreamResponse,
+    headers: h.Headers,
+    enforcer: Enforcer,
+    *,
+    document: bool = False,
 ) -> BodyRewriter:
     limits = stages.settings.limits
     declared = h.first(up.headers, "content-length")
@@ -490,6 +527,7 @@ def _body_rewriter(
         h.first(up.headers, "content-encoding"),
         enforcer,
         content_length=int(declared) if declared and declared.isdigit() else None,
+        document=document,
         limits=CodecLimits(
             max_buffered=limits.max_response_body,
             max_decompressed=limits.max_decompressed_body,

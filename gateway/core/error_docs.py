@@ -130,7 +130,8 @@ _DOCS = (
              "Operators check the route's catalog entry and the CRM's format."),
     ErrorDoc("undeclared_response_type", "502", "The CRM answered a sensitive route with a "
              "media type the route does not declare: blocked.",
-             "The security team declares the type in the catalog, if it is safe to inspect."),
+             "The security team declares the type in the catalog, if it is safe to inspect; "
+             "a rendered document (PDF) is declared with the level it carries (`document:`)."),
     ErrorDoc("policy_unavailable", "503", "The policy engine (OPA) did not answer in time or "
              "answered something malformed: denied, fail closed.",
              "Operators check OPA; the gateway retries on the next request."),
@@ -145,6 +146,13 @@ _DOCS = (
              "reaches a client).", "`crm-gateway check-config FILE` names the key."),
     ErrorDoc("startup_error", "-", "Start-up only: something the gateway needs (Redis, a key) "
              "is unreachable.", "Fix the setting the message names."),
+    ErrorDoc("document_withheld", "403", "The route answers with a rendered document (a PDF, "
+             "an image, a spreadsheet) that carries data of a level this caller does not see "
+             "in clear, or a record rule could hide the record in it. A document cannot be "
+             "masked, so it is withheld whole.",
+             "Read the same record through its data route (JSON, masked as the policy says), "
+             "or ask for a grant that shows the document's level in clear; the catalog's "
+             "`document:` names the level."),
     ErrorDoc("uncatalogued_route", "403", "The decision has record conditions (grade, tier) "
              "that this response cannot be checked against: customer data outside any "
              "identifiable record, records without the facts the rules test, or a CSV "

@@ -94,7 +94,9 @@ def _files(settings: Settings, directory_loader: Loader) -> list[str]:
     catalog = Catalog.load(settings.path(c.catalog))
     return [  # catalog rules naming categories the taxonomy does not define (typos)
         f"classification.catalog: {problem}"
-        for problem in catalog.problems_with(set(taxonomy.categories))
+        for problem in catalog.problems_with(
+            set(taxonomy.categories), frozenset(lv.code for lv in taxonomy.levels)
+        )
     ]
 
 

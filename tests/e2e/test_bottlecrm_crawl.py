@@ -63,12 +63,13 @@ REFUSED: dict[tuple[str, str], str] = {
         "leads carry a grade and tier (custom fields), but BottleCRM's CSV export "
         "has no column for them: the record rules cannot be checked on its rows"
     ),
-    ("/api/invoices/{id}/pdf/", "undeclared_response_type"): (
-        "a PDF of the invoice (client name, e-mail, notes): the gateway cannot "
-        "inspect PDF, so the route declares JSON only and the PDF is refused by type"
+    ("/api/invoices/{id}/pdf/", "document_withheld"): (
+        "a PDF of the invoice (client name, e-mail, notes that may quote a card): the "
+        "gateway cannot mask inside a PDF, so the route declares it an L4 document, "
+        "released whole only to a caller who sees L4 in clear"
     ),
-    ("/api/public/invoice/{token}/pdf/", "undeclared_response_type"): (
-        "the same PDF behind the invoice's public token: refused by type"
+    ("/api/public/invoice/{token}/pdf/", "document_withheld"): (
+        "the same PDF behind the invoice's public token: withheld the same way"
     ),
 }
 # Pages of staff, settings, reports, boards, cases, tasks and time that answer
@@ -532,3 +533,27 @@ async def test_low_clearance_crawl_of_every_get_route(
     # ... and the case pages hold customer data to protect (BottleCRM shows it).
     direct = bottlecrm.request("GET", f"/api/cases/{casework['case']}/", token=token)
     assert casework["name"] in direct.body.decode("utf-8"), direct.body[:300]
+
+
+async def test_an_l4_caller_gets_the_invoice_pdf_as_bottlecrm_renders_it(
+    tmp_path: Path, bottlecrm: BottleCRM, invoice: dict[str, Any]
+) -> None:
+    """Over-masking: the invoice PDF is declared an L4 document, so a caller whose view
+    is L4 in clear (the static table's admin) gets BottleCRM's bytes unchanged, where
+    the undeclared PDF used to answer 502 to everyone."""
+    gw = await start_bottlecrm_gateway(tmp_path, bottlecrm, engine="static")
+    token = bottlecrm.tokens["admin"]
+    try:
+        async with aiohttp.ClientSession() as session:
+            for path in (f"/api/invoices/{invoice['id']}/pdf/",
+                         f"/api/public/invoice/{invoice['public_token']}/pdf/"):  # fmt: skip
+                direct = bottlecrm.request("GET", path, token=token)
+                async with session.get(
+                    gw.url + path, headers={"Authorization": f"Bearer {token}"}
+                ) as resp:
+                    body = await resp.read()
+                assert direct.status == resp.status == 200, (path, body[:300])
+                assert resp.headers["Content-Type"].startswith("application/pdf")
+                assert body.startswith(b"%PDF") and body == direct.body, path
+    finally:
+        await gw.stop()

@@ -185,10 +185,15 @@ class Catalog:
             response_types=response_types,
         )
 
-    def problems_with(self, known: set[str] | frozenset[str]) -> list[str]:
-        """Categories the catalog names that the taxonomy does not know (check-config)."""
+    def problems_with(
+        self, known: set[str] | frozenset[str], levels: frozenset[str] | None = None
+    ) -> list[str]:
+        """Categories (and document levels, given `levels`) the catalog names that the
+        taxonomy does not know (check-config)."""
         out = []
         for route in self.routes:
+            if levels is not None and route.document and route.document not in levels:
+                out.append(f"routes.{route.name}.document: unknown level {route.document!r}")
             for rule in route.rules:
                 if rule.category and rule.category not in known:
                     out.append(f"routes.{route.name}: unknown category {rule.category!r}")

@@ -96,6 +96,7 @@ def _route(
         "search_body",
         "side",
         "reveal_route",
+        "document",
     }
     allowed.add("response_types")  # read by _types.negotiation
     _unknown_keys(raw, allowed | {"entry"}, where, problems)
@@ -167,7 +168,16 @@ def _route(
         search_body=_flag(raw, "search_body", where, problems),
         side=_side(raw.get("side", []), f"{where}.side", tuple(records), problems),
         reveal_route=_reveal_route(raw, where, problems),
+        document=_document(raw, where, problems),
     )
+
+
+def _document(raw: Mapping[str, Any], where: str, problems: list[str]) -> str | None:
+    value = raw.get("document")
+    if value is not None and (not isinstance(value, str) or not re.fullmatch(r"L\d{1,2}", value)):
+        problems.append(f"{where}.document: must be the level the document carries (L3)")
+        return None
+    return value
 
 
 def _reveal_route(raw: Mapping[str, Any], where: str, problems: list[str]) -> str | None:

@@ -118,6 +118,10 @@ class RouteSpec:
     # the route that reads one of this route's records by its id: reveal handles are
     # offered for this route's masked fields, and reveals fetch the value through it
     reveal_route: str | None = None
+    # A rendered document (PDF, image, spreadsheet) the gateway cannot look inside,
+    # carrying customer data up to this level: released whole to a caller who sees
+    # that level in clear (and whom no record rule could hide it from), else refused.
+    document: str | None = None
     _memo: dict[str, FieldRule | None] = field(
         default_factory=dict, compare=False, repr=False, hash=False
     )

@@ -20,7 +20,9 @@ Format by declared media type:
   text/event-stream                     streamed by event
   any other text, or no Content-Type    buffered; masked as JSON/JSONP/NDJSON if it parses as one
                                         (content-type confusion), else as free text
-  image/*, audio/*, video/*, PDF, zip, octet-stream, ...   refused
+  image/*, audio/*, video/*, PDF, zip, octet-stream, ...   refused, unless the route is a
+                                        document route the caller may see whole (`document=True`:
+                                        relayed unchanged, only decoded)
 """
 
 from __future__ import annotations
@@ -132,6 +134,7 @@ def make_body_rewriter(
     limits: CodecLimits,
     sensitive: bool,
     content_length: int | None = None,
+    document: bool = False,
 ) -> BodyRewriter:
     """The rewriter for one response body.
 
@@ -147,9 +150,21 @@ def make_body_rewriter(
     """
     out_type = content_type or "text/plain; charset=utf-8"
     try:
+        if document and body_kind(parse_media_type(content_type).mime) == "binary":
+            return Pipeline([*content_decoders(content_encoding, limits), _Unchanged()], out_type)
         return _build(content_type, content_encoding, enforcer, limits, sensitive, content_length)
     except RewriteError as exc:
         return Refused(exc, out_type)
+
+
+class _Unchanged:
+    """A document released whole: its bytes as they come (the handler decided)."""
+
+    def feed(self, data: bytes) -> bytes:
+        return data
+
+    def finish(self) -> bytes:
+        return b""
 
 
 def _build(
