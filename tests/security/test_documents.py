@@ -39,6 +39,9 @@ def _upstream() -> web.Application:
             return web.json_response(INVOICE)
         if kind == "zip":
             return web.Response(body=b"PK\x03\x04zip", content_type="application/zip")
+        if kind == "disguised":  # JSON labelled as a PDF: not a document
+            return web.Response(body=b'{"bank_card": "6222020200112233445"}',
+                                content_type="application/pdf")  # fmt: skip
         disposition = {"Content-Disposition": 'attachment; filename="INV-1.pdf"'}
         return web.Response(body=PDF, content_type="application/pdf", headers=disposition)
 
@@ -109,6 +112,14 @@ async def test_the_same_route_masks_json_and_refuses_other_types(gw: Gateway) ->
     for who in ("risk", "cs"):
         zipped = await fetch(gw, "/api/invoices/INV-1/pdf/?as=zip", who)
         assert zipped.status == 502 and zipped.error() == "undeclared_response_type"
+
+
+async def test_text_under_a_document_label_is_refused_even_to_a_cleared_caller(
+    gw: Gateway,
+) -> None:
+    reply = await fetch(gw, "/api/invoices/INV-1/pdf/?as=disguised", "risk", X_Purpose="aml")
+    assert reply.status == 502 and reply.error() == "response_rewrite_failed", reply.raw
+    assert b"6222020200112233445" not in reply.raw
 
 
 async def test_an_undeclared_document_is_refused_to_everyone(gw: Gateway) -> None:

@@ -158,13 +158,29 @@ def make_body_rewriter(
 
 
 class _Unchanged:
-    """A document released whole: its bytes as they come (the handler decided)."""
+    """A document released whole: its bytes as they come (the handler decided), once
+    its first bytes show it is one. Text under a binary label (JSON, HTML) is not a
+    document and is refused: it would otherwise leave unmasked."""
+
+    _CHECK = 1024
+
+    def __init__(self) -> None:
+        self._head: bytearray | None = bytearray()
 
     def feed(self, data: bytes) -> bytes:
-        return data
+        if self._head is None:
+            return data
+        self._head += data
+        return self._release() if len(self._head) >= self._CHECK else b""
 
     def finish(self) -> bytes:
-        return b""
+        return b"" if self._head is None else self._release()
+
+    def _release(self) -> bytes:
+        head, self._head = bytes(self._head or b""), None
+        if head and sniff(head[: self._CHECK]) != "binary":
+            raise RewriteError("a document route answered with text under a binary type")
+        return head
 
 
 def _build(
