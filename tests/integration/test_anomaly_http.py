@@ -5,8 +5,10 @@ with anomaly detection as it ships (on) and thresholds made small. Each kind is
 driven by its own caller through plain HTTP requests spread over both replicas:
 bulk access (many distinct customers), a burst of refused requests, filter
 probing, access outside usual days, and a honeytoken customer. For each alert the
-test measures how long after the triggering request it is in the audit stream
-(the road to the SIEM; printed, not asserted), checks that exactly one replica
+test measures how long after the triggering request it is in the audit stream and
+in a real rsyslogd (the shipped deploy/siem/rsyslog-tls.conf, RFC 5425 over TLS,
+fed from the stream by `crm-gateway audit ship --to syslog`, as deployed): printed,
+not asserted. It checks that exactly one replica
 raised it (the stream and both replicas' metrics), and that its action holds on
 both replicas: throttled callers get 429 everywhere, the caller who opened the
 decoy is revoked everywhere.
@@ -26,12 +28,14 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import aiohttp
+import orjson
 import pytest
 import yaml
 
 from tests.conftest import free_port, stop_process, wait_for_port
 from tests.integration import audit_load as al
 from tests.integration.gateway_harness import write_key_directory
+from tests.integration.rsyslog_receiver import Rsyslog, run_rsyslog
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -58,9 +62,10 @@ def _usual_days_not_now() -> list[str]:
 class Replicas:
     urls: list[str]
     redis_url: str
+    rsyslog: Rsyslog
 
 
-def _config(tmp_path: Path, redis_url: str, crm_port: int) -> Path:
+def _config(tmp_path: Path, redis_url: str, crm_port: int, rx: Rsyslog) -> Path:
     directory = write_key_directory(
         tmp_path / "directory.yaml",
         [({"id": f"u-{n}", "clearance": "L2", "roles": ["sales"], "department": "retail"},
@@ -89,6 +94,12 @@ def _config(tmp_path: Path, redis_url: str, crm_port: int) -> Path:
         },
         "audit": {
             "sinks": ["redis"],
+            # for the shipper (`audit ship --to syslog`), which feeds rsyslog
+            "syslog_host": "localhost",
+            "syslog_port": rx.port,
+            "syslog_ca_file": str(rx.tls.ca),
+            "syslog_cert_file": str(rx.tls.client_cert),
+            "syslog_key_file": str(rx.tls.client_key),
             "stream": STREAM,
             "spool_dir": str(tmp_path / "spool"),
             "registry_dir": str(tmp_path / "writers"),
@@ -101,10 +112,15 @@ def _config(tmp_path: Path, redis_url: str, crm_port: int) -> Path:
 
 
 @pytest.fixture
-def replicas(tmp_path: Path, redis_url: str) -> Iterator[Replicas]:
+def rsyslog(tmp_path: Path) -> Iterator[Rsyslog]:
+    yield from run_rsyslog(tmp_path)
+
+
+@pytest.fixture
+def replicas(tmp_path: Path, redis_url: str, rsyslog: Rsyslog) -> Iterator[Replicas]:
     crm_port = free_port()
     procs = [al.start_crm(crm_port)]
-    config = _config(tmp_path, redis_url, crm_port)
+    config = _config(tmp_path, redis_url, crm_port, rsyslog)
     ports = [free_port(), free_port()]
     try:
         for i, port in enumerate(ports):
@@ -115,9 +131,16 @@ def replicas(tmp_path: Path, redis_url: str) -> Iterator[Replicas]:
                         cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
                     )
                 )  # fmt: skip
-        for port, proc in zip(ports, procs[1:], strict=True):
+        with (tmp_path / "shipper.log").open("wb") as log:
+            procs.append(
+                subprocess.Popen(
+                    [CLI, "audit", "ship", "--to", "syslog", "--config", str(config)],
+                    cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                )
+            )  # fmt: skip
+        for port, proc in zip(ports, procs[1:3], strict=True):
             wait_for_port(port, timeout=30, proc=proc)
-        yield Replicas([f"http://127.0.0.1:{p}" for p in ports], redis_url)
+        yield Replicas([f"http://127.0.0.1:{p}" for p in ports], redis_url, rsyslog)
     finally:
         for proc in reversed(procs):
             stop_process(proc)
@@ -137,13 +160,30 @@ def _alerts(redis_url: str) -> list[tuple[str, str]]:
     ]
 
 
-async def _alert_after(redis_url: str, kind: str, subject: str, since: float) -> float:
-    """Seconds from `since` until the `kind` alert about `subject` is in the stream."""
-    while True:
-        if (kind, subject) in _alerts(redis_url):
-            return time.monotonic() - since
+def _received(rx: Rsyslog) -> list[tuple[str, str]]:
+    """(kind, subject) of every anomaly alert rsyslog archived."""
+    out = []
+    for line in rx.archive_lines():
+        e = orjson.loads(line)
+        anomaly = e.get("unmapped", {}).get("crm", {}).get("anomaly")
+        if e.get("class_uid") == 2004 and anomaly:
+            out.append((anomaly["kind"], e["actor"]["user"]["uid"]))
+    return out
+
+
+async def _alert_after(r: Replicas, kind: str, subject: str) -> tuple[float, float]:
+    """Seconds from now until the `kind` alert about `subject` is in the stream, and
+    until rsyslog has archived it."""
+    since = time.monotonic()
+    stream = syslog = 0.0
+    while not (stream and syslog):
+        if not stream and (kind, subject) in _alerts(r.redis_url):
+            stream = time.monotonic() - since
+        if not syslog and (kind, subject) in _received(r.rsyslog):
+            syslog = time.monotonic() - since
         assert time.monotonic() - since < 5, f"no {kind} alert for {subject} after 5 s"
         await asyncio.sleep(0.02)
+    return stream, syslog
 
 
 async def _everywhere(s: aiohttp.ClientSession, r: Replicas, who: str, status: int) -> None:
@@ -170,15 +210,13 @@ async def test_each_anomaly_alerts_once_in_the_stream_and_acts_on_both_replicas(
     replicas: Replicas,
 ) -> None:
     r = replicas
-    latencies: dict[str, float] = {}
+    latencies: dict[str, tuple[float, float]] = {}
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as s:
         # Bulk access: 8 distinct customers, half through each replica.
         for n in range(1, 9):
             status, body = await _get(s, f"{r.urls[n % 2]}/api/customers/C{n:06d}", "bulk")
             assert status == 200, body
-        latencies["distinct_customers"] = await _alert_after(
-            r.redis_url, "distinct_customers", "u-bulk", time.monotonic()
-        )
+        latencies["distinct_customers"] = await _alert_after(r, "distinct_customers", "u-bulk")
         await _everywhere(s, r, "bulk", 429)
 
         # A burst of refused requests (a filter on a card number, the same one each
@@ -186,40 +224,32 @@ async def test_each_anomaly_alerts_once_in_the_stream_and_acts_on_both_replicas(
         for n in range(5):
             url = f"{r.urls[n % 2]}/api/customers?bank_card=6222020200112233445"
             assert (await _get(s, url, "burst"))[0] == 403
-        latencies["blocked_burst"] = await _alert_after(
-            r.redis_url, "blocked_burst", "u-burst", time.monotonic()
-        )
+        latencies["blocked_burst"] = await _alert_after(r, "blocked_burst", "u-burst")
         await _everywhere(s, r, "burst", 429)
 
         # Filter probing: three different card numbers guessed (each refused).
         for n in range(3):
             url = f"{r.urls[n % 2]}/api/customers?bank_card=622202020011223344{n}"
             assert (await _get(s, url, "probe"))[0] == 403
-        latencies["filter_probe"] = await _alert_after(
-            r.redis_url, "filter_probe", "u-probe", time.monotonic()
-        )
+        latencies["filter_probe"] = await _alert_after(r, "filter_probe", "u-probe")
         await _everywhere(s, r, "probe", 429)
 
         # A honeytoken customer, opened once on replica 0: revoked on both.
         assert (await _get(s, f"{r.urls[0]}/api/customers/{DECOY}", "decoy"))[0] == 200
-        latencies["honeytoken"] = await _alert_after(
-            r.redis_url, "honeytoken", "u-decoy", time.monotonic()
-        )
+        latencies["honeytoken"] = await _alert_after(r, "honeytoken", "u-decoy")
         await _everywhere(s, r, "decoy", 403)
 
         # Outside the usual days: one ordinary read alerts, and only alerts.
         status, _ = await _get(s, f"{r.urls[1]}/api/customers/C000001", "quiet")
         assert status == 200
-        latencies["off_hours"] = await _alert_after(
-            r.redis_url, "off_hours", "u-quiet", time.monotonic()
-        )
+        latencies["off_hours"] = await _alert_after(r, "off_hours", "u-quiet")
         assert (await _get(s, f"{r.urls[0]}/api/customers/C000002", "quiet"))[0] == 200
 
         await asyncio.sleep(0.5)  # any duplicate from the other replica would be in by now
         kinds = [kind for kind, _ in _alerts(r.redis_url)]
         raised = {kind: await _metric_sum(s, r, kind) for kind in latencies}
-        print("\nalert latency (request to audit stream): "
-              + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in latencies.items()))  # fmt: skip
+        shown = [f"{k} {a * 1000:.0f}/{b * 1000:.0f} ms" for k, (a, b) in latencies.items()]
+        print("\nalert latency after the request (audit stream / rsyslog): " + ", ".join(shown))
     # Each breach is raised once, by one replica (off-hours: once per caller).
     by_kind = {k: kinds.count(k) for k in set(kinds)}
     assert by_kind.pop("off_hours") == len(CALLERS)
