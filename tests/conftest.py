@@ -12,6 +12,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -38,6 +39,17 @@ settings.register_profile(
     "stress", max_examples=5000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+
+def start_serve(config: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+    """`crm-gateway serve --config CONFIG --listen 127.0.0.1:PORT` as its own process,
+    its output in `log` (stop it with stop_process)."""
+    cli = str(Path(sys.executable).parent / "crm-gateway")
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [cli, "serve", "--config", str(config), "--listen", f"127.0.0.1:{port}"],
+            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
 
 
 def free_port() -> int:

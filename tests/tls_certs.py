@@ -10,7 +10,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 
@@ -124,6 +124,24 @@ class TlsFiles:
     server_key: Path
     client_cert: Path
     client_key: Path
+
+
+def bundle_keypair(directory: Path, name: str) -> tuple[Path, str]:
+    """An RSA key for signing OPA bundles (RS256): the private key's PEM file and the
+    public key's PEM text, as opa-config.yaml's `keys` takes it."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = directory / f"{name}.key"
+    private.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return private, public.decode()
 
 
 def make_tls_files(directory: Path, client_cn: str = "crm-gateway-shipper") -> TlsFiles:

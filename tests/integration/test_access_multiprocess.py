@@ -33,7 +33,14 @@ import yaml
 from gateway.audit.verify import verify_stream
 from gateway.demo.data import generate_customers
 from gateway.settings import load_settings
-from tests.conftest import OpaProcess, RedisProcess, free_port, stop_process, wait_for_port
+from tests.conftest import (
+    OpaProcess,
+    RedisProcess,
+    free_port,
+    start_serve,
+    stop_process,
+    wait_for_port,
+)
 from tests.integration.audit_load import stream_events
 from tests.integration.console_harness import api, fetch, key_of, start_opa, write_people
 
@@ -108,15 +115,7 @@ def replicas(tmp_path: Path, redis_url: str, opa: OpaProcess) -> Iterator[Replic
     ports = [free_port(), free_port()]
     try:
         for i, port in enumerate(ports):
-            with (tmp_path / f"gateway-{i}.log").open("wb") as log:
-                procs.append(
-                    subprocess.Popen(
-                        [CLI, "serve", "--config", str(config), "--listen", f"127.0.0.1:{port}"],
-                        cwd=ROOT,
-                        stdout=log,
-                        stderr=subprocess.STDOUT,
-                    )
-                )
+            procs.append(start_serve(config, port, tmp_path / f"gateway-{i}.log"))
         wait_for_port(crm_port, proc=procs[0])
         for port, proc in zip(ports, procs[1:], strict=True):
             wait_for_port(port, timeout=30, proc=proc)
@@ -417,11 +416,7 @@ async def test_restored_into_a_fresh_redis_a_gateway_serves_the_same_grants_and_
     settings["audit"]["registry_dir"] = str(tmp_path / "fresh-writers")
     config.write_text(yaml.safe_dump(settings), encoding="utf-8")
     port = free_port()
-    with (tmp_path / "fresh-gateway.log").open("wb") as log:
-        proc = subprocess.Popen(
-            [CLI, "serve", "--config", str(config), "--listen", f"127.0.0.1:{port}"],
-            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+    proc = start_serve(config, port, tmp_path / "fresh-gateway.log")
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for_port(port, timeout=30, proc=proc)

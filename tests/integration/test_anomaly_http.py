@@ -32,7 +32,7 @@ import orjson
 import pytest
 import yaml
 
-from tests.conftest import free_port, stop_process, wait_for_port
+from tests.conftest import free_port, start_serve, stop_process, wait_for_port
 from tests.integration import audit_load as al
 from tests.integration.gateway_harness import write_key_directory
 from tests.integration.rsyslog_receiver import Rsyslog, run_rsyslog
@@ -124,13 +124,7 @@ def replicas(tmp_path: Path, redis_url: str, rsyslog: Rsyslog) -> Iterator[Repli
     ports = [free_port(), free_port()]
     try:
         for i, port in enumerate(ports):
-            with (tmp_path / f"gateway-{i}.log").open("wb") as log:
-                procs.append(
-                    subprocess.Popen(
-                        [CLI, "serve", "--config", str(config), "--listen", f"127.0.0.1:{port}"],
-                        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                    )
-                )  # fmt: skip
+            procs.append(start_serve(config, port, tmp_path / f"gateway-{i}.log"))
         with (tmp_path / "shipper.log").open("wb") as log:
             procs.append(
                 subprocess.Popen(

@@ -32,14 +32,13 @@ import aiohttp
 import orjson
 import pytest
 import yaml
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from gateway.demo.data import generate_customers
 from tests.conftest import find_opa, free_port, stop_process, wait_for_port
 from tests.integration import audit_load as al
 from tests.integration.console_harness import POLICY_CONFIG, key_of, write_people
 from tests.integration.policy_http_harness import policy_copy
+from tests.tls_certs import bundle_keypair
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -48,22 +47,6 @@ CLI = str(Path(sys.executable).parent / "crm-gateway")
 STREAM = "bundles:audit"
 # Customers the sales user (L2) may read without a grant: grade C, tier 一般.
 VISIBLE = [c["id"] for c in generate_customers(7, 200) if c["grade"] == "C" and c["tier"] == "一般"]
-
-
-def _keypair(directory: Path, name: str) -> tuple[Path, str]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = directory / f"{name}.key"
-    private.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    public = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return private, public.decode()
 
 
 def _publish(tmp: Path, revision: str, key: Path, served: Path) -> None:
@@ -197,8 +180,8 @@ def crm() -> Iterator[int]:
 async def test_bundles_roll_out_to_both_replicas_and_a_killed_one_loses_nothing(
     tmp_path: Path, redis_url: str, crm: int
 ) -> None:
-    key, public = _keypair(tmp_path, "bundle")
-    other_key, _ = _keypair(tmp_path, "other")
+    key, public = bundle_keypair(tmp_path, "bundle")
+    other_key, _ = bundle_keypair(tmp_path, "other")
     served = tmp_path / "srv" / "crm" / "bundle.tar.gz"
     served.parent.mkdir(parents=True)
     _publish(tmp_path, "rollout-a", key, served)

@@ -21,38 +21,21 @@ from pathlib import Path
 
 import pytest
 import yaml
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.conftest import ROOT, find_opa, free_port, stop_process, wait_for_port
+from tests.tls_certs import bundle_keypair
 
 pytestmark = pytest.mark.integration
 
 REVISION = json.loads((ROOT / "rego" / "data.json").read_text())["crm"]["config"]["revision"]
 
 
-def _keypair(directory: Path, name: str) -> tuple[Path, str]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = directory / f"{name}.key"
-    private.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    public = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return private, public.decode()
-
-
 @pytest.fixture(scope="module")
 def published(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str, str, int]]:
     """Build with the deploy script, serve over HTTP. Yields (dir, good pub, other pub, port)."""
     tmp = tmp_path_factory.mktemp("bundle")
-    private, public = _keypair(tmp, "bundle")
-    _, other_public = _keypair(tmp, "other")
+    private, public = bundle_keypair(tmp, "bundle")
+    _, other_public = bundle_keypair(tmp, "other")
     (tmp / "srv" / "crm").mkdir(parents=True)
     out = tmp / "srv" / "crm" / "bundle.tar.gz"
     result = subprocess.run(

@@ -25,7 +25,7 @@ import pytest
 import yaml
 
 from gateway.state.revocation import RevocationList
-from tests.conftest import free_port, stop_process, wait_for_port
+from tests.conftest import free_port, start_serve, stop_process, wait_for_port
 from tests.integration.gateway_harness import write_directory
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
@@ -87,14 +87,7 @@ def replicas(tmp_path: Path, redis_url: str) -> Iterator[Replicas]:
     ports = [free_port(), free_port()]
     try:
         for i, port in enumerate(ports):
-            log = (tmp_path / f"gateway-{i}.log").open("wb")
-            with log:
-                procs.append(
-                    subprocess.Popen(
-                        [CLI, "serve", "--config", str(config), "--listen", f"127.0.0.1:{port}"],
-                        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                    )
-                )  # fmt: skip
+            procs.append(start_serve(config, port, tmp_path / f"gateway-{i}.log"))
         wait_for_port(crm_port, proc=procs[0])
         for port, proc in zip(ports, procs[1:], strict=True):
             wait_for_port(port, timeout=30, proc=proc)
