@@ -109,7 +109,7 @@ async def _open_stages(
     async def _anomaly_revoke(subject_id: str, reason: str) -> None:
         await revocations.revoke(subject_id, reason=reason, by="anomaly-detector")
 
-    metrics = Metrics(templates=(r.template for r in catalog.routes))
+    metrics = Metrics(templates=(r.label for r in catalog.routes))
 
     def _alert(finding: Finding) -> None:
         metrics.alerts.inc(finding.kind, finding.action)

@@ -200,7 +200,7 @@ def _locate(request: web.Request, stages: Stages, access: Access) -> _Located:
         raise NotFound("no such gateway endpoint")  # admin paths are never forwarded
     query = request.rel_url.raw_query_string
     rule, crm_route = stages.routes.resolve(
-        request.method, access.path, request.headers.items(), request.remote or ""
+        request.method, access.path, request.headers.items(), request.remote or "", query
     )
     access.route = crm_route.template if crm_route else access.path
     access.request_pii = classify_request(access.path, query, taxonomy=stages.taxonomy)

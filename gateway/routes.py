@@ -106,12 +106,13 @@ class RouteTable:
                 return c.rule
         return DEFAULT_RULE
 
-    def crm_route(self, method: str, path: str) -> RouteMatch | None:
-        """The catalog route for a canonical path, in any case and without parameters."""
+    def crm_route(self, method: str, path: str, query: str | None = None) -> RouteMatch | None:
+        """The catalog route for a canonical path, in any case and without parameters
+        (the raw query string chooses among query-dispatched routes)."""
         if self._catalog is None:
             return None
         key = self._key(path)
-        return self._catalog.match(method, key) or self._folded.match(method, key)
+        return self._catalog.match(method, key, query) or self._folded.match(method, key, query)
 
     def resolve(
         self,
@@ -119,9 +120,10 @@ class RouteTable:
         path: str,
         headers: Iterable[tuple[str, str]] = (),
         peer_ip: str = "",
+        query: str | None = None,
     ) -> tuple[RouteSettings, RouteMatch | None]:
         """Rule and catalog route, also for the paths forwarded rewrite headers name."""
-        rule, crm_route = self.match(method, path), self.crm_route(method, path)
+        rule, crm_route = self.match(method, path), self.crm_route(method, path, query)
         if not self._rewrite_allow:
             return rule, crm_route
         trusted = h.is_trusted(peer_ip, self._trusted)
@@ -133,7 +135,7 @@ class RouteTable:
             alt_rule = self.match(method, alt)
             if alt_rule != rule:
                 rule = DEFAULT_RULE
-            crm_route = self.crm_route(method, alt) or crm_route
+            crm_route = self.crm_route(method, alt, query) or crm_route
         return rule, crm_route
 
     def _key(self, path: str) -> str:
@@ -159,13 +161,14 @@ class _FoldedCatalog:
             else:
                 self._static.setdefault(route.template.lower(), []).append(route)
 
-    def match(self, method: str, path: str) -> RouteMatch | None:
+    def match(self, method: str, path: str, query: str | None = None) -> RouteMatch | None:
         """In any case, and with the trailing slash added or removed when the spelling
         given matches nothing (a lenient CRM serves `/customers/1/` as `/customers/1`)."""
-        found = self._match(method, path)
+        found = self._match(method, path, query)
         if found is None and len(path) > 1:
-            found = self._match(method, path[:-1] if path.endswith("/") else path + "/")
+            alt = path[:-1] if path.endswith("/") else path + "/"
+            found = self._match(method, alt, query)
         return found
 
-    def _match(self, method: str, path: str) -> RouteMatch | None:
-        return match_routes(self._static, self._dynamic, method, path.lower(), path)
+    def _match(self, method: str, path: str, query: str | None) -> RouteMatch | None:
+        return match_routes(self._static, self._dynamic, method, path.lower(), path, query)

@@ -27,6 +27,11 @@ _DOCS = (
     ErrorDoc("bad_path", "400", "The path is ambiguous or hostile (encoded `/` or `\\`, double "
              "encoding, control characters, dot segments behind parameters, invalid UTF-8).",
              "Send the canonical path; `crm-gateway explain --request` shows how it is read."),
+    ErrorDoc("ambiguous_dispatch", "400", "On a page chosen by a query parameter "
+             "(`legacy.do?method=detail`), that parameter is given twice, spelled another "
+             "way (`Method`, `method[]`, `method%00`) or differs from the CRM's value in case "
+             "only: the CRM might serve another page than the one the gateway enforces.",
+             "Send the parameter once, exactly as the catalog's `query:` names it."),
     ErrorDoc("read_with_body", "400", "A GET, HEAD or OPTIONS with a body on a sensitive "
              "route: a filter or query in it (Elasticsearch-style search bodies, GraphQL in a "
              "GET) would reach the CRM unchecked by the search and filter guard.",

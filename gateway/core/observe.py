@@ -211,9 +211,9 @@ def coverage(catalog: Catalog, observed: Mapping[str, Mapping[str, Any]]) -> Cov
                 )
     seen_templates = set(observed)
     unseen = [
-        {"name": r.name, "template": r.template}
+        {"name": r.name, "template": r.label}
         for r in catalog.routes
-        if r.template not in seen_templates and r.sensitive
+        if r.label not in seen_templates and r.sensitive
     ]
     keys = {_last_key(p) for obs in observed.values() for p in (obs.get("paths") or {})}
     unseen_fields = [

@@ -23,7 +23,7 @@ import orjson
 from gateway.core.catalog import Catalog
 from gateway.core.model import Action, Decision, Subject
 from gateway.core.taxonomy import Taxonomy
-from gateway.errors import ConfigError
+from gateway.errors import ClientError, ConfigError
 from gateway.policy.engine import DecisionOutcome, PolicyEngine
 from gateway.policy.inputs import PolicyRequest
 from gateway.settings import Settings
@@ -186,7 +186,11 @@ async def explain_decision(
 
 def negotiation_line(catalog: Catalog, method: str, route: str) -> str:
     """What the route may answer in (sensitive routes): the reason behind 406/502."""
-    match = catalog.match(method, route)
+    path, _, query = route.partition("?")  # a query-dispatched route's label
+    try:
+        match = catalog.match(method, path, query)
+    except ClientError:
+        match = None
     types = match.route.response_types if match else catalog.response_types
     where = f"catalog route {match.route.name}" if match else "no catalog route: catalog default"
     return (

@@ -131,7 +131,7 @@ async def check_route_rule(ctx: RequestContext) -> str | None:
 
 @register("catalog route")
 async def check_catalog_route(ctx: RequestContext) -> str | None:
-    ctx.crm_route = ctx.catalog.match(ctx.method, ctx.path)
+    ctx.crm_route = ctx.catalog.match(ctx.method, ctx.path, ctx.query)
     template = ctx.crm_route.template if ctx.crm_route else ctx.path
     export = ctx.crm_route is not None and ctx.crm_route.route.export
     ctx.operation = "export" if export else operation_for(ctx.method, "")

@@ -21,6 +21,7 @@ from urllib.parse import quote
 
 import yaml
 
+from gateway.core.catalog._dispatch import AmbiguousDispatch, dispatch
 from gateway.core.catalog._facts import FactsReader, RecordShape, get_path, record_facts
 from gateway.core.catalog._keys import suspect_key
 from gateway.core.catalog._load import build
@@ -39,6 +40,7 @@ from gateway.core.negotiation import DEFAULT_FORMAT_PARAMS, DEFAULT_RESPONSE_TYP
 
 __all__ = [
     "ENTRY_FORMATS",
+    "AmbiguousDispatch",
     "Catalog",
     "EntrySpec",
     "FactsReader",
@@ -121,9 +123,10 @@ class Catalog:
             format_params=types.format_params,
         )
 
-    def match(self, method: str, path: str) -> RouteMatch | None:
-        """The route for an already normalised path; fixed paths win over templates."""
-        return match_routes(self._static, self._dynamic, method, path, path)
+    def match(self, method: str, path: str, query: str | None = None) -> RouteMatch | None:
+        """The route for an already normalised path (and its raw query string, for
+        query-dispatched routes); fixed paths win over templates."""
+        return match_routes(self._static, self._dynamic, method, path, path, query)
 
     def route(self, name: str) -> RouteSpec | None:
         return next((r for r in self.routes if r.name == name), None)
@@ -219,20 +222,28 @@ def match_routes(
     method: str,
     key: str,
     path: str,
+    query: str | None = None,
 ) -> RouteMatch | None:
     """Fixed paths (looked up by `key`) win over templates (matched against `path`);
-    a route with methods answers only those."""
+    a route with methods answers only those. The routes of the first template that
+    matches are one family; a query parameter may choose among them (`query:`,
+    gateway.core.catalog._dispatch)."""
     method = method.upper()
-    for route in fixed.get(key, ()):
-        if not route.methods or method in route.methods:
-            return RouteMatch(route, route.template, {})
-    for regex, route in templated:
-        if route.methods and method not in route.methods:
-            continue
-        m = regex.fullmatch(path)
-        if m is not None:
-            return RouteMatch(route, route.template, m.groupdict())
-    return None
+    family = [
+        RouteMatch(route, route.label, {})
+        for route in fixed.get(key, ())
+        if not route.methods or method in route.methods
+    ]
+    if not family:
+        for regex, route in templated:
+            if route.methods and method not in route.methods:
+                continue
+            if family and route.template != family[0].route.template:
+                continue
+            m = regex.fullmatch(path)
+            if m is not None:
+                family.append(RouteMatch(route, route.label, m.groupdict()))
+    return dispatch(family, query)
 
 
 def template_regex(template: str, flags: int = 0) -> re.Pattern[str]:

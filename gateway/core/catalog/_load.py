@@ -97,6 +97,7 @@ def _route(
         "side",
         "reveal_route",
         "document",
+        "query",
     }
     allowed.add("response_types")  # read by _types.negotiation
     _unknown_keys(raw, allowed | {"entry"}, where, problems)
@@ -169,7 +170,23 @@ def _route(
         side=_side(raw.get("side", []), f"{where}.side", tuple(records), problems),
         reveal_route=_reveal_route(raw, where, problems),
         document=_document(raw, where, problems),
+        query=_query(raw, where, problems),
     )
+
+
+_QUERY_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,63}")
+
+
+def _query(raw: Mapping[str, Any], where: str, problems: list[str]) -> dict[str, str]:
+    value = raw.get("query", {})
+    if not isinstance(value, Mapping) or not all(
+        isinstance(k, str) and _QUERY_NAME.fullmatch(k) and isinstance(v, str) and v
+        for k, v in value.items()
+    ):
+        problems.append(f"{where}.query: must map parameter names to the values that "
+                        "select this route (`{method: list}`)")  # fmt: skip
+        return {}
+    return dict(value)
 
 
 def _document(raw: Mapping[str, Any], where: str, problems: list[str]) -> str | None:
@@ -204,10 +221,12 @@ def check_reveal_routes(routes: tuple[RouteSpec, ...], problems: list[str]) -> N
             or len(PARAM.findall(target.template)) != 1
             or not target.records
             or target.export
+            or target.query
         ):
             problems.append(
                 f"{where}: {route.reveal_route!r} must be a GET route with exactly one "
-                "path parameter (the record id) and declared records, not an export"
+                "path parameter (the record id) and declared records, not an export "
+                "nor a query-dispatched route"
             )
 
 

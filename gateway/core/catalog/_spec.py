@@ -122,9 +122,21 @@ class RouteSpec:
     # carrying customer data up to this level: released whole to a caller who sees
     # that level in clear (and whom no record rule could hide it from), else refused.
     document: str | None = None
+    # Routes told apart by a query parameter (`/legacy.do?method=list` and
+    # `?method=detail`: one path, two answers): the parameters and values this
+    # route needs. Matching: gateway.core.catalog.dispatch.
+    query: Mapping[str, str] = field(default_factory=dict)
     _memo: dict[str, FieldRule | None] = field(
         default_factory=dict, compare=False, repr=False, hash=False
     )
+
+    @property
+    def label(self) -> str:
+        """The route as audit events, metrics and the policy name it: its template,
+        and for a query-dispatched route the parameters that select it."""
+        if not self.query:
+            return self.template
+        return self.template + "?" + "&".join(f"{k}={v}" for k, v in sorted(self.query.items()))
 
     def facts_at(self, prefix: str) -> FactsSpec:
         """The record facts of the records under `prefix`."""

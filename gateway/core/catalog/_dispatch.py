@@ -1,0 +1,76 @@
+"""Routes told apart by a query parameter: `/legacy.do?method=list` vs `?method=detail`.
+
+Legacy CRMs (Struts `DispatchAction`, `*.ashx?action=`, `index.php?m=&a=`) answer
+one path with different pages, chosen by a parameter. A catalog route with
+`query: {method: detail}` answers only a request whose query string carries that
+parameter once with exactly that value; routes of the same template without
+`query` answer requests that carry none of the family's dispatch parameters.
+
+The CRM, not the gateway, parses the query string in the end, and parsers differ
+(first or last of a repeated parameter, names matched case-insensitively, a NUL
+or a `[]` ending a name). A request that could reach a page the gateway would not
+know it reached is refused (400 `ambiguous_dispatch`): a dispatch parameter given
+twice, or spelled another way (`Method`, `method[]`, `method%00`, ` method`), or
+a value differing from a declared one in case only (`method=DETAIL`). A value no
+route declares (`method=exportAll`), or no dispatch parameter where the family
+has no plain route, matches no route: the request is enforced as an uncatalogued
+path (catalog-wide rules and record facts, record rules failing closed).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from urllib.parse import parse_qsl
+
+from gateway.core.catalog._spec import RouteMatch
+from gateway.errors import ClientError
+
+_NOISE = re.compile(r"[\s\x00-\x1f\x7f]+|\[\]$")
+
+
+class AmbiguousDispatch(ClientError):
+    """A query-dispatch parameter the CRM might read otherwise than the gateway."""
+
+    code = "ambiguous_dispatch"
+
+
+def dispatch(family: Sequence[RouteMatch], query: str | None) -> RouteMatch | None:
+    """The route of one template's family (in catalog order) this query selects."""
+    if not family:
+        return None
+    names = {name for m in family for name in m.route.query}
+    plain = next((m for m in family if not m.route.query), None)
+    if not names:
+        return family[0]
+    given: dict[str, list[str]] = {}
+    for raw_name, value in parse_qsl(query or "", keep_blank_values=True):
+        folded = _NOISE.sub("", raw_name).lower()
+        name = next((n for n in names if n.lower() == folded), None)
+        if name is None:
+            continue
+        if raw_name != name:
+            raise AmbiguousDispatch(
+                f"the query parameter {name!r} is spelled another way; send it once, "
+                "as the CRM names it"
+            )
+        given.setdefault(name, []).append(value)
+    if not given:
+        return plain
+    if any(len(values) != 1 for values in given.values()):
+        raise AmbiguousDispatch(
+            "a query parameter that selects the page is given more than once; send it once"
+        )
+    chosen = {name: values[0] for name, values in given.items()}
+    for m in family:
+        wanted = m.route.query
+        if not wanted or set(chosen) != set(wanted):
+            continue
+        if all(chosen[k] == v for k, v in wanted.items()):
+            return m
+        if all(chosen[k].lower() == v.lower() for k, v in wanted.items()):
+            raise AmbiguousDispatch(
+                "a query parameter that selects the page differs from the CRM's spelling "
+                "in case only"
+            )
+    return None

@@ -1,0 +1,167 @@
+"""A legacy dispatcher (`/legacy/customer.do?method=list|detail|export`) behind the
+gateway: each page enforced as the route its parameter selects, and a parameter the
+CRM could read otherwise refused before the CRM sees it.
+
+The upstream answers like a Struts `DispatchAction`: it reads the first `method`
+parameter, in any case, as many Java and .NET stacks do. Without `query:` in the
+catalog the three pages would be one route: the export's bulk controls would not
+apply to `?method=export`, and the detail page's record would be outside the list
+page's declared records. A real OPA decides for `u-cs` (customer_service, L2, no
+grade A/B grant).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import yaml
+from aiohttp import web
+
+from tests.conftest import ROOT, OpaProcess
+from tests.integration.gateway_harness import Gateway
+from tests.integration.policy_http_harness import audit_events, wait_event
+from tests.security.hostile_upstream import HIDDEN, HIDDEN_MARKS, PROTECTED, VISIBLE
+from tests.security.records_harness import Reply, fetch, opa_process, records_gateway, serve
+
+pytestmark = pytest.mark.integration
+
+
+def _upstream(seen: list[str]) -> web.Application:
+    async def dispatcher(request: web.Request) -> web.Response:
+        seen.append(request.query_string)
+        method = next((v for k, v in request.query.items() if k.lower() == "method"), "")
+        method = method.lower()
+        rows = [*VISIBLE[:3], *HIDDEN[:3]]
+        if method == "list":
+            return web.json_response({"code": 0, "rows": rows, "total": len(rows)})
+        if method == "detail":
+            wanted = request.query.get("id", "")
+            one = next((c for c in rows if c["id"] == wanted), None)
+            return web.json_response({"code": 0, "data": one})
+        if method == "export":
+            out = io.StringIO()
+            columns = ["id", "name", "grade", "tier", "mobile", "bank_card"]
+            writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(rows)
+            return web.Response(text=out.getvalue(), content_type="text/csv")
+        return web.json_response({"code": 0, "menu": ["list", "detail", "export"]})
+
+    app = web.Application()
+    app.router.add_get("/legacy/customer.do", dispatcher)
+    return app
+
+
+def _catalog(dest: Path) -> Path:
+    raw = yaml.safe_load((ROOT / "config" / "crm" / "demo.yaml").read_text("utf-8"))
+    raw["response_types"] = [*raw.get("response_types", ["application/json"]), "text/csv"]
+    raw["routes"] += [
+        {"name": "do_list", "path": "/legacy/customer.do", "methods": ["GET"],
+         "query": {"method": "list"}, "records": ["rows.item"]},
+        {"name": "do_detail", "path": "/legacy/customer.do", "methods": ["GET"],
+         "query": {"method": "detail"}, "records": ["data"]},
+        {"name": "do_export", "path": "/legacy/customer.do", "methods": ["GET"],
+         "query": {"method": "export"}, "export": True, "response_types": ["text/csv"],
+         "csv": {"columns": {"id": "customer_no", "name": "name", "mobile": "mobile",
+                             "bank_card": "bank_card"}}},
+        {"name": "do_home", "path": "/legacy/customer.do", "methods": ["GET"],
+         "record": {"grade": None, "tier": None}},
+    ]  # fmt: skip
+    dest.write_text(yaml.safe_dump(raw, allow_unicode=True), "utf-8")
+    return dest
+
+
+@pytest.fixture(scope="module")
+def opa(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpaProcess]:
+    yield from opa_process(tmp_path_factory.mktemp("dispatch") / "rego")
+
+
+@pytest.fixture
+async def crm_seen() -> list[str]:
+    return []
+
+
+@pytest.fixture
+async def gw(tmp_path: Path, opa: OpaProcess, crm_seen: list[str]) -> AsyncIterator[Gateway]:
+    runner, url = await serve(_upstream(crm_seen))
+    catalog = _catalog(tmp_path / "catalog.yaml")
+    g = await records_gateway(tmp_path, url, opa, **{"classification.catalog": str(catalog)})
+    yield g
+    await g.stop()
+    await runner.cleanup()
+
+
+def _no_hidden_or_protected(text: str) -> None:
+    leaked = [m for m in (*HIDDEN_MARKS, *PROTECTED) if m in text]
+    assert not leaked, leaked
+
+
+async def test_each_page_is_enforced_as_its_own_route(gw: Gateway) -> None:
+    listed = await fetch(gw, "/legacy/customer.do?method=list")
+    assert listed.status == 200, listed.raw[:300]
+    rows = orjson.loads(listed.raw)["rows"]
+    assert [r["id"] for r in rows] == [c["id"] for c in VISIBLE[:3]]  # record rules ran
+    _no_hidden_or_protected(listed.text)
+    event = await wait_event(gw, lambda c: c.get("records", {}).get("seen") == 6)
+    assert event["records"]["dropped"] == 3, event
+
+    detail = await fetch(gw, f"/legacy/customer.do?method=detail&id={VISIBLE[0]['id']}")
+    assert detail.status == 200 and orjson.loads(detail.raw)["data"]["id"] == VISIBLE[0]["id"]
+    _no_hidden_or_protected(detail.text)
+    hidden = await fetch(gw, f"/legacy/customer.do?id={HIDDEN[0]['id']}&method=detail")
+    assert hidden.status in (200, 404) and HIDDEN[0]["name"] not in hidden.text
+
+    home = await fetch(gw, "/legacy/customer.do")
+    assert home.status == 200 and "menu" in home.text
+
+
+async def _event_of(gw: Gateway, reply: Reply) -> dict[str, Any]:
+    rid = next(v for k, v in reply.headers.items() if k.lower() == "x-request-id")
+    for _ in range(100):
+        found = [e for e in audit_events(gw) if e["metadata"].get("correlation_uid") == rid]
+        if found:
+            return found[-1]
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no audit event for {rid}")
+
+
+async def test_the_export_page_is_audited_and_decided_as_an_export(gw: Gateway) -> None:
+    reply = await fetch(gw, "/legacy/customer.do?method=export")
+    assert reply.status == 200, reply.raw[:300]
+    rows = list(csv.DictReader(io.StringIO(reply.text)))
+    assert len(rows) == 3  # the hidden customers' rows are dropped
+    _no_hidden_or_protected(reply.text)
+    event = await _event_of(gw, reply)
+    assert event["api"]["operation"] == "export"
+    assert event["http_request"]["url"]["path"] == "/legacy/customer.do?method=export"
+    listed = await _event_of(gw, await fetch(gw, "/legacy/customer.do?method=list"))
+    assert listed["api"]["operation"] != "export"
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["method=list&method=export", "method=export&method=list", "Method=export",
+     "METHOD=detail&id=C000001", "method[]=export", "method%00=export", "method=EXPORT"],
+)  # fmt: skip
+async def test_a_parameter_the_crm_could_read_otherwise_never_reaches_it(
+    gw: Gateway, crm_seen: list[str], query: str
+) -> None:
+    reply = await fetch(gw, f"/legacy/customer.do?{query}")
+    assert reply.status == 400 and reply.error() == "ambiguous_dispatch", reply.raw[:300]
+    assert crm_seen == [], crm_seen
+    _no_hidden_or_protected(reply.text)
+
+
+async def test_an_undeclared_page_is_enforced_as_uncatalogued(gw: Gateway) -> None:
+    reply = await fetch(gw, "/legacy/customer.do?method=exportAll")
+    # the upstream answers its menu here; whatever an undeclared page holds is read
+    # with the catalog-wide rules, and never as one of the declared pages
+    assert reply.status in (200, 403), reply.raw[:300]
+    _no_hidden_or_protected(reply.text)

@@ -1,0 +1,121 @@
+"""Routes told apart by a query parameter (catalog `query:`): which one a request reaches."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gateway.core.catalog import AmbiguousDispatch, Catalog
+
+
+def _catalog(*extra: dict[str, Any], plain: bool = True) -> Catalog:
+    routes: list[dict[str, Any]] = [
+        {"name": "do_list", "path": "/legacy/customer.do", "query": {"method": "list"},
+         "records": ["rows.item"]},
+        {"name": "do_detail", "path": "/legacy/customer.do", "query": {"method": "detail"},
+         "records": ["data"]},
+        {"name": "do_export", "path": "/legacy/customer.do", "query": {"method": "export"},
+         "export": True, "response_types": ["text/csv"]},
+        {"name": "do_one", "path": "/legacy/{kind}.do", "query": {"action": "view"}},
+        *extra,
+    ]  # fmt: skip
+    if plain:
+        routes.append({"name": "do_home", "path": "/legacy/customer.do"})
+    return Catalog.from_dict({"name": "t", "version": 1, "routes": routes})
+
+
+def _name(catalog: Catalog, query: str, path: str = "/legacy/customer.do") -> str | None:
+    found = catalog.match("GET", path, query)
+    return found.route.name if found else None
+
+
+def test_the_parameter_chooses_the_route_and_names_it() -> None:
+    c = _catalog()
+    assert _name(c, "method=list&limit=5") == "do_list"
+    assert _name(c, "id=C1&method=detail") == "do_detail"
+    assert _name(c, "method=export") == "do_export"
+    assert _name(c, "") == "do_home" and _name(c, "id=C1") == "do_home"
+    found = c.match("GET", "/legacy/customer.do", "method=detail&id=C1")
+    assert found is not None and found.template == "/legacy/customer.do?method=detail"
+    assert found.route.label == found.template
+    # percent-encoding and `+` are read as the CRM reads them
+    assert _name(c, "m%65thod=d%65tail") == "do_detail"
+    assert _name(c, "action=view", "/legacy/account.do") == "do_one"
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "method=detail&method=list",  # first or last wins, depending on the CRM
+        "method=list&method=list",
+        "Method=detail",  # ASP.NET reads names in any case
+        "METHOD=detail",
+        "method[]=detail",  # PHP
+        "method%00=detail",  # a C parser stops at the NUL
+        "%20method=detail",
+        "method%09=detail",
+        "method=DETAIL",  # differs in case only
+        "method=Detail&id=1",
+    ],
+)
+def test_a_parameter_the_crm_could_read_otherwise_is_refused(query: str) -> None:
+    with pytest.raises(AmbiguousDispatch) as caught:
+        _catalog().match("GET", "/legacy/customer.do", query)
+    assert caught.value.status == 400 and caught.value.code == "ambiguous_dispatch"
+
+
+def test_an_undeclared_value_or_a_missing_parameter_is_uncatalogued() -> None:
+    c = _catalog()
+    assert _name(c, "method=exportAll") is None
+    assert _name(c, "method=") is None
+    assert _name(c, "method=detail%20") is None  # not the declared value, not its case
+    assert _name(_catalog(plain=False), "id=C1") is None  # no plain route in the family
+    assert _name(c, "", "/legacy/account.do") is None
+
+
+def test_other_families_and_routes_without_query_are_untouched() -> None:
+    c = _catalog({"name": "plain", "path": "/api/customers/{id}"})
+    found = c.match("GET", "/api/customers/C1", "method=detail&method=x")
+    assert (
+        found is not None and found.route.name == "plain" and found.template == found.route.template
+    )
+
+
+def test_the_loader_checks_query_and_reveal_targets() -> None:
+    bad = {"name": "t", "version": 1, "routes": [
+        {"name": "a", "path": "/x.do", "query": {"method": ""}},
+        {"name": "b", "path": "/y.do", "query": ["method", "list"]},
+        {"name": "c", "path": "/c/{id}", "records": [""], "query": {"m": "d"}},
+        {"name": "d", "path": "/d", "reveal_route": "c"},
+    ]}  # fmt: skip
+    with pytest.raises(ValueError) as caught:
+        Catalog.from_dict(bad)
+    text = str(caught.value)
+    assert "routes[0].query: must map parameter names" in text
+    assert "routes[1].query: must map parameter names" in text
+    assert "nor a query-dispatched route" in text
+
+
+@given(st.lists(st.tuples(st.sampled_from(["method", "id", "x", "Method", "method[]"]),
+                          st.sampled_from(["list", "detail", "export", "LIST", "", "zz"])),
+                max_size=4))  # fmt: skip
+def test_a_match_is_only_ever_the_one_route_the_crm_would_serve(
+    pairs: list[tuple[str, str]],
+) -> None:
+    """Whatever the query, the gateway either refuses it, treats it as uncatalogued, or
+    picks the route whose value the one `method` parameter carries exactly."""
+    query = "&".join(f"{k}={v}" for k, v in pairs)
+    try:
+        found = _catalog().match("GET", "/legacy/customer.do", query)
+    except AmbiguousDispatch:
+        return
+    methods = [v for k, v in pairs if k == "method"]
+    if found is None:
+        assert methods and methods[0] not in ("list", "detail", "export")
+    elif found.route.name == "do_home":
+        assert not methods
+    else:
+        assert methods == [found.route.query["method"]]
