@@ -369,6 +369,7 @@ async def _request_body(
         crm_route,
         query,
         replaces=request.method == "PUT",
+        dispatch=stages.routes.dispatch_params(access.path) if access is not None else frozenset(),
     )
 
 

@@ -36,6 +36,7 @@ from gateway.core.catalog import (
     RouteMatch,
     RouteSpec,
     match_routes,
+    route_family,
     template_regex,
 )
 from gateway.core.catalog._spec import PARAM
@@ -114,6 +115,13 @@ class RouteTable:
         key = self._key(path)
         return self._catalog.match(method, key, query) or self._folded.match(method, key, query)
 
+    def dispatch_params(self, path: str) -> frozenset[str]:
+        """The query parameters that choose among the catalog routes of this path."""
+        if self._catalog is None:
+            return frozenset()
+        key = self._key(path)
+        return self._catalog.dispatch_params(key) | self._folded.dispatch_params(key)
+
     def resolve(
         self,
         method: str,
@@ -169,6 +177,10 @@ class _FoldedCatalog:
             alt = path[:-1] if path.endswith("/") else path + "/"
             found = self._match(method, alt, query)
         return found
+
+    def dispatch_params(self, path: str) -> frozenset[str]:
+        family = route_family(self._static, self._dynamic, None, path.lower(), path)
+        return frozenset(name for m in family for name in m.route.query)
 
     def _match(self, method: str, path: str, query: str | None) -> RouteMatch | None:
         return match_routes(self._static, self._dynamic, method, path.lower(), path, query)

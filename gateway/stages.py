@@ -27,7 +27,7 @@ from gateway.audit.event import (
     access_events,
 )
 from gateway.core import headers as h
-from gateway.core.catalog import Catalog, RouteMatch
+from gateway.core.catalog import Catalog, RouteMatch, check_body
 from gateway.core.links import LinkMap, link_map, public_base
 from gateway.core.masking import Masker
 from gateway.core.model import Decision, Subject
@@ -239,6 +239,7 @@ class Stages:
         query: str = "",
         *,
         replaces: bool = False,
+        dispatch: frozenset[str] = frozenset(),
     ) -> bytes:
         """Parse a write body of any type (415 if it cannot be inspected), refuse
         masked placeholders and unauthorised fields in it and in the query string;
@@ -246,6 +247,7 @@ class Stages:
         stripped: a field left out would be erased, so its placeholders are refused."""
         settings = self.settings.classification
         body = self._parse(raw, content_types, content_encodings)
+        check_body(body.field_names(), dispatch)  # a page chosen by the query, not the body
         if query:
             body.also.append(query_reading(query))
         rewritten, _report = guard_body(

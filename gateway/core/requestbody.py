@@ -106,6 +106,15 @@ class WriteBody:
 
     also: list[Reading] = field(default_factory=list)  # the query string, as form fields
 
+    def field_names(self) -> list[str]:
+        """The top-level field names of the form and multipart readings."""
+        return [
+            str(name)
+            for r in self.readings
+            if r.format in ("form", "multipart") and isinstance(r.tree, dict)
+            for name in r.tree
+        ]
+
     @property
     def primary(self) -> Reading:
         return self.readings[0]

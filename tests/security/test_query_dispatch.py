@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import orjson
 import pytest
 import yaml
@@ -26,7 +27,7 @@ from aiohttp import web
 
 from tests.conftest import ROOT, OpaProcess
 from tests.integration.gateway_harness import Gateway
-from tests.integration.policy_http_harness import audit_events, wait_event
+from tests.integration.policy_http_harness import audit_events, headers, wait_event
 from tests.security.hostile_upstream import HIDDEN, HIDDEN_MARKS, PROTECTED, VISIBLE
 from tests.security.records_harness import Reply, fetch, opa_process, records_gateway, serve
 
@@ -157,6 +158,24 @@ async def test_a_parameter_the_crm_could_read_otherwise_never_reaches_it(
     assert reply.status == 400 and reply.error() == "ambiguous_dispatch", reply.raw[:300]
     assert crm_seen == [], crm_seen
     _no_hidden_or_protected(reply.text)
+
+
+@pytest.mark.parametrize(
+    ("query", "body"),
+    [("method=list", "method=export"), ("", "method=export"), ("method=list", "Method=export")],
+)
+async def test_a_form_body_cannot_choose_the_page(
+    gw: Gateway, crm_seen: list[str], query: str, body: str
+) -> None:
+    async with (
+        aiohttp.ClientSession() as s,
+        s.post(f"{gw.url}/legacy/customer.do?{query}", data=body, headers={
+            **headers("cs"), "Content-Type": "application/x-www-form-urlencoded",
+            "X-Requested-With": "test"}) as r,
+    ):  # fmt: skip
+        raw = await r.read()
+    assert r.status == 400 and b"ambiguous_dispatch" in raw, raw[:300]
+    assert crm_seen == []
 
 
 async def test_an_undeclared_page_is_enforced_as_uncatalogued(gw: Gateway) -> None:

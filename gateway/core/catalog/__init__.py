@@ -21,7 +21,7 @@ from urllib.parse import quote
 
 import yaml
 
-from gateway.core.catalog._dispatch import AmbiguousDispatch, dispatch
+from gateway.core.catalog._dispatch import AmbiguousDispatch, check_body, dispatch
 from gateway.core.catalog._facts import FactsReader, RecordShape, get_path, record_facts
 from gateway.core.catalog._keys import suspect_key
 from gateway.core.catalog._load import build
@@ -50,8 +50,10 @@ __all__ = [
     "RouteMatch",
     "RouteSpec",
     "SideRule",
+    "check_body",
     "get_path",
     "record_facts",
+    "route_family",
     "suspect_key",
     "template_regex",
 ]
@@ -127,6 +129,12 @@ class Catalog:
         """The route for an already normalised path (and its raw query string, for
         query-dispatched routes); fixed paths win over templates."""
         return match_routes(self._static, self._dynamic, method, path, path, query)
+
+    def dispatch_params(self, path: str) -> frozenset[str]:
+        """The query parameters that choose among the routes of this path (`query:`),
+        whatever methods they answer: the CRM reads them from any request."""
+        family = route_family(self._static, self._dynamic, None, path, path)
+        return frozenset(name for m in family for name in m.route.query)
 
     def route(self, name: str) -> RouteSpec | None:
         return next((r for r in self.routes if r.name == name), None)
@@ -228,22 +236,34 @@ def match_routes(
     a route with methods answers only those. The routes of the first template that
     matches are one family; a query parameter may choose among them (`query:`,
     gateway.core.catalog._dispatch)."""
-    method = method.upper()
-    family = [
-        RouteMatch(route, route.label, {})
-        for route in fixed.get(key, ())
-        if not route.methods or method in route.methods
-    ]
+    return dispatch(route_family(fixed, templated, method, key, path), query, method)
+
+
+def route_family(
+    fixed: Mapping[str, Sequence[RouteSpec]],
+    templated: Sequence[tuple[re.Pattern[str], RouteSpec]],
+    method: str | None,
+    key: str,
+    path: str,
+) -> list[RouteMatch]:
+    """The routes of the first template matching the path, in catalog order (of any
+    method when `method` is None)."""
+    wanted = method.upper() if method is not None else None
+
+    def answers(route: RouteSpec) -> bool:
+        return wanted is None or not route.methods or wanted in route.methods
+
+    family = [RouteMatch(route, route.label, {}) for route in fixed.get(key, ()) if answers(route)]
     if not family:
         for regex, route in templated:
-            if route.methods and method not in route.methods:
+            if not answers(route):
                 continue
             if family and route.template != family[0].route.template:
                 continue
             m = regex.fullmatch(path)
             if m is not None:
                 family.append(RouteMatch(route, route.label, m.groupdict()))
-    return dispatch(family, query)
+    return family
 
 
 def template_regex(template: str, flags: int = 0) -> re.Pattern[str]:

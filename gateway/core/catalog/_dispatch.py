@@ -20,7 +20,7 @@ path (catalog-wide rules and record facts, record rules failing closed).
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from urllib.parse import parse_qsl
 
 from gateway.core.catalog._spec import RouteMatch
@@ -35,12 +35,22 @@ class AmbiguousDispatch(ClientError):
     code = "ambiguous_dispatch"
 
 
-def dispatch(family: Sequence[RouteMatch], query: str | None) -> RouteMatch | None:
+_BODYLESS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def dispatch(
+    family: Sequence[RouteMatch], query: str | None, method: str = "GET"
+) -> RouteMatch | None:
     """The route of one template's family (in catalog order) this query selects."""
     if not family:
         return None
     names = {name for m in family for name in m.route.query}
+    # A request that may carry a body (POST ...) names its page in the query: the CRM
+    # may read a dispatch parameter from a form body too (refused there, see
+    # check_body), so without one in the query it is not the plain route's.
     plain = next((m for m in family if not m.route.query), None)
+    if method.upper() not in _BODYLESS:
+        plain = None
     if not names:
         return family[0]
     given: dict[str, list[str]] = {}
@@ -74,3 +84,18 @@ def dispatch(family: Sequence[RouteMatch], query: str | None) -> RouteMatch | No
                 "in case only"
             )
     return None
+
+
+def check_body(fields: Iterable[str], names: Iterable[str]) -> None:
+    """A form or multipart write body naming a dispatch parameter is refused: the CRM
+    may take the page from the body (PHP's $_REQUEST, Struts' getParameter) while the
+    gateway took it from the query."""
+    wanted = {n.lower() for n in names}
+    if not wanted:
+        return
+    for field in fields:
+        if _NOISE.sub("", field).lower() in wanted:
+            raise AmbiguousDispatch(
+                f"the body carries {field!r}, a query parameter that selects the page; "
+                "name the page in the query string only"
+            )

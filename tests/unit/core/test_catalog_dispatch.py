@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.core.catalog import AmbiguousDispatch, Catalog
+from gateway.core.catalog import AmbiguousDispatch, Catalog, check_body
 
 
 def _catalog(*extra: dict[str, Any], plain: bool = True) -> Catalog:
@@ -119,3 +119,23 @@ def test_a_match_is_only_ever_the_one_route_the_crm_would_serve(
         assert not methods
     else:
         assert methods == [found.route.query["method"]]
+
+
+def test_a_request_with_a_body_names_its_page_in_the_query() -> None:
+    c = _catalog({"name": "do_save", "path": "/legacy/customer.do", "methods": ["POST"],
+                  "query": {"method": "save"}})  # fmt: skip
+    found = c.match("POST", "/legacy/customer.do", "method=save")
+    assert found is not None and found.route.name == "do_save"
+    # without it the CRM may take the page from the form body: not the plain route's
+    assert c.match("POST", "/legacy/customer.do", "") is None
+    assert c.match("GET", "/legacy/customer.do", "").route.name == "do_home"  # type: ignore[union-attr]
+    assert c.dispatch_params("/legacy/customer.do") == {"method"}
+    assert c.dispatch_params("/api/customers") == frozenset()
+
+
+@pytest.mark.parametrize("field", ["method", "Method", "method[]", " method"])
+def test_a_body_naming_a_dispatch_parameter_is_refused(field: str) -> None:
+    with pytest.raises(AmbiguousDispatch, match="name the page in the query string only"):
+        check_body(["name", field], {"method"})
+    check_body(["name", "methods", "id"], {"method"})
+    check_body(["method"], set())
