@@ -506,6 +506,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.func in (cmd_serve, cmd_demo):
+        return _run(args)
+    from gateway.audit.oplog import command_logging
+
+    with command_logging():  # stdout is the command's output: warnings go to stderr
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         return int(args.func(args))
     except ConfigError as exc:

@@ -63,7 +63,11 @@ def cmd_review(args: argparse.Namespace, load: Loader) -> int:
 
 
 def cmd_state(args: argparse.Namespace, load: Loader) -> int:
-    """`state backup|restore`: the shared decisions to a file and back (docs/backup.md)."""
+    """`state backup|restore`: the shared decisions to a file and back (docs/backup.md).
+    Both are governance events in the audit trail (durable before the file is written,
+    before the store is), by the operating-system user who ran them."""
+    from gateway.audit.emitter import AuditEmitter
+    from gateway.audit.keys import load_hmac_key, load_retired_hmac_keys
     from gateway.state import backup
     from gateway.state.client import connect
 
@@ -71,15 +75,29 @@ def cmd_state(args: argparse.Namespace, load: Loader) -> int:
     if not settings.redis.url:
         raise ConfigError("redis.url: not set: in-memory state lives and dies with one "
                           "process; the state to back up is in Redis")  # fmt: skip
+    masters = [load_hmac_key(settings), *load_retired_hmac_keys(settings)]
+    keys = [backup.backup_key(m) for m in masters]
 
     async def run() -> int:
         client = connect(settings.redis.url, timeout=10.0)
+        audit = await AuditEmitter.open(settings)
         try:
             if args.state_cmd == "backup":
-                return _write_backup(await backup.take_backup(client), args.out)
+                taken = await backup.take_backup(client, keys[0])
+                counts = {n: backup.entries(p["value"]) for n, p in taken["parts"].items()}
+                await audit.emit_durable(_state_event("state_backup", taken, counts))
+                return _write_backup(taken, args.out)
             doc = _read_backup(Path(args.file))
+
+            async def audited(counts: dict[str, int]) -> None:
+                extra = {"replace": bool(args.replace)}
+                assert isinstance(doc, dict)  # checked by restore_backup before this call
+                await audit.emit_durable(_state_event("state_restored", doc, counts, extra))
+
             try:
-                done = await backup.restore_backup(client, doc, replace=args.replace)
+                done = await backup.restore_backup(
+                    client, doc, keys, replace=args.replace, before_write=audited
+                )
             except backup.BackupInvalid as exc:
                 raise StartupError(f"{args.file}: " + "; ".join(exc.problems)) from exc
             except backup.RestoreRefused as exc:
@@ -89,9 +107,27 @@ def cmd_state(args: argparse.Namespace, load: Loader) -> int:
                   file=sys.stderr)  # fmt: skip
             return 0
         finally:
+            await audit.close()
             await client.aclose()
 
     return asyncio.run(run())
+
+
+def _state_event(
+    action: str, doc: dict[str, Any], counts: dict[str, int], extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    import getpass
+
+    from gateway.audit.governance import Actor, Change, build_governance_event
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    details = {**counts, "backup_created": str(doc.get("created")),
+               "sha256": str(doc.get("sha256"))[:16], **(extra or {})}  # fmt: skip
+    actor = Actor(id=user, via="cli", os_user=user)
+    return build_governance_event(Change(action, actor, details=details))
 
 
 def _summary(doc: dict[str, Any]) -> str:

@@ -15,10 +15,11 @@ and its chain, never through here. Two processors keep customer data out:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import sys
-from collections.abc import MutableMapping
+from collections.abc import Iterator, MutableMapping
 from typing import Any
 
 import orjson
@@ -107,6 +108,33 @@ def configure_logging(level: str = "info", fmt: str = "json") -> None:
         logger_factory=factory,
         cache_logger_on_first_use=True,
     )
+
+
+class _Stderr:
+    """Whatever sys.stderr is when a line is written (tests swap it)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+@contextlib.contextmanager
+def command_logging() -> Iterator[None]:
+    """For a command other than `serve`: warnings to stderr, as readable lines, since
+    its stdout is its output (JSON, a backup, a table); the previous set-up after."""
+    previous = structlog.get_config()
+    structlog.configure(
+        processors=[*processors(), structlog.dev.ConsoleRenderer(colors=False)],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
+        logger_factory=structlog.PrintLoggerFactory(_Stderr()),  # type: ignore[arg-type]
+        cache_logger_on_first_use=False,
+    )
+    try:
+        yield
+    finally:
+        structlog.configure(**previous)
 
 
 def get_logger(name: str) -> Any:

@@ -14,7 +14,10 @@ stream are left out: they are rebuilt by traffic or shipped to the SIEM. Keys ar
 secrets and are backed up with the other secrets, never here.
 
 `take_backup` reads every part in one MULTI, so the document is one moment of the
-store. `restore_backup` writes every part in one MULTI with a version above both the
+store, and seals it: `mac` is an HMAC-SHA256 over the document with a key derived
+from the deployment's audit key (`backup_key`), so a restore takes only a document
+this deployment wrote, unchanged (a grant slipped into a backup file is refused).
+`restore_backup` writes every part in one MULTI with a version above both the
 document's and the target's, and announces it on each part's channel: running
 replicas reload at once, as after any change. A restore into a store that already
 holds decisions is refused unless asked to replace them.
@@ -23,6 +26,8 @@ holds decisions is refused unless asked to replace them.
 from __future__ import annotations
 
 import hashlib
+import hmac
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -55,6 +60,7 @@ __all__ = [
     "PARTS",
     "BackupInvalid",
     "RestoreRefused",
+    "backup_key",
     "check_backup",
     "entries",
     "restore_backup",
@@ -101,9 +107,23 @@ def entries(value: object) -> int:
     return len(value) if isinstance(value, dict) else int(value is not None)
 
 
+def _canonical(doc: dict[str, Any]) -> bytes:
+    body = {k: v for k, v in doc.items() if k not in ("sha256", "mac")}
+    return orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+
+
 def _digest(doc: dict[str, Any]) -> str:
-    body = {k: v for k, v in doc.items() if k != "sha256"}
-    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    return hashlib.sha256(_canonical(doc)).hexdigest()
+
+
+def backup_key(master: bytes) -> bytes:
+    """The key that seals backups, derived from an audit HMAC master key under its own
+    label: a backup MAC is never an audit-chain MAC."""
+    return hmac.new(master, b"crm-gateway state backup v1", hashlib.sha256).digest()
+
+
+def _mac(doc: dict[str, Any], key: bytes) -> str:
+    return hmac.new(key, _canonical(doc), hashlib.sha256).hexdigest()
 
 
 def _text(raw: bytes, where: str) -> str:
@@ -136,8 +156,8 @@ async def _read(client: aioredis.Redis) -> dict[str, tuple[int, Value]]:
 
 
 @translates_store_errors
-async def take_backup(client: aioredis.Redis) -> dict[str, Any]:
-    """The shared decisions as one JSON-ready document (see the module doc)."""
+async def take_backup(client: aioredis.Redis, key: bytes) -> dict[str, Any]:
+    """The shared decisions as one JSON-ready document, sealed with `key`."""
     parts = await _read(client)
     doc: dict[str, Any] = {
         "format": FORMAT,
@@ -147,11 +167,13 @@ async def take_backup(client: aioredis.Redis) -> dict[str, Any]:
         "parts": {name: {"version": v, "value": value} for name, (v, value) in parts.items()},
     }
     doc["sha256"] = _digest(doc)
+    doc["mac"] = _mac(doc, key)
     return doc
 
 
-def check_backup(doc: object) -> dict[str, dict[str, Any]]:
-    """The parts of a valid backup document; BackupInvalid listing every problem."""
+def check_backup(doc: object, keys: Sequence[bytes]) -> dict[str, dict[str, Any]]:
+    """The parts of a valid backup document sealed with one of `keys` (the current
+    backup key, then retired ones); BackupInvalid listing every problem."""
     if not isinstance(doc, dict):
         raise BackupInvalid(["not a JSON object"])
     problems: list[str] = []
@@ -164,6 +186,10 @@ def check_backup(doc: object) -> dict[str, dict[str, Any]]:
         problems.append(f"prefix: {doc.get('prefix')!r} is not this gateway's {PREFIX!r}")
     if doc.get("sha256") != _digest(doc):
         problems.append("sha256: the document was changed or cut after it was written")
+    mac = doc.get("mac")
+    if not isinstance(mac, str) or not any(hmac.compare_digest(mac, _mac(doc, k)) for k in keys):
+        problems.append("mac: not sealed with this deployment's audit key (or a retired "
+                        "one): written elsewhere, or changed")  # fmt: skip
     parts = doc.get("parts")
     if not isinstance(parts, dict):
         raise BackupInvalid([*problems, "parts: missing"])
@@ -204,9 +230,18 @@ class Restored:
 
 
 @translates_store_errors
-async def restore_backup(client: aioredis.Redis, doc: object, *, replace: bool = False) -> Restored:
-    """Write a backup into the store and announce it (see the module doc)."""
-    parts = check_backup(doc)
+async def restore_backup(
+    client: aioredis.Redis,
+    doc: object,
+    keys: Sequence[bytes],
+    *,
+    replace: bool = False,
+    before_write: Callable[[dict[str, int]], Awaitable[None]] | None = None,
+) -> Restored:
+    """Write a backup into the store and announce it (see the module doc).
+    `before_write` gets the entry counts once the document is checked and the store
+    found writable, before anything is written (the CLI audits the restore there)."""
+    parts = check_backup(doc, keys)
     current = await _read(client)
     held = [name for name, (_, value) in current.items() if value is not None]
     if held and not replace:
@@ -215,7 +250,9 @@ async def restore_backup(client: aioredis.Redis, doc: object, *, replace: bool =
             "or replace what it holds (--replace)"
         )
     versions = {name: max(int(parts[name]["version"]), current[name][0]) + 1 for name in PARTS}
-    counts: dict[str, int] = {}
+    counts = {name: entries(parts[name]["value"]) for name in PARTS}
+    if before_write is not None:
+        await before_write(counts)
     async with client.pipeline(transaction=True) as pipe:
         for name, part in PARTS.items():
             value = parts[name]["value"]
@@ -224,7 +261,6 @@ async def restore_backup(client: aioredis.Redis, doc: object, *, replace: bool =
                 pipe.hset(part.value, mapping=value)
             elif isinstance(value, str):
                 pipe.set(part.value, value)
-            counts[name] = entries(value)
             pipe.set(part.version, versions[name])
             pipe.publish(part.channel, versions[name])
         await pipe.execute()

@@ -9,6 +9,7 @@ is in test_access_multiprocess.py.
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -23,6 +24,7 @@ import redis.asyncio as aioredis
 from gateway.state.backup import (
     BackupInvalid,
     RestoreRefused,
+    backup_key,
     check_backup,
     restore_backup,
     take_backup,
@@ -41,10 +43,13 @@ from gateway.state.keys import (
 from gateway.state.lockdown import LockdownState
 from gateway.state.revocation import RevocationList
 from tests.conftest import RedisProcess
+from tests.integration.audit_load import stream_events
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
 ROOT = Path(__file__).resolve().parents[2]
+AUDIT_KEY = "ab" * 32
+KEY = backup_key(bytes.fromhex(AUDIT_KEY))
 CLI = str(Path(sys.executable).parent / "crm-gateway")
 
 
@@ -100,7 +105,7 @@ async def test_a_backup_restored_into_an_empty_redis_reads_back_the_same(
     redis_url: str, source: aioredis.Redis, second_redis: RedisProcess
 ) -> None:
     await _seed(redis_url)
-    doc = await take_backup(source)
+    doc = await take_backup(source, KEY)
     assert doc["parts"]["grants"]["version"] >= 2
     assert set(doc["parts"]["grants"]["value"]) == {"g-1", "r-2"}
     assert list(doc["parts"]["reviews"]["value"]) == ["bg-1"]
@@ -110,7 +115,7 @@ async def test_a_backup_restored_into_an_empty_redis_reads_back_the_same(
     await pubsub.subscribe(GRANTS_CHANNEL)
     await pubsub.get_message(timeout=1)  # the subscribe confirmation
     try:
-        done = await restore_backup(target, orjson.loads(orjson.dumps(doc)))
+        done = await restore_backup(target, orjson.loads(orjson.dumps(doc)), [KEY])
         assert done.counts == {"revocations": 1, "grants": 2, "reviews": 1, "lockdown": 1,
                                "directory": 0}  # fmt: skip
         announced = await pubsub.get_message(timeout=2)
@@ -125,7 +130,7 @@ async def test_a_backup_restored_into_an_empty_redis_reads_back_the_same(
         finally:
             await grants.close()
         # A second backup of the restored store holds the same decisions.
-        again = await take_backup(target)
+        again = await take_backup(target, KEY)
         assert {n: p["value"] for n, p in again["parts"].items()} == {
             n: p["value"] for n, p in doc["parts"].items()
         }
@@ -138,12 +143,12 @@ async def test_a_store_that_holds_decisions_is_not_overwritten_unless_asked(
     redis_url: str, source: aioredis.Redis
 ) -> None:
     await _seed(redis_url)
-    doc = await take_backup(source)
+    doc = await take_backup(source, KEY)
     await source.hdel(REVOKED, "u-departed")
     with pytest.raises(RestoreRefused, match=r"already holds .*grants"):
-        await restore_backup(source, doc)
+        await restore_backup(source, doc, [KEY])
     assert await source.hget(REVOKED, "u-departed") is None
-    await restore_backup(source, doc, replace=True)
+    await restore_backup(source, doc, [KEY], replace=True)
     assert await source.hget(REVOKED, "u-departed") is not None
 
 
@@ -151,17 +156,33 @@ async def test_a_changed_cut_or_foreign_document_is_refused_with_every_reason(
     redis_url: str, source: aioredis.Redis
 ) -> None:
     await _seed(redis_url)
-    doc = await take_backup(source)
-    check_backup(doc)
+    doc = await take_backup(source, KEY)
+    check_backup(doc, [KEY])
     edited = orjson.loads(orjson.dumps(doc))
     edited["parts"]["revocations"]["value"] = {}
     with pytest.raises(BackupInvalid, match="sha256: the document was changed"):
-        await restore_backup(source, edited, replace=True)
+        await restore_backup(source, edited, [KEY], replace=True)
     assert await source.hget(REVOKED, "u-departed") is not None  # nothing written
+    # A grant slipped in, with the checksum recomputed: the seal still refuses it.
+    forged = orjson.loads(orjson.dumps(doc))
+    forged["parts"]["grants"]["value"]["g-evil"] = orjson.dumps(_grant("g-evil", "u-x")).decode()
+    forged["sha256"] = hashlib.sha256(orjson.dumps(
+        {k: v for k, v in forged.items() if k not in ("sha256", "mac")},
+        option=orjson.OPT_SORT_KEYS)).hexdigest()  # fmt: skip
+    with pytest.raises(BackupInvalid) as caught:
+        check_backup(forged, [KEY])
+    assert caught.value.problems == [
+        "mac: not sealed with this deployment's audit key (or a retired one): written "
+        "elsewhere, or changed"
+    ]
+    other = backup_key(b"\x01" * 32)
+    with pytest.raises(BackupInvalid, match="mac: not sealed"):
+        check_backup(doc, [other])
+    check_backup(doc, [other, KEY])  # written before a rotation: the retired key opens it
     foreign = {**doc, "format": "other", "prefix": "x", "parts": {"grants": {"version": -1,
                "value": [1]}, "extra": {}}}  # fmt: skip
     with pytest.raises(BackupInvalid) as caught:
-        check_backup(foreign)
+        check_backup(foreign, [KEY])
     problems = caught.value.problems
     assert "format: not a crm-gateway-state backup" in problems
     assert "prefix: 'x' is not this gateway's 'crmgw'" in problems
@@ -170,7 +191,7 @@ async def test_a_changed_cut_or_foreign_document_is_refused_with_every_reason(
     assert "parts.grants.value: not a hash of text" in problems
     assert "parts.revocations: missing" in problems
     with pytest.raises(BackupInvalid, match="not a JSON object"):
-        check_backup([doc])
+        check_backup([doc], [KEY])
 
 
 def _cli(config: Path, *argv: str) -> subprocess.CompletedProcess[str]:
@@ -205,6 +226,20 @@ async def test_the_cli_writes_a_private_file_and_restores_it(
         failed = _cli(dst, "restore", str(bad))
         assert failed.returncode == 1 and says in failed.stderr, failed.stderr
         assert "Traceback" not in failed.stderr
+
+    # Each backup and each restore that wrote is a governance event in the audit trail.
+    def actions(url: str) -> list[str]:
+        return [e["unmapped"]["governance"]["action"]
+                for e in stream_events(url, "crm-gateway:audit")
+                if e.get("class_uid") == 3005]  # fmt: skip
+
+    assert actions(redis_url) == ["state_backup", "state_backup"]
+    assert actions(second_redis.url) == ["state_restored", "state_restored"]
+    event = next(e for e in stream_events(second_redis.url, "crm-gateway:audit")
+                 if e.get("class_uid") == 3005)  # fmt: skip
+    details = event["unmapped"]["governance"]["details"]
+    assert details["grants"] == 2 and details["replace"] is False
+    assert event["unmapped"]["governance"]["via"] == "cli"
     no_redis = tmp_path / "none.yaml"
     no_redis.write_text("upstream: {url: 'http://127.0.0.1:9'}\n")
     failed = _cli(no_redis, "backup")
