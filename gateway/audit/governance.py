@@ -43,7 +43,9 @@ _ASSIGN = frozenset(
 _REVOKE = frozenset(
     {"grant_revoked", "grant_consumed", "grant_expired", "subject_revoked", "lockdown_on"}
 )
-_HIGH = frozenset({"break_glass_opened", "lockdown_on", "lockdown_off", "subject_revoked"})
+_HIGH = frozenset(
+    {"break_glass_opened", "lockdown_on", "lockdown_off", "subject_revoked", "state_restored"}
+)
 
 _MEDIUM = frozenset({"field_revealed", "reveal_refused"})
 
