@@ -207,9 +207,13 @@ def add_governance_commands(sub: Any, load: Loader) -> None:
         "state", help="back up and restore grants, requests, reviews, revocations (docs/backup.md)"
     )
     ssub = st.add_subparsers(dest="state_cmd", required=True)
-    sb = ssub.add_parser("backup", help="write the shared decisions as one JSON document")
+    sb = ssub.add_parser(
+        "backup", help="write the shared decisions as one sealed JSON document (audited)"
+    )
     sb.add_argument("--out", help="file to write (mode 0600; default: standard output)")
-    sr = ssub.add_parser("restore", help="write a backup into Redis; every replica reloads")
+    sr = ssub.add_parser(
+        "restore", help="check a backup's seal, write it into Redis (audited); replicas reload"
+    )
     sr.add_argument("file", help="a file written by `state backup`")
     sr.add_argument(
         "--replace", action="store_true", help="replace decisions the store already holds"
