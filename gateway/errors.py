@@ -168,8 +168,16 @@ class NotFound(ClientError):
 
 class HiddenRecord(NotFound):
     """A record the path names that the record rules hide: answered exactly like a
-    record the CRM does not have (404 not_found, the same body), so an id says
-    nothing about whether such a customer exists; the audit event says why."""
+    record the CRM does not have (404 not_found, the same body; or the CRM's own
+    answer for one, `absent` = (status, body, the headers of the response it stands
+    in for), when the catalog declares it), so an id says nothing about whether such
+    a customer exists; the audit event says why."""
+
+    def __init__(
+        self, message: str, absent: tuple[int, bytes, list[tuple[str, str]]] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.absent = absent
 
     def audit_text(self) -> str:
         return "not_found: the path's record is hidden by the record rules"

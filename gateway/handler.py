@@ -437,10 +437,11 @@ async def _respond(
     assert decision is not None  # an enforcer implies a decision
     document = _document_released(access, up, decision, crm_route, enforcer)
     rewriter = _body_rewriter(stages, up, headers, enforcer, document=document)
+    hidden = _hidden_record_check(request, access, crm_route, headers, rewriter.content_type)
     if head_as_get:
-        return await _head_answer(request, up, headers, rewriter, enforcer, access)
+        return await _head_answer(request, up, headers, rewriter, enforcer, access, hidden)
     return await _rewrite_body(request, stages, access, up, headers, rewriter, enforcer,
-                               late, observed)  # fmt: skip
+                               late, observed, hidden)  # fmt: skip
 
 
 def _enforcer_for(
@@ -548,6 +549,7 @@ async def _rewrite_body(
     enforcer: Enforcer,
     late: Callable[[bool], h.Headers] | None,
     observed: Callable[[], None],
+    hidden: Callable[[Enforcer], None],
 ) -> web.StreamResponse:
     """Stream the rewritten body; before its first byte leaves, a hidden record the
     path names answers 404, and with durable audit the event is written first."""
@@ -558,8 +560,8 @@ async def _rewrite_body(
     async def before_release() -> None:
         """A record the path names, hidden by the record rules, answers like a missing
         one (404); strict audit: what is about to leave is in a durable event first."""
-        if hides and _path_record_hidden(enforcer, access.path):
-            raise HiddenRecord("no such record")
+        if hides:
+            hidden(enforcer)
         if strict:
             await audit_before_release()
 
@@ -641,6 +643,7 @@ async def _head_answer(
     rewriter: BodyRewriter,
     enforcer: Enforcer,
     access: Access,
+    hidden: Callable[[Enforcer], None],
 ) -> web.StreamResponse:
     """HEAD read as GET: the body is rewritten (never sent) to learn whether the path's
     record is hidden, then only the headers a rewritten GET would carry go out."""
@@ -652,21 +655,42 @@ async def _head_answer(
         raise as_gateway_error(exc) from exc
     finally:
         access.report = enforcer.report.summary()
-    if _path_record_hidden(enforcer, access.path):
-        raise HiddenRecord("no such record")
+    hidden(enforcer)
     headers = h.without(headers, h.REWRITE_INVALIDATED | {"cache-control", "content-type"})
     headers += [("Content-Type", rewriter.content_type), ("Cache-Control", "private, no-store")]
     return (await without_body(request, up, headers)).response
 
 
-def _path_record_hidden(enforcer: Enforcer, path: str) -> bool:
-    """Every record of the response was dropped and one of them is named by the path
-    (`/api/customers/C102`, `/api/customers/C102/gzip`): the path's own record."""
-    report = enforcer.report
-    if report.records_seen == 0 or report.records_dropped < report.records_seen:
-        return False
-    segments = set(path.split("/"))
-    return any(rid in segments for rid in report.record_ids)
+def _hidden_record_check(
+    request: web.Request,
+    access: Access,
+    crm_route: RouteMatch | None,
+    headers: h.Headers,
+    content_type: str,
+) -> Callable[[Enforcer], None]:
+    """Raises HiddenRecord when every record of the response was dropped and one of
+    them is the request's own: named by the path (`/api/customers/C102`,
+    `/api/customers/C102/gzip`) or, on a route that declares how the CRM answers a
+    missing record (`absent:`), by a query value (`customer.do?method=detail&id=C102`).
+    The answer is the CRM's own for a missing record when declared, with the headers
+    a rewritten answer would carry (as the CRM's real one would), else a 404."""
+    absent = crm_route.route.absent if crm_route else None
+    named = set(access.path.split("/"))
+    answer = None
+    if absent is not None:
+        named |= set(request.rel_url.query.values())
+        kept = h.without(headers, h.REWRITE_INVALIDATED | {"cache-control", "content-type"})
+        like = [*kept, ("Content-Type", content_type), ("Cache-Control", "private, no-store")]
+        answer = (absent.status, absent.body, like)
+
+    def check(enforcer: Enforcer) -> None:
+        report = enforcer.report
+        if report.records_seen == 0 or report.records_dropped < report.records_seen:
+            return
+        if any(rid in named for rid in report.record_ids):
+            raise HiddenRecord("no such record", absent=answer)
+
+    return check
 
 
 def _note_client_gone(access: Access, result: RelayResult) -> None:
@@ -693,6 +717,13 @@ def _qs(query: str) -> str:
 
 
 def error_response(exc: GatewayError, request_id: str, stages: Stages | None) -> web.Response:
+    if isinstance(exc, HiddenRecord) and exc.absent is not None:
+        status, raw, headers = exc.absent  # the CRM's own "no such record"
+        resp = web.Response(status=status, body=raw)
+        for name, value in headers:
+            resp.headers.add(name, value)
+        resp.headers["X-Request-Id"] = request_id
+        return resp
     body = orjson.dumps(exc.to_body(request_id))
     resp = web.Response(status=exc.status, body=body, content_type="application/json")
     resp.headers["Cache-Control"] = "no-store"

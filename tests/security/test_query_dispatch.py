@@ -45,6 +45,8 @@ def _upstream(seen: list[str]) -> web.Application:
         if method == "detail":
             wanted = request.query.get("id", "")
             one = next((c for c in rows if c["id"] == wanted), None)
+            if one is None:  # a legacy CRM's "no such record": HTTP 200, its own code
+                return web.json_response({"code": 1001, "msg": "记录不存在"})
             return web.json_response({"code": 0, "data": one})
         if method == "export":
             out = io.StringIO()
@@ -67,7 +69,8 @@ def _catalog(dest: Path) -> Path:
         {"name": "do_list", "path": "/legacy/customer.do", "methods": ["GET"],
          "query": {"method": "list"}, "records": ["rows.item"]},
         {"name": "do_detail", "path": "/legacy/customer.do", "methods": ["GET"],
-         "query": {"method": "detail"}, "records": ["data"]},
+         "query": {"method": "detail"}, "records": ["data"],
+         "absent": {"status": 200, "body": {"code": 1001, "msg": "记录不存在"}}},
         {"name": "do_export", "path": "/legacy/customer.do", "methods": ["GET"],
          "query": {"method": "export"}, "export": True, "response_types": ["text/csv"],
          "csv": {"columns": {"id": "customer_no", "name": "name", "mobile": "mobile",
@@ -99,6 +102,10 @@ async def gw(tmp_path: Path, opa: OpaProcess, crm_seen: list[str]) -> AsyncItera
     await runner.cleanup()
 
 
+def _comparable(headers: dict[str, str]) -> dict[str, str]:
+    return {k.lower(): v for k, v in headers.items() if k.lower() not in ("date", "x-request-id")}
+
+
 def _no_hidden_or_protected(text: str) -> None:
     leaked = [m for m in (*HIDDEN_MARKS, *PROTECTED) if m in text]
     assert not leaked, leaked
@@ -116,14 +123,13 @@ async def test_each_page_is_enforced_as_its_own_route(gw: Gateway) -> None:
     detail = await fetch(gw, f"/legacy/customer.do?method=detail&id={VISIBLE[0]['id']}")
     assert detail.status == 200 and orjson.loads(detail.raw)["data"]["id"] == VISIBLE[0]["id"]
     _no_hidden_or_protected(detail.text)
-    # A hidden customer's page reads exactly like a customer the CRM does not have.
+    # A hidden customer's page reads exactly like one the CRM does not have: the CRM's
+    # own "no such record" (catalog `absent:`), status, body and headers alike.
     hidden = await fetch(gw, f"/legacy/customer.do?id={HIDDEN[0]['id']}&method=detail")
     absent = await fetch(gw, "/legacy/customer.do?id=C999999&method=detail")
-    assert (
-        (hidden.status, hidden.raw)
-        == (absent.status, absent.raw)
-        == (200, b'{"code":0,"data":null}')
-    )
+    assert hidden.status == absent.status == 200
+    assert hidden.raw == absent.raw == '{"code":1001,"msg":"记录不存在"}'.encode()
+    assert _comparable(hidden.headers) == _comparable(absent.headers)
 
     home = await fetch(gw, "/legacy/customer.do")
     assert home.status == 200 and "menu" in home.text

@@ -14,6 +14,7 @@ from gateway.core.catalog._spec import (
     ENTRY_FORMATS,
     METHODS,
     PARAM,
+    Absent,
     EntrySpec,
     FactsSpec,
     FieldRule,
@@ -98,6 +99,7 @@ def _route(
         "reveal_route",
         "document",
         "query",
+        "absent",
     }
     allowed.add("response_types")  # read by _types.negotiation
     _unknown_keys(raw, allowed | {"entry"}, where, problems)
@@ -171,7 +173,32 @@ def _route(
         reveal_route=_reveal_route(raw, where, problems),
         document=_document(raw, where, problems),
         query=_query(raw, where, problems),
+        absent=_absent(raw.get("absent"), f"{where}.absent", problems),
     )
+
+
+def _absent(raw: Any, where: str, problems: list[str]) -> Absent | None:
+    """`absent: {status: 200, body: {...} | "exact text"}` (sent with the headers and
+    media type of the response it stands in for)."""
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping) or "body" not in raw:
+        problems.append(f"{where}: must be {{status, body}} (the CRM's answer for a "
+                        "record it does not have)")  # fmt: skip
+        return None
+    _unknown_keys(raw, {"status", "body"}, where, problems)
+    status = raw.get("status", 200)
+    if type(status) is not int or not 200 <= status <= 599:
+        problems.append(f"{where}.status: must be an HTTP status")
+        return None
+    body = raw["body"]
+    if isinstance(body, str):
+        return Absent(status, body.encode("utf-8"))
+    if isinstance(body, Mapping | list):
+        compact = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+        return Absent(status, compact.encode("utf-8"))
+    problems.append(f"{where}.body: must be the exact text or a JSON value")
+    return None
 
 
 _QUERY_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,63}")

@@ -91,6 +91,14 @@ class EntrySpec:
 
 
 @dataclass(frozen=True, slots=True)
+class Absent:
+    """The CRM's own answer for a missing record (catalog `absent:`)."""
+
+    status: int
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class RouteSpec:
     name: str
     template: str
@@ -126,6 +134,10 @@ class RouteSpec:
     # `?method=detail`: one path, two answers): the parameters and values this
     # route needs. Matching: gateway.core.catalog.dispatch.
     query: Mapping[str, str] = field(default_factory=dict)
+    # How the CRM answers a record it does not have, when that is not a 404: an HTTP
+    # status and the exact body (`{code: 1001, msg: 记录不存在}` with 200). A record the
+    # request names that the record rules hide is answered exactly so.
+    absent: Absent | None = None
     _memo: dict[str, FieldRule | None] = field(
         default_factory=dict, compare=False, repr=False, hash=False
     )

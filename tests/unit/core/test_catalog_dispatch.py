@@ -139,3 +139,26 @@ def test_a_body_naming_a_dispatch_parameter_is_refused(field: str) -> None:
         check_body(["name", field], {"method"})
     check_body(["name", "methods", "id"], {"method"})
     check_body(["method"], set())
+
+
+def test_absent_is_the_crms_own_answer_for_a_missing_record() -> None:
+    c = Catalog.from_dict({"name": "t", "version": 1, "routes": [
+        {"name": "a", "path": "/a/{id}", "absent": {"body": {"code": 1001, "msg": "记录不存在"}}},
+        {"name": "b", "path": "/b/{id}", "absent": {"status": 404, "body": "no such record\n"}},
+    ]})  # fmt: skip
+    a, b = (c.route(n) for n in ("a", "b"))
+    assert a is not None and a.absent is not None and b is not None and b.absent is not None
+    assert (a.absent.status, a.absent.body) == (200, '{"code":1001,"msg":"记录不存在"}'.encode())
+    assert (b.absent.status, b.absent.body) == (404, b"no such record\n")
+    bad = {"name": "t", "version": 1, "routes": [
+        {"name": "x", "path": "/x", "absent": {"status": 99, "body": "x"}},
+        {"name": "y", "path": "/y", "absent": {"status": 200}},
+        {"name": "z", "path": "/z", "absent": {"body": 5, "type": "x"}},
+    ]}  # fmt: skip
+    with pytest.raises(ValueError) as caught:
+        Catalog.from_dict(bad)
+    text = str(caught.value)
+    assert "routes[0].absent.status: must be an HTTP status" in text
+    assert "routes[1].absent: must be {status, body}" in text
+    assert "routes[2].absent.body: must be the exact text or a JSON value" in text
+    assert "routes[2].absent.type: unknown key" in text
