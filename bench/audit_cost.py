@@ -88,7 +88,7 @@ async def measure(
         tmp / mode,
         crm_port,
         redis_url if mode in ("async", "durable") else "",
-        trail="file" if mode == "file" else "redis",
+        trail="file" if mode == "file" else "none" if mode == "none" else "redis",
         no_durable=mode in ("none", "async"),
     )
     cfg.tmp.mkdir()

@@ -59,7 +59,8 @@ class GatewayConfig:
     strict_levels: tuple[str, ...] = ()
     spool_dir: Path | None = None
     port: int = field(default_factory=free_port)
-    # "redis": the Redis Stream (redis_url); "file": no Redis, the fsyncing file sink.
+    # "redis": the Redis Stream (redis_url); "file": no Redis, the fsyncing file sink;
+    # "none": no Redis and no sink (the chain and the queue only; bench/audit_cost.py).
     trail: str = "redis"
     # None: leave `audit.durable_from` at the gateway's default (L2).
     durable_from: str | None = None
@@ -87,7 +88,7 @@ class GatewayConfig:
             "policy": {"engine": "static"},
             "redis": {"url": self.redis_url if self.trail == "redis" else ""},
             "audit": {
-                "sinks": ["redis"] if self.trail == "redis" else ["file"],
+                "sinks": {"redis": ["redis"], "file": ["file"]}.get(self.trail, []),
                 "file": str(self.audit_file),
                 "stream": STREAM,
                 "spool_dir": str(self.spool),
