@@ -17,6 +17,7 @@ Both loops retry on Redis errors and stop on `close()`.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import logging
@@ -160,7 +161,7 @@ def _announced(data: object) -> int | None:
         return None
 
 
-class Followed:
+class Followed(abc.ABC):
     """A snapshot of Redis state kept in step by a Follower: the version it holds, when
     it was last known current (for staleness limits), and the lock its reloads take.
     Subclasses call `_follow` in their constructor and define `_load`, which turns the
@@ -196,8 +197,9 @@ class Followed:
             self._version = version
             self._synced_at = time.monotonic()
 
+    @abc.abstractmethod
     def _load(self, raw: Any) -> None:
-        raise NotImplementedError
+        """Take the snapshot's raw value (the subclass's own record) into memory."""
 
     async def close(self) -> None:
         if self._follower is not None:
