@@ -116,14 +116,9 @@ def cmd_state(args: argparse.Namespace, load: Loader) -> int:
 def _state_event(
     action: str, doc: dict[str, Any], counts: dict[str, int], extra: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    import getpass
+    from gateway.audit.governance import Actor, Change, build_governance_event, os_user
 
-    from gateway.audit.governance import Actor, Change, build_governance_event
-
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = "unknown"
+    user = os_user()
     details = {**counts, "backup_created": str(doc.get("created")),
                "sha256": str(doc.get("sha256"))[:16], **(extra or {})}  # fmt: skip
     actor = Actor(id=user, via="cli", os_user=user)

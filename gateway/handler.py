@@ -675,20 +675,22 @@ def _hidden_record_check(
     The answer is the CRM's own for a missing record when declared, with the headers
     a rewritten answer would carry (as the CRM's real one would), else a 404."""
     absent = crm_route.route.absent if crm_route else None
-    named = set(access.path.split("/"))
-    answer = None
-    if absent is not None:
-        named |= set(request.rel_url.query.values())
-        kept = h.without(headers, h.REWRITE_INVALIDATED | {"cache-control", "content-type"})
-        like = [*kept, ("Content-Type", content_type), ("Cache-Control", "private, no-store")]
-        answer = (absent.status, absent.body, like)
 
     def check(enforcer: Enforcer) -> None:
         report = enforcer.report
         if report.records_seen == 0 or report.records_dropped < report.records_seen:
             return
-        if any(rid in named for rid in report.record_ids):
-            raise HiddenRecord("no such record", absent=answer)
+        named = set(access.path.split("/"))
+        if absent is not None:
+            named |= set(request.rel_url.query.values())
+        if not any(rid in named for rid in report.record_ids):
+            return
+        answer = None
+        if absent is not None:
+            kept = h.without(headers, h.REWRITE_INVALIDATED | {"cache-control", "content-type"})
+            like = [*kept, ("Content-Type", content_type), ("Cache-Control", "private, no-store")]
+            answer = (absent.status, absent.body, like)
+        raise HiddenRecord("no such record", absent=answer)
 
     return check
 

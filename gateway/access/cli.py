@@ -20,7 +20,6 @@ Every change is a governance event written by this process's own audit chain
 
 from __future__ import annotations
 
-import getpass
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -32,6 +31,7 @@ from gateway.access.requests import NewRequest
 from gateway.access.roles import Principal, principal
 from gateway.access.setup import open_governance
 from gateway.audit.emitter import AuditEmitter
+from gateway.audit.governance import os_user
 from gateway.core.taxonomy import Taxonomy
 from gateway.errors import Forbidden
 from gateway.identity.service import Identity
@@ -58,19 +58,12 @@ class Opened:
                 f"not {department!r}"
             )
         return principal(
-            entry.subject, self.governance.settings.access, via="cli", os_user=_os_user()
+            entry.subject, self.governance.settings.access, via="cli", os_user=os_user()
         )
 
     async def close(self) -> None:
         for close in reversed(self.closers):
             await close()
-
-
-def _os_user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
 
 
 async def open_for_cli(settings: Settings) -> Opened:

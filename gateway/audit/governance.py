@@ -25,6 +25,7 @@ the anomaly detector's.
 
 from __future__ import annotations
 
+import getpass
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -71,6 +72,14 @@ class Actor:
 
 
 SYSTEM = Actor(id="crm-gateway", via="gateway")
+
+
+def os_user() -> str:
+    """The operating-system user running a command (the CLI's authenticated actor)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
 
 
 @dataclass(frozen=True, slots=True)
