@@ -161,7 +161,8 @@ async def test_the_export_page_is_audited_and_decided_as_an_export(gw: Gateway) 
 @pytest.mark.parametrize(
     "query",
     ["method=list&method=export", "method=export&method=list", "Method=export",
-     "METHOD=detail&id=C000001", "method[]=export", "method%00=export", "method=EXPORT"],
+     "METHOD=detail&id=C000001", "method[]=export", "method%00=export", "method=EXPORT",
+     "m%2565thod=export"],
 )  # fmt: skip
 async def test_a_parameter_the_crm_could_read_otherwise_never_reaches_it(
     gw: Gateway, crm_seen: list[str], query: str

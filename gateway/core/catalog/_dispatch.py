@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote
 
 from gateway.core.catalog._spec import RouteMatch
 from gateway.errors import ClientError
@@ -55,7 +55,8 @@ def dispatch(
         return family[0]
     given: dict[str, list[str]] = {}
     for raw_name, value in parse_qsl(query or "", keep_blank_values=True):
-        folded = _NOISE.sub("", raw_name).lower()
+        # a CRM that decodes twice reads `m%2565thod` as `method`: fold the same way
+        folded = _NOISE.sub("", unquote(unquote(raw_name))).lower()
         name = next((n for n in names if n.lower() == folded), None)
         if name is None:
             continue
@@ -94,7 +95,7 @@ def check_body(fields: Iterable[str], names: Iterable[str]) -> None:
     if not wanted:
         return
     for field in fields:
-        if _NOISE.sub("", field).lower() in wanted:
+        if _NOISE.sub("", unquote(unquote(field))).lower() in wanted:
             raise AmbiguousDispatch(
                 f"the body carries {field!r}, a query parameter that selects the page; "
                 "name the page in the query string only"

@@ -57,6 +57,7 @@ def test_the_parameter_chooses_the_route_and_names_it() -> None:
         "method%00=detail",  # a C parser stops at the NUL
         "%20method=detail",
         "method%09=detail",
+        "m%2565thod=detail",  # decoded twice by some CRMs
         "method=DETAIL",  # differs in case only
         "method=Detail&id=1",
     ],
