@@ -111,6 +111,9 @@ class _Explainer:
             return
         if slot.mode == CAT and slot.category is not None:
             self.add(path, slot.category, slot.source, 1.0, table)
+        elif slot.packed is not None:
+            for category in dict.fromkeys(slot.packed.fields):  # one row per category
+                self.add(path, category, "catalog (packed)", 1.0, table)
         elif isinstance(value, dict):
             for k, v in value.items():
                 child = _join(kpath, str(k))

@@ -219,7 +219,8 @@ def coverage(catalog: Catalog, observed: Mapping[str, Mapping[str, Any]]) -> Cov
     unseen_fields = [
         {
             "rule": f"key: {rule.value}",
-            "category": rule.category or ("text" if rule.text else "walk"),
+            "category": rule.category
+            or ("text" if rule.text else "packed" if rule.packed else "walk"),
         }
         for rule in catalog.fallback_route().rules
         if rule.kind == "key" and rule.value not in keys

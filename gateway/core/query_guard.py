@@ -281,6 +281,8 @@ class _Reader:
             rule = self.route.rule_for(name, name)
             if rule is not None and rule.category is not None and not rule.walk:
                 return rule.category
+            if rule is not None and rule.packed is not None and self.taxonomy is not None:
+                return self.taxonomy.highest(rule.packed.fields)  # a filter on the people
         return detectors.category_for_key(name)
 
     def searchable(self) -> tuple[str, ...]:

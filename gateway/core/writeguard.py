@@ -75,8 +75,8 @@ def _category(route: RouteSpec | None, key: str, path: str) -> str | None:
             return _category(route, folded, path.removesuffix(key) + folded)
     if rule is not None and rule.category is not None:
         return rule.category
-    if rule is not None and rule.text:
-        return FREE_TEXT
+    if rule is not None and (rule.text or rule.packed is not None):
+        return FREE_TEXT  # (a packed value is scanned: its people's fields by detectors)
     if rule is None and (is_free_text_key(key) or key == BODY_KEY):
         return FREE_TEXT
     return category_for_key(key)

@@ -26,8 +26,15 @@ from gateway.demo.data import (
     customer_id,
     generate_customers,
     generate_note,
+    household,
 )
-from gateway.demo.legacy import csv_export, jsonp_page, soap_page
+from gateway.demo.legacy import (
+    HOUSEHOLD_COLUMNS,
+    csv_export,
+    household_row,
+    jsonp_page,
+    soap_page,
+)
 from gateway.demo.writes import WriteError, validate_customer_body
 
 MAX_PAGE_SIZE = 200
@@ -245,6 +252,16 @@ async def legacy_csv_export(request: web.Request) -> web.Response:
     )
 
 
+async def legacy_household_export(request: web.Request) -> web.Response:
+    """Customers with their family contacts packed into one cell, GBK like the rest."""
+    customers = request.app[STORE_KEY].customers.values()
+    rows = [household_row(c, household(c)) for c in customers]
+    return web.Response(
+        body=csv_export(HOUSEHOLD_COLUMNS, rows).encode("gbk"),
+        headers={"Content-Type": "text/csv; charset=GBK"},
+    )
+
+
 async def _read_body(request: web.Request) -> dict[str, Any]:
     try:
         body = orjson.loads(await request.read())
@@ -319,6 +336,7 @@ def create_demo_crm(seed: int = 7, count: int = 200) -> web.Application:
     r.add_get("/api/legacy/customers.xml", legacy_soap_page)
     r.add_get("/api/legacy/customers.jsonp", legacy_jsonp_page)
     r.add_get("/api/legacy/customers.csv", legacy_csv_export)
+    r.add_get("/api/legacy/households.csv", legacy_household_export)
     return app
 
 

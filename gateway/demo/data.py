@@ -207,3 +207,21 @@ def generate_note(seed: int, index: int, customer: Customer) -> dict[str, str]:
     first = f"客户{customer['name']}{title}手机{customer['mobile']}。"
     second = note_text(rng, customer)
     return {"id": note_id(index), "customer_id": customer["id"], "text": f"{first}{second}"}
+
+
+_RELATIONS = ("配偶", "子女", "父亲", "母亲", "兄弟姐妹")
+
+
+def household(customer: Customer) -> list[tuple[str, str, str]]:
+    """The customer's family contacts (name, relation, mobile), 1-3 of them, derived
+    from the customer's id: the legacy export packs them into one cell."""
+    rng = random.Random(f"crm-demo:household:{customer['id']}")  # noqa: S311 - synthetic
+    surname = surname_of(customer["name"])
+    members = []
+    for _ in range(rng.randrange(1, 4)):
+        relation = rng.choice(_RELATIONS)
+        own = relation in ("子女", "父亲") or rng.random() < 0.3
+        family = surname if own else rng.choice(SURNAMES)[0]
+        given = rng.choice(GIVEN_MALE + GIVEN_FEMALE)[0]
+        members.append((family + given, relation, mobile(rng)))
+    return members

@@ -1,5 +1,6 @@
 """Renderings of a customer page the way an old in-house CRM answers: SOAP-style XML,
-JSONP and a GBK CSV export (the demo CRM's /api/legacy/* routes).
+JSONP, a GBK CSV export and a household export whose family column packs several
+people into one cell (the demo CRM's /api/legacy/* routes).
 
 They carry exactly the records the JSON API carries, so tests can check that the
 gateway drops the same records whatever the format.
@@ -74,3 +75,20 @@ def csv_export(columns: list[str], rows: list[list[str]]) -> str:
     writer.writerow(columns)
     writer.writerows(rows)
     return out.getvalue()
+
+
+HOUSEHOLD_COLUMNS = ["客户编号", "姓名", "等级", "层级", "客户经理", "家庭成员"]
+
+
+def household_row(customer: dict[str, Any], members: list[tuple[str, str, str]]) -> list[str]:
+    """One customer and the family contacts flattened into one cell, as such exports
+    do: `王芳/配偶/13912345678；王小明/子女/13800001111`."""
+    family = "；".join("/".join(m) for m in members)
+    return [
+        str(customer["id"]),
+        str(customer["name"]),
+        str(customer["grade"]),
+        str(customer["tier"]),
+        str(customer["owner"]),
+        family,
+    ]

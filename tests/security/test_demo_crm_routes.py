@@ -9,6 +9,8 @@ case here fails `test_every_route_the_demo_crm_serves_is_covered`.
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,10 +19,11 @@ import orjson
 import pytest
 
 from gateway.demo.crm import create_demo_crm
-from gateway.demo.data import generate_customers
+from gateway.demo.data import generate_customers, household
+from gateway.demo.legacy import HOUSEHOLD_COLUMNS, household_row
 from tests.conftest import OpaProcess
 from tests.integration.gateway_harness import Gateway
-from tests.integration.policy_http_harness import DemoCrm, start_demo_crm
+from tests.integration.policy_http_harness import DemoCrm, audit_events, start_demo_crm
 from tests.security.records_harness import Reply, fetch, found, opa_process, records_gateway
 
 pytestmark = pytest.mark.integration
@@ -106,6 +109,7 @@ def _paths(records: list[dict[str, Any]]) -> dict[str, list[str]]:
             f"/api/legacy/customers.jsonp?page_size={COUNT}&callback=jQuery1.cb"
         ],
         "/api/legacy/customers.csv": ["/api/legacy/customers.csv"],
+        "/api/legacy/households.csv": ["/api/legacy/households.csv"],
     }
 
 
@@ -210,3 +214,46 @@ async def test_bulk_cap_holds_on_lists_the_catalog_does_not_declare(
     finally:
         await g.stop()
         await big.stop()
+
+
+async def test_household_export_masks_every_packed_person(gw: Gateway, crm: DemoCrm) -> None:
+    """The family column packs 1-3 people per customer into one cell. Customer service
+    (L0 on exports) gets every person's name and mobile masked, the rows of hidden
+    customers left out; the cell keeps its shape (people, relations, separators)."""
+    reply = await fetch(gw, "/api/legacy/households.csv")
+    assert reply.status == 200, reply.text[:300]
+    rows = list(csv.reader(io.StringIO(reply.text)))
+    assert rows[0] == HOUSEHOLD_COLUMNS
+    shown = {c["id"]: c for c in crm.records if not _hidden(c)}
+    assert len(rows) - 1 == len(shown)
+    members = [m for c in crm.records for m in household(c)]
+    mobiles = [mobile for _, _, mobile in members]
+    names = [name for name, _, _ in members if len(name) > 1]
+    assert found(reply.text, mobiles) == []
+    assert found(reply.text, names) == []
+    for row, customer in zip(rows[1:], shown.values(), strict=True):  # in the CRM's order
+        family = household(customer)
+        people = [p.split("/") for p in row[5].split("；")]
+        assert [len(p) for p in people] == [3] * len(family)
+        # (relations are internal, L1: masked too on an export to customer service)
+        assert [p[1][0] for p in people] == [rel[0] for _, rel, _ in family]
+
+
+async def test_household_export_reaches_a_cleared_caller_unchanged(
+    tmp_path: Path, crm: DemoCrm, opa: OpaProcess
+) -> None:
+    """A caller cleared for the export sees the packed cells exactly as the CRM sent
+    them (no over-masking), and the audit event counts each person's fields."""
+    g = await records_gateway(tmp_path, crm.url, opa)
+    try:
+        reply = await fetch(g, "/api/legacy/households.csv", "risk", X_Purpose="risk_review")
+        assert reply.status == 200, reply.text[:300]
+        visible = [c for c in crm.records if household_row(c, household(c))[0] in reply.text]
+        assert visible
+        for c in visible:
+            assert "；".join("/".join(m) for m in household(c)) in reply.text
+        event = audit_events(g)[-1]["unmapped"]["crm"]
+        people = sum(len(household(c)) for c in visible)
+        assert event["fields"]["clear"]["L2"]["mobile"] == people
+    finally:
+        await g.stop()

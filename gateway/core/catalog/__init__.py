@@ -31,6 +31,7 @@ from gateway.core.catalog._spec import (
     EntrySpec,
     FactsSpec,
     FieldRule,
+    Packed,
     RouteMatch,
     RouteSpec,
     SideRule,
@@ -46,6 +47,7 @@ __all__ = [
     "FactsReader",
     "FactsSpec",
     "FieldRule",
+    "Packed",
     "RecordShape",
     "RouteMatch",
     "RouteSpec",
@@ -206,11 +208,17 @@ class Catalog:
             if levels is not None and route.document and route.document not in levels:
                 out.append(f"routes.{route.name}.document: unknown level {route.document!r}")
             for rule in route.rules:
-                if rule.category and rule.category not in known:
-                    out.append(f"routes.{route.name}: unknown category {rule.category!r}")
-            for column, category in route.csv_columns.items():
-                if category not in known:
-                    out.append(f"routes.{route.name}.csv.columns.{column}: unknown category")
+                for category in _rule_categories(rule):
+                    if category not in known:
+                        out.append(f"routes.{route.name}: unknown category {category!r}")
+            for column, named in route.csv_columns.items():
+                cats = named.fields if isinstance(named, Packed) else (named,)
+                for category in cats:
+                    if category not in known:
+                        out.append(
+                            f"routes.{route.name}.csv.columns.{column}: "
+                            f"unknown category {category!r}"
+                        )
             for param, cats in route.search.items():
                 for category in cats:
                     if category not in known:
@@ -219,9 +227,17 @@ class Catalog:
 
     def categories(self) -> set[str]:
         """Every category the catalog names (for cross-checking with the taxonomy)."""
-        out = {r.category for route in self.routes for r in route.rules if r.category}
-        out.update(c for route in self.routes for c in route.csv_columns.values())
+        out = {c for route in self.routes for r in route.rules for c in _rule_categories(r)}
+        for route in self.routes:
+            for named in route.csv_columns.values():
+                out.update(named.fields if isinstance(named, Packed) else (named,))
         return out
+
+
+def _rule_categories(rule: FieldRule) -> tuple[str, ...]:
+    if rule.packed is not None:
+        return rule.packed.fields
+    return (rule.category,) if rule.category else ()
 
 
 def match_routes(

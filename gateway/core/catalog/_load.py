@@ -18,6 +18,7 @@ from gateway.core.catalog._spec import (
     EntrySpec,
     FactsSpec,
     FieldRule,
+    Packed,
     RouteSpec,
     SideRule,
 )
@@ -125,19 +126,7 @@ def _route(
         sensitive = True
     facts = _facts(raw.get("record", {}), f"{where}.record", base_facts, problems)
     records, prefix_facts = _records(raw.get("records", []), f"{where}.records", facts, problems)
-    csv_raw = raw.get("csv", {})
-    columns: dict[str, str] = {}
-    if not isinstance(csv_raw, Mapping):
-        problems.append(f"{where}.csv: must be a mapping")
-    else:
-        _unknown_keys(csv_raw, {"columns"}, f"{where}.csv", problems)
-        cols = csv_raw.get("columns", {})
-        if not isinstance(cols, Mapping) or not all(
-            isinstance(k, str) and isinstance(v, str) and v for k, v in cols.items()
-        ):
-            problems.append(f"{where}.csv.columns: must map column names to categories")
-        else:
-            columns = dict(cols)
+    columns = _csv_columns(raw.get("csv", {}), f"{where}.csv", problems)
     entry_raw = raw.get("entry", False)
     entry: EntrySpec | None
     if entry_raw is True:
@@ -358,9 +347,68 @@ def _side(
     return tuple(out)
 
 
+def _csv_columns(raw: Any, where: str, problems: list[str]) -> dict[str, str | Packed]:
+    """`columns: {header: category}`; a column packing several people says
+    `{packed: {fields: [...], ...}}` instead of a category."""
+    if not isinstance(raw, Mapping):
+        problems.append(f"{where}: must be a mapping")
+        return {}
+    _unknown_keys(raw, {"columns"}, where, problems)
+    cols = raw.get("columns", {})
+    if not isinstance(cols, Mapping) or not all(isinstance(k, str) for k in cols):
+        problems.append(f"{where}.columns: must map column names to categories")
+        return {}
+    out: dict[str, str | Packed] = {}
+    for name, value in cols.items():
+        at = f"{where}.columns.{name}"
+        if isinstance(value, str) and value:
+            out[name] = value
+        elif isinstance(value, Mapping) and set(value) == {"packed"}:
+            packed = _packed(value["packed"], f"{at}.packed", problems)
+            if packed is not None:
+                out[name] = packed
+        else:
+            problems.append(f"{at}: must be a category or {{packed: {{fields: [...]}}}}")
+    return out
+
+
+# a packed value's default separators: people by semicolons (either width) or line
+# breaks, a person's fields by commas, slashes or vertical bars
+_PEOPLE = r"\s*[;；\n]\s*"
+_BETWEEN = r"\s*[,，/|]\s*"
+
+
+def _packed(raw: Any, where: str, problems: list[str]) -> Packed | None:
+    if not isinstance(raw, Mapping):
+        problems.append(f"{where}: must be a mapping")
+        return None
+    _unknown_keys(raw, {"fields", "people", "between"}, where, problems)
+    fields = raw.get("fields")
+    if (
+        not isinstance(fields, list)
+        or not fields
+        or not all(isinstance(f, str) and f for f in fields)
+    ):
+        problems.append(f"{where}.fields: must list each field's category, in order")
+        return None
+    separators = []
+    for key, default in (("people", _PEOPLE), ("between", _BETWEEN)):
+        pattern = raw.get(key, default)
+        try:
+            compiled = re.compile(pattern) if isinstance(pattern, str) else None
+        except re.error as exc:
+            problems.append(f"{where}.{key}: not a regular expression: {exc}")
+            return None
+        if compiled is None or compiled.fullmatch("") or compiled.search("") is not None:
+            problems.append(f"{where}.{key}: must be a regular expression that matches text")
+            return None
+        separators.append(compiled)
+    return Packed(tuple(fields), separators[0], separators[1])
+
+
 def _rules(raw: Any, where: str, problems: list[str]) -> tuple[FieldRule, ...]:
     out: list[FieldRule] = []
-    keys = {"key", "path", "pattern", "category", "text", "walk"}
+    keys = {"key", "path", "pattern", "category", "text", "walk", "packed"}
     for at, r in _entries(raw, where, keys, problems):
         kinds = [k for k in ("key", "path", "pattern") if k in r]
         if len(kinds) != 1 or not isinstance(r[kinds[0]], str) or not r[kinds[0]]:
@@ -381,10 +429,15 @@ def _rules(raw: Any, where: str, problems: list[str]) -> tuple[FieldRule, ...]:
         if not isinstance(text, bool) or not isinstance(walk, bool):
             problems.append(f"{at}: text and walk must be true or false")
             continue
-        if sum((category is not None, text, walk)) != 1:
-            problems.append(f"{at}: needs exactly one of category, text: true, walk: true")
+        packed = None
+        if "packed" in r:
+            packed = _packed(r["packed"], f"{at}.packed", problems)
+            if packed is None:
+                continue
+        if sum((category is not None, text, walk, packed is not None)) != 1:
+            problems.append(f"{at}: needs exactly one of category, text: true, walk: true, packed")
             continue
-        out.append(FieldRule(kind, r[kind], category, text, walk, regex))
+        out.append(FieldRule(kind, r[kind], category, text, walk, regex, packed))
     return tuple(out)
 
 

@@ -15,6 +15,40 @@ ENTRY_FORMATS = frozenset({"id_card", "mobile", "bank_card", "email", "landline"
 
 
 @dataclass(frozen=True, slots=True)
+class Packed:
+    """A value that packs several people's fields into one string, as legacy exports
+    flatten a company's contacts into one cell: `张伟/13812345678; 李娜/13987654321`.
+
+    `people` separates the people, `between` a person's fields, and `fields` names
+    each field's category by position. A person with more fields than `fields`
+    names cannot be read positively: it is masked whole, strict, as the packed
+    category of the highest level.
+    """
+
+    fields: tuple[str, ...]
+    people: re.Pattern[str]
+    between: re.Pattern[str]
+
+    def split(self, value: str) -> list[tuple[str, bool]]:
+        """`value` cut into (text, is_separator) pieces; joined they spell it again."""
+        return _pieces(self.people, value)
+
+    def parts(self, person: str) -> list[tuple[str, bool]]:
+        return _pieces(self.between, person)
+
+
+def _pieces(separator: re.Pattern[str], text: str) -> list[tuple[str, bool]]:
+    out: list[tuple[str, bool]] = []
+    pos = 0
+    for m in separator.finditer(text):
+        out.append((text[pos : m.start()], False))
+        out.append((m.group(), True))
+        pos = m.end()
+    out.append((text[pos:], False))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
 class FieldRule:
     """One catalog line: a key matcher and what a matching field is.
 
@@ -32,6 +66,7 @@ class FieldRule:
     text: bool = False
     walk: bool = False
     regex: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
+    packed: Packed | None = None  # several people's fields in one value (see Packed)
 
     def matches(self, key: str, path: str) -> bool:
         if self.kind == "key":
@@ -107,7 +142,7 @@ class RouteSpec:
     records: tuple[str, ...]  # ijson-style prefixes; "" is the document root
     rules: tuple[FieldRule, ...]  # route rules first, then the catalog's
     facts: FactsSpec
-    csv_columns: Mapping[str, str]  # CSV header -> category
+    csv_columns: Mapping[str, str | Packed]  # CSV header -> category (or packed people)
     entry: EntrySpec | None
     catalog: str
     export: bool = False  # a bulk export (audited as operation "export")

@@ -29,6 +29,7 @@ from gateway.core.enforce._tables import (
     Plan,
     Slot,
     envelope_slot,
+    packed_clear,
 )
 from gateway.core.enforce._values import ValueRewriter
 from gateway.core.masking import DROPPED, Masker
@@ -271,6 +272,7 @@ class Enforcer(ValueRewriter):
         for i, slot in enumerate(slots):
             if slot.mode != CAT or slot.category is None or slot.category in USCC_CATEGORIES:
                 dynamic.append(i)  # (a credit code's own prefix says whose it is)
+                clear.extend((i, level) for level in packed_clear(slot, table))
                 continue
             category = slot.category
             level, action = table.action(category)

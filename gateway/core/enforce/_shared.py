@@ -29,6 +29,7 @@ class Shared:
         "_side_memo",
         "_strict",
         "_tables",
+        "_unread",
         "ancestors",
         "base",
         "classifier",
@@ -74,6 +75,7 @@ class Shared:
         self.side_owners = frozenset(r.owner for r in self.side if r.treatment == "of")
         self._side_memo: dict[str, SideRule | None] = {}
         self._strict: ActionTable | None = None
+        self._unread: ActionTable | None = None
 
     def side_at(self, path: str) -> SideRule | None:
         """The first side-data rule whose glob matches `path` (memoised, bounded)."""
@@ -110,6 +112,19 @@ class Shared:
                 self.decision, rules, frozenset(), self.taxonomy, key, strict=True
             )
         return self._strict
+
+    @property
+    def unread(self) -> ActionTable:
+        """The table for a value the gateway cannot read positively (a packed value
+        whose shape the catalog does not describe): every category masked strict at
+        least, whatever the caller's clearance, with every record rule's additions."""
+        if self._unread is None:
+            rules = self.decision.records
+            key = tuple(range(len(rules)))
+            self._unread = ActionTable(
+                self.decision, rules, frozenset(), self.taxonomy, key, strict=True
+            )
+        return self._unread
 
     def _record_model(
         self, taxonomy: Taxonomy, route: RouteSpec | None, decision: Decision

@@ -24,21 +24,22 @@ from functools import lru_cache
 from typing import Any
 
 from gateway.core import detectors
-from gateway.core.catalog import RouteSpec, suspect_key
+from gateway.core.catalog import Packed, RouteSpec, suspect_key
 from gateway.core.model import DROP, Action, Decision, RecordRule, Verb
 from gateway.core.report import FieldKey, outcome_of
 from gateway.core.taxonomy import Taxonomy
 
-CAT, TEXT, WALK, SCAN = 0, 1, 2, 3
+CAT, TEXT, WALK, SCAN, PACKED = 0, 1, 2, 3, 4
 STRICT = Action(Verb.MASK, "strict")
 REDACT = Action(Verb.REDACT)
 
 
 @dataclass(frozen=True, slots=True)
 class Slot:
-    mode: int  # CAT | TEXT | WALK | SCAN
+    mode: int  # CAT | TEXT | WALK | SCAN | PACKED
     category: str | None = None
     source: str = ""  # catalog | key (for explain)
+    packed: Packed | None = None  # PACKED: several people's fields in one value
 
 
 @lru_cache(maxsize=8192)
@@ -68,14 +69,18 @@ class Classifier:
         return found
 
     def column(self, name: str) -> Slot:
-        category = self.csv_columns.get(name)
-        return Slot(CAT, category, "catalog") if category else self.slot(name, name)
+        named = self.csv_columns.get(name)
+        if isinstance(named, Packed):
+            return Slot(PACKED, None, "catalog", named)
+        return Slot(CAT, named, "catalog") if named else self.slot(name, name)
 
     def _classify(self, key: str, path: str) -> Slot:
         rule = self.route.rule_for(key, path) if self.route else None
         if rule is not None:
             if rule.category is not None:
                 return Slot(CAT, rule.category, "catalog")
+            if rule.packed is not None:
+                return Slot(PACKED, None, "catalog", rule.packed)
             return Slot(TEXT if rule.text else WALK, None, "catalog")
         category = category_for_key(key) if key else None
         if category is not None:
@@ -100,6 +105,15 @@ def envelope_slot(classifier: Classifier, parts: list[str]) -> tuple[str, Slot]:
             if slot.mode == CAT:
                 return part, slot
     return key, classifier.slot(key, ".".join(parts))
+
+
+def packed_clear(slot: Slot, table: ActionTable) -> tuple[str, ...]:
+    """The levels a packed value shows in clear under `table` (for the bulk quota:
+    the people in one cell count like the fields of the record holding them)."""
+    if slot.packed is None:
+        return ()
+    found = (table.action(category) for category in slot.packed.fields)
+    return tuple(level for level, act in found if act.verb is Verb.ALLOW)
 
 
 class ActionTable:
@@ -206,6 +220,7 @@ def build_plan(
         slot = classifier.slot(skey, skey)
         if slot.mode != CAT or slot.category is None or slot.category in detectors.USCC_CATEGORIES:
             dynamic.append((key, slot))  # (a credit code's own prefix says whose it is)
+            clear.update(packed_clear(slot, table))
             continue
         level, act = table.action(slot.category)
         batch.append((slot.category, level, outcome_of(act)))

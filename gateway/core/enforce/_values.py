@@ -15,10 +15,10 @@ from collections.abc import Callable
 from typing import Any
 
 from gateway.core import detectors
-from gateway.core.catalog import RecordShape, SideRule, suspect_key
+from gateway.core.catalog import Packed, RecordShape, SideRule, suspect_key
 from gateway.core.detectors import unescape
 from gateway.core.enforce._shared import Shared
-from gateway.core.enforce._tables import CAT, TEXT, ActionTable, Slot
+from gateway.core.enforce._tables import CAT, PACKED, SCAN, TEXT, ActionTable, Slot
 from gateway.core.links import LinkMap
 from gateway.core.masking import DROPPED, Masker
 from gateway.core.model import Action, Verb
@@ -86,6 +86,13 @@ class ValueRewriter(ABC):
             elif kind is list and category in detectors.SHAPED_CATEGORIES and _messages(value):
                 return [self._text(v, table) for v in value]
             return self._categorised(value, category, table)
+        if slot.mode == PACKED and slot.packed is not None:
+            if value.__class__ is str:
+                return self._packed(value, slot.packed, table)
+            if value.__class__ is list:
+                return [self._value(v, key, path, slot, table) for v in value]
+            # not the string the catalog describes: nothing in it can be read positively
+            return self._value(value, key, path, Slot(SCAN), self._shared.unread)
         if isinstance(value, bool):
             return value  # an unclassified flag carries no identifier
         if self._side and not self._in_side and isinstance(value, dict | list):
@@ -156,6 +163,32 @@ class ValueRewriter(ABC):
             return self._act(value, category, action, table)
         new = fn(value)
         return new if residue is None else self._residue(new, table, residue)
+
+    def _packed(self, value: str, packed: Packed, table: ActionTable) -> str:
+        """Several people in one value: each person's fields by position, with their
+        categories' actions under the holding record's table. A person the catalog's
+        shape does not describe (see `_readable`) is masked whole, strict, as the
+        highest-level category named; a separator holding letters or digits is
+        scanned as text."""
+        out: list[str] = []
+        for person, is_sep in packed.split(value):
+            if is_sep:
+                out.append(self._separator(person, table))
+                continue
+            parts = packed.parts(person)
+            if not _readable(parts, packed.fields):
+                top = self._shared.taxonomy.highest(packed.fields)
+                out.append(_text_of(self._categorised(person, top, self._shared.unread)))
+                continue
+            for i, (part, part_is_sep) in enumerate(parts):
+                if part_is_sep:
+                    out.append(self._separator(part, table))
+                elif part:
+                    out.append(_text_of(self._categorised(part, packed.fields[i // 2], table)))
+        return "".join(out)
+
+    def _separator(self, text: str, table: ActionTable) -> str:
+        return self._text(text, table) if any(c.isalnum() for c in text) else text
 
     def _act(self, value: Any, category: str, action: Action, table: ActionTable) -> Any:
         if action.verb is Verb.ALLOW:
@@ -350,3 +383,34 @@ def _looks_like_more(residue: re.Pattern[str], text: str) -> bool:
 def _messages(values: list[Any]) -> bool:
     """A list of validation messages (`errors.phone: ["Enter a valid ..."]`)."""
     return bool(values) and all(v.__class__ is str and detectors.message_shaped(v) for v in values)
+
+
+def _text_of(new: Any) -> str:
+    """An operator's output as text in a packed value (a dropped field leaves nothing)."""
+    if new is DROPPED or new is None:
+        return ""
+    return new if isinstance(new, str) else str(new)
+
+
+# categories whose values the detectors always recognise (checksums, fixed shapes):
+# a packed field of one of them must hold one
+_RECOGNISED = frozenset({"mobile", "landline", "email", "id_number", "bank_card"})
+
+
+def _readable(parts: list[tuple[str, bool]], fields: tuple[str, ...]) -> bool:
+    """Whether a packed person is what the catalog says: no more (non-empty) fields
+    than it names, no field holding a value the detectors give another category (a
+    mobile where the name should be: the fields are out of place), and a value of
+    the recognised shape in every field whose category has one."""
+    if any(part for part, _ in parts[2 * len(fields) :]):
+        return False
+    for i in range(0, min(len(parts), 2 * len(fields)), 2):
+        part, category = parts[i][0], fields[i // 2]
+        if not part:
+            continue
+        hit = detectors.classify_value(part, key_hint=category)
+        if hit is not None and hit.category != category:
+            return False
+        if hit is None and category in _RECOGNISED:
+            return False
+    return True

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -150,6 +150,18 @@ class Taxonomy:
             return self._ranks[code]
         except KeyError:
             return self._ranks[self.resolve(code)]
+
+    def highest(self, categories: Iterable[str]) -> str:
+        """The category of the highest level among `categories`; an unknown one counts
+        above every level (callers treat it as the top and fail closed)."""
+
+        def rank(name: str) -> int:
+            try:
+                return self._ranks[self.category(name).level]
+            except KeyError:
+                return len(self._ranks)
+
+        return max(categories, key=rank)
 
     def category(self, name: str) -> Category:
         """The category by internal name or alias; KeyError if unknown (callers fail closed)."""

@@ -55,7 +55,7 @@ def test_demo_catalog_loads_and_names_only_known_categories() -> None:
     assert bad.problems_with({"name", "address", "internal"}) == [
         "routes.contact: unknown category 'mobile'",
         "routes.contacts: unknown category 'mobile'",
-        "routes.export.csv.columns.Phone: unknown category",
+        "routes.export.csv.columns.Phone: unknown category 'mobile'",
         "routes.export: unknown category 'mobile'",
     ]
 
