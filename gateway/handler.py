@@ -583,6 +583,7 @@ async def _rewrite_body(
             report_only=access.report_only,
             before_release=before_release if strict or hides else None,
             late_headers=late,
+            hold=enforcer.blocks_in_bulk,
             hold_limit=stages.settings.limits.max_response_body or 64 * 1024 * 1024,
         )
     finally:

@@ -177,6 +177,7 @@ async def rewrite(
     report_only: bool,
     before_release: Callable[[], Awaitable[None]] | None = None,
     late_headers: Callable[[bool], h.Headers] | None = None,
+    hold: bool = False,
     hold_limit: int = 0,
 ) -> RelayResult:
     """Stream the CRM body through `rewriter`. In report-only mode the rewriter still
@@ -189,6 +190,9 @@ async def rewrite(
     rewritten: the rewritten bytes are held until the body ends, or until more
     than `hold_limit` bytes are held (then `late_headers(True)`: the rest of the
     body may hold more than the headers say); the body itself is unchanged.
+    `hold` holds them so too, for a body the rewriter may still refuse (a bulk
+    quota that blocks): refused before its first byte leaves, the caller gets a
+    clean 403 instead of a cut connection, whichever chunks the CRM sent.
     """
     out_headers = h.without(headers, h.REWRITE_INVALIDATED | {"cache-control", "content-type"})
     if not report_only:
@@ -216,7 +220,7 @@ async def rewrite(
         nonlocal held_size
         if not data:
             return
-        if late_headers is not None and not resp.prepared:
+        if (hold or late_headers is not None) and not resp.prepared:
             held.append(data)
             held_size += len(data)
             if held_size <= hold_limit:

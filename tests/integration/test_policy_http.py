@@ -17,6 +17,7 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
+from aiohttp import web
 
 from gateway.access.grants import GrantService
 from gateway.state.client import connect
@@ -32,6 +33,7 @@ from tests.integration.policy_http_harness import (
     start_policy_gateway,
     wait_event,
 )
+from tests.security.records_harness import serve
 
 pytestmark = pytest.mark.integration
 
@@ -301,6 +303,52 @@ async def test_bulk_clear_records_beyond_n_are_masked(tmp_path: Path, crm: DemoC
             assert all(r["mobile"] not in body for r in crm.records)
         finally:
             await gw.stop()
+
+
+async def _row_by_row(crm: DemoCrm) -> tuple[web.AppRunner, str]:
+    """The demo CRM's CSV export relayed one row per chunk, each flushed on its own,
+    as a CRM that streams its exports sends it."""
+
+    async def export(request: web.Request) -> web.StreamResponse:
+        async with (
+            aiohttp.ClientSession() as s,
+            s.get(crm.url + "/api/customers/export.csv") as r,
+        ):
+            body = await r.read()
+        resp = web.StreamResponse(headers={"Content-Type": "text/csv; charset=utf-8"})
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        for line in body.splitlines(keepends=True):
+            await resp.write(line)
+            await asyncio.sleep(0.002)
+        await resp.write_eof()
+        return resp
+
+    app = web.Application()
+    app.router.add_get("/api/customers/export.csv", export)
+    return await serve(app)
+
+
+async def test_a_streamed_export_past_a_blocking_bulk_limit_is_refused_before_release(
+    tmp_path: Path, crm: DemoCrm
+) -> None:
+    """Row by row from the CRM, the quota is used up many chunks in: the rows already
+    rewritten are held, so the caller gets a clean 403 rather than a cut connection."""
+    runner, url = await _row_by_row(crm)
+    streamed = DemoCrm(runner, url, crm.records)
+    for opa in _opa(tmp_path / "bulk", time_place=OPEN_HOURS,
+                    bulk={"max_clear_records": {"L2": 3, "L3": 3, "L4": 3}}):  # fmt: skip
+        gw = await start_policy_gateway(
+            tmp_path, streamed, **{"policy.engine": "external", "policy.url": opa.url}
+        )
+        try:
+            for _ in range(3):
+                status, body, _ = await get(gw, "/api/customers/export.csv", "rm")
+                assert status == 403 and orjson.loads(body)["error"] == "blocked_by_policy"
+                assert all(r["mobile"] not in body for r in crm.records)
+        finally:
+            await gw.stop()
+            await runner.cleanup()
 
 
 # --- grants in Redis: grades, break-glass ---------------------------------------------

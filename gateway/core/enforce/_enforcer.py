@@ -117,6 +117,12 @@ class Enforcer(ValueRewriter):
         self.reveal: RevealTargets | None = None
 
     @property
+    def blocks_in_bulk(self) -> bool:
+        """Whether the bulk quota refuses the response once used up (`bulk_action:
+        block`): a refusal that comes with the record past the quota, however late."""
+        return self._bulk_block and bool(self._limits)
+
+    @property
     def drops_records(self) -> bool:
         """Whether record rules may leave records out (so counts of a list reveal them)."""
         return bool(self._shared.drops_records)
