@@ -62,9 +62,8 @@ def measure(args: argparse.Namespace, workdir: Path, upstream: Proc) -> None:
             if name not in best or res["rps"] > best[name]["rps"]:
                 best[name] = res
     plain = best["plain"]["rps"]
-    print(
-        f"\nbest of {args.rounds} rounds, 20-record page, c={args.conns}, load {os.getloadavg()[0]:.2f}"
-    )
+    load_1m = os.getloadavg()[0]
+    print(f"\nbest of {args.rounds} rounds, 20-record page, c={args.conns}, load {load_1m:.2f}")
     for name, res in best.items():
         print(
             f"  {name:<9} {res['rps']:8.0f} req/s  {res['cpu_us_per_req']:>7} us CPU/req  "
