@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
+import os
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -94,7 +94,7 @@ def request_id_of(request: web.Request) -> str:
     """The request's id: set once (by the error boundary middleware, or here)."""
     rid = request.get(REQUEST_ID)
     if rid is None:
-        rid = request[REQUEST_ID] = uuid.uuid4().hex
+        rid = request[REQUEST_ID] = os.urandom(16).hex()  # as random as uuid4, cheaper
     return rid
 
 

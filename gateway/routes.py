@@ -44,6 +44,7 @@ from gateway.core.paths import PathRejected, has_matrix, normalize_path, strip_m
 from gateway.settings import RouteSettings
 
 DEFAULT_RULE = RouteSettings(path="*")
+_MEMO = 4096
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -87,9 +88,22 @@ class RouteTable:
         self._case_insensitive = case_insensitive
         self._rewrite_allow = frozenset(n.lower() for n in rewrite_allow)
         self._trusted = tuple(trusted_proxies)
+        # (method, path[, query]) -> answer: the table is immutable and the same few
+        # paths come on every request; bounded, since paths come from clients
+        self._rule_memo: dict[tuple[str, str], RouteSettings] = {}
+        self._route_memo: dict[tuple[str, str, str | None], RouteMatch | None] = {}
 
     def match(self, method: str, path: str) -> RouteSettings:
         """The rule for a canonical path (see the module doc for the lopsided matching)."""
+        memo = (method, path)
+        found = self._rule_memo.get(memo)
+        if found is None:
+            found = self._match(method, path)
+            if len(self._rule_memo) < _MEMO:
+                self._rule_memo[memo] = found
+        return found
+
+    def _match(self, method: str, path: str) -> RouteSettings:
         key = self._key(path)
         exact = path == key
         ci_route = self._folded.match(method, key)
@@ -112,8 +126,16 @@ class RouteTable:
         (the raw query string chooses among query-dispatched routes)."""
         if self._catalog is None:
             return None
+        memo = (method, path, query)
+        try:
+            return self._route_memo[memo]
+        except KeyError:
+            pass
         key = self._key(path)
-        return self._catalog.match(method, key, query) or self._folded.match(method, key, query)
+        found = self._catalog.match(method, key, query) or self._folded.match(method, key, query)
+        if len(self._route_memo) < _MEMO:
+            self._route_memo[memo] = found
+        return found
 
     def dispatch_params(self, path: str) -> frozenset[str]:
         """The query parameters that choose among the catalog routes of this path."""

@@ -132,6 +132,7 @@ CONDITIONAL = frozenset({"if-none-match", "if-match", "if-modified-since", "if-u
 METHOD_OVERRIDE = frozenset({"x-http-method-override", "x-http-method", "x-method-override"})
 
 
+@functools.lru_cache(maxsize=4096)  # field names repeat on every request; bounded
 def canonical_name(name: str) -> str:
     """The CGI reading of a field name: `X_Remote.User` -> `x-remote-user`."""
     return _NOT_ALNUM.sub("-", name.lower())

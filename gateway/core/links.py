@@ -12,6 +12,7 @@ links become relative (`/api/...`), which resolves against the gateway too.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -61,7 +62,13 @@ def public_base(public_url: str, proto: str, host: str) -> str:
 
 
 def link_map(upstream_url: str, aliases: Iterable[str], base: str) -> LinkMap | None:
-    """The rewriter for links to `upstream_url` (and `aliases`), or None if it has no host."""
+    """The rewriter for links to `upstream_url` (and `aliases`), or None if it has no host.
+    Built once per (CRM, base): every response of a client asks for the same map."""
+    return _link_map(upstream_url, tuple(aliases), base)
+
+
+@functools.lru_cache(maxsize=256)  # bases come from Host headers: bounded
+def _link_map(upstream_url: str, aliases: tuple[str, ...], base: str) -> LinkMap | None:
     alternatives: list[str] = []
     for origin in (upstream_url, *aliases):
         alternatives.extend(_origin_patterns(origin))

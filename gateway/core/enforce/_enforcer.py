@@ -547,12 +547,16 @@ class Enforcer(ValueRewriter):
 
     def _nested_in(self, record: Mapping[str, Any]) -> bool:
         """Whether a record may hold another record: a fact key (`"grade":`) occurs in
-        its serialisation more often than at its own top level."""
+        the serialisation of one of its containers (a string cannot spell the needle:
+        its quotes are escaped). Scalars only: nothing to look at."""
+        inner = [v for v in record.values() if isinstance(v, dict | list | tuple)]
+        if not inner:
+            return False
         try:
-            blob = orjson.dumps(record, option=orjson.OPT_NON_STR_KEYS)
+            blob = orjson.dumps(inner, option=orjson.OPT_NON_STR_KEYS)
         except TypeError:
             return True  # cannot tell cheaply: look field by field
-        return any(blob.count(needle) > (key in record) for key, needle in self._needles)
+        return any(needle in blob for _, needle in self._needles)
 
     def _free_keys(self, plan: Plan) -> tuple[str, ...]:
         found = self._free.get(id(plan))
