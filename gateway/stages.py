@@ -56,6 +56,7 @@ if TYPE_CHECKING:
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 log = logging.getLogger(__name__)
+_CLIENT = web.RequestKey("client_address", h.ClientAddress)
 
 
 @dataclass(slots=True)
@@ -175,7 +176,13 @@ class Stages:
 
     def client_address(self, request: web.Request) -> h.ClientAddress:
         """Who the client is, believing X-Forwarded-* only from trusted proxies: the one
-        resolver for the audited address, zones and rate limits."""
+        resolver for the audited address, zones and rate limits (once per request)."""
+        found = request.get(_CLIENT)
+        if found is None:
+            found = request[_CLIENT] = self._resolve_client(request)
+        return found
+
+    def _resolve_client(self, request: web.Request) -> h.ClientAddress:
         return h.resolve_client(
             list(request.headers.items()),
             peer_ip=request.remote or "",
