@@ -7,6 +7,7 @@ before it reports success.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 from collections.abc import Sequence
@@ -79,7 +80,12 @@ class FileSink:
         self.path.replace(self.path.with_name(f"{self.path.name}.1"))
 
     async def send(self, lines: Sequence[bytes]) -> None:
+        """Write and fsync in a worker thread: the event loop serves other requests
+        while the disk confirms (the flusher awaits each batch, so order holds)."""
         data = b"\n".join(lines) + b"\n"
+        await asyncio.to_thread(self._append, data)
+
+    def _append(self, data: bytes) -> None:
         try:
             fd = self._open()
             if self._size and self._size + len(data) > self._max:
