@@ -5,8 +5,9 @@ on the 20-record page, pinned as in run.py, for measuring one change at a time.
 
 Each round loads every system in turn (so a burst of foreign load hits all of them
 alike) and the best round per system is reported with its CPU per request, the
-number to compare between revisions. `--profile floor|mask` writes a pyinstrument
-profile of that gateway (bench/results/profile-ab-<which>.txt) instead. Not part of
+number to compare between revisions. `--profile floor|mask|csv` writes a
+pyinstrument profile of that gateway (csv: the masked 1,000-row export) to
+bench/results/profile-ab-<which>.txt instead. Not part of
 `make bench`; REPORT.md comes from run.py.
 """
 
@@ -30,6 +31,7 @@ from bench.procs import Proc
 
 SUT_CPU, LOAD_CPU = {0}, {1}
 PAGE = "/api/customers?page_size=20"
+EXPORT = "/api/customers/export.csv"
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -74,12 +76,13 @@ def measure(args: argparse.Namespace, workdir: Path, upstream: Proc) -> None:
 def profile(args: argparse.Namespace, workdir: Path, upstream: Proc) -> None:
     out = RESULTS / f"profile-ab-{args.profile}.txt"
     proc = servers.gateway(workdir, upstream.port, profile_out=out, floor=args.profile == "floor")
+    path = EXPORT if args.profile == "csv" else PAGE
     try:
         proc.pin(SUT_CPU)
         key = servers.KEYS["mask"]
-        load.wrk(proc.port, PAGE, key, args.conns, 2, cpus=LOAD_CPU)
+        load.wrk(proc.port, path, key, args.conns, 2, cpus=LOAD_CPU)
         os.kill(proc.pid, signal.SIGUSR1)
-        res = load.wrk(proc.port, PAGE, key, args.conns, 8, cpus=LOAD_CPU)
+        res = load.wrk(proc.port, path, key, args.conns, 8, cpus=LOAD_CPU)
         print(f"{res['rps']:.0f} req/s under the profiler")
     finally:
         proc.stop()
@@ -94,7 +97,7 @@ def main() -> int:
     ap.add_argument("--seconds", type=int, default=3)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--conns", type=int, default=16)
-    ap.add_argument("--profile", choices=("floor", "mask"))
+    ap.add_argument("--profile", choices=("floor", "mask", "csv"))
     args = ap.parse_args()
     if shutil.which("wrk") is None:
         print("wrk is required (Debian: apt-get install wrk)", file=sys.stderr)

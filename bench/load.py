@@ -32,6 +32,12 @@ def _parse(out: str, argv: list[str]) -> dict[str, Any]:
     raise RuntimeError(f"no BENCH_JSON line from {' '.join(argv)}:\n{out[-2000:]}")
 
 
+def accept_for(path: str) -> str:
+    """What a client of `path` accepts: the gateway answers a route only in the types
+    its catalog declares (406 otherwise), and the CSV export declares text/csv."""
+    return "text/csv" if path.split("?")[0].endswith(".csv") else "application/json"
+
+
 def wrk(
     port: int,
     path: str,
@@ -55,7 +61,12 @@ def wrk(
         str(LUA),
         f"http://127.0.0.1:{port}",
     ]
-    env = {"BENCH_KEY": key, "BENCH_PATH": path, "PATH": "/usr/bin:/bin:/usr/sbin:/sbin"}
+    env = {
+        "BENCH_KEY": key,
+        "BENCH_PATH": path,
+        "BENCH_ACCEPT": accept_for(path),
+        "PATH": "/usr/bin:/bin:/usr/sbin:/sbin",
+    }
     done = subprocess.run(
         argv, capture_output=True, text=True, env=env, timeout=seconds + 30, check=False
     )

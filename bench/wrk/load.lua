@@ -1,16 +1,19 @@
 -- wrk script for the gateway benchmark.
 --   env BENCH_KEY    API key sent in X-Api-Key (empty: no header, e.g. direct/nginx)
 --   env BENCH_PATH   request path (default /api/customers?page_size=20)
+--   env BENCH_ACCEPT Accept header (default application/json; the gateway narrows
+--                    Accept to a route's declared types: a CSV export needs text/csv)
 -- done() prints one JSON line prefixed "BENCH_JSON " with throughput, errors and
 -- latency percentiles in microseconds (p50, p90, p99, p99.9 and a CDF grid).
 
 local key = os.getenv("BENCH_KEY") or ""
 local path = os.getenv("BENCH_PATH") or "/api/customers?page_size=20"
+local accept = os.getenv("BENCH_ACCEPT") or "application/json"
 
 function init(args)
   wrk.method = "GET"
   wrk.path = path
-  wrk.headers["Accept"] = "application/json"
+  wrk.headers["Accept"] = accept
   if key ~= "" then
     wrk.headers["X-Api-Key"] = key
   end

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -15,6 +16,7 @@ from gateway.core.explain import explain_sample
 from gateway.core.model import Decision
 from gateway.core.rewrite import BlockResponse
 from gateway.demo.vocab import MOBILE_PREFIXES
+from tests.unit.core.codecs.helpers import run, split_at
 from tests.unit.core.test_enforce import (
     MASKER,
     STANDARD,
@@ -318,3 +320,55 @@ def test_no_member_left_in_clear_and_nothing_changed_for_the_cleared(
         "B",
         cell,
     ]
+
+
+PACKED_FORMATS = Catalog.from_dict(
+    {
+        "name": "legacy",
+        "record": {"id": "id", "grade": "grade"},
+        "fields": [{"key": "family", "packed": FAMILY}],
+        "response_types": ["application/json", "text/xml", "text/csv", "text/tab-separated-values", "application/x-ndjson"],
+        "routes": [{"name": "any", "path": "/any", "records": ["item", "rows.row", ""]}],
+    }
+)
+_MEMBERS = [("王芳", "配偶", "13912345678"), ("王小明", "子女", "13800001111")]
+_CELL = "；".join("/".join(m) for m in _MEMBERS)
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("application/json", orjson.dumps([{"id": "C1", "grade": "B", "family": _CELL}])),
+        ("application/x-ndjson", orjson.dumps({"id": "C1", "grade": "B", "family": _CELL}) + b"\n"),
+        ("text/csv", f"id,grade,family\nC1,B,{_CELL}\n".encode()),
+        ("text/tab-separated-values", f"id\tgrade\tfamily\nC1\tB\t{_CELL}\n".encode()),
+        (
+            "text/xml",
+            f"<rows><row><id>C1</id><grade>B</grade><family>{_CELL}</family></row></rows>".encode(),
+        ),
+    ],
+)
+def test_one_packed_rule_in_every_format(content_type: str, body: bytes) -> None:
+    """The field rule reads the packed people the same in JSON, NDJSON, CSV, TSV and
+    XML, cut into chunks anywhere: masked for L1, byte for byte for a cleared caller."""
+
+    def through(decision: Decision) -> str:
+        enf = build_enforcer(
+            taxonomy=TAXONOMY,
+            route=PACKED_FORMATS.route("any"),
+            decision=decision,
+            subject_id="u-sales-01",
+            masker=MASKER,
+        )
+        return run(split_at(body, [7, 31, 60]), content_type, enf).decode()
+
+    low = through(decision_for("L1"))
+    for name, rel, mobile in _MEMBERS:
+        assert mobile not in low and name not in low
+        assert f"/{rel[0]}" in low  # the shape survives: people and their fields
+    expected = "；".join(
+        f"{masked(n, 'name', STANDARD)}/{r}/{masked(m, 'mobile', STANDARD)}"
+        for n, r, m in _MEMBERS
+    )
+    assert expected in low
+    assert _CELL in through(ALLOW_ALL)
