@@ -1,5 +1,6 @@
-"""One point, side by side: the plain proxy, the gateway floor and the masking gateway
-on the 20-record page, pinned as in run.py, for measuring one change at a time.
+"""Two points, side by side: the plain proxy, the gateway floor and the masking gateway
+on the 20-record page, and the plain proxy and the masking gateway on the 1,000-row
+CSV export, pinned as in run.py, for measuring one change at a time.
 
     .venv/bin/python bench/ab.py [--seconds 3] [--rounds 3] [--conns 16] [--profile floor]
 
@@ -35,24 +36,30 @@ EXPORT = "/api/customers/export.csv"
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def systems(workdir: Path, up: int) -> dict[str, tuple[Callable[[], Proc], str]]:
+def systems(workdir: Path, up: int) -> dict[str, tuple[Callable[[], Proc], str, str]]:
+    """name -> (launcher, API key, path); the `-csv` pair is the 1,000-row export."""
+    plain = lambda: servers.plain_proxy(workdir, up, 1)  # noqa: E731
+    gateway = lambda: servers.gateway(workdir, up)  # noqa: E731
+    mask = servers.KEYS["mask"]
     return {
-        "plain": (lambda: servers.plain_proxy(workdir, up, 1), ""),
-        "gw-floor": (lambda: servers.gateway(workdir, up, floor=True), servers.KEYS["mask"]),
-        "gw-mask": (lambda: servers.gateway(workdir, up), servers.KEYS["mask"]),
+        "plain": (plain, "", PAGE),
+        "gw-floor": (lambda: servers.gateway(workdir, up, floor=True), mask, PAGE),
+        "gw-mask": (gateway, mask, PAGE),
+        "plain-csv": (plain, "", EXPORT),
+        "gw-csv": (gateway, mask, EXPORT),
     }
 
 
 def measure(args: argparse.Namespace, workdir: Path, upstream: Proc) -> None:
     best: dict[str, dict[str, Any]] = {}
     for r in range(args.rounds):
-        for name, (launch, key) in systems(workdir, upstream.port).items():
+        for name, (launch, key, path) in systems(workdir, upstream.port).items():
             proc = launch()
             try:
                 proc.pin(SUT_CPU)
-                load.wrk(proc.port, PAGE, key, args.conns, 1, cpus=LOAD_CPU)
+                load.wrk(proc.port, path, key, args.conns, 1, cpus=LOAD_CPU)
                 res = load.measured_wrk(
-                    [proc], proc.port, PAGE, key, args.conns, args.seconds, LOAD_CPU
+                    [proc], proc.port, path, key, args.conns, args.seconds, LOAD_CPU
                 )
             finally:
                 proc.stop()
@@ -63,13 +70,14 @@ def measure(args: argparse.Namespace, workdir: Path, upstream: Proc) -> None:
             )
             if name not in best or res["rps"] > best[name]["rps"]:
                 best[name] = res
-    plain = best["plain"]["rps"]
     load_1m = os.getloadavg()[0]
-    print(f"\nbest of {args.rounds} rounds, 20-record page, c={args.conns}, load {load_1m:.2f}")
+    print(f"\nbest of {args.rounds} rounds, c={args.conns}, load {load_1m:.2f}")
     for name, res in best.items():
+        plain = best["plain-csv" if name.endswith("csv") else "plain"]["rps"]
+        errors = sum(res["errors"].values())
         print(
             f"  {name:<9} {res['rps']:8.0f} req/s  {res['cpu_us_per_req']:>7} us CPU/req  "
-            f"{100 * res['rps'] / plain:5.1f}% of plain"
+            f"{100 * res['rps'] / plain:5.1f}% of plain" + (f"  ERRORS {errors}" if errors else "")
         )
 
 

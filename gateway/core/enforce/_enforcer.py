@@ -225,9 +225,13 @@ class Enforcer(ValueRewriter):
         if table is None:
             return None
         width = min(len(names), len(row))
-        clear = frozenset(
-            level for i, level in self._row_plan(slots, table).clear if i < width and row[i] != ""
-        )
+        groups = self._row_plan(slots, table).clear
+        if width == len(names):
+            clear = frozenset(level for level, cols in groups if any(row[i] for i in cols))
+        else:
+            clear = frozenset(
+                level for level, cols in groups if any(i < width and row[i] for i in cols)
+            )
         if self._limits:
             table, clear = self._bulk_table(clear, table)
         for level in clear:
@@ -296,9 +300,11 @@ class Enforcer(ValueRewriter):
             else:
                 fn = self._masker.compiled(category, action)
                 masked.append((i, fn, self._shared.residue(category, action)))
-        plan = _RowPlan(
-            tuple(masked), tuple(scans), tuple(clear), tuple(dynamic), tuple(batch), blocked
-        )
+        by_level: dict[str, list[int]] = {}
+        for i, level in clear:
+            by_level.setdefault(level, []).append(i)
+        groups = tuple((level, tuple(cols)) for level, cols in by_level.items())
+        plan = _RowPlan(tuple(masked), tuple(scans), groups, tuple(dynamic), tuple(batch), blocked)
         self._row_plans[id(table)] = (table, plan)
         return plan
 
@@ -652,7 +658,9 @@ class _RowPlan(NamedTuple):
 
     masked: tuple[tuple[int, Callable[[Any], Any] | None, re.Pattern[str] | None], ...]
     scans: tuple[tuple[int, re.Pattern[str]], ...]  # clear free-form columns (Plan.scans)
-    clear: tuple[tuple[int, str], ...]  # (index, level) of the columns shown in clear
+    # level -> the columns that show it in clear: a row counts for the level when
+    # one of them is non-empty
+    clear: tuple[tuple[str, tuple[int, ...]], ...]
     dynamic: tuple[int, ...]  # columns classified by their cells (detectors, free text)
     batch: tuple[tuple[str, str, str], ...]  # report entries of the categorised columns
     blocked: str | None
