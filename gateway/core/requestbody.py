@@ -107,13 +107,17 @@ class WriteBody:
     also: list[Reading] = field(default_factory=list)  # the query string, as form fields
 
     def field_names(self) -> list[str]:
-        """The top-level field names of the form and multipart readings."""
-        return [
-            str(name)
-            for r in self.readings
-            if r.format in ("form", "multipart") and isinstance(r.tree, dict)
-            for name in r.tree
-        ]
+        """The top-level field names of the form, multipart, JSON and XML readings
+        (frameworks that merge body and query read any of them: PHP's $_REQUEST,
+        Struts, Laravel's and ASP.NET's model binding)."""
+        out: list[str] = []
+        for r in self.readings:
+            tree = r.tree
+            if r.format == "xml" and isinstance(tree, dict) and len(tree) == 1:
+                tree = next(iter(tree.values()))  # the root element's children
+            if r.format in ("form", "multipart", "json", "xml") and isinstance(tree, dict):
+                out.extend(str(name) for name in tree)
+        return out
 
     @property
     def primary(self) -> Reading:

@@ -191,6 +191,31 @@ async def test_a_form_body_cannot_choose_the_page(
     assert crm_seen == []
 
 
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("application/json", '{"method": "export"}'),
+        ("application/json", '{"Method": "export", "note": "x"}'),
+        ("application/json; charset=utf-8", '{"m%65thod": "export"}'),
+        ("text/xml", "<req><method>export</method></req>"),
+    ],
+)
+async def test_a_json_or_xml_body_cannot_choose_the_page_either(
+    gw: Gateway, crm_seen: list[str], content_type: str, body: str
+) -> None:
+    """Laravel's input(), ASP.NET model binding and friends merge a JSON body's keys
+    with the query: a dispatch parameter there is refused like a form field."""
+    async with (
+        aiohttp.ClientSession() as s,
+        s.post(f"{gw.url}/legacy/customer.do?method=list", data=body.encode(), headers={
+            **headers("cs"), "Content-Type": content_type,
+            "X-Requested-With": "test"}) as r,
+    ):  # fmt: skip
+        raw = await r.read()
+    assert r.status == 400 and b"ambiguous_dispatch" in raw, raw[:300]
+    assert crm_seen == []
+
+
 async def test_an_undeclared_page_is_enforced_as_uncatalogued(gw: Gateway) -> None:
     reply = await fetch(gw, "/legacy/customer.do?method=exportAll")
     # the upstream answers its menu here; whatever an undeclared page holds is read
