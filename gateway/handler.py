@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 import os
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -182,7 +182,7 @@ async def _proxy(request: web.Request, stages: Stages, access: Access) -> web.St
         if decision is not None and access.subject and not access.report_only:
             await check_record_visible(stages.upstream, stages.catalog, request.method,
                                        access.path, headers, decision, access.subject.id,
-                                       crm_route)  # fmt: skip
+                                       crm_route, query or "")  # fmt: skip
     body = await _request_body(request, stages, decision, crm_route, sensitive, query, access)
     await _check_written_records(request, stages, access, decision, body, headers)
     if body is not None and not isinstance(body, bytes) and request.content_length is not None:

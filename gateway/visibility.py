@@ -25,7 +25,14 @@ from gateway.core import headers as h
 from gateway.core.catalog import Catalog, RouteMatch
 from gateway.core.codecs.charset import codec_name, parse_media_type
 from gateway.core.model import Decision
-from gateway.core.visibility import needs_check, read_route, record_verdict, targets
+from gateway.core.visibility import (
+    dispatched_read,
+    names_record,
+    needs_check,
+    read_route,
+    record_verdict,
+    targets,
+)
 from gateway.errors import GatewayError, RecordNotVisible
 from gateway.upstream import Upstream
 
@@ -47,9 +54,16 @@ async def check_record_visible(
     decision: Decision,
     subject_id: str,
     write_route: RouteMatch | None,
+    query: str = "",
 ) -> None:
     """Raise RecordNotVisible unless the caller may see the record this write changes."""
-    if not decision.records or not needs_check(method, path, catalog, write_route):
+    if not decision.records or method in ("GET", "HEAD", "OPTIONS"):
+        return
+    if write_route is not None and write_route.route.query:
+        await _check_dispatched(upstream, catalog, path, query, headers, decision, subject_id,
+                                write_route)  # fmt: skip
+        return
+    if not needs_check(method, path, catalog, write_route):
         return
     route = read_route(catalog, path)
     if route is None:
@@ -58,6 +72,38 @@ async def check_record_visible(
             reason="no_read_route",
         )
     await _check(upstream, route, path, headers, decision, subject_id, absent_ok=False)
+
+
+async def _check_dispatched(
+    upstream: Upstream,
+    catalog: Catalog,
+    path: str,
+    query: str,
+    headers: h.Headers,
+    decision: Decision,
+    subject_id: str,
+    write: RouteMatch,
+) -> None:
+    """A write on a query-dispatched page (`customer.do?method=update&id=C1`): its
+    record is read through the page the route `reads` (`?method=detail&id=C1`).
+    Without `reads`, a query naming a record id is refused (it cannot be checked)."""
+    if write.route.reads is None:
+        if names_record(query, write):
+            raise RecordNotVisible(
+                f"this write names a record, and route {write.route.name!r} declares no "
+                "page that reads it (`reads:`), so its record rules cannot be checked",
+                reason="no_read_route",
+            )
+        return
+    found = dispatched_read(catalog, path, query, write)
+    if found is None:
+        raise RecordNotVisible(
+            f"the page route {write.route.name!r} reads its record through does not "
+            "match this request",
+            reason="no_read_route",
+        )
+    path_qs, route = found
+    await _check(upstream, route, path_qs, headers, decision, subject_id, absent_ok=False)
 
 
 async def check_named_records(

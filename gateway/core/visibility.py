@@ -10,10 +10,11 @@ enforcer applies to a read. Anything unreadable is a refusal (fail closed).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 from gateway.core.catalog import Catalog, FactsReader, RouteMatch
 from gateway.core.catalog._spec import PARAM
@@ -23,8 +24,10 @@ from gateway.core.paths import PathRejected, normalize_path
 __all__ = [
     "TooManyNamed",
     "Verdict",
+    "dispatched_read",
     "named_record",
     "named_records",
+    "names_record",
     "needs_check",
     "read_route",
     "record_verdict",
@@ -55,6 +58,34 @@ def needs_check(method: str, path: str, catalog: Catalog, write: RouteMatch | No
         return False
     found = catalog.match("GET", path) or write
     return found is not None and PARAM.search(found.template) is not None
+
+
+def dispatched_read(
+    catalog: Catalog, path: str, query: str, write: RouteMatch
+) -> tuple[str, RouteMatch] | None:
+    """For a write on a query-dispatched page with `reads:`, the GET request that
+    reads its record (`?method=update&id=C1` -> `?method=detail&id=C1`: the read
+    page's dispatch values, the write's other parameters) and the route it matches;
+    None when that request would not reach the read page."""
+    target = catalog.route(write.route.reads) if write.route.reads else None
+    if target is None:
+        return None
+    own = set(write.route.query) | set(target.query)
+    pairs = [(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k not in own]
+    path_qs = path + "?" + urlencode([*target.query.items(), *pairs])
+    found = catalog.match("GET", path, path_qs.partition("?")[2])
+    return (path_qs, found) if found is not None and found.route is target else None
+
+
+def names_record(query: str, write: RouteMatch) -> bool:
+    """Whether a query value is one of the CRM's record ids (the catalog's
+    `id_pattern`): a write on a dispatched page that names a record."""
+    facts = write.route.wide_facts or write.route.facts
+    pattern = write.route.facts.id_pattern or facts.id_pattern
+    if pattern is None:
+        return False
+    ids = re.compile(pattern)
+    return any(ids.fullmatch(v) for _, v in parse_qsl(query, keep_blank_values=True))
 
 
 def response_route(

@@ -36,7 +36,10 @@ pytestmark = pytest.mark.integration
 
 def _upstream(seen: list[str]) -> web.Application:
     async def dispatcher(request: web.Request) -> web.Response:
-        seen.append(request.query_string)
+        seen.append(request.query_string if request.method == "GET" else
+                    f"{request.method} {request.query_string}")  # fmt: skip
+        if request.method == "POST":  # method=update|remove&id=...: the CRM just does it
+            return web.json_response({"code": 0, "updated": request.query.get("id")})
         method = next((v for k, v in request.query.items() if k.lower() == "method"), "")
         method = method.lower()
         rows = [*VISIBLE[:3], *HIDDEN[:3]]
@@ -59,6 +62,7 @@ def _upstream(seen: list[str]) -> web.Application:
 
     app = web.Application()
     app.router.add_get("/legacy/customer.do", dispatcher)
+    app.router.add_post("/legacy/customer.do", dispatcher)
     return app
 
 
@@ -77,6 +81,10 @@ def _catalog(dest: Path) -> Path:
                              "bank_card": "bank_card"}}},
         {"name": "do_home", "path": "/legacy/customer.do", "methods": ["GET"],
          "record": {"grade": None, "tier": None}},
+        {"name": "do_update", "path": "/legacy/customer.do", "methods": ["POST"],
+         "query": {"method": "update"}, "reads": "do_detail"},
+        {"name": "do_remove", "path": "/legacy/customer.do", "methods": ["POST"],
+         "query": {"method": "remove"}},
     ]  # fmt: skip
     dest.write_text(yaml.safe_dump(raw, allow_unicode=True), "utf-8")
     return dest
@@ -213,6 +221,46 @@ async def test_a_json_or_xml_body_cannot_choose_the_page_either(
     ):  # fmt: skip
         raw = await r.read()
     assert r.status == 400 and b"ambiguous_dispatch" in raw, raw[:300]
+    assert crm_seen == []
+
+
+async def _post(gw: Gateway, query: str) -> tuple[int, bytes]:
+    async with (
+        aiohttp.ClientSession() as s,
+        s.post(f"{gw.url}/legacy/customer.do?{query}", data=b"note=called", headers={
+            **headers("cs"), "Content-Type": "application/x-www-form-urlencoded",
+            "X-Requested-With": "test"}) as r,
+    ):  # fmt: skip
+        return r.status, await r.read()
+
+
+async def test_a_write_on_a_dispatched_page_reads_its_record_first(
+    gw: Gateway, crm_seen: list[str]
+) -> None:
+    """`?method=update&id=C1` is checked through the page the route `reads`
+    (`?method=detail&id=C1`): a hidden customer's update never reaches the CRM."""
+    visible, hidden = VISIBLE[0]["id"], HIDDEN[0]["id"]
+    status, raw = await _post(gw, f"method=update&id={visible}")
+    assert status == 200, raw[:300]
+    assert crm_seen == [f"method=detail&id={visible}", f"POST method=update&id={visible}"]
+    crm_seen.clear()
+    status, raw = await _post(gw, f"method=update&id={hidden}")
+    assert status == 403 and orjson.loads(raw)["error"] == "record_not_visible", raw[:300]
+    assert crm_seen == [f"method=detail&id={hidden}"]  # read, never written
+    crm_seen.clear()
+    status, raw = await _post(gw, "method=update&id=C999999")  # no such record: refused
+    assert status == 403 and orjson.loads(raw)["error"] == "record_not_visible", raw[:300]
+    assert not any(q.startswith("POST") for q in crm_seen)
+
+
+async def test_a_dispatched_write_naming_a_record_it_cannot_read_is_refused(
+    gw: Gateway, crm_seen: list[str]
+) -> None:
+    """`do_remove` declares no page that reads its record: a query naming a record id
+    (the catalog's id_pattern) cannot be checked against the record rules."""
+    for target in (VISIBLE[0]["id"], HIDDEN[0]["id"]):
+        status, raw = await _post(gw, f"method=remove&id={target}")
+        assert status == 403 and orjson.loads(raw)["error"] == "record_not_visible", raw[:300]
     assert crm_seen == []
 
 

@@ -67,6 +67,7 @@ def build(raw: Any, problems: list[str]) -> Built | None:
         seen.add(route.name)
         routes.append(route)
     check_reveal_routes(tuple(routes), problems)
+    check_reads(tuple(routes), problems)
     canon = json.dumps(raw, sort_keys=True, ensure_ascii=False, default=str)
     fingerprint = hashlib.sha256(canon.encode()).hexdigest()[:16]
     return name, tuple(routes), fingerprint, base_rules, base_facts, totals, base_side
@@ -98,6 +99,7 @@ def _route(
         "search_body",
         "side",
         "reveal_route",
+        "reads",
         "document",
         "query",
         "absent",
@@ -160,6 +162,7 @@ def _route(
         search_body=_flag(raw, "search_body", where, problems),
         side=_side(raw.get("side", []), f"{where}.side", tuple(records), problems),
         reveal_route=_reveal_route(raw, where, problems),
+        reads=_route_name(raw, "reads", where, problems),
         document=_document(raw, where, problems),
         query=_query(raw, where, problems),
         absent=_absent(raw.get("absent"), f"{where}.absent", problems),
@@ -214,11 +217,40 @@ def _document(raw: Mapping[str, Any], where: str, problems: list[str]) -> str | 
 
 
 def _reveal_route(raw: Mapping[str, Any], where: str, problems: list[str]) -> str | None:
-    value = raw.get("reveal_route")
+    return _route_name(raw, "reveal_route", where, problems)
+
+
+def _route_name(raw: Mapping[str, Any], key: str, where: str, problems: list[str]) -> str | None:
+    value = raw.get(key)
     if value is not None and (not isinstance(value, str) or not value):
-        problems.append(f"{where}.reveal_route: must be the name of a route")
+        problems.append(f"{where}.{key}: must be the name of a route")
         return None
     return value
+
+
+def check_reads(routes: tuple[RouteSpec, ...], problems: list[str]) -> None:
+    """`reads` belongs to a query-dispatched write and names a GET page of the same
+    path, query-dispatched too, that declares where its records are."""
+    by_name = {r.name: r for r in routes}
+    for i, route in enumerate(routes):
+        if route.reads is None:
+            continue
+        target = by_name.get(route.reads)
+        where = f"routes[{i}].reads"
+        if not route.query:
+            problems.append(f"{where}: only a query-dispatched route reads its record so")
+        elif target is None:
+            problems.append(f"{where}: no route named {route.reads!r}")
+        elif (
+            (target.methods and "GET" not in target.methods)
+            or target.template != route.template
+            or not target.query
+            or not target.records
+        ):
+            problems.append(
+                f"{where}: {route.reads!r} must be a GET page of the same path, chosen by "
+                "a query parameter, with declared records"
+            )
 
 
 def check_reveal_routes(routes: tuple[RouteSpec, ...], problems: list[str]) -> None:

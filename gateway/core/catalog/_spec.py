@@ -173,6 +173,10 @@ class RouteSpec:
     # status and the exact body (`{code: 1001, msg: 记录不存在}` with 200). A record the
     # request names that the record rules hide is answered exactly so.
     absent: Absent | None = None
+    # A write on a query-dispatched page (`customer.do?method=update&id=C1`): the
+    # route that reads the record it changes (`?method=detail&id=C1`). The record
+    # is read through it first and the record rules decide (gateway/visibility.py).
+    reads: str | None = None
     _memo: dict[str, FieldRule | None] = field(
         default_factory=dict, compare=False, repr=False, hash=False
     )

@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.core.catalog import AmbiguousDispatch, Catalog, check_body
+from gateway.core.visibility import dispatched_read
 
 
 def _catalog(*extra: dict[str, Any], plain: bool = True) -> Catalog:
@@ -163,3 +164,41 @@ def test_absent_is_the_crms_own_answer_for_a_missing_record() -> None:
     assert "routes[1].absent: must be {status, body}" in text
     assert "routes[2].absent.body: must be the exact text or a JSON value" in text
     assert "routes[2].absent.type: unknown key" in text
+
+
+def _with_reads(**update: Any) -> dict[str, Any]:
+    routes = [
+        {"name": "detail", "path": "/c.do", "methods": ["GET"], "query": {"method": "detail"},
+         "records": ["data"]},
+        {"name": "update", "path": "/c.do", "methods": ["POST"], "query": {"method": "update"},
+         "reads": "detail"},
+    ]  # fmt: skip
+    routes[1].update(update)
+    return {"name": "x", "routes": routes}
+
+
+@pytest.mark.parametrize(
+    ("update", "problem"),
+    [
+        ({"reads": "nope"}, "no route named 'nope'"),
+        ({"reads": 3}, "reads: must be the name of a route"),
+        ({"reads": "update"}, "must be a GET page of the same path"),
+        ({"query": {}}, "only a query-dispatched route reads its record so"),
+    ],
+)
+def test_reads_names_a_dispatched_read_page_of_the_same_path(
+    update: dict[str, Any], problem: str
+) -> None:
+    with pytest.raises(ValueError, match="invalid catalog") as err:
+        Catalog.from_dict(_with_reads(**update))
+    assert problem in str(err.value)
+
+
+def test_the_read_request_keeps_the_write_s_other_parameters() -> None:
+    catalog = Catalog.from_dict(_with_reads())
+    write = catalog.match("POST", "/c.do", "method=update&id=C000001&x=1")
+    assert write is not None and write.route.name == "update"
+    found = dispatched_read(catalog, "/c.do", "method=update&id=C000001&x=1", write)
+    assert found is not None
+    path_qs, read = found
+    assert path_qs == "/c.do?method=detail&id=C000001&x=1" and read.route.name == "detail"

@@ -327,7 +327,13 @@ PACKED_FORMATS = Catalog.from_dict(
         "name": "legacy",
         "record": {"id": "id", "grade": "grade"},
         "fields": [{"key": "family", "packed": FAMILY}],
-        "response_types": ["application/json", "text/xml", "text/csv", "text/tab-separated-values", "application/x-ndjson"],
+        "response_types": [
+            "application/json",
+            "text/xml",
+            "text/csv",
+            "text/tab-separated-values",
+            "application/x-ndjson",
+        ],
         "routes": [{"name": "any", "path": "/any", "records": ["item", "rows.row", ""]}],
     }
 )
@@ -367,8 +373,7 @@ def test_one_packed_rule_in_every_format(content_type: str, body: bytes) -> None
         assert mobile not in low and name not in low
         assert f"/{rel[0]}" in low  # the shape survives: people and their fields
     expected = "；".join(
-        f"{masked(n, 'name', STANDARD)}/{r}/{masked(m, 'mobile', STANDARD)}"
-        for n, r, m in _MEMBERS
+        f"{masked(n, 'name', STANDARD)}/{r}/{masked(m, 'mobile', STANDARD)}" for n, r, m in _MEMBERS
     )
     assert expected in low
     assert _CELL in through(ALLOW_ALL)
