@@ -27,7 +27,6 @@ class Shared:
         "_clear_residue",
         "_residue",
         "_side_memo",
-        "_strict",
         "_tables",
         "_unread",
         "ancestors",
@@ -74,7 +73,6 @@ class Shared:
         self.side = route.side if route else ()
         self.side_owners = frozenset(r.owner for r in self.side if r.treatment == "of")
         self._side_memo: dict[str, SideRule | None] = {}
-        self._strict: ActionTable | None = None
         self._unread: ActionTable | None = None
 
     def side_at(self, path: str) -> SideRule | None:
@@ -103,15 +101,7 @@ class Shared:
         """The table for side data whose record facts are unknown: every record rule's
         field additions and at least a strict mask for every category. Without record
         rules there is nothing the facts would change: the decision's own table."""
-        if not self.decision.records:
-            return self.base
-        if self._strict is None:
-            rules = self.decision.records
-            key = tuple(range(len(rules)))
-            self._strict = ActionTable(
-                self.decision, rules, frozenset(), self.taxonomy, key, strict=True
-            )
-        return self._strict
+        return self.unread if self.decision.records else self.base
 
     @property
     def unread(self) -> ActionTable:

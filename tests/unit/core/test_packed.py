@@ -66,10 +66,10 @@ ALLOW_ALL = Decision.from_json(
 )
 
 
-def enforcer(decision: Decision, route: str = "export") -> Enforcer:
+def enforcer(decision: Decision, route: str = "export", catalog: Catalog = CATALOG) -> Enforcer:
     return build_enforcer(
         taxonomy=TAXONOMY,
-        route=CATALOG.route(route),
+        route=catalog.route(route),
         decision=decision,
         subject_id="u-sales-01",
         masker=MASKER,
@@ -208,14 +208,9 @@ def test_a_separator_holding_words_is_scanned() -> None:
             "routes": [{"name": "r", "path": "/r", "records": [""]}],
         }
     )
-    enf = build_enforcer(
-        taxonomy=TAXONOMY,
-        route=catalog.route("r"),
-        decision=decision_for("L1"),
-        subject_id="x",
-        masker=MASKER,
+    out = enforcer(decision_for("L1"), "r", catalog).rewrite_document(
+        {"c": "王芳 备注手机13912345678 王小明"}
     )
-    out = enf.rewrite_document({"c": "王芳 备注手机13912345678 王小明"})
     assert "13912345678" not in out["c"]
 
 
@@ -359,13 +354,7 @@ def test_one_packed_rule_in_every_format(content_type: str, body: bytes) -> None
     XML, cut into chunks anywhere: masked for L1, byte for byte for a cleared caller."""
 
     def through(decision: Decision) -> str:
-        enf = build_enforcer(
-            taxonomy=TAXONOMY,
-            route=PACKED_FORMATS.route("any"),
-            decision=decision,
-            subject_id="u-sales-01",
-            masker=MASKER,
-        )
+        enf = enforcer(decision, "any", PACKED_FORMATS)
         return run(split_at(body, [7, 31, 60]), content_type, enf).decode()
 
     low = through(decision_for("L1"))
