@@ -184,8 +184,18 @@ class ValueRewriter(ABC):
                 if part_is_sep:
                     out.append(self._separator(part, table))
                 elif part:
-                    out.append(_text_of(self._categorised(part, packed.fields[i // 2], table)))
+                    out.append(self._packed_field(part, packed.fields[i // 2], table))
         return "".join(out)
+
+    def _packed_field(self, part: str, category: str, table: ActionTable) -> str:
+        """One field of a packed person. Shown in clear, a field whose category has no
+        shape of its own (a relation, a note) is still scanned as text: positions in
+        a packed cell are typed by hand, and `配偶 13912345678` in the relation's
+        place must not carry a mobile past a caller who may not see it."""
+        new = _text_of(self._categorised(part, category, table))
+        if new == part and category not in _RECOGNISED:
+            return self._text(part, table)
+        return new
 
     def _separator(self, text: str, table: ActionTable) -> str:
         return self._text(text, table) if any(c.isalnum() for c in text) else text

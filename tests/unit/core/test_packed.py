@@ -198,6 +198,21 @@ def test_fields_out_of_place_make_the_person_unreadable(person: str) -> None:
             assert second == "李娜/母亲/13700001111"
 
 
+def test_a_clear_field_holding_more_than_its_category_is_scanned() -> None:
+    """The relation is internal (L1, clear for an L1 caller), but a mobile typed into
+    its place is L2: masked as the span it is, the relation kept."""
+    cell = "王芳/配偶 13912345678/13700001111"
+    out = enforcer(decision_for("L1")).rewrite_row(HEADER, ["C1", "张伟", "B", cell])
+    assert out is not None
+    assert "13912345678" not in out[3] and "配偶" in out[3]
+    assert enforcer(ALLOW_ALL).rewrite_row(HEADER, ["C1", "张伟", "B", cell]) == [
+        "C1",
+        "张伟",
+        "B",
+        cell,
+    ]
+
+
 def test_a_separator_holding_words_is_scanned() -> None:
     catalog = Catalog.from_dict(
         {
