@@ -27,7 +27,7 @@ from gateway.audit.event import (
     access_events,
 )
 from gateway.core import headers as h
-from gateway.core.catalog import Catalog, RouteMatch, check_body
+from gateway.core.catalog import Catalog, RouteMatch, check_body, query_names
 from gateway.core.links import LinkMap, link_map, public_base
 from gateway.core.masking import Masker
 from gateway.core.model import Decision, Subject
@@ -254,7 +254,10 @@ class Stages:
         stripped: a field left out would be erased, so its placeholders are refused."""
         settings = self.settings.classification
         body = self._parse(raw, content_types, content_encodings)
-        check_body(body.field_names(), dispatch)  # a page chosen by the query, not the body
+        names = dispatch
+        if dispatch and crm_route is not None and crm_route.route.query:
+            names = dispatch | query_names(query)  # a CRM merging body and query reads either
+        check_body(body.field_names(), names)  # a page chosen by the query, not the body
         if query:
             body.also.append(query_reading(query))
         rewritten, _report = guard_body(

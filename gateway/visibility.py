@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 
 from gateway.core import headers as h
-from gateway.core.catalog import Catalog, RouteMatch
+from gateway.core.catalog import Catalog, RouteMatch, check_query_once
 from gateway.core.codecs.charset import codec_name, parse_media_type
 from gateway.core.model import Decision
 from gateway.core.visibility import (
@@ -95,6 +95,7 @@ async def _check_dispatched(
                 reason="no_read_route",
             )
         return
+    check_query_once(query)  # one record to the read, another to the write: no
     found = dispatched_read(catalog, path, query, write)
     if found is None:
         raise RecordNotVisible(

@@ -224,14 +224,44 @@ async def test_a_json_or_xml_body_cannot_choose_the_page_either(
     assert crm_seen == []
 
 
-async def _post(gw: Gateway, query: str) -> tuple[int, bytes]:
+async def _post(
+    gw: Gateway,
+    query: str,
+    body: bytes = b"note=called",
+    content_type: str = "application/x-www-form-urlencoded",
+) -> tuple[int, bytes]:
     async with (
         aiohttp.ClientSession() as s,
-        s.post(f"{gw.url}/legacy/customer.do?{query}", data=b"note=called", headers={
-            **headers("cs"), "Content-Type": "application/x-www-form-urlencoded",
-            "X-Requested-With": "test"}) as r,
+        s.post(f"{gw.url}/legacy/customer.do?{query}", data=body, headers={
+            **headers("cs"), "Content-Type": content_type, "X-Requested-With": "test"}) as r,
     ):  # fmt: skip
         return r.status, await r.read()
+
+
+@pytest.mark.parametrize(
+    ("query", "body", "content_type"),
+    [
+        ("method=update&id={v}&id={h}", b"note=x", "application/x-www-form-urlencoded"),
+        ("method=update&id={h}&id={v}", b"note=x", "application/x-www-form-urlencoded"),
+        ("method=update&id={v}&ID={h}", b"note=x", "application/x-www-form-urlencoded"),
+        ("method=update&id={v}&id%5B%5D={h}", b"note=x", "application/x-www-form-urlencoded"),
+        ("method=update&id={v}", b"id={h}&note=x", "application/x-www-form-urlencoded"),
+        ("method=update&id={v}", b'{"id": "{h}"}', "application/json"),
+        ("method=update&id={v}", b"<r><Id>{h}</Id></r>", "text/xml"),
+    ],
+)
+async def test_a_write_cannot_name_one_record_to_the_read_and_another_to_the_crm(
+    gw: Gateway, crm_seen: list[str], query: str, body: bytes, content_type: str
+) -> None:
+    """The read checks the id the gateway sees; a repeated id (first or last wins,
+    any case, `id[]`) or an id in a body the CRM merges with the query could make
+    the CRM write another record. Refused, and the CRM never sees the write."""
+    v, h = VISIBLE[0]["id"], HIDDEN[0]["id"]
+    status, raw = await _post(
+        gw, query.format(v=v, h=h), body.replace(b"{h}", h.encode()), content_type
+    )
+    assert status == 400 and orjson.loads(raw)["error"] == "ambiguous_dispatch", raw[:300]
+    assert not any(q.startswith("POST") for q in crm_seen), crm_seen
 
 
 async def test_a_write_on_a_dispatched_page_reads_its_record_first(

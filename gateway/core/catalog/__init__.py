@@ -21,7 +21,13 @@ from urllib.parse import quote
 
 import yaml
 
-from gateway.core.catalog._dispatch import AmbiguousDispatch, check_body, dispatch
+from gateway.core.catalog._dispatch import (
+    AmbiguousDispatch,
+    check_body,
+    check_query_once,
+    dispatch,
+    query_names,
+)
 from gateway.core.catalog._facts import FactsReader, RecordShape, get_path, record_facts
 from gateway.core.catalog._keys import suspect_key
 from gateway.core.catalog._load import build
@@ -53,7 +59,9 @@ __all__ = [
     "RouteSpec",
     "SideRule",
     "check_body",
+    "check_query_once",
     "get_path",
+    "query_names",
     "record_facts",
     "route_family",
     "suspect_key",

@@ -87,16 +87,41 @@ def dispatch(
     return None
 
 
+def _fold(name: str) -> str:
+    return _NOISE.sub("", unquote(unquote(name))).lower()
+
+
+def query_names(query: str) -> frozenset[str]:
+    """The query's parameter names, folded as a lenient CRM reads them."""
+    return frozenset(_fold(name) for name, _ in parse_qsl(query, keep_blank_values=True))
+
+
+def check_query_once(query: str) -> None:
+    """A write on a dispatched page whose record is read by its query parameters
+    (`?method=update&id=C1`): a parameter given twice, in any spelling, could name
+    one record to the read and another to the write (first or last wins)."""
+    seen: set[str] = set()
+    for name, _ in parse_qsl(query, keep_blank_values=True):
+        folded = _fold(name)
+        if folded in seen:
+            raise AmbiguousDispatch(
+                f"the query parameter {name!r} is given more than once; on a page that "
+                "writes a record, send each parameter once"
+            )
+        seen.add(folded)
+
+
 def check_body(fields: Iterable[str], names: Iterable[str]) -> None:
-    """A form or multipart write body naming a dispatch parameter is refused: the CRM
-    may take the page from the body (PHP's $_REQUEST, Struts' getParameter) while the
-    gateway took it from the query."""
+    """A write body naming a dispatch parameter (or, on a dispatched write page, any
+    parameter of its query) is refused: the CRM may take it from the body (PHP's
+    $_REQUEST, Struts' getParameter, Laravel's input()) while the gateway took it
+    from the query."""
     wanted = {n.lower() for n in names}
     if not wanted:
         return
     for field in fields:
-        if _NOISE.sub("", unquote(unquote(field))).lower() in wanted:
+        if _fold(field) in wanted:
             raise AmbiguousDispatch(
-                f"the body carries {field!r}, a query parameter that selects the page; "
-                "name the page in the query string only"
+                f"the body carries {field!r}, which the query string names (or which "
+                "selects the page); name it in the query string only"
             )

@@ -137,7 +137,7 @@ def test_a_request_with_a_body_names_its_page_in_the_query() -> None:
 
 @pytest.mark.parametrize("field", ["method", "Method", "method[]", " method"])
 def test_a_body_naming_a_dispatch_parameter_is_refused(field: str) -> None:
-    with pytest.raises(AmbiguousDispatch, match="name the page in the query string only"):
+    with pytest.raises(AmbiguousDispatch, match="name it in the query string only"):
         check_body(["name", field], {"method"})
     check_body(["name", "methods", "id"], {"method"})
     check_body(["method"], set())
