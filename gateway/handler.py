@@ -26,7 +26,7 @@ from gateway.audit.event import requires_durable
 from gateway.audit.oplog import bind_request
 from gateway.core import headers as h
 from gateway.core import negotiation
-from gateway.core.catalog import RouteMatch
+from gateway.core.catalog import RouteMatch, check_cookies
 from gateway.core.codecs import CodecLimits, body_kind, make_body_rewriter
 from gateway.core.documents import withheld_because
 from gateway.core.enforce import Enforcer, build_enforcer
@@ -202,6 +202,9 @@ def _locate(request: web.Request, stages: Stages, access: Access) -> _Located:
     rule, crm_route = stages.routes.resolve(
         request.method, access.path, request.headers.items(), request.remote or "", query
     )
+    dispatch = stages.routes.dispatch_params(access.path)
+    if dispatch:  # a page chosen by the query alone, never by a cookie
+        check_cookies(request.headers.getall("Cookie", []), dispatch)
     access.route = crm_route.template if crm_route else access.path
     access.request_pii = classify_request(access.path, query, taxonomy=stages.taxonomy)
     if _is_upgrade(request) and not rule.websocket:

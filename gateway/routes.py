@@ -92,6 +92,7 @@ class RouteTable:
         # paths come on every request; bounded, since paths come from clients
         self._rule_memo: dict[tuple[str, str], RouteSettings] = {}
         self._route_memo: dict[tuple[str, str, str | None], RouteMatch | None] = {}
+        self._dispatch_memo: dict[str, frozenset[str]] = {}
 
     def match(self, method: str, path: str) -> RouteSettings:
         """The rule for a canonical path (see the module doc for the lopsided matching)."""
@@ -141,8 +142,13 @@ class RouteTable:
         """The query parameters that choose among the catalog routes of this path."""
         if self._catalog is None:
             return frozenset()
-        key = self._key(path)
-        return self._catalog.dispatch_params(key) | self._folded.dispatch_params(key)
+        found = self._dispatch_memo.get(path)
+        if found is None:
+            key = self._key(path)
+            found = self._catalog.dispatch_params(key) | self._folded.dispatch_params(key)
+            if len(self._dispatch_memo) < _MEMO:
+                self._dispatch_memo[path] = found
+        return found
 
     def resolve(
         self,

@@ -294,6 +294,18 @@ async def test_a_dispatched_write_naming_a_record_it_cannot_read_is_refused(
     assert crm_seen == []
 
 
+@pytest.mark.parametrize("cookie", ["method=export", "Method=export", "sid=1; method=export"])
+async def test_a_cookie_cannot_choose_the_page(
+    gw: Gateway, crm_seen: list[str], cookie: str
+) -> None:
+    """ASP.NET's Request["method"] falls back to cookies when the query has none."""
+    for path in ("/legacy/customer.do", "/legacy/customer.do?method=list"):
+        reply = await fetch(gw, path, Cookie=cookie)
+        assert reply.status == 400 and reply.error() == "ambiguous_dispatch", reply.raw[:300]
+    assert crm_seen == []
+    assert (await fetch(gw, "/legacy/customer.do?method=list", Cookie="sid=1")).status == 200
+
+
 async def test_an_undeclared_page_is_enforced_as_uncatalogued(gw: Gateway) -> None:
     reply = await fetch(gw, "/legacy/customer.do?method=exportAll")
     # the upstream answers its menu here; whatever an undeclared page holds is read

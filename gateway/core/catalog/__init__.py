@@ -24,6 +24,7 @@ import yaml
 from gateway.core.catalog._dispatch import (
     AmbiguousDispatch,
     check_body,
+    check_cookies,
     check_query_once,
     dispatch,
     query_names,
@@ -59,6 +60,7 @@ __all__ = [
     "RouteSpec",
     "SideRule",
     "check_body",
+    "check_cookies",
     "check_query_once",
     "get_path",
     "query_names",

@@ -111,6 +111,23 @@ def check_query_once(query: str) -> None:
         seen.add(folded)
 
 
+def check_cookies(cookie_headers: Iterable[str], names: Iterable[str]) -> None:
+    """A cookie named like a dispatch parameter is refused: ASP.NET's Request["method"]
+    and PHP's $_REQUEST (request_order with C) read cookies too, so on a request whose
+    query names no page the cookie would choose one the gateway did not."""
+    wanted = {n.lower() for n in names}
+    if not wanted:
+        return
+    for header in cookie_headers:
+        for pair in header.split(";"):
+            name = pair.partition("=")[0].strip()
+            if name and _fold(name) in wanted:
+                raise AmbiguousDispatch(
+                    f"the cookie {name!r} is named like a query parameter that selects "
+                    "the page; the CRM could read the page from it"
+                )
+
+
 def check_body(fields: Iterable[str], names: Iterable[str]) -> None:
     """A write body naming a dispatch parameter (or, on a dispatched write page, any
     parameter of its query) is refused: the CRM may take it from the body (PHP's
