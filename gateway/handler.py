@@ -587,7 +587,7 @@ async def _rewrite_body(
             before_release=before_release if strict or hides else None,
             late_headers=late,
             hold=enforcer.blocks_in_bulk,
-            hold_limit=stages.settings.limits.max_response_body or 64 * 1024 * 1024,
+            hold_limit=_hold_limit(stages, late is not None),
         )
     finally:
         access.report = enforcer.report.summary()
@@ -697,6 +697,19 @@ def _hidden_record_check(
         raise HiddenRecord("no such record", absent=answer)
 
     return check
+
+
+# A body held only because a blocking bulk quota may still refuse it is released past
+# this size (a later refusal then cuts the connection): an export whose clear records
+# stay under the quota should not sit in memory whole.
+_BULK_HOLD = 8 * 1024 * 1024
+
+
+def _hold_limit(stages: Stages, late_headers: bool) -> int:
+    """How much rewritten output may be held before the first byte leaves: the whole
+    buffered-rewrite limit for late (reveal) headers, less for a bulk quota's sake."""
+    limit = stages.settings.limits.max_response_body or 64 * 1024 * 1024
+    return limit if late_headers else min(limit, _BULK_HOLD)
 
 
 def _note_client_gone(access: Access, result: RelayResult) -> None:
