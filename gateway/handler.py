@@ -33,7 +33,7 @@ from gateway.core.enforce import Enforcer, build_enforcer
 from gateway.core.links import LinkMap
 from gateway.core.model import ALLOW, Decision, RecordVerb
 from gateway.core.paths import normalize_path
-from gateway.core.query_guard import audit_path
+from gateway.core.query_guard import audit_path, cookie_query
 from gateway.core.record import Access
 from gateway.core.report import outcome_of
 from gateway.core.request_pii import classify_request
@@ -262,8 +262,10 @@ async def _authorize(
     )
     if rule.sensitive and stages.filters is not None:  # search/filter oracles
         access.route = access.route if crm_route else audit_path(access.route)
-        await stages.filters.check(subject.id, access.path, query, decision,
-                                   crm_route.route if crm_route else None,
+        route = crm_route.route if crm_route else None
+        cookies = cookie_query(request.headers.getall("Cookie", []), route)  # read as params
+        judged = "&".join(p for p in (query, cookies) if p)
+        await stages.filters.check(subject.id, access.path, judged, decision, route,
                                    report_only=access.report_only)  # fmt: skip
     return decision, query
 

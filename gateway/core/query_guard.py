@@ -14,7 +14,9 @@ read as the CRM might read it, in every common spelling:
 - values: a whole identifier anywhere (`?q=13912345678`, `?x=...`), a partial number
   in a free-text search parameter (`?q=1391`), any free-text search the catalog
   says matches protected categories (`search: {q: [id_number, mobile, name]}`),
-  and identifiers as path segments (`/api/customers/by-mobile/139...`).
+  and identifiers as path segments (`/api/customers/by-mobile/139...`);
+- cookies named like any of the above (`cookie_query`): lenient stacks read them as
+  parameters when the query has none.
 
 A category is *clear* for a decision when its table action is `allow` and no
 record rule makes it stricter. Filtering by anything else is refused, unless
@@ -33,7 +35,7 @@ import unicodedata
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import unquote, unquote_plus
+from urllib.parse import quote, unquote, unquote_plus
 
 import orjson
 
@@ -503,6 +505,32 @@ def audit_path(path: str) -> str:
             head = "{}"
         out.append(head + (";{}" if semi else ""))
     return "/".join(out)
+
+
+# What cookies are for (session ids, CSRF and auth tokens: the credentials category
+# by their names): a CRM filters by none of them, and every browser sends them.
+_COOKIE_KINDS = frozenset({"credentials"})
+
+
+def cookie_query(cookie_headers: Iterable[str], route: RouteSpec | None) -> str:
+    """The cookies a lenient CRM reads as request parameters (ASP.NET's
+    `Request["mobile"]` looks in the query, the form, then the cookies; PHP's
+    $_REQUEST does with `request_order` C), as query pairs for the filter check.
+    Only cookies named like a filter, sort or search parameter: a session cookie's
+    random value filters nothing, and is left alone."""
+    reader = _Reader(route, None)
+    pairs: list[str] = []
+    for header in cookie_headers:
+        for item in header.split(";"):
+            name, eq, value = item.strip().partition("=")
+            info = _key_info(name) if name and eq else None
+            if info is None:
+                continue
+            _, parts, _, is_sort, is_search = info
+            named = {reader.field_category(p) for p in parts} - {None, *_COOKIE_KINDS}
+            if is_sort or is_search or named:
+                pairs.append(f"{quote(name, safe='')}={quote(value.strip(), safe='')}")
+    return "&".join(pairs)
 
 
 def check_request(

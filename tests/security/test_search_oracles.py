@@ -202,10 +202,16 @@ def _fill(template: str, who: dict[str, Any], other: dict[str, Any], case: str) 
 
 
 async def _assert_refused(
-    gw: Gateway, crm: RecordingCrm, raw: str, who: str, secrets: list[str], also: str = ""
+    gw: Gateway,
+    crm: RecordingCrm,
+    raw: str,
+    who: str,
+    secrets: list[str],
+    also: str = "",
+    **extra: str,
 ) -> dict[str, Any]:
     before = len(crm.recorder.seen)
-    status, body, hdrs = await call(gw, raw, who)
+    status, body, hdrs = await call(gw, raw, who, **extra)
     doc: dict[str, Any] = orjson.loads(body)
     assert doc["request_id"] == hdrs["x-request-id"]
     if also and doc["error"] == also:
@@ -270,6 +276,30 @@ async def test_id_number_filters_refused_below_its_level(
     partial = target["id_number"][:10]
     path = raw.format(i=partial, ip=partial)
     await _assert_refused(gw, crm, path, "cs_l1", [partial])
+
+
+@pytest.mark.parametrize(
+    "cookie",
+    ["mobile={mp}", "sjhm={mp}", "sid=abc; mobile__startswith={mp}", "q={mp}",
+     "sort=-annual_income", "filter%5Bmobile%5D={mp}"],
+)  # fmt: skip
+async def test_a_filter_in_a_cookie_is_refused_like_one_in_the_query(
+    gw: Gateway, crm: RecordingCrm, cookie: str
+) -> None:
+    """ASP.NET's Request["mobile"] (and PHP's $_REQUEST with cookies in request_order)
+    reads a cookie when the query has no such parameter: the same oracle."""
+    target = vip(crm)
+    partial = target["mobile"][:7]
+    await _assert_refused(
+        gw, crm, "/api/customers", "sales", [partial], Cookie=cookie.format(mp=partial)
+    )
+
+
+async def test_session_cookies_are_no_filters(gw: Gateway, crm: RecordingCrm) -> None:
+    status, body, _ = await call(
+        gw, "/api/customers", "sales", Cookie="sessionid=13912345678abc; csrftoken=x1"
+    )
+    assert status == 200, body[:300]
 
 
 # -- what must still work -----------------------------------------------------------
