@@ -343,6 +343,11 @@ async def _request_body(
             f"a {request.method} with a body is refused on this route: a filter or query in "
             "it could not be checked (send reads without a body)"
         )
+    if guarded:  # cookies a lenient CRM reads as fields of the write count as the query's
+        cookies = cookie_query(
+            request.headers.getall("Cookie", []), crm_route.route if crm_route else None
+        )
+        query = "&".join(p for p in (query, cookies) if p)
     if not request.body_exists:
         if guarded and query:  # fields in the query string of a write
             assert decision is not None

@@ -345,6 +345,30 @@ async def test_fields_in_the_query_string_of_a_write_are_checked(
     assert crm.count("C100") == 1
 
 
+async def test_fields_in_cookies_of_a_write_are_checked_like_the_query(
+    gw: Gateway, crm: WriteCrm
+) -> None:
+    """ASP.NET's Request["mobile"] reads a cookie when neither the query nor the form
+    has the field: a write's cookies named like fields are read as its query."""
+    hdrs, body = PATCH
+    for cookie, param in (("mobile=139%E2%80%A2%E2%80%A2%E2%80%A2%E2%80%A25678", "mobile"),
+                          ("sid=1; bank_card=6222600260001072445", "bank_card")):  # fmt: skip
+        for sent_body in (body, None):
+            status, answer = await send(
+                gw, "PATCH", "/api/customers/C100", "cs",
+                [*(hdrs if sent_body else []), ("Cookie", cookie)], sent_body,
+            )  # fmt: skip
+            assert status == 403, (cookie, sent_body, answer)
+            assert answer["error"] == "protected_field_filter", answer
+            assert {t["parameter"] for t in answer["details"]["parameters"]} == {param}, answer
+    assert crm.count("C100") == 0
+    status, _ = await send(
+        gw, "PATCH", "/api/customers/C100", "cs", [*hdrs, ("Cookie", "sessionid=x")], body
+    )
+    assert status == 200  # the control: a session cookie passes
+    assert crm.count("C100") == 1
+
+
 # --- strip mode: masked fields removed, the body re-encoded in its own format -------------
 
 

@@ -23,6 +23,7 @@ from gateway.core.query_guard import (
     FilterTerm,
     check_request,
     check_terms,
+    cookie_query,
     is_clear,
     query_terms,
     safe_param,
@@ -305,3 +306,17 @@ def test_a_graphql_mutation_is_no_criterion() -> None:
 
     assert body_criteria({"query": 'mutation { u(mobile: "1") }'}, None) is None
     assert body_criteria({"query": '{ customers(mobile: "1") { id } }'}, None) is not None
+
+
+def test_cookies_named_like_parameters_are_read_as_the_query() -> None:
+    """Only cookies a lenient CRM could read as a filter, sort or search: a session or
+    CSRF cookie is left out, and the pairs come back encoded as a query."""
+    cookies = [
+        "sessionid=13912345678abc; csrftoken=x1; mobile=139%2A; ordering=-bank_card",
+        "sjhm=139 1234; JSESSIONID=ABCDEF0123456789; q=1391",
+    ]
+    assert cookie_query(cookies, None) == (
+        "mobile=139%252A&ordering=-bank_card&sjhm=139%201234&q=1391"
+    )
+    assert cookie_query(["sid=1; theme=dark"], None) == ""
+    assert cookie_query([], None) == ""
