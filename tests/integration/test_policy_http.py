@@ -44,8 +44,10 @@ OPEN_HOURS = {**BASE["time_place"], "hours": ALWAYS_OPEN, "holidays": []}
 def _opa(dest: Path, **config: Any) -> Iterator[OpaProcess]:
     opa = OpaProcess([policy_copy(dest, ROOT, **config)])
     opa.start()
-    yield opa
-    opa.stop()
+    try:
+        yield opa
+    finally:  # also when a test iterating over it fails (the generator is closed)
+        opa.stop()
 
 
 @pytest.fixture(scope="module")

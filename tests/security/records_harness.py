@@ -38,8 +38,10 @@ _DECLARED = re.compile(r"""<\?xml[^>]*encoding=["']([A-Za-z0-9._-]+)""")
 def opa_process(dest: Path) -> Iterator[OpaProcess]:
     opa = OpaProcess([policy_copy(dest, ROOT, time_place=OPEN_HOURS)])
     opa.start()
-    yield opa
-    opa.stop()
+    try:
+        yield opa
+    finally:  # also when a test iterating over it fails (the generator is closed)
+        opa.stop()
 
 
 async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
