@@ -72,9 +72,9 @@ def dispatched_read(
         return None
     own = set(write.route.query) | set(target.query)
     pairs = [(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k not in own]
-    path_qs = path + "?" + urlencode([*target.query.items(), *pairs])
-    found = catalog.match("GET", path, path_qs.partition("?")[2])
-    return (path_qs, found) if found is not None and found.route is target else None
+    qs = urlencode([*target.query.items(), *pairs])
+    found = catalog.match("GET", path, qs)
+    return (f"{path}?{qs}", found) if found is not None and found.route is target else None
 
 
 def names_record(query: str, write: RouteMatch) -> bool:

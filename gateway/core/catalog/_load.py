@@ -228,19 +228,26 @@ def _route_name(raw: Mapping[str, Any], key: str, where: str, problems: list[str
     return value
 
 
+def _named_routes(
+    routes: tuple[RouteSpec, ...], key: str
+) -> Iterator[tuple[str, RouteSpec, str, RouteSpec | None]]:
+    """(where, route, the name it gives under `key`, the route of that name or None)
+    for every route that names another one under `key`."""
+    by_name = {r.name: r for r in routes}
+    for i, route in enumerate(routes):
+        name = getattr(route, key)
+        if name is not None:
+            yield f"routes[{i}].{key}", route, name, by_name.get(name)
+
+
 def check_reads(routes: tuple[RouteSpec, ...], problems: list[str]) -> None:
     """`reads` belongs to a query-dispatched write and names a GET page of the same
     path, query-dispatched too, that declares where its records are."""
-    by_name = {r.name: r for r in routes}
-    for i, route in enumerate(routes):
-        if route.reads is None:
-            continue
-        target = by_name.get(route.reads)
-        where = f"routes[{i}].reads"
+    for where, route, name, target in _named_routes(routes, "reads"):
         if not route.query:
             problems.append(f"{where}: only a query-dispatched route reads its record so")
         elif target is None:
-            problems.append(f"{where}: no route named {route.reads!r}")
+            problems.append(f"{where}: no route named {name!r}")
         elif (
             (target.methods and "GET" not in target.methods)
             or target.template != route.template
@@ -248,7 +255,7 @@ def check_reads(routes: tuple[RouteSpec, ...], problems: list[str]) -> None:
             or not target.records
         ):
             problems.append(
-                f"{where}: {route.reads!r} must be a GET page of the same path, chosen by "
+                f"{where}: {name!r} must be a GET page of the same path, chosen by "
                 "a query parameter, with declared records"
             )
 
@@ -256,14 +263,9 @@ def check_reads(routes: tuple[RouteSpec, ...], problems: list[str]) -> None:
 def check_reveal_routes(routes: tuple[RouteSpec, ...], problems: list[str]) -> None:
     """A `reveal_route` names a GET route with one path parameter (the record id)
     that declares where its records are: reveals fetch the value again through it."""
-    by_name = {r.name: r for r in routes}
-    for i, route in enumerate(routes):
-        if route.reveal_route is None:
-            continue
-        target = by_name.get(route.reveal_route)
-        where = f"routes[{i}].reveal_route"
+    for where, _, name, target in _named_routes(routes, "reveal_route"):
         if target is None:
-            problems.append(f"{where}: no route named {route.reveal_route!r}")
+            problems.append(f"{where}: no route named {name!r}")
         elif (
             (target.methods and "GET" not in target.methods)
             or len(PARAM.findall(target.template)) != 1
@@ -272,7 +274,7 @@ def check_reveal_routes(routes: tuple[RouteSpec, ...], problems: list[str]) -> N
             or target.query
         ):
             problems.append(
-                f"{where}: {route.reveal_route!r} must be a GET route with exactly one "
+                f"{where}: {name!r} must be a GET route with exactly one "
                 "path parameter (the record id) and declared records, not an export "
                 "nor a query-dispatched route"
             )
