@@ -13,8 +13,15 @@ ARG PYTHON_IMAGE=python:3.11-slim
 
 FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+# cargo builds the compiled detectors (native/, Rust with PyO3) into the wheel; it
+# stays in this stage only.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends cargo \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY pyproject.toml README.md ./
+COPY native/ native/
 COPY gateway/ gateway/
 RUN pip wheel --wheel-dir /wheels .
 
@@ -26,7 +33,8 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
 RUN groupadd --system --gid 10001 gateway \
     && useradd --system --uid 10001 --gid gateway --home-dir /app --shell /usr/sbin/nologin gateway
 COPY --from=build /wheels /wheels
-RUN pip install --no-index --find-links /wheels /wheels/crm_gateway-*.whl && rm -rf /wheels
+RUN pip install --no-index --find-links /wheels /wheels/crm_gateway-*.whl && rm -rf /wheels \
+    && python -c "from gateway.core import _native"
 WORKDIR /app
 # Shipped defaults (taxonomy, catalogs, demo directory) and the policy, whose
 # schema/output.json the gateway validates decisions against. Root-owned: read-only

@@ -27,7 +27,7 @@ help:
 	@echo "make e2e    - end-to-end tests against BottleCRM"
 	@echo "make rego-test - opa fmt/check/test with the rego line-coverage gate, Regal lint"
 	@echo "make deploy-check - the deployment files checked by real tools (k8s schemas, hadolint, compose-go)"
-	@echo "make deps   - system packages for the tests (redis-server, rsyslog, chromium, CJK font)"
+	@echo "make deps   - system packages for the tests (redis-server, rsyslog, chromium, CJK font, cargo)"
 	@echo "make bench-deps - system packages for the benchmarks (wrk, nginx)"
 	@echo "make tools  - OPA, Regal and the deployment checkers in .tools/bin"
 	@echo "make venv   - the Python virtualenv in .venv"
@@ -44,12 +44,16 @@ $(VENV)/bin/pip:
 	$(PYTHON) -m venv $(VENV)
 	@bash scripts/pip-progress.sh $(PIP) install --upgrade pip
 
-$(RUN_STAMP): pyproject.toml $(VENV)/bin/pip
+# The compiled detectors (native/) are built by the install: a change to their
+# sources reinstalls, so the tests never run a stale extension.
+NATIVE_SRC := native/Cargo.toml native/Cargo.lock $(wildcard native/src/*.rs)
+
+$(RUN_STAMP): pyproject.toml $(NATIVE_SRC) $(VENV)/bin/pip
 	@echo "installing crm-gateway into $(VENV) (first run: a minute or two)"
 	@bash scripts/pip-progress.sh $(PIP) install -e .
 	@touch $@
 
-$(STAMP): pyproject.toml $(VENV)/bin/pip
+$(STAMP): pyproject.toml $(NATIVE_SRC) $(VENV)/bin/pip
 	@echo "installing crm-gateway with its test and lint tools into $(VENV) (first run: a few minutes)"
 	@bash scripts/pip-progress.sh $(PIP) install -e '.[dev]'
 	@touch $@ $(RUN_STAMP)
@@ -62,10 +66,12 @@ $(BENCH_STAMP): pyproject.toml $(STAMP)
 venv: $(STAMP)
 
 # System packages: redis-server, rsyslog with its GnuTLS driver (the RFC 5425 receiver
-# the SIEM tests ship to), and chromium with a CJK font (the console's browser test and
-# its screenshots) for tests; nginx and wrk for benchmarks.
+# the SIEM tests ship to), chromium with a CJK font (the console's browser test and
+# its screenshots) and cargo (the compiled detectors, which the tests compare with the
+# Python ones) for tests; nginx and wrk for benchmarks.
 deps:
 	@missing=""; \
+	command -v cargo >/dev/null 2>&1 || missing="$$missing cargo"; \
 	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
 	test -x /usr/sbin/rsyslogd || missing="$$missing rsyslog"; \
 	test -f /usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_gtls.so || missing="$$missing rsyslog-gnutls"; \
@@ -133,7 +139,7 @@ $(DEPLOY_TOOLS): $(DEPLOY_TOOLS_SRC)
 demo: $(RUN_STAMP) $(TOOLS)/opa
 	$(VENV)/bin/crm-gateway demo
 
-test: venv deps tools bottlecrm
+test: deps venv tools bottlecrm
 	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory rego-test
 	$(VENV)/bin/pytest -q -p no:cacheprovider --cov=gateway --cov-report=term:skip-covered \
@@ -161,7 +167,7 @@ rego-test: tools
 unit: venv
 	$(VENV)/bin/pytest -q tests/unit
 
-integration: venv deps tools
+integration: deps venv tools
 	$(VENV)/bin/pytest -q tests/integration tests/contract
 
 # The deployment artefacts checked by real tools (also part of `make test`, in

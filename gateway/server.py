@@ -22,6 +22,7 @@ from aiohttp.http_exceptions import BadHttpMessage, BadHttpMethod, LineTooLong
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 
+from gateway.core.detectors import native
 from gateway.errors import (
     ClientError,
     ConfigError,
@@ -232,6 +233,9 @@ def serve(settings: Settings, *, announce: Callable[[str], None] = print) -> int
     problems = startup_problems(settings)
     if problems:
         raise ConfigError(f"{len(problems)} configuration error(s)", problems)
+    compiled, why = native.status()
+    if not compiled:
+        announce(f"warning: the compiled detectors are not in use ({why}); the Python ones run")
     workers = settings.listen.workers
     scheme = "https" if settings.listen.tls.enabled else "http"
     url = f"{scheme}://{settings.listen.host}:{settings.listen.port}"

@@ -14,6 +14,7 @@ from gateway.admin.console import add_console_routes
 from gateway.admin.coverage import add_coverage_routes
 from gateway.admin.reveal import reveal
 from gateway.admin.revocations import add_revocation_routes
+from gateway.core.detectors import native
 from gateway.errors import Forbidden, NotFound
 from gateway.stages import STAGES
 from gateway.state.client import ping
@@ -27,7 +28,10 @@ def _json(body: object, status: int = 200) -> web.Response:
 
 async def health(request: web.Request) -> web.Response:
     stages = request.app[STAGES]
-    body: dict[str, object] = {"status": "ok"}
+    compiled, why = native.status()
+    body: dict[str, object] = {"status": "ok", "detectors": "compiled" if compiled else "python"}
+    if not compiled:  # as safe, slower: an operator should know
+        body["detectors_note"] = why
     if stages.settings.policy.report_only:
         body["report_only"] = True
         body["warning"] = "REPORT-ONLY MODE: responses are NOT masked"

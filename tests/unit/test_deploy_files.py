@@ -370,6 +370,13 @@ def test_dockerfile_builds_a_non_root_gateway_image() -> None:
     assert any(ln.startswith("COPY rego/") for ln in final)
     assert any(ln.startswith("COPY config/") for ln in final)
     assert any("pip install" in ln for ln in final)
+    # the compiled detectors: built in the first stage (cargo stays there), and the
+    # image fails to build rather than ship without them
+    build = lines[froms[0] : froms[-1]]
+    assert any("apt-get install" in ln and "cargo" in ln for ln in build)
+    assert any(ln.startswith("COPY native/") for ln in build)
+    assert not any("cargo" in ln for ln in final)
+    assert any("from gateway.core import _native" in ln for ln in final)
     copied_config = [ln for ln in final if "deploy/config/gateway.yaml" in ln]
     assert copied_config and "/etc/crm-gateway/gateway.yaml" in copied_config[0]
 

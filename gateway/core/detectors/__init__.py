@@ -27,9 +27,9 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
-from gateway.core.detectors import checks, patterns, prose, urls
+from gateway.core.detectors import checks, native, patterns, prose, urls
 from gateway.core.detectors.keys import category_for_key, is_free_text_key
-from gateway.core.detectors.numbers import classify_compact, scan_numbers
+from gateway.core.detectors.numbers import classify_compact
 from gateway.core.normalize import compact, formula_guard, normalize, normalize_str
 
 __all__ = [
@@ -158,7 +158,7 @@ def _candidates(t: str, *, encoded: bool = True) -> list[Found]:
     if "=" in t or "/" in t:  # bearer secrets in links (token=, /portal/<token>)
         found.extend(urls.token_urls(t))
     if _FIVE_DIGITS.search(t) is not None:
-        found.extend((h.start, h.end, *h.verdict[:3]) for h in scan_numbers(t))
+        found.extend(native.scan_numbers(t))
         if _UPPER_ASCII.search(t) is not None:  # letter-bearing codes
             found.extend(patterns.keyword_codes(t))
             found.extend(patterns.usccs(t))

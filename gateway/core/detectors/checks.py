@@ -18,7 +18,7 @@ ID_PROVINCES = frozenset(
 )
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
-_IMPORT_YEAR = date.today().year
+IMPORT_YEAR = date.today().year
 
 USCC_CHARSET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 _USCC_INDEX = {c: i for i, c in enumerate(USCC_CHARSET)}
@@ -52,7 +52,7 @@ def date_ok(year: int, month: int, day: int, today: date | None = None) -> bool:
         d = date(year, month, day)
     except ValueError:
         return False
-    if today is None and year < _IMPORT_YEAR:
+    if today is None and year < IMPORT_YEAR:
         return True  # before this process's start year: certainly not in the future
     return d <= (today or date.today())
 

@@ -1,0 +1,7 @@
+# The compiled detectors (native/src/lib.rs); present when the extension was built.
+
+VERSION: str
+
+def scan_numbers(
+    text: str, import_year: int, year: int, month: int, day: int
+) -> list[tuple[int, int, str, str, float]] | None: ...

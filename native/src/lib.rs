@@ -1,0 +1,71 @@
+//! crm-gateway's compiled detectors (module `gateway.core._native`).
+//!
+//! Each function mirrors a Python function of `gateway.core.detectors`, which stays
+//! the executable specification: tests/unit/core/test_native.py asserts equal results
+//! on generated text. A function returns None for input outside the domain it was
+//! proven on, and the caller then runs the Python code.
+
+use pyo3::prelude::*;
+
+mod checks;
+mod numbers;
+
+use checks::Today;
+
+/// Texts longer than this are scanned with the GIL released.
+const DETACH_CHARS: usize = 4096;
+
+type Found = (usize, usize, &'static str, &'static str, f64);
+
+/// `numbers.scan_numbers(text)` as `(start, end, category, detector, confidence)`, or
+/// None when `text` holds a numeric character other than an ASCII digit (Python's
+/// `\d` and `str.isdigit` read those, in its own Unicode version: left to Python).
+#[pyfunction]
+#[pyo3(signature = (text, import_year, year, month, day))]
+fn scan_numbers(
+    py: Python<'_>,
+    text: &str,
+    import_year: i32,
+    year: i32,
+    month: u32,
+    day: u32,
+) -> Option<Vec<Found>> {
+    let today = Today {
+        import_year,
+        year,
+        month,
+        day,
+    };
+    let work = || {
+        let chars: Vec<char> = text.chars().collect();
+        if chars.iter().any(|c| !c.is_ascii() && c.is_numeric()) {
+            return None;
+        }
+        let hits = numbers::scan_numbers(&chars, today);
+        Some(
+            hits.into_iter()
+                .map(|h| {
+                    (
+                        h.start,
+                        h.end,
+                        h.verdict.category,
+                        h.verdict.detector,
+                        h.verdict.confidence,
+                    )
+                })
+                .collect(),
+        )
+    };
+    if text.len() > DETACH_CHARS {
+        py.allow_threads(work)
+    } else {
+        work()
+    }
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("VERSION", env!("CARGO_PKG_VERSION"))?;
+    m.add_function(wrap_pyfunction!(scan_numbers, m)?)?;
+    Ok(())
+}

@@ -1,0 +1,237 @@
+"""The compiled detectors (native/) against their Python specification.
+
+Every compiled function must return exactly what the Python function it mirrors
+returns: same spans, categories, detectors and confidences, in the same order.
+Hypothesis builds texts from the pieces number detection turns on (valid and
+broken identifiers, groupings, separators, keywords, labels, UUIDs, decimals,
+letters glued to digits, CJK, other scripts' digits), and the corpora and the
+demo CRM's notes are compared too. `make test` builds the extension (cargo is a
+test dependency), so a missing one fails here rather than hiding behind the
+fallback.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from gateway.core.detectors import checks, detect, native
+from gateway.core.normalize import normalize
+from gateway.demo.checksums import luhn_check_digit, resident_id_check_char
+from gateway.demo.data import generate_customers, generate_note
+
+pytestmark = pytest.mark.skipif(
+    not native.status()[0] and native.status()[1].startswith("turned off"),
+    reason="compiled detectors turned off by CRM_GATEWAY_PYTHON_DETECTORS=1",
+)
+
+CORPORA = Path(__file__).parent / "corpora"
+
+
+def _compiled(text: str) -> list[native.Found] | None:
+    from gateway.core import _native
+
+    today = date.today()
+    return _native.scan_numbers(text, checks.IMPORT_YEAR, today.year, today.month, today.day)
+
+
+def _same(text: str) -> None:
+    expected = native.python_scan_numbers(text)
+    got = _compiled(text)
+    if got is None:  # handed back to Python: only for other scripts' digits
+        assert any(not c.isascii() and c.isnumeric() for c in text), text
+        assert native.scan_numbers(text) == expected
+        return
+    assert got == expected, text
+
+
+def test_the_extension_is_built_and_used() -> None:
+    running, why = native.status()
+    assert running, why
+    assert native.scan_numbers("tel 13812345678") == [(4, 15, "mobile", "mobile", 0.9)]
+
+
+# --- pieces -------------------------------------------------------------------------
+
+
+def _resident_id(rng: random.Random, birth: date | None = None) -> str:
+    region = rng.choice(["110105", "310104", "440305", "510107", "710000", "810000", "999999"])
+    born = birth or date(1940, 1, 1) + timedelta(days=rng.randrange(30000))
+    body = f"{region}{born:%Y%m%d}{rng.randrange(1000):03d}"
+    return body + resident_id_check_char(body)
+
+
+def _card(rng: random.Random) -> str:
+    prefix = rng.choice(["6222", "6217", "4111", "5105", "2221", "3530", "3400", "9559", "60"])
+    body = prefix + "".join(rng.choice("0123456789") for _ in range(rng.choice([10, 11, 14, 15])))
+    return body + luhn_check_digit(body)
+
+
+def _uscc(rng: random.Random) -> str:
+    chars = checks.USCC_CHARSET
+    body = rng.choice("9159") + rng.choice("123") + f"{rng.randrange(10**6):06d}"
+    body += "".join(rng.choice(chars) for _ in range(9))
+    total = sum(chars.index(c) * pow(3, i, 31) for i, c in enumerate(body))
+    return body + chars[(31 - total % 31) % 31]
+
+
+def _grouped(rng: random.Random, number: str) -> str:
+    """`number` cut into groups the way people write it, or at random."""
+    seps = [" ", "-", "·", "  ", "--", ""]
+    cuts = sorted(rng.sample(range(1, len(number)), k=min(len(number) - 1, rng.randrange(4))))
+    parts = [number[a:b] for a, b in zip([0, *cuts], [*cuts, len(number)], strict=True)]
+    return (
+        rng.choice(seps).join(parts)
+        if rng.random() < 0.5
+        else "".join(p + rng.choice(seps) for p in parts).rstrip()
+    )
+
+
+# fmt: off
+KEYWORDS = [
+    "身份证", "证件号", "卡号", "银行卡", "账号", "账户", "户名", "account", "ACCT", "证券",
+    "股东", "一码通", "邮编", "zip", "电话", "Tel", "传真", "台胞证", "idno", "stock",
+    "资金账号", "ID card",
+]
+# fmt: on
+LABELS = ["发票代码", "编号", "订单号", "Code", "NO.", "no", "ref", "流水"]
+WORDS = [
+    "张三",
+    "客户",
+    "，",
+    "。",
+    "先生",
+    "备注：",
+    "的",
+    "一二三四五",
+    "〇",
+    "abc",
+    "Rd",
+    "No",
+    "K",
+    "İ",
+    "ß",
+    "Σ",
+]
+SINGLES = [" ", "  ", "\t", "\n", "-", "·", "+", "X", "/", "@", "(", "）", "#", "=", "&", "%"]
+OTHER_DIGITS = ["١٢٣٤٥٦", "１３８", "²", "Ⅻ", "𝟘𝟙", "߀"]
+STAMPS = ["2024-11-05", "2024-11-05T10:00:00.123456Z", "12:30", "1.2.3.4"]
+
+
+def _uuid(rng: random.Random) -> str:
+    a, b, c, d, e = (rng.getrandbits(n) for n in (32, 16, 16, 16, 48))
+    return f"{a:08x}-{b:04x}-{c:04x}-{d:04x}-{e:012x}"
+
+
+def _piece(rng: random.Random) -> str:
+    digits = "".join(rng.choice("0123456789") for _ in range(rng.randrange(1, 24)))
+    today = date.today()
+    mobile_head = rng.choice(["138", "145", "154", "199", "194", "174", "170"])
+    area = rng.choice(["010", "021", "0755", "0571", "0101", "020"])
+    makers = [
+        lambda: _resident_id(rng),
+        lambda: _resident_id(rng, today + timedelta(days=rng.choice([-1, 0, 1]))),
+        lambda: _resident_id(rng)[:-1] + rng.choice("x0123456789X"),
+        lambda: _card(rng),
+        lambda: mobile_head + digits[:8].ljust(8, "7"),
+        lambda: rng.choice(["+86", "+86 ", "+86-", "86", "0086", "+8"]) + "1391234" + digits[:4],
+        lambda: area + rng.choice(["-", " ", ""]) + rng.choice("2345678019") + digits[:7],
+        lambda: _uscc(rng),
+        lambda: rng.choice(["400", "800", "95"]) + digits[:7],
+        lambda: _grouped(rng, rng.choice([_card(rng), _resident_id(rng), "13812345678", digits])),
+        lambda: digits,
+        lambda: digits + rng.choice(["X", "x", "XA", "a", ".5", ".", "元"]),
+        lambda: rng.choice(["3600.", "1.", "v", "ab", "0x", "."]) + digits,
+        lambda: rng.choice(KEYWORDS) + rng.choice(["", ":", "：", " ", "是"]),
+        lambda: rng.choice(LABELS) + rng.choice(["", ":", " : ", "#", "：", " \n", "\x1c"]),
+        lambda: _uuid(rng),
+        lambda: rng.choice(STAMPS),
+        lambda: rng.choice(WORDS),
+        lambda: rng.choice(SINGLES),
+        lambda: rng.choice(OTHER_DIGITS),
+    ]
+    return rng.choice(makers)()
+
+
+@st.composite
+def texts(draw: st.DrawFn) -> str:
+    rng = random.Random(draw(st.integers(0, 2**32)))
+    return "".join(_piece(rng) for _ in range(draw(st.integers(1, 14))))
+
+
+@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(texts())
+@example("联系电话 010-62345678，身份证 11010519491231002X")
+@example("卡号 6222 0200 0000 0000 000 备用 138 1234 5678")
+@example("+86 138 1234 5678 / 0086-13812345678 / 861381234567")
+@example("发票代码: 044031900111 订单号#02165432109")
+@example("3600.0215512345 ab02165432109 02165432109.5")
+@example("id 123e4567-e89b-12d3-a456-021654321098")
+def test_scan_numbers_equals_the_python_scan(text: str) -> None:
+    _same(text)
+    _same(normalize(text).text)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet=st.sampled_from("0123456789 -·+86X.x:#：号码电话abc\n\x1c"), max_size=60))
+def test_scan_numbers_equals_on_dense_digit_text(text: str) -> None:
+    _same(text)
+
+
+def test_scan_numbers_equals_on_the_corpora_and_demo_notes() -> None:
+    lines = [
+        line.split("\t")[0]
+        for name in ("prose_positive.tsv", "prose_negative.txt")
+        for line in (CORPORA / name).read_text(encoding="utf-8").splitlines()
+    ]
+    for i, customer in enumerate(generate_customers(count=200)):
+        lines.append(generate_note(7, i, customer)["text"])
+        lines.extend(str(v) for v in customer.values())
+    compared = 0
+    for line in lines:
+        text = normalize(line).text
+        _same(text)
+        compared += _compiled(text) is not None
+    assert compared > 0.95 * len(lines)
+
+
+def test_a_long_text_is_scanned_with_the_gil_released_and_equal() -> None:
+    rng = random.Random(5)
+    text = " ".join(_piece(rng) for _ in range(3000))
+    assert len(text) > 4096
+    _same(text)
+
+
+def test_free_text_detection_is_unchanged_by_the_compiled_scan() -> None:
+    text = "客户张三，电话 138-1234-5678，身份证 11010519491231002X，卡号 6222020000000000008"
+    hits = detect(text)
+    assert [(h.category, text[h.start : h.end]) for h in hits] == [
+        ("name", "张三"),
+        ("mobile", "138-1234-5678"),
+        ("id_number", "11010519491231002X"),
+        ("bank_card", "6222020000000000008"),
+    ]
+
+
+def test_without_the_extension_the_python_scan_runs_and_says_so() -> None:
+    script = (
+        "from gateway.core.detectors import detect, native\n"
+        "print(native.status())\n"
+        "print([(h.category, h.start, h.end) for h in detect('电话 13812345678')])\n"
+    )
+    env = {**os.environ, "CRM_GATEWAY_PYTHON_DETECTORS": "1"}
+    out = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert out == [
+        "(False, 'turned off by CRM_GATEWAY_PYTHON_DETECTORS=1')",
+        "[('mobile', 3, 14)]",
+    ]
