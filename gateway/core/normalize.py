@@ -89,6 +89,11 @@ _NEEDS_TABLE = re.compile(_char_class(sorted(_FAST_TABLE)))
 _FAST_CHARS = {chr(cp): target for cp, target in _FAST_TABLE.items()}
 
 
+def fast_chars() -> dict[str, str]:
+    """The one-to-one normalisation table (a copy): character -> normalised character."""
+    return dict(_FAST_CHARS)
+
+
 def _fast_char(m: re.Match[str]) -> str:
     return _FAST_CHARS[m.group()]
 
@@ -118,6 +123,7 @@ _INVISIBLE_RE = re.compile(_char_class(sorted(ord(c) for c in INVISIBLE if ord(c
 _ASTRAL = re.compile("[\U00010000-\U0010ffff]")
 # Numbers written with numerals, as on cheques or read aloud (幺 for 1 in phone numbers).
 _NUMERALS = "〇零一二三四五六七八九幺壹贰叁肆伍陆柒捌玖"
+NUMERALS = frozenset(_NUMERALS)
 _NUMERAL_CHAR = re.compile(f"[{_NUMERALS}]")
 _NUMERAL_TABLE = str.maketrans(_NUMERALS, "00" + "123456789" + "1" + "123456789")
 _RUN_GAP = "(?:[ \\-·\u3000]|" + _INVISIBLE_RE.pattern + ")*"

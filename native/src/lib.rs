@@ -5,10 +5,16 @@
 //! on generated text. A function returns None for input outside the domain it was
 //! proven on, and the caller then runs the Python code.
 
+// `is_multiple_of` is newer than the Rust of Debian stable, which builds the image
+#![allow(clippy::manual_is_multiple_of)]
+
 use pyo3::prelude::*;
 
 mod checks;
 mod numbers;
+mod scan;
+
+use std::collections::HashMap;
 
 use checks::Today;
 
@@ -16,6 +22,7 @@ use checks::Today;
 const DETACH_CHARS: usize = 4096;
 
 type Found = (usize, usize, &'static str, &'static str, f64);
+type Scanned = (usize, usize, &'static str, String, f64);
 
 /// `numbers.scan_numbers(text)` as `(start, end, category, detector, confidence)`, or
 /// None when `text` holds a numeric character other than an ASCII digit (Python's
@@ -63,9 +70,58 @@ fn scan_numbers(
     }
 }
 
+/// Hand over the characters outside ASCII and CJK the scan may read, each with its
+/// normalised form (computed by Python from its own Unicode database). Once.
+#[pyfunction]
+fn set_domain(map: HashMap<char, char>) -> bool {
+    scan::set_domain(map)
+}
+
+/// `detectors._detect(text)` as `(start, end, category, detector, confidence)`, or None
+/// when `text` is outside the domain (see scan.rs): Python scans it then.
+#[pyfunction]
+#[pyo3(signature = (text, import_year, year, month, day))]
+fn detect(
+    py: Python<'_>,
+    text: &str,
+    import_year: i32,
+    year: i32,
+    month: u32,
+    day: u32,
+) -> Option<Vec<Scanned>> {
+    let today = Today {
+        import_year,
+        year,
+        month,
+        day,
+    };
+    let work = || {
+        scan::detect(text, today).map(|hits| {
+            hits.into_iter()
+                .map(|f| {
+                    (
+                        f.start,
+                        f.end,
+                        f.category,
+                        f.detector.into_owned(),
+                        f.confidence,
+                    )
+                })
+                .collect()
+        })
+    };
+    if text.len() > DETACH_CHARS {
+        py.allow_threads(work)
+    } else {
+        work()
+    }
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("VERSION", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(scan_numbers, m)?)?;
+    m.add_function(wrap_pyfunction!(set_domain, m)?)?;
+    m.add_function(wrap_pyfunction!(detect, m)?)?;
     Ok(())
 }

@@ -216,6 +216,14 @@ def _detect_memo(text: str) -> tuple[Hit, ...]:
 
 
 def _detect(text: str) -> list[Hit]:
+    found = native.detect(text)
+    if found is not None:
+        return [Hit(cat, s, e, det, conf) for s, e, cat, det, conf in found]
+    return python_detect(text)
+
+
+def python_detect(text: str) -> list[Hit]:
+    """The free-text scan in Python: the specification of the compiled one."""
     norm = normalize(text)
     hits = []
     for start, end, cat, det, conf in _resolve(_candidates(norm.text)):

@@ -12,12 +12,54 @@ when it starts (`status()`).
 from __future__ import annotations
 
 import os
+import unicodedata
 from datetime import date
 from types import ModuleType
 
+from gateway.core import normalize as _normalize
 from gateway.core.detectors import checks, numbers
 
 Found = tuple[int, int, str, str, float]
+
+
+def _cjk(ch: str) -> bool:
+    return "\u4e00" <= ch <= "\u9fff"
+
+
+def scan_domain() -> dict[str, str]:
+    """The characters beyond ASCII and CJK ideographs the compiled scan may read, each
+    with what `normalize` makes of it, from this interpreter's Unicode database:
+    punctuation and symbols NFKC leaves alone (no case, no digit, no space, visible)
+    and the one-to-one mappings of the normalisation table that land on ASCII, CJK or
+    such punctuation (full-width forms, dash, space and dot variants, other scripts'
+    digits). Anything else (combining marks, letters of other scripts, numerals,
+    invisible characters) makes the compiled scan hand the text back."""
+    fast = _normalize.fast_chars()
+    stable: set[str] = set()
+    for lo, hi in ((0x00A0, 0x0100), (0x2000, 0x2C00), (0x3000, 0x3040), (0xFE30, 0xFFF0)):
+        for cp in range(lo, hi):
+            ch = chr(cp)
+            if (
+                ch not in fast
+                and unicodedata.category(ch)[0] in "PS"
+                and unicodedata.normalize("NFKC", ch) == ch
+                and ch.lower() == ch == ch.upper()
+                and not (ch.isnumeric() or ch.isspace() or ch.isalnum())
+                and ch not in _normalize.INVISIBLE
+                and ch not in _normalize.NUMERALS
+            ):
+                stable.add(ch)
+    domain = dict.fromkeys(stable, "")
+    for ch in stable:
+        domain[ch] = ch
+
+    def lands(target: str) -> bool:
+        return target.isascii() or _cjk(target) or target in stable or fast.get(target) == target
+
+    for ch, target in fast.items():
+        if len(target) == 1 and lands(target) and target not in _normalize.NUMERALS:
+            domain[ch] = target
+    return domain
 
 
 def _load() -> tuple[ModuleType | None, str]:
@@ -27,6 +69,7 @@ def _load() -> tuple[ModuleType | None, str]:
         from gateway.core import _native
     except ImportError as exc:
         return None, f"the extension was not built ({exc}); install cargo and reinstall"
+    _native.set_domain(scan_domain())
     return _native, f"compiled ({_native.VERSION})"
 
 
@@ -48,6 +91,18 @@ def scan_numbers(text: str) -> list[Found]:
         if found is not None:
             return found
     return python_scan_numbers(text)
+
+
+def detect(text: str) -> list[tuple[int, int, str, str, float]] | None:
+    """`detectors._detect(text)` as tuples, or None: no extension, or text outside the
+    domain the compiled scan was proven on (the caller then runs the Python scan)."""
+    if _NATIVE is None:
+        return None
+    today = date.today()
+    found: list[tuple[int, int, str, str, float]] | None = _NATIVE.detect(
+        text, checks.IMPORT_YEAR, today.year, today.month, today.day
+    )
+    return found
 
 
 def python_scan_numbers(text: str) -> list[Found]:

@@ -12,6 +12,7 @@ fallback.
 
 from __future__ import annotations
 
+import base64
 import os
 import random
 import subprocess
@@ -23,7 +24,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from gateway.core.detectors import checks, detect, native
+from gateway.core.detectors import Hit, checks, detect, native, python_detect
 from gateway.core.normalize import normalize
 from gateway.demo.checksums import luhn_check_digit, resident_id_check_char
 from gateway.demo.data import generate_customers, generate_note
@@ -235,3 +236,222 @@ def test_without_the_extension_the_python_scan_runs_and_says_so() -> None:
         "(False, 'turned off by CRM_GATEWAY_PYTHON_DETECTORS=1')",
         "[('mobile', 3, 14)]",
     ]
+
+
+# --- the whole free-text scan -------------------------------------------------------------
+
+NAMES_CTX = ["客户", "联系人", "紧急联系人", "配偶", "姓名：", "户名是", "法定代表人"]
+PEOPLE = ["张三", "欧阳敏", "王小明", "李", "司马光明", "赵先生", "钱女士说", "孙手机"]
+PLACES = [
+    "北京市朝阳区建国路88号",
+    "广东省深圳市南山区科技园路1号3栋201室",
+    "住址：朝阳区和平街5号楼2单元301",
+    "锦绣苑29栋2单元2403室",
+    "阳光花园3号楼1202",
+    "A栋3层",
+    "家住幸福小区5栋",
+    "上海市",
+]
+MONEY = [
+    "年收入约60万元",
+    "可投资资产300万",
+    "余额：12,345.67元",
+    "起投金额5万元",
+    "投资了 20 万",
+    "月薪 2万 ",
+    "工资RMB 8000",
+    "营收1亿",
+]
+RISK = [
+    "风险测评结果为C3稳健型",
+    "C4（成长型）",
+    "C1保守型至C5激进型",
+    "风险等级R3",
+    "客户风险等级R2",
+    "稳健型投资者",
+    "产品风险等级R4",
+    "C2",
+    "测评结果：进取型",
+]
+CODES = [
+    "京A12345",
+    "粤B·D12345",
+    "沪AD12345学",
+    "护照E12345678",
+    "passport G12345678",
+    "股东A123456789",
+    "stock B123456789",
+    "91350100M000100Y43",
+    "92440300MA5F00000X",
+]
+SECRETS = [
+    "password: hunter22",
+    "密码是abc123",
+    "PIN=1234",
+    "token abc",
+    "api-key=XyZ123456",
+    "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.sig",
+    ";6222020000000000008=2512101?",
+    "验证码 832145",
+    "cvv2 123",
+]
+NET = [
+    "a.b@example.com",
+    "x@y.png",
+    ".dot@x.cn",
+    "10.1.2.3",
+    "256.1.1.1",
+    "1.2.3.4.5",
+    "v1.2.3.4",
+    "version: 10.0.0.1",
+    "fe80::1",
+    "2001:db8::ff00:42:8329",
+    "12:30:45",
+    "a::b",
+    "::",
+    "1:2:3:4:5:6:7:8",
+    "1:2:3:4:5:6:7::",
+    "https://x.cn/portal/invoice/AbCdEfGh12345678IjKl",
+    "/share/abcdefgh12345678",
+    "?token=abcd&sig=XYZ1234567890abcdEF",
+    "/api/v1/users/42",
+    "http://h/a/b?code=AbCdEfGhIjKlMnOp12",
+    "#k=abcdefghijklmnop1234",
+    "/x/AbCdEfGhIjKlMnOpQrStUvWxYz123456",
+    "/x/123e4567-e89b-12d3-a456-426614174000",
+]
+FULL_WIDTH = [
+    "１３８１２３４５６７８",
+    "（",
+    "）",
+    "：",
+    "，",
+    "＠",
+    "．",
+    "－",
+    "\u3000",
+    "\u00a0",
+]
+SPOKEN = "一二三四五六七八九〇零幺 -·"
+PUNCT = list("的在是，。；、“”《》【】")
+DENSE = "0123456789abcdefABCXx:.@/=+-_ 张三客户号栋室型C风险：，（）"
+FOREIGN = ["é", "ü", "ñ", "Ω", "я", "々", "\u200b", "\u0301", "\U0001f600", "ｶ", "Ⅻ", "〇"]
+
+
+def _encoded_piece(rng: random.Random) -> str:
+    inner = rng.choice(["13812345678", "a.b@example.com", "11010519491231002X", "hello", "张三"])
+    data = inner.encode()
+    kind = rng.randrange(4)
+    if kind == 0:
+        return base64.b64encode(data).decode()
+    if kind == 1:
+        return base64.urlsafe_b64encode(data).decode().rstrip("=")
+    if kind == 2:
+        return data.hex()
+    return base64.b64encode(bytes(rng.getrandbits(8) for _ in range(rng.randrange(6, 20)))).decode()
+
+
+def _scan_piece(rng: random.Random) -> str:
+    kind = rng.randrange(14)
+    if kind == 0:
+        return rng.choice(NAMES_CTX) + rng.choice(PEOPLE)
+    if kind == 1:
+        return rng.choice(PLACES)
+    if kind == 2:
+        return rng.choice(MONEY)
+    if kind == 3:
+        return rng.choice(RISK)
+    if kind == 4:
+        return rng.choice(CODES)
+    if kind == 5:
+        return rng.choice(SECRETS)
+    if kind == 6:
+        return rng.choice(NET)
+    if kind == 7:
+        return rng.choice(FULL_WIDTH)
+    if kind == 8:
+        return _encoded_piece(rng)
+    if kind == 9 and rng.random() < 0.2:
+        return rng.choice(FOREIGN)
+    if kind == 10:
+        return "".join(
+            rng.choice("一二三四五六七八九〇零幺 -·") for _ in range(rng.randrange(3, 9))
+        )
+    if kind == 11:
+        return rng.choice(
+            ["的", "在", "是", "，", "。", "；", "、", "“", "”", "《", "》", "【", "】"]
+        )
+    return _piece(rng)
+
+
+@st.composite
+def notes(draw: st.DrawFn) -> str:
+    rng = random.Random(draw(st.integers(0, 2**32)))
+    glue = draw(st.sampled_from(["", " ", "，", "\n"]))
+    return glue.join(_scan_piece(rng) for _ in range(draw(st.integers(1, 12))))
+
+
+def _same_scan(text: str) -> bool:
+    """Whether the compiled scan read `text` (else it handed it back, for a reason)."""
+    expected = python_detect(text)
+    found = native.detect(text)
+    if found is None:
+        return False
+    got = [Hit(cat, s, e, det, conf) for s, e, cat, det, conf in found]
+    assert got == expected, text
+    return True
+
+
+@settings(max_examples=4000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(notes())
+@example("客户张三，电话 138-1234-5678，身份证 11010519491231002X，卡号 6222020000000000008")
+@example("联系人：欧阳敏先生，住址：北京市朝阳区建国路88号院3号楼2单元1201室")
+@example("年收入约60万元，风险测评结果为C3稳健型，C1保守型至C5激进型")
+@example(
+    "https://crm.example.cn/portal/invoice/Zx8Kq2Lm9Np4Rs7Tv1Wy3Ab5Cd6Ef0Gh?sig=abcdEFGH12345678"
+)
+@example("MTM4MTIzNDU2Nzg= 3133383132333435363738 fe80::1 10.0.0.1 a.b@example.com")
+@example("１３８　１２３４　５６７８，一三九一二三四五六七八")
+def test_the_compiled_scan_equals_the_python_scan(text: str) -> None:
+    _same_scan(text)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(
+    st.text(
+        alphabet=st.sampled_from("0123456789abcdefABCXx:.@/=+-_ 张三客户号栋室型C风险：，（）"),
+        max_size=80,
+    )
+)
+def test_the_compiled_scan_equals_on_dense_text(text: str) -> None:
+    _same_scan(text)
+
+
+def test_the_compiled_scan_reads_the_corpora_and_demo_notes_alike() -> None:
+    lines = [
+        line.split("\t")[0]
+        for name in ("prose_positive.tsv", "prose_negative.txt")
+        for line in (CORPORA / name).read_text(encoding="utf-8").splitlines()
+    ]
+    for i, customer in enumerate(generate_customers(count=200)):
+        lines.append(generate_note(7, i, customer)["text"])
+        lines.extend(str(v) for v in customer.values())
+    read = sum(_same_scan(line) for line in lines)
+    assert read > 0.95 * len(lines)
+
+
+def test_text_outside_the_domain_is_handed_back_to_python() -> None:
+    for text in ("café 13812345678", "电话\u200b13812345678", "〇一二三四五", "😀 13812345678"):
+        assert native.detect(text) is None
+        assert detect(text) == python_detect(text)
+    # an encoded run that decodes to non-ASCII text is Python's to read
+    run = base64.b64encode("张三 13812345678".encode()).decode()
+    assert native.detect(f"note {run}") is None
+
+
+def test_the_domain_maps_each_character_as_normalize_does() -> None:
+    from gateway.core.normalize import normalize
+
+    for ch, target in native.scan_domain().items():
+        norm = normalize(ch)
+        assert norm.text == target and norm.offsets is None, repr(ch)
