@@ -13,7 +13,6 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-use fancy_regex::Regex as Fancy;
 use regex::Regex;
 
 use crate::checks::{self, Today};
@@ -65,10 +64,6 @@ struct Patterns {
     jwt: Regex,
     track2: Regex,
     email: Regex,
-    plate: Fancy,
-    passport: Fancy,
-    securities: Fancy,
-    uscc: Fancy,
     name_after: Regex,
     name_before: Regex,
     address: Regex,
@@ -78,13 +73,8 @@ struct Patterns {
     unit_words: Regex,
     amount: Regex,
     has_unit: Regex,
-    cued: Fancy,
-    c_grade: Fancy,
-    c_type_after: Regex,
-    type_person: Regex,
     range_gap: Regex,
     param: Regex,
-    path: Fancy,
     uuid: Regex,
     hex: Regex,
     token_chars: Regex,
@@ -93,10 +83,6 @@ struct Patterns {
 
 fn re(p: &str) -> Regex {
     Regex::new(p).expect("pattern")
-}
-
-fn fancy(p: &str) -> Fancy {
-    Fancy::new(p).expect("pattern")
 }
 
 const COMPOUND: &str = "欧阳|司马|上官|诸葛|东方|皇甫|尉迟|公孙|慕容|长孙|宇文|司徒|令狐|夏侯|澹台|轩辕|端木|独孤|南宫|闻人|申屠|太史|百里|呼延|钟离|万俟|拓跋|赫连|东郭|西门|左丘|公羊|濮阳|淳于|司空";
@@ -108,8 +94,6 @@ const INCOME_CUES: &str =
     "年收入|月收入|年薪|月薪|税后收入|家庭收入|个人收入|收入|工资|营业额|营业收入|营收|年营收";
 const ASSET_CUES: &str = "可投资资产|金融资产|家庭资产|个人资产|总资产|净资产|资产|存款|身家|意向投资|拟投资|计划投资|追加投资|投资了|投资";
 const BALANCE_CUES: &str = "账户余额|余额";
-const RISK_TYPES: &str = "保守型|谨慎型|稳健型|平衡型|成长型|进取型|激进型";
-const RISK_CUE: &str = "(?:风险承受能力|风险测评|风险评估|风险评测|测评结果|评估结果|风险等级|风险偏好|风险类型|风险评级|投资者类型|投资者风险)";
 const RISK_CUES: &[&str] = &[
     "风险承受能力",
     "风险测评",
@@ -173,17 +157,12 @@ fn patterns() -> &'static Patterns {
         let estate = "(?:[\u{4e00}-\u{9fff}--[住在于的是到为和与及址至往]]){1,6}?(?:小区|花园|公寓|新村|家园|苑|园|府|庭|湾|城|里|坊|公馆|大厦|广场|社区)";
         let block = "[0-9A-Za-z]{1,4}(?:号楼|栋|幢|座|号院|期|区)";
         let room = r"[0-9A-Za-z\-]{1,6}(?:单元|室|号|层|楼|户)";
-        let link = format!("[为是：:{SP}属于（(]{{0,4}}");
         Patterns {
             cred_keyword: re("password|passwd|passcode|pwd|pin|cvv2?|cvn2?|cvc2?|otp|token|secret|api[_-]?key|access[_-]?key|密码|口令|验证码|校验码|动态码|安全码|有效期"),
             cred_value: re(&format!("^[{SP}]*(?:[:：=]|是|为|is)?[{SP}]*([^{SP}，。；;,、\"'“”]{{3,128}})")),
             jwt: re(r"eyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]*"),
             track2: re(r";?[0-9]{13,19}=[0-9]{7,}\??"),
             email: re(r"[A-Za-z0-9._%+\-]{1,64}@[A-Za-z0-9\-]{1,63}(?:\.[A-Za-z0-9\-]{1,63}){0,8}\.([A-Za-z]{2,24})"),
-            plate: fancy("[京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼使领][A-HJ-NP-Z][A-HJ-NP-Z0-9]{4,5}[挂学警港澳]?(?![A-Za-z0-9])"),
-            passport: fancy("(?:E[0-9A-HJ-NP-Z][0-9]{7}|[EGDSP][0-9]{8}|(?:DE|SE|PE)[0-9]{7}|[HM][0-9]{8}(?:[0-9]{2})?|C[0-9A-HJ-NP-Z][0-9]{7}|W[0-9]{8}|L[0-9]{8})(?![A-Za-z0-9])"),
-            securities: fancy("[AB][0-9]{9}(?![A-Za-z0-9])"),
-            uscc: fancy("[1-9A-HJ-NP-RTUWXY][1-9][0-9]{6}[0-9A-HJ-NP-RTUWXY]{10}(?![0-9A-Z])"),
             name_after: re(&format!("{NAME_CTX}(?:是|为|叫|名|[:：]|[{SP}])*({surname})([\u{4e00}-\u{9fff}]{{1,2}})")),
             name_before: re(&format!("({surname})([\u{4e00}-\u{9fff}]{{1,2}}?)(?:先生|女士|小姐)")),
             address: re(&format!("{prov}(?:{admin}){{0,3}}(?:{road}){{0,3}}(?:{num})*")),
@@ -196,15 +175,8 @@ fn patterns() -> &'static Patterns {
                 cues = sorted_cues().join("|")
             )),
             has_unit: re("(?i)[万亿千元块]|人民币|RMB|CNY|[¥￥]"),
-            cued: fancy(&format!("({RISK_CUE}){link}((?:[CR][1-5][{SP}]*[（(]?[{SP}]*)?(?:{RISK_TYPES})[）)]?|[CR][1-5](?![0-9A-Za-z]))")),
-            c_grade: fancy(&format!("C[1-5](?:[{SP}]*[（(]?[{SP}]*(?:{RISK_TYPES})[）)]?)?(?![0-9A-Za-z])")),
-            c_type_after: re(&format!("^[{SP}]*[（(]?[{SP}]*(?:{RISK_TYPES})")),
-            type_person: re(&format!("(?:{RISK_TYPES})")),
             range_gap: re(&format!("^[{SP}]*[至到~\\-－、,，和与][{SP}]*$")),
             param: re(&format!("(?i)[?&#;](?:(?P<secret>{BEARER_PARAMS})|(?P<long>{LONG_PARAMS}))=(?P<value>[^&#{SP}\"'<>;,]+)")),
-            path: fancy(&format!(
-                "(?:[A-Za-z][A-Za-z0-9+.\\-]*:)?//[A-Za-z0-9.\\-\\[\\]:@]+(?P<p1>/[^{SP}\"'<>?#\\\\]*)|(?<![0-9A-Za-z_\u{4e00}-\u{9fff}.~%/-])(?P<p2>/[A-Za-z0-9._~\\-]+(?:/[A-Za-z0-9._~%\\-]*)+)"
-            )),
             uuid: re("^[0-9a-fA-F]{8}(?:-?[0-9a-fA-F]{4}){3}-?[0-9a-fA-F]{12}$"),
             hex: re("^[0-9a-fA-F]+$"),
             token_chars: re(r"^[A-Za-z0-9_\-~.]+$"),
@@ -261,10 +233,6 @@ impl<'a> Text<'a> {
     }
     fn window(&self, lo: usize, hi: usize) -> String {
         self.chars[lo..hi].iter().collect()
-    }
-    fn byte_of(&self, char_index: usize) -> usize {
-        // chars before `char_index`, in UTF-8 bytes
-        self.chars[..char_index].iter().map(|c| c.len_utf8()).sum()
     }
 }
 
@@ -389,7 +357,8 @@ fn upper_x(t: &mut [char]) {
 
 fn credentials(t: &Text, out: &mut Vec<Found>) {
     let p = patterns();
-    let low = t.s.to_lowercase();
+    // lower case changes only ASCII letters in the domain
+    let low = t.s.to_ascii_lowercase();
     if low.len() == t.s.len() && low.chars().count() == t.chars.len() {
         for kw in p.cred_keyword.find_iter(&low) {
             let (s, e) = (t.c(kw.start()), t.c(kw.end()));
@@ -649,15 +618,84 @@ fn token_urls(t: &Text, out: &mut Vec<Found>) {
         }
     }
     if t.has("/") {
-        for m in p.path.captures_iter(&t.s) {
-            let Ok(m) = m else { break };
-            let g = m.name("p1").or_else(|| m.name("p2")).unwrap();
-            path_tokens(t, g.as_str(), t.c(g.start()), out);
+        let mut i = 0;
+        while i < t.chars.len() {
+            match path_at(t.chars, i) {
+                Some((end, gs, ge)) => {
+                    let path: String = t.chars[gs..ge].iter().collect();
+                    path_tokens(&path, gs, out);
+                    i = end;
+                }
+                None => i += 1,
+            }
         }
     }
 }
 
-fn path_tokens(_t: &Text, path: &str, offset: usize, out: &mut Vec<Found>) {
+fn py_word(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '_' || cjk(c)
+}
+
+/// `_PATH_RE` at `i`: (end, start and end of the path group).
+fn path_at(t: &[char], i: usize) -> Option<(usize, usize, usize)> {
+    let n = t.len();
+    // a URL with an authority: `(?:scheme:)?//host/path`
+    let mut starts = Vec::with_capacity(2);
+    if t[i].is_ascii_alphabetic() {
+        let mut r = i + 1;
+        while r < n && (t[r].is_ascii_alphanumeric() || matches!(t[r], '+' | '.' | '-')) {
+            r += 1;
+        }
+        if r < n && t[r] == ':' {
+            starts.push(r + 1);
+        }
+    }
+    starts.push(i);
+    for q in starts {
+        if !(q + 1 < n && t[q] == '/' && t[q + 1] == '/') {
+            continue;
+        }
+        let mut h = q + 2;
+        while h < n
+            && (t[h].is_ascii_alphanumeric() || matches!(t[h], '.' | '-' | '[' | ']' | ':' | '@'))
+        {
+            h += 1;
+        }
+        if h == q + 2 || !(h < n && t[h] == '/') {
+            continue;
+        }
+        let mut g = h + 1;
+        while g < n
+            && !(py_space(t[g]) || matches!(t[g], '"' | '\'' | '<' | '>' | '?' | '#' | '\\'))
+        {
+            g += 1;
+        }
+        return Some((g, h, g));
+    }
+    // a bare path of two or more segments, not glued to a word or another path
+    if t[i] != '/'
+        || (i > 0 && (py_word(t[i - 1]) || matches!(t[i - 1], '.' | '~' | '%' | '/' | '-')))
+    {
+        return None;
+    }
+    let seg = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '~' | '-');
+    let mut j = i + 1;
+    while j < n && seg(t[j]) {
+        j += 1;
+    }
+    if j == i + 1 || !(j < n && t[j] == '/') {
+        return None;
+    }
+    while j < n && t[j] == '/' {
+        j += 1;
+        while j < n && (seg(t[j]) || t[j] == '%') {
+            j += 1;
+        }
+    }
+    Some((j, i, j))
+}
+
+fn path_tokens(path: &str, offset: usize, out: &mut Vec<Found>) {
     let p = patterns();
     let mut shared = false;
     let mut pos = 0;
@@ -686,11 +724,75 @@ fn path_tokens(_t: &Text, path: &str, offset: usize, out: &mut Vec<Found>) {
     }
 }
 
+fn free_after(t: &[char], e: usize) -> bool {
+    !(e < t.len() && t[e].is_ascii_alphanumeric())
+}
+
+fn digits_at(t: &[char], p: usize, n: usize) -> bool {
+    p + n <= t.len() && t[p..p + n].iter().all(char::is_ascii_digit)
+}
+
+fn passport_letter(c: char) -> bool {
+    c.is_ascii_digit() || (c.is_ascii_uppercase() && c != 'I' && c != 'O')
+}
+
+/// PASSPORT_RE at `p`: its alternatives in order, each with the final look-ahead.
+fn passport_at(t: &[char], p: usize) -> Option<usize> {
+    let c = |i: usize| t.get(p + i).copied().unwrap_or('\0');
+    let mut ends: Vec<usize> = Vec::new();
+    if c(0) == 'E' && passport_letter(c(1)) && digits_at(t, p + 2, 7) {
+        ends.push(9);
+    }
+    if "EGDSP".contains(c(0)) && c(0) != '\0' && digits_at(t, p + 1, 8) {
+        ends.push(9);
+    }
+    if "DSP".contains(c(0)) && c(0) != '\0' && c(1) == 'E' && digits_at(t, p + 2, 7) {
+        ends.push(9);
+    }
+    if (c(0) == 'H' || c(0) == 'M') && digits_at(t, p + 1, 8) {
+        if digits_at(t, p + 9, 2) {
+            ends.push(11);
+        }
+        ends.push(9);
+    }
+    if c(0) == 'C' && passport_letter(c(1)) && digits_at(t, p + 2, 7) {
+        ends.push(9);
+    }
+    if (c(0) == 'W' || c(0) == 'L') && digits_at(t, p + 1, 8) {
+        ends.push(9);
+    }
+    ends.into_iter().map(|n| p + n).find(|&e| free_after(t, e))
+}
+
+fn securities_at(t: &[char], p: usize) -> Option<usize> {
+    let ok = (t[p] == 'A' || t[p] == 'B') && digits_at(t, p + 1, 9) && free_after(t, p + 10);
+    ok.then_some(p + 10)
+}
+
+fn uscc_char(c: char) -> bool {
+    c.is_ascii_digit() || (c.is_ascii_uppercase() && !"IOSVZ".contains(c))
+}
+
+/// USCC_RE at `p`: `[1-9A-HJ-NP-RTUWXY][1-9][0-9]{6}[0-9A-HJ-NP-RTUWXY]{10}(?![0-9A-Z])`.
+fn uscc_at(t: &[char], p: usize) -> Option<usize> {
+    if p + 18 > t.len() {
+        return None;
+    }
+    let w = &t[p..p + 18];
+    let ok = uscc_char(w[0])
+        && w[0] != '0'
+        && ('1'..='9').contains(&w[1])
+        && w[2..8].iter().all(char::is_ascii_digit)
+        && w[8..].iter().all(|&c| uscc_char(c))
+        && !(p + 18 < t.len() && (t[p + 18].is_ascii_digit() || t[p + 18].is_ascii_uppercase()));
+    ok.then_some(p + 18)
+}
+
 fn keyword_codes(t: &Text, out: &mut Vec<Found>) {
-    let p = patterns();
-    let kinds: [(&Fancy, &[&str], &'static str); 2] = [
+    type At = fn(&[char], usize) -> Option<usize>;
+    let kinds: [(At, &[&str], &'static str); 2] = [
         (
-            &p.passport,
+            passport_at,
             &[
                 "护照",
                 "passport",
@@ -704,41 +806,37 @@ fn keyword_codes(t: &Text, out: &mut Vec<Found>) {
             "passport",
         ),
         (
-            &p.securities,
+            securities_at,
             &["证券", "股东", "资金账", "securit", "stock", "gdzh", "zjzh"],
             "securities_account",
         ),
     ];
-    for (regex, keywords, cat) in kinds {
-        for m in regex.find_iter(&t.s) {
-            let Ok(m) = m else { break };
-            let s = t.c(m.start());
+    for (at, keywords, cat) in kinds {
+        for (s, e) in matches_of(t.chars, at) {
             if glued(t.chars, s, ascii_alnum) {
                 continue;
             }
-            let window = t.window(s.saturating_sub(20), s).to_lowercase();
+            let window = t.window(s.saturating_sub(20), s).to_ascii_lowercase();
             if keywords.iter().any(|k| window.contains(k)) {
-                out.push(found(s, t.c(m.end()), cat, cat, 0.7));
+                out.push(found(s, e, cat, cat, 0.7));
             }
         }
     }
 }
 
 fn usccs(t: &Text, out: &mut Vec<Found>) {
-    for m in patterns().uscc.find_iter(&t.s) {
-        let Ok(m) = m else { break };
-        let s = t.c(m.start());
+    for (s, e) in matches_of(t.chars, uscc_at) {
         if glued(t.chars, s, |c| c.is_ascii_digit() || c.is_ascii_uppercase()) {
             continue;
         }
-        let code: Vec<char> = m.as_str().chars().collect();
-        if !checks::is_digits(&code) && checks::uscc_ok(&code) {
-            let cat = if m.as_str().starts_with("92") {
+        let code = &t.chars[s..e];
+        if !checks::is_digits(code) && checks::uscc_ok(code) {
+            let cat = if code[0] == '9' && code[1] == '2' {
                 "uscc_person"
             } else {
                 "uscc_org"
             };
-            out.push(found(s, t.c(m.end()), cat, "uscc", 0.8));
+            out.push(found(s, e, cat, "uscc", 0.8));
         }
     }
 }
@@ -746,7 +844,7 @@ fn usccs(t: &Text, out: &mut Vec<Found>) {
 fn emails(t: &Text, out: &mut Vec<Found>) {
     for m in patterns().email.captures_iter(&t.s) {
         let whole = m.get(0).unwrap();
-        let tld = m.get(1).unwrap().as_str().to_lowercase();
+        let tld = m.get(1).unwrap().as_str().to_ascii_lowercase();
         if !FILE_TLDS.contains(&tld.as_str()) && !whole.as_str().starts_with('.') {
             out.push(found(
                 t.c(whole.start()),
@@ -937,21 +1035,63 @@ fn ips(t: &Text, out: &mut Vec<Found>) {
     }
 }
 
+const PLATE_PROVINCES: &str = "京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼使领";
+
+fn plate_letter(c: char) -> bool {
+    c.is_ascii_uppercase() && c != 'I' && c != 'O'
+}
+
+/// PLATE_RE at `p`: `[province][A-HJ-NP-Z][A-HJ-NP-Z0-9]{4,5}[挂学警港澳]?(?![A-Za-z0-9])`.
+fn plate_at(t: &[char], p: usize) -> Option<usize> {
+    if !(PLATE_PROVINCES.contains(t[p]) && p + 1 < t.len() && plate_letter(t[p + 1])) {
+        return None;
+    }
+    let mut k = 0;
+    while k < 5
+        && p + 2 + k < t.len()
+        && (plate_letter(t[p + 2 + k]) || t[p + 2 + k].is_ascii_digit())
+    {
+        k += 1;
+    }
+    for n in (4..=k).rev() {
+        let e = p + 2 + n;
+        let free = |i: usize| !(i < t.len() && t[i].is_ascii_alphanumeric());
+        if e < t.len() && "挂学警港澳".contains(t[e]) && free(e + 1) {
+            return Some(e + 1);
+        }
+        if free(e) {
+            return Some(e);
+        }
+    }
+    None
+}
+
+/// `regex.finditer(t)` for a matcher at a position: (start, end) of each match.
+fn matches_of(t: &[char], at: impl Fn(&[char], usize) -> Option<usize>) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut p = 0;
+    while p < t.len() {
+        match at(t, p) {
+            Some(e) => {
+                out.push((p, e));
+                p = e.max(p + 1);
+            }
+            None => p += 1,
+        }
+    }
+    out
+}
+
 fn plates(t: &Text, out: &mut Vec<Found>) {
-    for m in patterns().plate.find_iter(&t.s) {
-        let Ok(m) = m else { break };
-        let s = t.c(m.start());
+    if !t.chars.iter().any(char::is_ascii_uppercase) {
+        return; // a plate's second character is a capital letter
+    }
+    for (s, e) in matches_of(t.chars, plate_at) {
         if glued(t.chars, s, ascii_alnum) {
             continue;
         }
-        if m.as_str().chars().filter(char::is_ascii_digit).count() >= 2 {
-            out.push(found(
-                s,
-                t.c(m.end()),
-                "licence_plate",
-                "licence_plate",
-                0.8,
-            ));
+        if t.chars[s..e].iter().filter(|c| c.is_ascii_digit()).count() >= 2 {
+            out.push(found(s, e, "licence_plate", "licence_plate", 0.8));
         }
     }
 }
@@ -1106,6 +1246,101 @@ fn amounts(t: &Text, out: &mut Vec<Found>) {
     }
 }
 
+const RISK_TYPE_WORDS: [&str; 7] = [
+    "保守型",
+    "谨慎型",
+    "稳健型",
+    "平衡型",
+    "成长型",
+    "进取型",
+    "激进型",
+];
+
+fn starts_with(t: &[char], p: usize, word: &str) -> bool {
+    let mut rest = t.get(p..).unwrap_or(&[]).iter();
+    word.chars().all(|w| rest.next() == Some(&w))
+}
+
+fn risk_type_at(t: &[char], p: usize) -> Option<usize> {
+    RISK_TYPE_WORDS
+        .iter()
+        .any(|w| starts_with(t, p, w))
+        .then_some(p + 3)
+}
+
+fn skip_spaces(t: &[char], mut p: usize) -> usize {
+    while p < t.len() && py_space(t[p]) {
+        p += 1;
+    }
+    p
+}
+
+/// `\s*[（(]?\s*(?:types)` at `p`: the end of the type word.
+fn type_after(t: &[char], p: usize) -> Option<usize> {
+    let mut q = skip_spaces(t, p);
+    if q < t.len() && (t[q] == '（' || t[q] == '(') {
+        q = skip_spaces(t, q + 1);
+    }
+    risk_type_at(t, q)
+}
+
+fn close_paren(t: &[char], e: usize) -> usize {
+    if e < t.len() && (t[e] == '）' || t[e] == ')') {
+        e + 1
+    } else {
+        e
+    }
+}
+
+fn grade_at(t: &[char], p: usize) -> bool {
+    p + 1 < t.len() && (t[p] == 'C' || t[p] == 'R') && ('1'..='5').contains(&t[p + 1])
+}
+
+/// `_C_GRADE_RE` at `p`: `C[1-5](?:\s*[（(]?\s*(?:types)[）)]?)?(?![0-9A-Za-z])`.
+fn c_grade_at(t: &[char], p: usize) -> Option<usize> {
+    if !(t[p] == 'C' && grade_at(t, p)) {
+        return None;
+    }
+    if let Some(e) = type_after(t, p + 2) {
+        let closed = close_paren(t, e);
+        if free_after(t, closed) {
+            return Some(closed);
+        }
+        if closed != e && free_after(t, e) {
+            return Some(e);
+        }
+    }
+    free_after(t, p + 2).then_some(p + 2)
+}
+
+/// `_CUED_RE` at `p`: (end of the cue, start and end of the grade).
+fn cued_at(t: &[char], p: usize) -> Option<(usize, usize, usize)> {
+    let cue = RISK_CUES.iter().find(|c| starts_with(t, p, c))?;
+    let c_end = p + cue.chars().count();
+    let link = |c: char| "为是：:属于（(".contains(c) || py_space(c);
+    let mut most = 0;
+    while most < 4 && c_end + most < t.len() && link(t[c_end + most]) {
+        most += 1;
+    }
+    for n in (0..=most).rev() {
+        let q = c_end + n;
+        // first alternative: an optional grade, then a type word, then an optional `)`
+        if grade_at(t, q) {
+            if let Some(e) = type_after(t, q + 2) {
+                return Some((c_end, q, close_paren(t, e)));
+            }
+        }
+        if let Some(e) = risk_type_at(t, q) {
+            return Some((c_end, q, close_paren(t, e)));
+        }
+        // second: a bare grade
+        if grade_at(t, q) && free_after(t, q + 2) {
+            return Some((c_end, q, q + 2));
+        }
+    }
+    None
+}
+
 fn risk_grades(t: &Text, out: &mut Vec<Found>) {
     let c = t.chars;
     let gate = (0..c.len().saturating_sub(1))
@@ -1117,10 +1352,14 @@ fn risk_grades(t: &Text, out: &mut Vec<Found>) {
         return;
     }
     let p = patterns();
-    for m in p.cued.captures_iter(&t.s) {
-        let Ok(m) = m else { break };
-        let whole = m.get(0).unwrap();
-        let s0 = t.c(whole.start());
+    let mut i = 0;
+    while i < c.len() {
+        let Some((c_end, g_start, g_end)) = cued_at(c, i) else {
+            i += 1;
+            continue;
+        };
+        let s0 = i;
+        i = g_end.max(i + 1);
         let before = t.window(s0.saturating_sub(8), s0);
         if ["产品", "基金", "理财", "本品", "该品", "债券", "信托"]
             .iter()
@@ -1128,32 +1367,24 @@ fn risk_grades(t: &Text, out: &mut Vec<Found>) {
         {
             continue;
         }
-        let g1 = m.get(1).unwrap().as_str();
-        let g2 = m.get(2).unwrap();
-        if g2.as_str().starts_with('R')
-            && matches!(g1, "风险等级" | "风险评级" | "风险类型" | "风险偏好")
+        let cue: String = c[s0..c_end].iter().collect();
+        if c[g_start] == 'R'
+            && matches!(
+                cue.as_str(),
+                "风险等级" | "风险评级" | "风险类型" | "风险偏好"
+            )
             && !["客户", "投资者", "投资人", "本人", "其"]
                 .iter()
                 .any(|x| before.contains(x))
         {
             continue;
         }
-        out.push(found(
-            t.c(g2.start()),
-            t.c(g2.end()),
-            "risk_assessment",
-            "risk_cue",
-            0.75,
-        ));
+        out.push(found(g_start, g_end, "risk_assessment", "risk_cue", 0.75));
     }
-    let mut grades: Vec<(usize, usize)> = Vec::new();
-    for m in p.c_grade.find_iter(&t.s) {
-        let Ok(m) = m else { break };
-        let s = t.c(m.start());
-        if !glued(c, s, ascii_alnum) {
-            grades.push((s, t.c(m.end())));
-        }
-    }
+    let grades: Vec<(usize, usize)> = matches_of(c, c_grade_at)
+        .into_iter()
+        .filter(|&(s, _)| !glued(c, s, ascii_alnum))
+        .collect();
     let mut legend = std::collections::HashSet::new();
     for w in grades.windows(2) {
         let (a, b) = (w[0], w[1]);
@@ -1166,32 +1397,27 @@ fn risk_grades(t: &Text, out: &mut Vec<Found>) {
         if legend.contains(&s) {
             continue;
         }
-        let after = p.c_type_after.is_match(&t.s[t.byte_of(s + 2)..]);
         let cue = {
             let w = t.window(s.saturating_sub(12), s);
             RISK_CUES.iter().any(|k| w.contains(k))
         };
-        if after || cue {
+        if type_after(c, s + 2).is_some() || cue {
             out.push(found(s, e, "risk_assessment", "risk_grade", 0.7));
         }
     }
-    // `(?:types)(?=投资者|客户|投资人)`: a type word (all of the same length) then the cue
-    let mut pos = 0;
-    while let Some(m) = p.type_person.find_at(&t.s, pos) {
-        let rest = &t.s[m.end()..];
-        if rest.starts_with("投资者") || rest.starts_with("客户") || rest.starts_with("投资人")
-        {
-            out.push(found(
-                t.c(m.start()),
-                t.c(m.end()),
-                "risk_assessment",
-                "risk_type",
-                0.6,
-            ));
-            pos = m.end();
-        } else {
-            // the regex would try the next position; a type word cannot start inside one
-            pos = m.start() + m.as_str().chars().next().unwrap().len_utf8();
+    // `(?:types)(?=投资者|客户|投资人)`
+    let mut i = 0;
+    while i < c.len() {
+        match risk_type_at(c, i) {
+            Some(e)
+                if starts_with(c, e, "投资者")
+                    || starts_with(c, e, "客户")
+                    || starts_with(c, e, "投资人") =>
+            {
+                out.push(found(i, e, "risk_assessment", "risk_type", 0.6));
+                i = e;
+            }
+            _ => i += 1,
         }
     }
 }
@@ -1272,8 +1498,11 @@ pub fn resolve(mut found: Vec<Found>) -> Vec<Found> {
 /// `_detect(text)` for text in the domain, else None.
 pub fn detect(text: &str, today: Today) -> Option<Vec<Found>> {
     let chars = normalize(text)?;
-    if chars.iter().any(|c| !c.is_ascii() && c.is_numeric()) {
-        return None;
+    if chars
+        .iter()
+        .any(|&c| !c.is_ascii() && !cjk(c) && c.is_numeric())
+    {
+        return None; // (the domain holds no such character: a guard)
     }
     Some(resolve(candidates(&chars, true, today)?))
 }
