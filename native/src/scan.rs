@@ -42,11 +42,20 @@ fn found(
     }
 }
 
-static DOMAIN: OnceLock<HashMap<char, char>> = OnceLock::new();
+/// The normalised form of every BMP character the scan accepts beyond ASCII and CJK
+/// (indexed by code point; 0: not in the domain).
+static DOMAIN: OnceLock<Vec<u16>> = OnceLock::new();
 
 /// Characters outside ASCII and CJK that the scan accepts, each with its normalised form.
+/// Only BMP characters mapping to BMP characters are kept (the table holds no others).
 pub fn set_domain(map: HashMap<char, char>) -> bool {
-    DOMAIN.set(map).is_ok()
+    let mut table = vec![0u16; 0x10000];
+    for (c, t) in map {
+        if (c as u32) < 0x10000 && (t as u32) < 0x10000 && t != '\0' {
+            table[c as usize] = t as u16;
+        }
+    }
+    DOMAIN.set(table).is_ok()
 }
 
 fn cjk(c: char) -> bool {
@@ -282,7 +291,11 @@ pub fn normalize(text: &str) -> Option<Vec<char>> {
         if c.is_ascii() || cjk(c) {
             out.push(c);
         } else {
-            out.push(*domain.get(&c)?);
+            let t = *domain.get(c as usize)?;
+            if t == 0 {
+                return None;
+            }
+            out.push(char::from_u32(t as u32)?);
         }
     }
     if !ascii {
