@@ -13,6 +13,7 @@ use pyo3::prelude::*;
 mod checks;
 mod numbers;
 mod scan;
+mod value;
 
 use std::collections::HashMap;
 
@@ -117,11 +118,39 @@ fn detect(
     }
 }
 
+/// `detectors._classify_value(value, key_hint)` with `ctx = key_hint.lower()` (or ""):
+/// `(True, hit or None)`, or `(False, None)` when Python must classify the value.
+#[pyfunction]
+#[pyo3(signature = (value, ctx, import_year, year, month, day))]
+fn classify_value(
+    value: &str,
+    ctx: &str,
+    import_year: i32,
+    year: i32,
+    month: u32,
+    day: u32,
+) -> (bool, Option<(&'static str, usize, usize, String, f64)>) {
+    let today = Today {
+        import_year,
+        year,
+        month,
+        day,
+    };
+    match value::classify(value, ctx, today) {
+        None => (false, None),
+        Some(found) => (
+            true,
+            found.map(|h| (h.category, 0, h.end, h.detector, h.confidence)),
+        ),
+    }
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("VERSION", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(scan_numbers, m)?)?;
     m.add_function(wrap_pyfunction!(set_domain, m)?)?;
     m.add_function(wrap_pyfunction!(detect, m)?)?;
+    m.add_function(wrap_pyfunction!(classify_value, m)?)?;
     Ok(())
 }

@@ -58,7 +58,7 @@ pub fn set_domain(map: HashMap<char, char>) -> bool {
     DOMAIN.set(table).is_ok()
 }
 
-fn cjk(c: char) -> bool {
+pub fn cjk(c: char) -> bool {
     ('\u{4e00}'..='\u{9fff}').contains(&c)
 }
 
@@ -67,17 +67,17 @@ const SP: &str = "\t-\r\u{1c}-\u{20}\u{85}\u{a0}\u{1680}\u{2000}-\u{200a}\u{2028
 const NUMERALS: &str = "〇零一二三四五六七八九幺壹贰叁肆伍陆柒捌玖";
 const NUMERAL_DIGITS: &str = "001234567891123456789";
 
-struct Patterns {
+pub struct Patterns {
     cred_keyword: Regex,
     cred_value: Regex,
-    jwt: Regex,
-    track2: Regex,
-    email: Regex,
+    pub jwt: Regex,
+    pub track2: Regex,
+    pub email: Regex,
     name_after: Regex,
     name_before: Regex,
-    address: Regex,
+    pub address: Regex,
     address_kw: Regex,
-    unit: Regex,
+    pub unit: Regex,
     estate: Regex,
     unit_words: Regex,
     amount: Regex,
@@ -88,6 +88,12 @@ struct Patterns {
     hex: Regex,
     token_chars: Regex,
     file_name: Regex,
+    pub datetime: Regex,
+    pub jwt_full: Regex,
+    pub track2_full: Regex,
+    pub email_full: Regex,
+    pub address_full: Regex,
+    pub name_value: Regex,
 }
 
 fn re(p: &str) -> Regex {
@@ -155,7 +161,7 @@ const FILE_TLDS: &[&str] = &[
     "png", "jpg", "jpeg", "gif", "svg", "webp", "js", "css", "ts", "py",
 ];
 
-fn patterns() -> &'static Patterns {
+pub fn patterns() -> &'static Patterns {
     static P: OnceLock<Patterns> = OnceLock::new();
     P.get_or_init(|| {
         let surname = format!("(?:{COMPOUND}|[{SINGLE}])");
@@ -190,6 +196,12 @@ fn patterns() -> &'static Patterns {
             hex: re("^[0-9a-fA-F]+$"),
             token_chars: re(r"^[A-Za-z0-9_\-~.]+$"),
             file_name: re(r"^[A-Za-z0-9_\-]+\.[A-Za-z0-9]{1,5}$"),
+            datetime: re(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}(?:[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]+)?)?(?:Z|[+-][0-9]{2}:?[0-9]{2})?)?$"),
+            jwt_full: re(r"^eyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]*$"),
+            track2_full: re(r"^;?[0-9]{13,19}=[0-9]{7,}\??$"),
+            email_full: re(r"^[A-Za-z0-9._%+\-]{1,64}@[A-Za-z0-9\-]{1,63}(?:\.[A-Za-z0-9\-]{1,63}){0,8}\.([A-Za-z]{2,24})$"),
+            address_full: re(&format!("^(?:{prov}(?:{admin}){{0,3}}(?:{road}){{0,3}}(?:{num})*)$")),
+            name_value: re(&format!("^(?:{surname})[\u{4e00}-\u{9fff}]{{1,3}}$")),
         }
     })
 }
@@ -313,7 +325,7 @@ fn numeral(c: char) -> Option<char> {
 }
 
 /// Numerals inside runs of five or more digits made digits (`_digits`).
-fn numeral_runs(t: &mut [char]) {
+pub fn numeral_runs(t: &mut [char]) {
     if !t.iter().any(|&c| numeral(c).is_some()) {
         return;
     }
@@ -354,7 +366,7 @@ fn numeral_runs(t: &mut [char]) {
     }
 }
 
-fn upper_x(t: &mut [char]) {
+pub fn upper_x(t: &mut [char]) {
     let n = t.len();
     for i in 1..n {
         if t[i] == 'x'
@@ -426,7 +438,7 @@ fn b64_char(c: char) -> bool {
 }
 
 /// `_B64_RUN.finditer`: (start, end) of each encoded-looking run.
-fn b64_runs(t: &[char]) -> Vec<(usize, usize)> {
+pub fn b64_runs(t: &[char]) -> Vec<(usize, usize)> {
     let mut out = Vec::new();
     let n = t.len();
     let mut i = 0;
@@ -458,14 +470,14 @@ fn b64_runs(t: &[char]) -> Vec<(usize, usize)> {
     out
 }
 
-fn hex_digits_run(run: &[char]) -> bool {
+pub fn hex_digits_run(run: &[char]) -> bool {
     // `(?:3[0-9])+` as a full match
     !run.is_empty()
         && run.len() % 2 == 0
         && run.chunks(2).all(|p| p[0] == '3' && p[1].is_ascii_digit())
 }
 
-enum Decoded {
+pub enum Decoded {
     Text(String),
     Nothing,
     Foreign, // decoded to non-ASCII text: Python decides
@@ -499,7 +511,7 @@ fn b64_value(c: u8) -> Option<u32> {
 }
 
 /// `decode_run(run)`.
-fn decode_run(run: &[char]) -> Decoded {
+pub fn decode_run(run: &[char]) -> Decoded {
     if run.len() > 4096 {
         return Decoded::Nothing;
     }
@@ -551,7 +563,7 @@ fn decode_run(run: &[char]) -> Decoded {
     decoded_text(&data)
 }
 
-fn priority(category: &str) -> i32 {
+pub fn priority(category: &str) -> i32 {
     match category {
         "credentials" => 100,
         "id_number" => 90,
@@ -737,11 +749,11 @@ fn path_tokens(path: &str, offset: usize, out: &mut Vec<Found>) {
     }
 }
 
-fn free_after(t: &[char], e: usize) -> bool {
+pub fn free_after(t: &[char], e: usize) -> bool {
     !(e < t.len() && t[e].is_ascii_alphanumeric())
 }
 
-fn digits_at(t: &[char], p: usize, n: usize) -> bool {
+pub fn digits_at(t: &[char], p: usize, n: usize) -> bool {
     p + n <= t.len() && t[p..p + n].iter().all(char::is_ascii_digit)
 }
 
@@ -751,6 +763,19 @@ fn passport_letter(c: char) -> bool {
 
 /// PASSPORT_RE at `p`: its alternatives in order, each with the final look-ahead.
 fn passport_at(t: &[char], p: usize) -> Option<usize> {
+    passport_ends(t, p)
+        .into_iter()
+        .map(|n| p + n)
+        .find(|&e| free_after(t, e))
+}
+
+/// `PASSPORT_RE.fullmatch(t)`.
+pub fn passport_full(t: &[char]) -> bool {
+    passport_ends(t, 0).contains(&t.len())
+}
+
+/// The lengths PASSPORT_RE's alternatives (without the look-ahead) match at `p`, in order.
+fn passport_ends(t: &[char], p: usize) -> Vec<usize> {
     let c = |i: usize| t.get(p + i).copied().unwrap_or('\0');
     let mut ends: Vec<usize> = Vec::new();
     if c(0) == 'E' && passport_letter(c(1)) && digits_at(t, p + 2, 7) {
@@ -774,10 +799,10 @@ fn passport_at(t: &[char], p: usize) -> Option<usize> {
     if (c(0) == 'W' || c(0) == 'L') && digits_at(t, p + 1, 8) {
         ends.push(9);
     }
-    ends.into_iter().map(|n| p + n).find(|&e| free_after(t, e))
+    ends
 }
 
-fn securities_at(t: &[char], p: usize) -> Option<usize> {
+pub fn securities_at(t: &[char], p: usize) -> Option<usize> {
     let ok = (t[p] == 'A' || t[p] == 'B') && digits_at(t, p + 1, 9) && free_after(t, p + 10);
     ok.then_some(p + 10)
 }
@@ -787,7 +812,7 @@ fn uscc_char(c: char) -> bool {
 }
 
 /// USCC_RE at `p`: `[1-9A-HJ-NP-RTUWXY][1-9][0-9]{6}[0-9A-HJ-NP-RTUWXY]{10}(?![0-9A-Z])`.
-fn uscc_at(t: &[char], p: usize) -> Option<usize> {
+pub fn uscc_at(t: &[char], p: usize) -> Option<usize> {
     if p + 18 > t.len() {
         return None;
     }
@@ -945,7 +970,7 @@ fn ipv6_at(t: &[char], p: usize) -> Option<usize> {
 }
 
 /// `ipaddress.IPv6Address(s)` accepts `s` (hex groups and colons only).
-fn ipv6_valid(s: &str) -> bool {
+pub fn ipv6_valid(s: &str) -> bool {
     let parts: Vec<&str> = s.split(':').collect();
     if parts.len() < 3 || parts.len() > 9 {
         return false;
@@ -1055,9 +1080,21 @@ fn plate_letter(c: char) -> bool {
 }
 
 /// PLATE_RE at `p`: `[province][A-HJ-NP-Z][A-HJ-NP-Z0-9]{4,5}[挂学警港澳]?(?![A-Za-z0-9])`.
-fn plate_at(t: &[char], p: usize) -> Option<usize> {
-    if !(PLATE_PROVINCES.contains(t[p]) && p + 1 < t.len() && plate_letter(t[p + 1])) {
-        return None;
+pub fn plate_at(t: &[char], p: usize) -> Option<usize> {
+    plate_ends(t, p).into_iter().find(|&e| free_after(t, e))
+}
+
+/// `PLATE_RE.fullmatch(t)`.
+pub fn plate_full(t: &[char]) -> bool {
+    plate_ends(t, 0).contains(&t.len())
+}
+
+/// The ends PLATE_RE (without its look-ahead) can reach from `p`, in the order it tries them.
+fn plate_ends(t: &[char], p: usize) -> Vec<usize> {
+    let mut ends = Vec::new();
+    if !(p < t.len() && PLATE_PROVINCES.contains(t[p]) && p + 1 < t.len() && plate_letter(t[p + 1]))
+    {
+        return ends;
     }
     let mut k = 0;
     while k < 5
@@ -1068,15 +1105,12 @@ fn plate_at(t: &[char], p: usize) -> Option<usize> {
     }
     for n in (4..=k).rev() {
         let e = p + 2 + n;
-        let free = |i: usize| !(i < t.len() && t[i].is_ascii_alphanumeric());
-        if e < t.len() && "挂学警港澳".contains(t[e]) && free(e + 1) {
-            return Some(e + 1);
+        if e < t.len() && "挂学警港澳".contains(t[e]) {
+            ends.push(e + 1);
         }
-        if free(e) {
-            return Some(e);
-        }
+        ends.push(e);
     }
-    None
+    ends
 }
 
 /// `regex.finditer(t)` for a matcher at a position: (start, end) of each match.

@@ -251,6 +251,14 @@ def _classify_memo(value: str, key_hint: str | None) -> Hit | None:
 
 
 def _classify_value(value: str, key_hint: str | None = None) -> Hit | None:
+    done, found = native.classify_value(value, key_hint.lower() if key_hint else "")
+    if done:
+        return None if found is None else Hit(*found)
+    return python_classify_value(value, key_hint)
+
+
+def python_classify_value(value: str, key_hint: str | None = None) -> Hit | None:
+    """Value classification in Python: the specification of the compiled one."""
     n = len(value)
     ctx = key_hint.lower() if key_hint else ""
     if n < 5 or n > 256:

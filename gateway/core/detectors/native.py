@@ -105,6 +105,18 @@ def detect(text: str) -> list[tuple[int, int, str, str, float]] | None:
     return found
 
 
+def classify_value(value: str, ctx: str) -> tuple[bool, tuple[str, int, int, str, float] | None]:
+    """`detectors._classify_value(value, key_hint)` with `ctx = key_hint.lower()`:
+    `(True, hit fields or None)`, or `(False, None)` when Python must classify it."""
+    if _NATIVE is None:
+        return False, None
+    today = date.today()
+    found: tuple[bool, tuple[str, int, int, str, float] | None] = _NATIVE.classify_value(
+        value, ctx, checks.IMPORT_YEAR, today.year, today.month, today.day
+    )
+    return found
+
+
 def python_scan_numbers(text: str) -> list[Found]:
     """The specification, for the differential tests and the benchmark."""
     return [(h.start, h.end, *h.verdict[:3]) for h in numbers.scan_numbers(text)]

@@ -24,7 +24,14 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from gateway.core.detectors import Hit, checks, detect, native, python_detect
+from gateway.core.detectors import (
+    Hit,
+    checks,
+    detect,
+    native,
+    python_classify_value,
+    python_detect,
+)
 from gateway.core.normalize import normalize
 from gateway.demo.checksums import luhn_check_digit, resident_id_check_char
 from gateway.demo.data import generate_customers, generate_note
@@ -525,3 +532,63 @@ def test_long_repetitive_text_is_scanned_alike(unit: str) -> None:
     released (more than 4 KB)."""
     text = unit * (6000 // len(unit))
     assert _same_scan(text)
+
+
+# --- whole values -------------------------------------------------------------------------
+
+KEY_HINTS = [
+    None, "mobile", "phone", "name", "khxm", "passport_no", "gdzh", "id_number", "card", "zip",
+    "tel", "account", "证券账号", "姓名", "Remark", "TEL", "台胞证", "Contact_Name", "yzbm",
+]  # fmt: skip
+
+
+def _same_value(value: str, key: str | None) -> bool:
+    """Whether the compiled classifier decided `value` (and then as Python does)."""
+    done, found = native.classify_value(value, key.lower() if key else "")
+    if not done:
+        return False
+    assert (None if found is None else Hit(*found)) == python_classify_value(value, key), value
+    return True
+
+
+@st.composite
+def values(draw: st.DrawFn) -> tuple[str, str | None]:
+    rng = random.Random(draw(st.integers(0, 2**32)))
+    value = "".join(_scan_piece(rng) for _ in range(rng.randint(1, 3)))
+    value = draw(st.sampled_from(["", " ", "'", "\t"])) + value + draw(st.sampled_from(["", " "]))
+    return value, draw(st.sampled_from(KEY_HINTS))
+
+
+@settings(max_examples=4000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(values())
+@example(("13812345678", None))
+@example(("'+8613812345678", "mobile"))
+@example(("张三", "name"))
+@example(("欧阳小明", "khxm"))
+@example(("京A12345", None))
+@example(("北京市朝阳区建国路88号", None))
+@example(("E12345678", "passport"))
+@example(("A123456789", "gdzh"))
+@example(("MTM4MTIzNDU2Nzg=", None))
+@example(("::ffff:10.1.2.3", None))
+@example(("010.1.2.3", None))
+@example(("2024-11-05T10:00:00Z", None))
+@example(("91350100M000100Y43", None))
+def test_the_compiled_classifier_equals_the_python_one(value: tuple[str, str | None]) -> None:
+    _same_value(*value)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.text(alphabet=st.sampled_from(DENSE), max_size=30), st.sampled_from(KEY_HINTS))
+def test_the_compiled_classifier_equals_on_dense_values(value: str, key: str | None) -> None:
+    _same_value(value, key)
+
+
+def test_the_compiled_classifier_decides_every_demo_value_alike() -> None:
+    decided = total = 0
+    for customer in generate_customers(count=300):
+        for key, value in customer.items():
+            if isinstance(value, str):
+                total += 1
+                decided += _same_value(value, key)
+    assert decided == total
