@@ -24,6 +24,7 @@ const DETACH_CHARS: usize = 4096;
 
 type Found = (usize, usize, &'static str, &'static str, f64);
 type Scanned = (usize, usize, &'static str, String, f64);
+type Classified = (&'static str, usize, usize, String, f64);
 
 /// `numbers.scan_numbers(text)` as `(start, end, category, detector, confidence)`, or
 /// None when `text` holds a numeric character other than an ASCII digit (Python's
@@ -129,7 +130,7 @@ fn classify_value(
     year: i32,
     month: u32,
     day: u32,
-) -> (bool, Option<(&'static str, usize, usize, String, f64)>) {
+) -> (bool, Option<Classified>) {
     let today = Today {
         import_year,
         year,
