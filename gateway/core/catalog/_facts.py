@@ -9,6 +9,9 @@ from typing import Any
 from gateway.core.catalog._spec import FactsSpec
 from gateway.core.model import RecordFacts
 
+# a tuple for isinstance: a `dict | list` union is rebuilt at every call (Python 3.11)
+_JSON_CONTAINERS = (dict, list)
+
 
 def get_path(record: Mapping[str, Any], dotted: str) -> Any:
     """Read a dotted key path from a record (None when any step is missing)."""
@@ -60,7 +63,7 @@ def _granted(value: Any) -> bool:
 def _scalar(value: Any) -> str | None:
     if value is None or type(value) is str:
         return value
-    return None if isinstance(value, dict | list) else str(value)
+    return None if isinstance(value, _JSON_CONTAINERS) else str(value)
 
 
 class FactsReader:
@@ -141,6 +144,6 @@ class RecordShape:
             return False
         for get in self._getters:
             value = get(obj)
-            if value is not None and not isinstance(value, dict | list):
+            if value is not None and not isinstance(value, _JSON_CONTAINERS):
                 return True
         return False

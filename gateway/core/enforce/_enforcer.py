@@ -40,6 +40,10 @@ from gateway.core.reveal import RevealTargets
 from gateway.core.rewrite import BlockResponse, UnidentifiedRecords
 from gateway.core.taxonomy import Taxonomy
 
+# tuples for isinstance: a `dict | list` union is rebuilt at every call (Python 3.11)
+_CONTAINERS = (dict, list, tuple)
+_JSON_CONTAINERS = (dict, list)
+
 _NO_BULK: frozenset[str] = frozenset()
 _SCALARS = frozenset({str, int, float, bool, type(None)})  # exact JSON leaf types
 _RESCANNED = (str, list, dict)  # operator outputs that may still hold an identifier
@@ -555,7 +559,7 @@ class Enforcer(ValueRewriter):
         """Whether a record may hold another record: a fact key (`"grade":`) occurs in
         the serialisation of one of its containers (a string cannot spell the needle:
         its quotes are escaped). Scalars only: nothing to look at."""
-        inner = [v for v in record.values() if isinstance(v, dict | list | tuple)]
+        inner = [v for v in record.values() if isinstance(v, _CONTAINERS)]
         if not inner:
             return False
         try:
@@ -676,7 +680,7 @@ def _dropped(old: Any, new: Any) -> bool:
     and dropped stays as null."""
     if new is DROPPED:
         return True
-    return new is None and old is not None and not isinstance(old, dict | list)
+    return new is None and old is not None and not isinstance(old, _JSON_CONTAINERS)
 
 
 # One enforcer per response (it carries the bulk counters and the report). `route`

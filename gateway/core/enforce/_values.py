@@ -25,6 +25,9 @@ from gateway.core.model import Action, Verb
 from gateway.core.report import EnforcementReport, outcome_of
 from gateway.core.rewrite import BlockResponse, UnidentifiedRecords
 
+# a tuple for isinstance: a `dict | list` union is rebuilt at every call (Python 3.11)
+_JSON_CONTAINERS = (dict, list)
+
 _NOT_MASKED = frozenset({Verb.ALLOW, Verb.BLOCK, Verb.DROP})
 # table, level, action, report outcome, compiled masker function (None: not masked), residue
 _Act = tuple[ActionTable, str, Action, str, Callable[[Any], Any] | None, "re.Pattern[str] | None"]
@@ -95,7 +98,7 @@ class ValueRewriter(ABC):
             return self._value(value, key, path, Slot(SCAN), self._shared.unread)
         if isinstance(value, bool):
             return value  # an unclassified flag carries no identifier
-        if self._side and not self._in_side and isinstance(value, dict | list):
+        if self._side and not self._in_side and isinstance(value, _JSON_CONTAINERS):
             side = self._shared.side_at(path)
             if side is not None:
                 return self._side_value(side, value, key, path)
