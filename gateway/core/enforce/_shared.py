@@ -38,6 +38,7 @@ class Shared:
         "facts",
         "hidden_totals",
         "identifying",
+        "masked_texts",
         "needs",
         "never_clear",
         "plans",
@@ -67,6 +68,8 @@ class Shared:
         self._residue: dict[tuple[str, Action], re.Pattern[str] | None] = {}
         self._clear_residue: dict[str, re.Pattern[str] | None] = {}
         self.envelope: dict[str, tuple[str, Slot]] = {}  # dotted path -> key, slot
+        # free text as masked under a table by a masker (see ValueRewriter._masked_text)
+        self.masked_texts: dict[tuple[str, int, int], tuple[object, object, str]] = {}
         self.facts = FactsReader(route.facts if route else FactsSpec())
         self.base = self.table((), frozenset())
         self._record_model(taxonomy, route, decision)

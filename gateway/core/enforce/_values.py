@@ -347,7 +347,7 @@ class ValueRewriter(ABC):
             return table.action(h.category)[1]
 
         if decoded is None:
-            return self._masker.mask_text(text, hits, action_for)
+            return self._masked_text(text, hits, table, action_for)
         out: list[str] = []
         pos = 0
         for hit in hits:  # sorted, non-overlapping (detect's contract)
@@ -363,7 +363,33 @@ class ValueRewriter(ABC):
         out.append(text[pos:])
         return "".join(out)
 
+    def _masked_text(
+        self,
+        text: str,
+        hits: list[detectors.Hit],
+        table: ActionTable,
+        action_for: Callable[[detectors.Hit], Action],
+    ) -> str:
+        """`text` with its spans masked. Short texts repeat (templated notes, the same
+        record on every page) and their masking is pure (the spans come from the text,
+        the actions from the table, the masks from the masker), so the result is
+        remembered per (text, table, masker); the report is still counted per call."""
+        if len(text) > _MASKED_MAX_LEN:
+            return self._masker.mask_text(text, hits, action_for)
+        memo = self._shared.masked_texts
+        key = (text, id(table), id(self._masker))
+        found = memo.get(key)
+        if found is not None and found[0] is table and found[1] is self._masker:
+            return found[2]
+        out = self._masker.mask_text(text, hits, action_for)
+        if len(memo) >= _MASKED_SIZE:
+            memo.clear()
+        memo[key] = (table, self._masker, out)
+        return out
 
+
+_MASKED_MAX_LEN = 256
+_MASKED_SIZE = 4096
 _MAYBE_ESCAPED = re.compile(r"&#?[0-9A-Za-z]|\\[ux/\\\"']|%[0-9A-Fa-f]{2}")
 
 

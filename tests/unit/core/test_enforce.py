@@ -1100,3 +1100,23 @@ def test_an_identifier_inside_a_message_is_still_masked() -> None:
 def test_values_in_their_own_shape_are_still_masked(key: str, value: str) -> None:
     out = enforcer(decision_for("L1"), route_name=None).rewrite_document({"data": [{key: value}]})
     assert out["data"][0][key] != value
+
+
+def test_masked_free_text_is_remembered_per_table_and_counted_per_call() -> None:
+    """A note masked once under a table is reused (same decision, later responses),
+    never under another table (past the bulk quota the same note is stricter), and
+    every response's report still counts what its text held."""
+    d = decision_for("L2", obligations={"max_clear_records": {"L2": 1}, "bulk_action": "mask"})
+    note = f"客户来电，手机{MOBILE2}，请回电"
+    outs, counts = [], []
+    for _ in range(2):  # two responses under one decision: the second reads the memo
+        enf = enforcer(d)
+        first = enf.rewrite_record({**customer(1), "notes": note})
+        second = enf.rewrite_record({**customer(2), "notes": note})
+        assert first is not None and second is not None
+        outs.append((first["notes"], second["notes"]))
+        counts.append(enf.report.to_audit()["detectors"])
+    assert outs[0] == outs[1]
+    clear, limited = outs[0]
+    assert MOBILE2 in clear and MOBILE2 not in limited
+    assert counts[0] == counts[1] and counts[0]
