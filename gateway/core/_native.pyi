@@ -3,12 +3,13 @@
 VERSION: str
 
 def scan_numbers(
-    text: str, import_year: int, year: int, month: int, day: int
+    text: str, today: tuple[int, int, int, int]
 ) -> list[tuple[int, int, str, str, float]] | None: ...
 def set_domain(domain: dict[str, str]) -> bool: ...
 def detect(
-    text: str, import_year: int, year: int, month: int, day: int
+    text: str, today: tuple[int, int, int, int]
 ) -> list[tuple[int, int, str, str, float]] | None: ...
 def classify_value(
-    value: str, ctx: str, import_year: int, year: int, month: int, day: int
+    value: str, ctx: str, today: tuple[int, int, int, int]
 ) -> tuple[bool, tuple[str, int, int, str, float] | None]: ...
+def word_lists() -> list[tuple[str, list[str]]]: ...

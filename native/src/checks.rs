@@ -11,6 +11,18 @@ pub struct Today {
     pub day: u32,
 }
 
+impl From<(i32, i32, u32, u32)> for Today {
+    /// (the year the Python process started, today's year, month, day)
+    fn from((import_year, year, month, day): (i32, i32, u32, u32)) -> Self {
+        Today {
+            import_year,
+            year,
+            month,
+            day,
+        }
+    }
+}
+
 const ID_PROVINCES: [&str; 34] = [
     "11", "12", "13", "14", "15", "21", "22", "23", "31", "32", "33", "34", "35", "36", "37", "41",
     "42", "43", "44", "45", "46", "50", "51", "52", "53", "54", "61", "62", "63", "64", "65", "71",

@@ -23,6 +23,15 @@ use checks::Today;
 const DETACH_CHARS: usize = 4096;
 
 type Found = (usize, usize, &'static str, &'static str, f64);
+
+/// `work` on `text`, with the GIL released when the text is long enough to pay for it.
+fn scanned<T: Send>(py: Python<'_>, text: &str, work: impl FnOnce() -> T + Send) -> T {
+    if text.len() > DETACH_CHARS {
+        py.allow_threads(work)
+    } else {
+        work()
+    }
+}
 type Scanned = (usize, usize, &'static str, String, f64);
 type Classified = (&'static str, usize, usize, String, f64);
 
@@ -30,21 +39,8 @@ type Classified = (&'static str, usize, usize, String, f64);
 /// None when `text` holds a numeric character other than an ASCII digit (Python's
 /// `\d` and `str.isdigit` read those, in its own Unicode version: left to Python).
 #[pyfunction]
-#[pyo3(signature = (text, import_year, year, month, day))]
-fn scan_numbers(
-    py: Python<'_>,
-    text: &str,
-    import_year: i32,
-    year: i32,
-    month: u32,
-    day: u32,
-) -> Option<Vec<Found>> {
-    let today = Today {
-        import_year,
-        year,
-        month,
-        day,
-    };
+fn scan_numbers(py: Python<'_>, text: &str, today: (i32, i32, u32, u32)) -> Option<Vec<Found>> {
+    let today = Today::from(today);
     let work = || {
         let chars: Vec<char> = text.chars().collect();
         if chars.iter().any(|c| !c.is_ascii() && c.is_numeric()) {
@@ -65,11 +61,7 @@ fn scan_numbers(
                 .collect(),
         )
     };
-    if text.len() > DETACH_CHARS {
-        py.allow_threads(work)
-    } else {
-        work()
-    }
+    scanned(py, text, work)
 }
 
 /// Hand over the characters outside ASCII and CJK the scan may read, each with its
@@ -82,21 +74,8 @@ fn set_domain(map: HashMap<char, char>) -> bool {
 /// `detectors._detect(text)` as `(start, end, category, detector, confidence)`, or None
 /// when `text` is outside the domain (see scan.rs): Python scans it then.
 #[pyfunction]
-#[pyo3(signature = (text, import_year, year, month, day))]
-fn detect(
-    py: Python<'_>,
-    text: &str,
-    import_year: i32,
-    year: i32,
-    month: u32,
-    day: u32,
-) -> Option<Vec<Scanned>> {
-    let today = Today {
-        import_year,
-        year,
-        month,
-        day,
-    };
+fn detect(py: Python<'_>, text: &str, today: (i32, i32, u32, u32)) -> Option<Vec<Scanned>> {
+    let today = Today::from(today);
     let work = || {
         scan::detect(text, today).map(|hits| {
             hits.into_iter()
@@ -112,31 +91,18 @@ fn detect(
                 .collect()
         })
     };
-    if text.len() > DETACH_CHARS {
-        py.allow_threads(work)
-    } else {
-        work()
-    }
+    scanned(py, text, work)
 }
 
 /// `detectors._classify_value(value, key_hint)` with `ctx = key_hint.lower()` (or ""):
 /// `(True, hit or None)`, or `(False, None)` when Python must classify the value.
 #[pyfunction]
-#[pyo3(signature = (value, ctx, import_year, year, month, day))]
 fn classify_value(
     value: &str,
     ctx: &str,
-    import_year: i32,
-    year: i32,
-    month: u32,
-    day: u32,
+    today: (i32, i32, u32, u32),
 ) -> (bool, Option<Classified>) {
-    let today = Today {
-        import_year,
-        year,
-        month,
-        day,
-    };
+    let today = Today::from(today);
     match value::classify(value, ctx, today) {
         None => (false, None),
         Some(found) => (
@@ -146,6 +112,14 @@ fn classify_value(
     }
 }
 
+/// The word lists the compiled detectors copy from the Python ones, by Python name.
+#[pyfunction]
+fn word_lists() -> Vec<(&'static str, Vec<String>)> {
+    let mut lists = scan::word_lists();
+    lists.extend(numbers::word_lists());
+    lists
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("VERSION", env!("CARGO_PKG_VERSION"))?;
@@ -153,5 +127,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(set_domain, m)?)?;
     m.add_function(wrap_pyfunction!(detect, m)?)?;
     m.add_function(wrap_pyfunction!(classify_value, m)?)?;
+    m.add_function(wrap_pyfunction!(word_lists, m)?)?;
     Ok(())
 }

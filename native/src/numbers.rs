@@ -103,6 +103,20 @@ const NUMBER_LABELS: &[&str] = &[
     "ref",
 ];
 
+/// The keyword lists copied from numbers.py, by their Python names (see scan::word_lists).
+pub fn word_lists() -> Vec<(&'static str, Vec<String>)> {
+    let list = |l: &[&str]| l.iter().map(|w| w.to_string()).collect::<Vec<_>>();
+    vec![
+        ("numbers.KW_ID", list(KW_ID)),
+        ("numbers.KW_CARD", list(KW_CARD)),
+        ("numbers.KW_ACCOUNT", list(KW_ACCOUNT)),
+        ("numbers.KW_SECURITIES", list(KW_SECURITIES)),
+        ("numbers.KW_POSTAL", list(KW_POSTAL)),
+        ("numbers.KW_PHONE", list(KW_PHONE)),
+        ("numbers.KW_TW_PERMIT", list(KW_TW_PERMIT)),
+    ]
+}
+
 fn any_in(ctx: &str, keywords: &[&str]) -> bool {
     keywords.iter().any(|k| ctx.contains(k))
 }

@@ -161,6 +161,19 @@ const FILE_TLDS: &[&str] = &[
     "png", "jpg", "jpeg", "gif", "svg", "webp", "js", "css", "ts", "py",
 ];
 
+/// Context keywords of `patterns.KW_PASSPORT` and `KW_SECURITIES` (lower case).
+pub const KW_PASSPORT: &[&str] = &[
+    "护照",
+    "passport",
+    "通行证",
+    "回乡证",
+    "台胞证",
+    "旅行证",
+    "hzhm",
+    "permit",
+];
+pub const KW_SECURITIES: &[&str] = &["证券", "股东", "资金账", "securit", "stock", "gdzh", "zjzh"];
+
 pub fn patterns() -> &'static Patterns {
     static P: OnceLock<Patterns> = OnceLock::new();
     P.get_or_init(|| {
@@ -829,25 +842,8 @@ pub fn uscc_at(t: &[char], p: usize) -> Option<usize> {
 fn keyword_codes(t: &Text, out: &mut Vec<Found>) {
     type At = fn(&[char], usize) -> Option<usize>;
     let kinds: [(At, &[&str], &'static str); 2] = [
-        (
-            passport_at,
-            &[
-                "护照",
-                "passport",
-                "通行证",
-                "回乡证",
-                "台胞证",
-                "旅行证",
-                "hzhm",
-                "permit",
-            ],
-            "passport",
-        ),
-        (
-            securities_at,
-            &["证券", "股东", "资金账", "securit", "stock", "gdzh", "zjzh"],
-            "securities_account",
-        ),
+        (passport_at, KW_PASSPORT, "passport"),
+        (securities_at, KW_SECURITIES, "securities_account"),
     ];
     for (at, keywords, cat) in kinds {
         for (s, e) in matches_of(t.chars, at) {
@@ -1262,18 +1258,7 @@ fn amounts(t: &Text, out: &mut Vec<Found>) {
         let start0 = t.c(whole.start());
         let before = t.window(start0.saturating_sub(4), start0);
         let cue = m.get(1).unwrap().as_str();
-        let product = [
-            "最低",
-            "起投",
-            "单笔",
-            "每笔",
-            "门槛",
-            "认购起点",
-            "起点",
-            "产品",
-            "项目",
-            "基金",
-        ];
+        let product = PRODUCT_BEFORE;
         if matches!(cue, "投资" | "营收" | "营业额" | "营业收入")
             && product.iter().any(|p| before.contains(p))
         {
@@ -1291,6 +1276,55 @@ fn amounts(t: &Text, out: &mut Vec<Found>) {
             0.7,
         ));
     }
+}
+
+const PRODUCT_BEFORE: &[&str] = &[
+    "最低",
+    "起投",
+    "单笔",
+    "每笔",
+    "门槛",
+    "认购起点",
+    "起点",
+    "产品",
+    "项目",
+    "基金",
+];
+const PRODUCT_RISK: &[&str] = &["产品", "基金", "理财", "本品", "该品", "债券", "信托"];
+const PERSON: &[&str] = &["客户", "投资者", "投资人", "本人", "其"];
+
+/// The word lists this module copies from the Python detectors, by the Python name
+/// they copy: a test holds them equal, so an edit on one side cannot go unnoticed.
+pub fn word_lists() -> Vec<(&'static str, Vec<String>)> {
+    let split = |s: &str| s.split('|').map(str::to_string).collect::<Vec<_>>();
+    let chars = |s: &str| s.chars().map(String::from).collect::<Vec<_>>();
+    let list = |l: &[&str]| l.iter().map(|w| w.to_string()).collect::<Vec<_>>();
+    vec![
+        ("patterns._COMPOUND", split(COMPOUND)),
+        ("patterns._SINGLE", chars(SINGLE)),
+        (
+            "patterns._NAME_CTX",
+            split(NAME_CTX.trim_start_matches("(?:").trim_end_matches(')')),
+        ),
+        ("patterns._STOP", chars(STOP)),
+        ("patterns._PROVINCES", split(PROVINCES)),
+        ("patterns._FILE_TLDS", list(FILE_TLDS)),
+        ("patterns.KW_PASSPORT", list(KW_PASSPORT)),
+        ("patterns.KW_SECURITIES", list(KW_SECURITIES)),
+        ("patterns.PLATE_PROVINCES", chars(PLATE_PROVINCES)),
+        ("prose._INCOME_CUES", split(INCOME_CUES)),
+        ("prose._ASSET_CUES", split(ASSET_CUES)),
+        ("prose._BALANCE_CUES", split(BALANCE_CUES)),
+        ("prose._RISK_CUE", list(RISK_CUES)),
+        ("prose._RISK_TYPES", list(&RISK_TYPE_WORDS)),
+        ("prose._PRODUCT_BEFORE", list(PRODUCT_BEFORE)),
+        ("prose._PRODUCT_RISK", list(PRODUCT_RISK)),
+        ("prose._PERSON", list(PERSON)),
+        ("urls._BEARER_PARAMS", split(BEARER_PARAMS)),
+        ("urls._LONG_PARAMS", split(LONG_PARAMS)),
+        ("urls._SHARE_SEGMENTS", list(SHARE_SEGMENTS)),
+        ("normalize._NUMERALS", chars(NUMERALS)),
+    ]
 }
 
 const RISK_TYPE_WORDS: [&str; 7] = [
@@ -1408,10 +1442,7 @@ fn risk_grades(t: &Text, out: &mut Vec<Found>) {
         let s0 = i;
         i = g_end.max(i + 1);
         let before = t.window(s0.saturating_sub(8), s0);
-        if ["产品", "基金", "理财", "本品", "该品", "债券", "信托"]
-            .iter()
-            .any(|x| before.contains(x))
-        {
+        if PRODUCT_RISK.iter().any(|x| before.contains(x)) {
             continue;
         }
         let cue: String = c[s0..c_end].iter().collect();
@@ -1420,9 +1451,7 @@ fn risk_grades(t: &Text, out: &mut Vec<Found>) {
                 cue.as_str(),
                 "风险等级" | "风险评级" | "风险类型" | "风险偏好"
             )
-            && !["客户", "投资者", "投资人", "本人", "其"]
-                .iter()
-                .any(|x| before.contains(x))
+            && !PERSON.iter().any(|x| before.contains(x))
         {
             continue;
         }

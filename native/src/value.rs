@@ -81,21 +81,13 @@ fn ascii_code(c: &[char], ctx: &str, n: usize) -> Option<Hit> {
     if ctx.is_empty() {
         return None;
     }
-    let passport = [
-        "护照",
-        "passport",
-        "通行证",
-        "回乡证",
-        "台胞证",
-        "旅行证",
-        "hzhm",
-        "permit",
-    ];
-    if contains_any(ctx, &passport) && scan::passport_full(c) {
+    if contains_any(ctx, scan::KW_PASSPORT) && scan::passport_full(c) {
         return hit("passport", n, "passport", 0.7);
     }
-    let securities = ["证券", "股东", "资金账", "securit", "stock", "gdzh", "zjzh"];
-    if contains_any(ctx, &securities) && c.len() == 10 && scan::securities_at(c, 0) == Some(10) {
+    if contains_any(ctx, scan::KW_SECURITIES)
+        && c.len() == 10
+        && scan::securities_at(c, 0) == Some(10)
+    {
         return hit("securities_account", n, "securities_account", 0.7);
     }
     None

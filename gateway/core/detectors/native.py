@@ -81,13 +81,16 @@ def status() -> tuple[bool, str]:
     return _NATIVE is not None, _STATUS
 
 
+def _today() -> tuple[int, int, int, int]:
+    """The dates a birth date is checked against, as `checks.date_ok` reads them."""
+    today = date.today()
+    return checks.IMPORT_YEAR, today.year, today.month, today.day
+
+
 def scan_numbers(text: str) -> list[Found]:
     """`numbers.scan_numbers(text)` as `Found` tuples (category, detector, confidence)."""
     if _NATIVE is not None:
-        today = date.today()
-        found: list[Found] | None = _NATIVE.scan_numbers(
-            text, checks.IMPORT_YEAR, today.year, today.month, today.day
-        )
+        found: list[Found] | None = _NATIVE.scan_numbers(text, _today())
         if found is not None:
             return found
     return python_scan_numbers(text)
@@ -98,10 +101,7 @@ def detect(text: str) -> list[tuple[int, int, str, str, float]] | None:
     domain the compiled scan was proven on (the caller then runs the Python scan)."""
     if _NATIVE is None:
         return None
-    today = date.today()
-    found: list[tuple[int, int, str, str, float]] | None = _NATIVE.detect(
-        text, checks.IMPORT_YEAR, today.year, today.month, today.day
-    )
+    found: list[tuple[int, int, str, str, float]] | None = _NATIVE.detect(text, _today())
     return found
 
 
@@ -110,9 +110,8 @@ def classify_value(value: str, ctx: str) -> tuple[bool, tuple[str, int, int, str
     `(True, hit fields or None)`, or `(False, None)` when Python must classify it."""
     if _NATIVE is None:
         return False, None
-    today = date.today()
     found: tuple[bool, tuple[str, int, int, str, float] | None] = _NATIVE.classify_value(
-        value, ctx, checks.IMPORT_YEAR, today.year, today.month, today.day
+        value, ctx, _today()
     )
     return found
 
