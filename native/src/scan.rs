@@ -393,56 +393,58 @@ pub fn upper_x(t: &mut [char]) {
 
 // --- detectors ------------------------------------------------------------------------
 
+/// Every match of `regex` as a finding.
+fn push_all(
+    t: &Text,
+    regex: &Regex,
+    category: &'static str,
+    detector: &'static str,
+    confidence: f64,
+    out: &mut Vec<Found>,
+) {
+    for m in regex.find_iter(&t.s) {
+        out.push(found(
+            t.c(m.start()),
+            t.c(m.end()),
+            category,
+            detector,
+            confidence,
+        ));
+    }
+}
+
 fn credentials(t: &Text, out: &mut Vec<Found>) {
     let p = patterns();
     // lower case changes only ASCII letters in the domain
     let low = t.s.to_ascii_lowercase();
-    if low.len() == t.s.len() && low.chars().count() == t.chars.len() {
-        for kw in p.cred_keyword.find_iter(&low) {
-            let (s, e) = (t.c(kw.start()), t.c(kw.end()));
-            let first = kw.as_str().chars().next().unwrap();
-            if first.is_ascii()
-                && ((s > 0 && t.chars[s - 1].is_ascii_alphabetic())
-                    || (e < t.chars.len() && t.chars[e].is_ascii_alphabetic()))
-            {
-                continue;
-            }
-            if let Some(m) = p.cred_value.captures(&t.s[kw.end()..]) {
-                let g = m.get(1).unwrap();
-                if g.as_str().chars().any(ascii_alnum) {
-                    let base = kw.end();
-                    out.push(found(
-                        t.c(base + g.start()),
-                        t.c(base + g.end()),
-                        "credentials",
-                        "credential_keyword",
-                        0.9,
-                    ));
-                }
+    for kw in p.cred_keyword.find_iter(&low) {
+        let (s, e) = (t.c(kw.start()), t.c(kw.end()));
+        let first = kw.as_str().chars().next().unwrap();
+        if first.is_ascii()
+            && ((s > 0 && t.chars[s - 1].is_ascii_alphabetic())
+                || (e < t.chars.len() && t.chars[e].is_ascii_alphabetic()))
+        {
+            continue;
+        }
+        if let Some(m) = p.cred_value.captures(&t.s[kw.end()..]) {
+            let g = m.get(1).unwrap();
+            if g.as_str().chars().any(ascii_alnum) {
+                let base = kw.end();
+                out.push(found(
+                    t.c(base + g.start()),
+                    t.c(base + g.end()),
+                    "credentials",
+                    "credential_keyword",
+                    0.9,
+                ));
             }
         }
     }
     if t.has("eyJ") {
-        for m in p.jwt.find_iter(&t.s) {
-            out.push(found(
-                t.c(m.start()),
-                t.c(m.end()),
-                "credentials",
-                "jwt",
-                0.95,
-            ));
-        }
+        push_all(t, &p.jwt, "credentials", "jwt", 0.95, out);
     }
     if t.has("=") {
-        for m in p.track2.find_iter(&t.s) {
-            out.push(found(
-                t.c(m.start()),
-                t.c(m.end()),
-                "credentials",
-                "track2",
-                0.9,
-            ));
-        }
+        push_all(t, &p.track2, "credentials", "track2", 0.9, out);
     }
 }
 

@@ -49,9 +49,7 @@ def scan_domain() -> dict[str, str]:
                 and ch not in _normalize.NUMERALS
             ):
                 stable.add(ch)
-    domain = dict.fromkeys(stable, "")
-    for ch in stable:
-        domain[ch] = ch
+    domain = {ch: ch for ch in stable}
 
     def lands(target: str) -> bool:
         return target.isascii() or _cjk(target) or target in stable or fast.get(target) == target
