@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import os
 import unicodedata
+from collections.abc import Callable
 from datetime import date
 from types import ModuleType
+from typing import TypeVar
 
 from gateway.core import normalize as _normalize
 from gateway.core.detectors import checks, numbers
 
 Found = tuple[int, int, str, str, float]
+T = TypeVar("T")
 
 
 def _cjk(ch: str) -> bool:
@@ -79,6 +82,23 @@ def status() -> tuple[bool, str]:
     return _NATIVE is not None, _STATUS
 
 
+class NativeFault(RuntimeError):
+    """The compiled detectors failed (a Rust panic): the response they were reading
+    is refused like any other failure of the rewrite, never passed through."""
+
+
+def _call(fn: Callable[..., T], *args: object) -> T:
+    """A compiled function, its panic made an ordinary error. PyO3 raises a panic as
+    `PanicException`, a BaseException, which the response path would otherwise take
+    for a cancellation and let escape instead of refusing the body."""
+    try:
+        return fn(*args)
+    except BaseException as exc:
+        if isinstance(exc, Exception) or type(exc).__name__ != "PanicException":
+            raise
+        raise NativeFault(f"the compiled detectors failed in {fn.__name__}") from exc
+
+
 def _today() -> tuple[int, int, int, int]:
     """The dates a birth date is checked against, as `checks.date_ok` reads them."""
     today = date.today()
@@ -88,7 +108,7 @@ def _today() -> tuple[int, int, int, int]:
 def scan_numbers(text: str) -> list[Found]:
     """`numbers.scan_numbers(text)` as `Found` tuples (category, detector, confidence)."""
     if _NATIVE is not None:
-        found: list[Found] | None = _NATIVE.scan_numbers(text, _today())
+        found: list[Found] | None = _call(_NATIVE.scan_numbers, text, _today())
         if found is not None:
             return found
     return python_scan_numbers(text)
@@ -99,7 +119,7 @@ def detect(text: str) -> list[tuple[int, int, str, str, float]] | None:
     domain the compiled scan was proven on (the caller then runs the Python scan)."""
     if _NATIVE is None:
         return None
-    found: list[tuple[int, int, str, str, float]] | None = _NATIVE.detect(text, _today())
+    found: list[tuple[int, int, str, str, float]] | None = _call(_NATIVE.detect, text, _today())
     return found
 
 
@@ -108,8 +128,8 @@ def classify_value(value: str, ctx: str) -> tuple[bool, tuple[str, int, int, str
     `(True, hit fields or None)`, or `(False, None)` when Python must classify it."""
     if _NATIVE is None:
         return False, None
-    found: tuple[bool, tuple[str, int, int, str, float] | None] = _NATIVE.classify_value(
-        value, ctx, _today()
+    found: tuple[bool, tuple[str, int, int, str, float] | None] = _call(
+        _NATIVE.classify_value, value, ctx, _today()
     )
     return found
 

@@ -20,6 +20,7 @@ import sys
 from datetime import date, timedelta
 from pathlib import Path
 
+import orjson
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -641,3 +642,66 @@ def test_the_word_lists_copied_into_the_compiled_code_are_the_python_ones() -> N
         name: sorted(words) if name in sets else words for name, words in _native.word_lists()
     }
     assert compiled == _python_word_lists()
+
+
+class PanicException(BaseException):
+    """What PyO3 raises for a Rust panic (a BaseException, matched by name)."""
+
+
+class _Panicking:
+    VERSION = "test"
+
+    def __getattr__(self, name: str) -> object:
+        def panic(*_args: object) -> object:
+            raise PanicException("index out of bounds")
+
+        return panic
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "limits"),
+    [
+        ("application/json", "json", "LIMITS"),
+        ("application/json", "json", "STREAM_NOW"),
+        ("text/csv; charset=utf-8", "csv", "LIMITS"),
+    ],
+)
+def test_a_panic_in_the_compiled_detectors_refuses_the_body(
+    monkeypatch: pytest.MonkeyPatch, content_type: str, body: str, limits: str
+) -> None:
+    """A Rust panic reaches Python as a BaseException, which the response path would
+    pass on as a cancellation: it is made an ordinary error, so the rewrite fails
+    (the handler then refuses the response) and no byte of the CRM's body is
+    returned, buffered or streamed, JSON or CSV."""
+    from gateway.core.catalog import Catalog
+    from gateway.core.enforce import build_enforcer
+    from gateway.core.masking import Masker
+    from gateway.core.model import Subject
+    from gateway.core.rewrite import RewriteError
+    from gateway.core.static_policy import static_decision
+    from gateway.core.taxonomy import Taxonomy
+    from tests.unit.core.codecs import helpers
+
+    root = Path(__file__).resolve().parents[3]
+    taxonomy = Taxonomy.load(root / "config" / "taxonomy.yaml")
+    catalog = Catalog.load(root / "config" / "crm" / "demo.yaml")
+    decision = static_decision(taxonomy, Subject(id="u-sales-01", clearance="L2"), method="GET")
+    note = "客户来电，手机13912345678，请回电"
+    if body == "csv":
+        route, data = "customer_export_csv", f"id,name,notes\nC000001,张伟,{note}\n".encode()
+    else:
+        page = {"count": 1, "results": [{"id": "C000001", "name": "张伟", "notes": note}]}
+        route, data = "customer_list", orjson.dumps(page)
+    enforcer = build_enforcer(
+        taxonomy=taxonomy,
+        route=catalog.route(route),
+        decision=decision,
+        subject_id="u",
+        masker=Masker(taxonomy, b"panic-test-key-0123456789abcdef01"),
+    )
+    monkeypatch.setattr(native, "_NATIVE", _Panicking())
+    detectors_module = sys.modules["gateway.core.detectors"]
+    detectors_module._detect_memo.cache_clear()
+    detectors_module._classify_memo.cache_clear()
+    with pytest.raises(RewriteError):
+        helpers.run(data, content_type, enforcer, limits=getattr(helpers, limits))
